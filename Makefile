@@ -1,0 +1,36 @@
+# The two commands of the quick start: `make devnet` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test test-all devnet down bench simulate clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --runslow $(PYTEST_ARGS)
+
+devnet: $(STAMP)
+	$(BIN)/ledger-devnet up
+
+down: $(STAMP)
+	$(BIN)/ledger-devnet down
+
+bench: $(STAMP)
+	$(BIN)/ledger-devnet bench --validators 4 --duration 60 --max --json bench-result.json
+
+simulate: $(STAMP)
+	$(BIN)/ledger-node simulate --seeds 1000 --validators 4 --byzantine 1
+
+clean:
+	rm -rf $(VENV) .devnet build *.egg-info

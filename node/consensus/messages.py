@@ -1,0 +1,179 @@
+"""Signed consensus records: proposals, votes and commit certificates.
+
+Every signature is over a digest of canonical bytes that name the record's
+kind, the chain id, height and round, so a signature made for one purpose,
+height, round or chain cannot be replayed as another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from functools import cached_property
+
+from node.crypto import ADDRESS_SIZE, SIGNATURE_SIZE, sha256, sign_digest
+from node.encoding import DecodeError, Reader, Writer
+
+HASH_SIZE = 32
+MAX_COMMIT_SIGS = 10_000
+MAX_PROPOSAL_VALUE_BYTES = 64 * 1024 * 1024
+
+
+class VoteType(IntEnum):
+    PREVOTE = 1
+    PRECOMMIT = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """A prevote or precommit for a block hash, or for nil (``block_hash is None``)."""
+
+    vote_type: VoteType
+    """PREVOTE or PRECOMMIT."""
+    height: int
+    """u64."""
+    round: int
+    """u32."""
+    block_hash: bytes | None
+    """32-byte block hash, or None for nil."""
+    validator: bytes
+    """20-byte address of the signer."""
+    signature: bytes
+    """64-byte signature over ``vote_digest``."""
+
+    def encode(self) -> bytes:
+        w = Writer().u8(int(self.vote_type)).u64(self.height).u32(self.round)
+        w.boolean(self.block_hash is not None)
+        if self.block_hash is not None:
+            w.fixed(self.block_hash, HASH_SIZE)
+        return w.fixed(self.validator, ADDRESS_SIZE).fixed(self.signature, SIGNATURE_SIZE).getvalue()
+
+    @classmethod
+    def read(cls, r: Reader) -> "Vote":
+        raw_type = r.u8()
+        try:
+            vote_type = VoteType(raw_type)
+        except ValueError as exc:
+            raise DecodeError(f"unknown vote type {raw_type}") from exc
+        height, round_ = r.u64(), r.u32()
+        block_hash = r.fixed(HASH_SIZE) if r.boolean() else None
+        return cls(vote_type, height, round_, block_hash, r.fixed(ADDRESS_SIZE), r.fixed(SIGNATURE_SIZE))
+
+    @classmethod
+    def decode(cls, data: bytes) -> "Vote":
+        r = Reader(data)
+        vote = cls.read(r)
+        r.finish()
+        return vote
+
+
+def vote_digest(chain_id: str, vote_type: VoteType, height: int, round_: int, block_hash: bytes | None) -> bytes:
+    w = Writer().text("ledger/vote").text(chain_id).u8(int(vote_type)).u64(height).u32(round_)
+    w.boolean(block_hash is not None)
+    if block_hash is not None:
+        w.fixed(block_hash, HASH_SIZE)
+    return sha256(w.getvalue())
+
+
+def sign_vote(chain_id: str, private_key: bytes, validator: bytes, vote_type: VoteType,
+              height: int, round_: int, block_hash: bytes | None) -> Vote:
+    sig = sign_digest(private_key, vote_digest(chain_id, vote_type, height, round_, block_hash))
+    return Vote(vote_type, height, round_, block_hash, validator, sig)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """The proposer's block for (height, round), with the round of its polka (-1 if none)."""
+
+    height: int
+    """u64."""
+    round: int
+    """u32."""
+    pol_round: int
+    """i32: the round in which ``value`` got a polka that this proposal relies on, or -1."""
+    block_hash: bytes
+    """32-byte id of ``value``; the signature covers it, not the value bytes."""
+    value: bytes
+    """The encoded block."""
+    proposer: bytes
+    """20-byte address of the signer."""
+    signature: bytes
+    """64-byte signature over ``proposal_digest``."""
+
+    def encode(self) -> bytes:
+        return (Writer().u64(self.height).u32(self.round).i32(self.pol_round).fixed(self.block_hash, HASH_SIZE)
+                .var_bytes(self.value).fixed(self.proposer, ADDRESS_SIZE).fixed(self.signature, SIGNATURE_SIZE)
+                .getvalue())
+
+    @classmethod
+    def decode(cls, data: bytes) -> "Proposal":
+        r = Reader(data)
+        height, round_, pol_round = r.u64(), r.u32(), r.i32()
+        if pol_round < -1:
+            raise DecodeError("pol_round must be >= -1")
+        block_hash = r.fixed(HASH_SIZE)
+        value = r.var_bytes(MAX_PROPOSAL_VALUE_BYTES)
+        proposal = cls(height, round_, pol_round, block_hash, value, r.fixed(ADDRESS_SIZE), r.fixed(SIGNATURE_SIZE))
+        r.finish()
+        return proposal
+
+
+def proposal_digest(chain_id: str, height: int, round_: int, pol_round: int, block_hash: bytes) -> bytes:
+    return sha256(Writer().text("ledger/proposal").text(chain_id).u64(height).u32(round_).i32(pol_round)
+                  .fixed(block_hash, HASH_SIZE).getvalue())
+
+
+def sign_proposal(chain_id: str, private_key: bytes, proposer: bytes, height: int, round_: int,
+                  pol_round: int, block_hash: bytes, value: bytes) -> Proposal:
+    sig = sign_digest(private_key, proposal_digest(chain_id, height, round_, pol_round, block_hash))
+    return Proposal(height, round_, pol_round, block_hash, value, proposer, sig)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitSig:
+    """One validator's precommit signature inside a commit certificate."""
+
+    validator: bytes
+    """20-byte validator address."""
+    signature: bytes
+    """64-byte signature over the precommit digest for the certificate's block."""
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A commit certificate: precommits for one block from more than 2/3 of the voting power."""
+
+    height: int
+    """u64."""
+    round: int
+    """u32: the round in which the block was decided."""
+    block_hash: bytes
+    """32-byte hash of the decided block."""
+    signatures: tuple[CommitSig, ...]
+    """Precommit signatures, sorted by validator address."""
+
+    def encode(self) -> bytes:
+        w = Writer().u64(self.height).u32(self.round).fixed(self.block_hash, HASH_SIZE).u32(len(self.signatures))
+        for cs in self.signatures:
+            w.fixed(cs.validator, ADDRESS_SIZE).fixed(cs.signature, SIGNATURE_SIZE)
+        return w.getvalue()
+
+    @classmethod
+    def read(cls, r: Reader) -> "Commit":
+        height, round_, block_hash = r.u64(), r.u32(), r.fixed(HASH_SIZE)
+        sigs = tuple(CommitSig(r.fixed(ADDRESS_SIZE), r.fixed(SIGNATURE_SIZE)) for _ in range(r.count(MAX_COMMIT_SIGS)))
+        validators = [s.validator for s in sigs]
+        if validators != sorted(set(validators)):
+            raise DecodeError("commit signatures must be sorted by validator with no duplicates")
+        return cls(height, round_, block_hash, sigs)
+
+    @classmethod
+    def decode(cls, data: bytes) -> "Commit":
+        r = Reader(data)
+        commit = cls.read(r)
+        r.finish()
+        return commit
+
+    @cached_property
+    def hash(self) -> bytes:
+        return sha256(self.encode())

@@ -1,0 +1,130 @@
+"""Blocks and headers.
+
+The header commits to everything: the previous block, the txids (merkle
+root), the UTXO set *after* the block (app hash), the proposer, the
+certificate that committed the previous block and the validator set.
+``block_hash = H(header)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from node.consensus.messages import Commit
+from node.crypto import ADDRESS_SIZE, sha256
+from node.encoding import DecodeError, Reader, Writer
+from node.ledger.merkle import EMPTY_ROOT, MerkleProof, merkle_proof, merkle_root
+from node.ledger.transactions import MAX_TX_BYTES, Transaction, read_transaction
+
+HASH_SIZE = 32
+ZERO_HASH = bytes(HASH_SIZE)
+MAX_CHAIN_ID_BYTES = 64
+MAX_BLOCK_TXS_DECODE = 100_000
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a block hash commits to."""
+
+    chain_id: str
+    """The chain this block belongs to."""
+    height: int
+    """u64, 1 for the first block after genesis."""
+    time_ms: int
+    """u64 Unix milliseconds chosen by the proposer; strictly increasing."""
+    prev_hash: bytes
+    """Hash of block height-1 (zeros for height 1)."""
+    tx_root: bytes
+    """Merkle root of the block's txids."""
+    app_hash: bytes
+    """Multiset hash of the UTXO set after applying this block."""
+    proposer: bytes
+    """20-byte address of the validator that proposed it (receives the fees)."""
+    last_commit_hash: bytes
+    """Hash of the certificate that committed block height-1 (zeros for height 1)."""
+    validators_hash: bytes
+    """Hash of the validator set that decides this block."""
+
+    def encode(self) -> bytes:
+        return (Writer().text(self.chain_id).u64(self.height).u64(self.time_ms).fixed(self.prev_hash, HASH_SIZE)
+                .fixed(self.tx_root, HASH_SIZE).fixed(self.app_hash, HASH_SIZE).fixed(self.proposer, ADDRESS_SIZE)
+                .fixed(self.last_commit_hash, HASH_SIZE).fixed(self.validators_hash, HASH_SIZE).getvalue())
+
+    @classmethod
+    def read(cls, r: Reader) -> "Header":
+        return cls(r.text(MAX_CHAIN_ID_BYTES), r.u64(), r.u64(), r.fixed(HASH_SIZE), r.fixed(HASH_SIZE),
+                   r.fixed(HASH_SIZE), r.fixed(ADDRESS_SIZE), r.fixed(HASH_SIZE), r.fixed(HASH_SIZE))
+
+    @classmethod
+    def decode(cls, data: bytes) -> "Header":
+        r = Reader(data)
+        header = cls.read(r)
+        r.finish()
+        return header
+
+    @cached_property
+    def hash(self) -> bytes:
+        return sha256(self.encode())
+
+
+@dataclass(frozen=True)
+class Block:
+    """A header, its transactions, and the certificate of the previous block."""
+
+    header: Header
+    """The signed-over part."""
+    txs: tuple[Transaction, ...]
+    """Transactions in execution order."""
+    last_commit: Commit | None
+    """Certificate for block height-1; None only at height 1."""
+
+    @property
+    def hash(self) -> bytes:
+        return self.header.hash
+
+    @property
+    def height(self) -> int:
+        return self.header.height
+
+    @cached_property
+    def txids(self) -> list[bytes]:
+        return [tx.txid for tx in self.txs]
+
+    @cached_property
+    def encoded(self) -> bytes:
+        w = Writer().var_bytes(self.header.encode()).u32(len(self.txs))
+        for tx in self.txs:
+            w.var_bytes(tx.encoded)
+        w.boolean(self.last_commit is not None)
+        if self.last_commit is not None:
+            w.var_bytes(self.last_commit.encode())
+        return w.getvalue()
+
+    def encode(self) -> bytes:
+        return self.encoded
+
+    @classmethod
+    def decode(cls, data: bytes) -> "Block":
+        r = Reader(data)
+        header = Header.decode(r.var_bytes(1024))
+        txs = []
+        for _ in range(r.count(MAX_BLOCK_TXS_DECODE)):
+            raw = r.var_bytes(MAX_TX_BYTES)
+            txs.append(Transaction.decode(raw))
+        last_commit = Commit.decode(r.var_bytes(10_000_000)) if r.boolean() else None
+        r.finish()
+        block = cls(header, tuple(txs), last_commit)
+        block.__dict__["encoded"] = bytes(data)
+        return block
+
+    def proof(self, index: int) -> MerkleProof:
+        return merkle_proof(self.txids, index)
+
+
+def compute_tx_root(txs: tuple[Transaction, ...] | list[Transaction]) -> bytes:
+    return merkle_root([tx.txid for tx in txs]) if txs else EMPTY_ROOT
+
+
+def commit_hash(commit: Commit | None) -> bytes:
+    return commit.hash if commit is not None else ZERO_HASH

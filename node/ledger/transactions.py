@@ -1,0 +1,187 @@
+"""Transactions: the records users sign.
+
+``txid = H(unsigned body)``, where the unsigned body is the transaction with
+every signature left out, so a signature can never change a txid.  Every
+input signs ``H(chain_id || unsigned body)``, so a transaction made for one
+chain is void on another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from node.crypto import (
+    ADDRESS_SIZE,
+    PUBLIC_KEY_SIZE,
+    SIGNATURE_SIZE,
+    address_hash,
+    derive_public_key,
+    sha256,
+    sign_digest,
+)
+from node.encoding import DecodeError, Reader, Writer
+
+COIN: int = 100_000_000
+"""Base units in one whole coin."""
+MAX_SUPPLY: int = 21_000_000 * COIN
+"""No amount, and no sum of amounts, may exceed this (fits a signed 64-bit integer)."""
+MAX_TX_INPUTS: int = 1_000
+MAX_TX_OUTPUTS: int = 1_000
+MAX_TX_BYTES: int = 100_000
+"""Largest encoded transaction accepted anywhere."""
+TXID_SIZE = 32
+ZERO_SIGNATURE = bytes(SIGNATURE_SIZE)
+
+
+@dataclass(frozen=True, slots=True)
+class OutPoint:
+    """A reference to one output of an earlier transaction."""
+
+    txid: bytes
+    """32-byte id of the transaction that created the output."""
+    index: int
+    """Position of the output in that transaction (u32)."""
+
+    def encode(self) -> bytes:
+        return self.txid + self.index.to_bytes(4, "big")
+
+    @classmethod
+    def decode(cls, data: bytes) -> "OutPoint":
+        if len(data) != TXID_SIZE + 4:
+            raise DecodeError("outpoint is 36 bytes")
+        return cls(bytes(data[:32]), int.from_bytes(data[32:], "big"))
+
+
+@dataclass(frozen=True, slots=True)
+class TxInput:
+    """Spends one output; the key must hash to that output's address."""
+
+    prev: OutPoint
+    """The output being spent."""
+    public_key: bytes
+    """33-byte compressed secp256k1 public key."""
+    signature: bytes
+    """64-byte low-S r||s over the transaction's signing digest."""
+
+
+@dataclass(frozen=True, slots=True)
+class TxOutput:
+    """Creates a new unspent output."""
+
+    address: bytes
+    """20-byte account hash that may spend it."""
+    amount: int
+    """Base units, 0 < amount <= MAX_SUPPLY (u64 on the wire)."""
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """A transfer: spends every input, creates every output; the rest is the fee."""
+
+    inputs: tuple[TxInput, ...]
+    """Outputs spent, each with its key and signature."""
+    outputs: tuple[TxOutput, ...]
+    """Outputs created."""
+
+    @cached_property
+    def unsigned_bytes(self) -> bytes:
+        return encode_unsigned(self)
+
+    @cached_property
+    def txid(self) -> bytes:
+        return sha256(self.unsigned_bytes)
+
+    @cached_property
+    def encoded(self) -> bytes:
+        return encode_transaction(self)
+
+    def encode(self) -> bytes:
+        return self.encoded
+
+    @classmethod
+    def decode(cls, data: bytes) -> "Transaction":
+        return decode_transaction(data)
+
+    @property
+    def size(self) -> int:
+        return len(self.encoded)
+
+
+def _write_body(w: Writer, tx: Transaction, with_signatures: bool) -> None:
+    w.u32(len(tx.inputs))
+    for txin in tx.inputs:
+        w.fixed(txin.prev.txid, TXID_SIZE).u32(txin.prev.index).fixed(txin.public_key, PUBLIC_KEY_SIZE)
+        if with_signatures:
+            w.fixed(txin.signature, SIGNATURE_SIZE)
+    w.u32(len(tx.outputs))
+    for out in tx.outputs:
+        w.fixed(out.address, ADDRESS_SIZE).u64(out.amount)
+
+
+def encode_unsigned(tx: Transaction) -> bytes:
+    w = Writer().u8(0)  # domain tag: unsigned body
+    _write_body(w, tx, with_signatures=False)
+    return w.getvalue()
+
+
+def encode_transaction(tx: Transaction) -> bytes:
+    w = Writer().u8(1)  # domain tag: signed transaction
+    _write_body(w, tx, with_signatures=True)
+    return w.getvalue()
+
+
+def read_transaction(r: Reader) -> Transaction:
+    tag = r.u8()
+    if tag != 1:
+        raise DecodeError(f"transaction tag must be 1, got {tag}")
+    inputs = []
+    for _ in range(r.count(MAX_TX_INPUTS)):
+        prev = OutPoint(r.fixed(TXID_SIZE), r.u32())
+        inputs.append(TxInput(prev, r.fixed(PUBLIC_KEY_SIZE), r.fixed(SIGNATURE_SIZE)))
+    outputs = []
+    for _ in range(r.count(MAX_TX_OUTPUTS)):
+        outputs.append(TxOutput(r.fixed(ADDRESS_SIZE), r.u64()))
+    return Transaction(tuple(inputs), tuple(outputs))
+
+
+def decode_transaction(data: bytes) -> Transaction:
+    if len(data) > MAX_TX_BYTES:
+        raise DecodeError(f"transaction is {len(data)} bytes, limit {MAX_TX_BYTES}")
+    r = Reader(data)
+    tx = read_transaction(r)
+    r.finish()
+    tx.__dict__["encoded"] = bytes(data)
+    return tx
+
+
+def signing_digest(tx: Transaction, chain_id: str) -> bytes:
+    """What every input of ``tx`` signs: binds the body to one chain."""
+    return sha256(Writer().text(chain_id).raw(tx.unsigned_bytes).getvalue())
+
+
+def sign_transaction(
+    chain_id: str,
+    spends: list[tuple[OutPoint, bytes]],
+    outputs: list[TxOutput],
+) -> Transaction:
+    """Build and sign a transfer; ``spends`` pairs each outpoint with its owner's private key."""
+    unsigned = Transaction(
+        tuple(TxInput(prev, derive_public_key(key), ZERO_SIGNATURE) for prev, key in spends),
+        tuple(outputs),
+    )
+    digest = signing_digest(unsigned, chain_id)
+    signed = tuple(
+        TxInput(txin.prev, txin.public_key, sign_digest(key, digest))
+        for txin, (_, key) in zip(unsigned.inputs, spends)
+    )
+    return Transaction(signed, unsigned.outputs)
+
+
+def fee_outpoint(chain_id: str, height: int) -> OutPoint:
+    """Where a block's fee output lives: not a real transaction, so it gets a reserved id."""
+    return OutPoint(sha256(Writer().text("fee").text(chain_id).u64(height).getvalue()), 0)
+
+
+def address_of_key(public_key: bytes) -> bytes:
+    return address_hash(public_key)
