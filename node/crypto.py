@@ -113,6 +113,11 @@ def sign_digest_reference(private_key: bytes, digest: bytes) -> bytes:
     return r + s
 
 
+def _as_bytes(value: bytes) -> bytes:
+    """Bytes-like arguments mean the same to both backends; anything else is a TypeError in both."""
+    return value if type(value) is bytes else memoryview(value).tobytes()
+
+
 def _strict_scalars(signature: bytes) -> tuple[int, int] | None:
     if len(signature) != SIGNATURE_SIZE:
         return None
@@ -125,6 +130,7 @@ def _strict_scalars(signature: bytes) -> tuple[int, int] | None:
 
 def verify_signature_reference(public_key: bytes, digest: bytes, signature: bytes) -> bool:
     """The strict rule, decided by the pure-Python ``ecdsa`` package."""
+    public_key, digest, signature = _as_bytes(public_key), _as_bytes(digest), _as_bytes(signature)
     if len(digest) != DIGEST_SIZE or _strict_scalars(signature) is None or not is_valid_public_key(public_key):
         return False
     try:
@@ -132,10 +138,15 @@ def verify_signature_reference(public_key: bytes, digest: bytes, signature: byte
         return bool(vk.verify_digest(signature, digest, sigdecode=sigdecode_string, allow_truncate=False))
     except (ecdsa.BadSignatureError, ecdsa.MalformedPointError, ValueError, AssertionError):
         return False
+    except TypeError:
+        # ecdsa calls .x() on u1*G + u2*Q; at the point at infinity that is None % n.
+        # The arguments are bytes by now, so this can only be that failed verification.
+        return False
 
 
 def _verify_fast(public_key: bytes, digest: bytes, signature: bytes) -> bool:
     # libsecp256k1's parser checks the point (x < p, on the curve) itself.
+    public_key, digest, signature = _as_bytes(public_key), _as_bytes(digest), _as_bytes(signature)
     if len(digest) != DIGEST_SIZE or len(public_key) != PUBLIC_KEY_SIZE or _strict_scalars(signature) is None:
         return False
     pub = _ffi.new("secp256k1_pubkey *")
