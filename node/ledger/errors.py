@@ -1,0 +1,129 @@
+"""Typed rejections of the ledger, each with a stable machine code.
+
+A code never changes once published: clients, the REST layer and tests match
+on it.  The message is for people and says what to do.  ``ERROR_CODES`` is
+the one table of every code with its meaning, so the REST layer can document
+them without repeating the list.
+
+About ``bad-txns-wrong-chain``: every input signs ``H(chain_id || body)``, so
+a transaction signed for another chain simply fails signature verification
+against this chain's digest (``bad-txns-sig``); from the signature alone no
+one can tell *which* chain it was made for.  The code is therefore raised
+where a chain id is stated explicitly and differs from ours: by the REST
+layer when a submission carries a ``chain_id`` field, and by
+``node.ledger.rules.check_chain_id``.
+"""
+
+from __future__ import annotations
+
+# --------------------------------------------------------------------------- transaction codes
+
+TX_VIN_EMPTY = "bad-txns-vin-empty"
+TX_VOUT_EMPTY = "bad-txns-vout-empty"
+TX_VOUT_NEGATIVE = "bad-txns-vout-negative"
+TX_VOUT_ZERO = "bad-txns-vout-zero"
+TX_VOUT_TOOLARGE = "bad-txns-vout-toolarge"
+TX_TXOUTTOTAL_TOOLARGE = "bad-txns-txouttotal-toolarge"
+TX_INPUTS_DUPLICATE = "bad-txns-inputs-duplicate"
+TX_INPUTS_MISSINGORSPENT = "bad-txns-inputs-missingorspent"
+TX_IN_BELOWOUT = "bad-txns-in-belowout"
+TX_OVERSIZE = "bad-txns-oversize"
+TX_MALFORMED = "bad-txns-malformed"
+TX_SIG = "bad-txns-sig"
+TX_PUBKEY_MISMATCH = "bad-txns-pubkey-mismatch"
+TX_BAD_PUBKEY = "bad-txns-bad-pubkey"
+TX_WRONG_CHAIN = "bad-txns-wrong-chain"
+TX_MEMPOOL_CONFLICT = "txn-mempool-conflict"
+
+# --------------------------------------------------------------------------- block codes
+
+BLK_DOUBLE_SPEND = "bad-blk-double-spend"
+BLK_LENGTH = "bad-blk-length"
+BLK_SIZE = "bad-blk-size"
+BLK_TXROOT = "bad-blk-txroot"
+BLK_APPHASH = "bad-blk-apphash"
+BLK_CHAIN_ID = "bad-blk-chain-id"
+BLK_HEIGHT = "bad-blk-height"
+BLK_PREVHASH = "bad-blk-prevhash"
+BLK_COMMIT = "bad-blk-commit"
+BLK_RESULT = "bad-blk-result"
+
+# --------------------------------------------------------------------------- genesis and store codes
+
+GENESIS_ALLOCATION = "bad-genesis-allocation"
+
+STORE_NOT_INITIALIZED = "store-not-initialized"
+STORE_GENESIS_MISMATCH = "store-genesis-mismatch"
+STORE_CORRUPT = "store-corrupt"
+STORE_LOCKED = "store-locked"
+STORE_RESERVED_KEY = "store-reserved-key"
+
+ERROR_CODES: dict[str, str] = {
+    TX_VIN_EMPTY: "the transaction has no inputs",
+    TX_VOUT_EMPTY: "the transaction has no outputs",
+    TX_VOUT_NEGATIVE: "an output amount is negative",
+    TX_VOUT_ZERO: "an output amount is zero; every output must carry at least one base unit",
+    TX_VOUT_TOOLARGE: "an output amount exceeds MAX_SUPPLY",
+    TX_TXOUTTOTAL_TOOLARGE: "the sum of the output amounts exceeds MAX_SUPPLY",
+    TX_INPUTS_DUPLICATE: "the same output is spent twice by one transaction",
+    TX_INPUTS_MISSINGORSPENT: "an input refers to an output that does not exist or is already spent",
+    TX_IN_BELOWOUT: "the inputs add up to less than the outputs",
+    TX_OVERSIZE: "the transaction is larger than MAX_TX_BYTES or has too many inputs or outputs",
+    TX_MALFORMED: "a field has the wrong width or range (hash 32 bytes, key 33, signature 64, address 20, index u32)",
+    TX_SIG: "an input's signature does not verify against this chain's signing digest",
+    TX_PUBKEY_MISMATCH: "an input's public key does not hash to the address of the output it spends",
+    TX_BAD_PUBKEY: "an input's public key is not a 33-byte compressed point on secp256k1",
+    TX_WRONG_CHAIN: "the submission names a chain id other than this node's (a transaction signed for "
+                    "another chain otherwise shows as bad-txns-sig)",
+    TX_MEMPOOL_CONFLICT: "the transaction spends an output already spent by a pending transaction (first seen wins)",
+    BLK_DOUBLE_SPEND: "two transactions of one block spend the same output",
+    BLK_LENGTH: "the block holds more transactions than the genesis limit",
+    BLK_SIZE: "the block's transactions take more bytes than the genesis limit",
+    BLK_TXROOT: "the header's tx_root is not the merkle root of the block's txids",
+    BLK_APPHASH: "the header's app_hash is not the UTXO set hash after executing the block",
+    BLK_CHAIN_ID: "the header names another chain",
+    BLK_HEIGHT: "the block is not at the next height",
+    BLK_PREVHASH: "the header's prev_hash is not the hash of the current tip",
+    BLK_COMMIT: "the commit certificate is for another block or height",
+    BLK_RESULT: "the execution result given does not belong to this block or to the current state",
+    GENESIS_ALLOCATION: "a genesis allocation has a bad address or amount, or they sum above MAX_SUPPLY",
+    STORE_NOT_INITIALIZED: "the store holds no genesis yet; run init first",
+    STORE_GENESIS_MISMATCH: "the store was initialized with a different genesis",
+    STORE_CORRUPT: "the stored height, app hash and blocks disagree",
+    STORE_LOCKED: "the database cannot be opened (missing, or in use by another process)",
+    STORE_RESERVED_KEY: "that metadata key belongs to the ledger and cannot be written from outside",
+}
+
+
+class LedgerError(Exception):
+    """Base of the ledger's typed errors: a stable ``code`` and a human ``message``."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class TxError(LedgerError):
+    """A transaction that breaks a rule."""
+
+
+class BlockError(LedgerError):
+    """A block that breaks a rule.
+
+    When one of its transactions is invalid, ``code`` is that transaction's
+    code, ``tx_index`` its position and ``tx_error`` the original error.
+    """
+
+    def __init__(self, code: str, message: str, tx_index: int | None = None, tx_error: TxError | None = None):
+        super().__init__(code, message)
+        self.tx_index = tx_index
+        self.tx_error = tx_error
+
+
+class GenesisError(LedgerError):
+    """Genesis allocations that cannot form a UTXO set."""
+
+
+class StoreError(LedgerError):
+    """The store cannot do what was asked, or found itself inconsistent."""
