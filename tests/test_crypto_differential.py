@@ -9,7 +9,6 @@ Each check below goes through ``decide``, which asserts that both backends
 
 from __future__ import annotations
 
-import hashlib
 import random
 
 import ecdsa

@@ -1,0 +1,3 @@
+from genesis.cli import main
+
+raise SystemExit(main())
