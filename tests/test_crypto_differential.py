@@ -253,6 +253,63 @@ def test_bytes_like_arguments_agree_and_other_types_raise_in_both():
                     verify(*args)
 
 
+# --------------------------------------------------------------------------- key parsing
+
+
+def decompress(public_key: bytes) -> PointJacobi:
+    x = int.from_bytes(public_key[1:], "big")
+    y = pow((pow(x, 3, P) + 7) % P, (P + 1) // 4, P)
+    if y & 1 != public_key[0] & 1:
+        y = P - y
+    return PointJacobi(crypto.CURVE.curve, x, y, 1, N)
+
+
+def forge_valid_signature(public_key: bytes, rng: random.Random) -> tuple[bytes, bytes]:
+    """(digest, signature) valid under any point, without its private key.
+
+    Pick u1, u2; R = u1*G + u2*Q, r = x(R) mod n, s = r/u2, e = u1*s: then
+    verification computes exactly R again.
+    """
+    Q = decompress(public_key)
+    while True:
+        u1, u2 = rng.randrange(1, N), rng.randrange(1, N)
+        R = G * u1 + Q * u2
+        if R == ecdsa.ellipticcurve.INFINITY or R.x() % N == 0:
+            continue
+        r = R.x() % N
+        s = r * pow(u2, -1, N) % N
+        e = u1 * s % N
+        return b32(e), sig_of(r, min(s, N - s))
+
+
+def fast_key_parses(public_key: bytes) -> bool:
+    pub = crypto._ffi.new("secp256k1_pubkey *")
+    return bool(crypto._lib.secp256k1_ec_pubkey_parse(crypto._CTX, pub, public_key, len(public_key)))
+
+
+def check_key(public_key: bytes, rng: random.Random) -> bool:
+    """Whether the key is usable; asserts both backends think so and a signature under it verifies."""
+    valid = crypto.is_valid_public_key(public_key)
+    if len(public_key) == 33:
+        assert fast_key_parses(public_key) == valid, public_key.hex()
+    if valid:
+        digest, sig = forge_valid_signature(public_key, rng)
+        assert decide(public_key, digest, sig)
+    return valid
+
+
+def test_key_validity_is_the_same_in_both_backends():
+    """A signature is only as valid as its key: a key one backend accepts and the other
+    refuses would show up only with a correct signature under it, so make one."""
+    rng = random.Random(7)
+    _, pub, _, _ = valid_triple(rng)
+    valid = sum(check_key(k, rng) for k in adversarial_public_keys(pub))
+    for x in list(range(0, 64)) + list(range(P - 64, P + 64)) + [rng.randrange(P) for _ in range(200)]:
+        for prefix in (2, 3):
+            valid += check_key(bytes([prefix]) + b32(x), rng)
+    assert valid > 200
+
+
 # --------------------------------------------------------------------------- exhaustive bit flips
 
 
@@ -304,6 +361,12 @@ _settings = settings(max_examples=600, deadline=None, suppress_health_check=[Hea
 @given(public_keys, digests, signatures)
 def test_hypothesis_arbitrary_bytes_agree(pub, digest, sig):
     decide(pub, digest, sig)
+
+
+@_settings
+@given(st.one_of(_structured_key(), st.binary(min_size=33, max_size=33)), st.randoms(use_true_random=False))
+def test_hypothesis_keys_parse_alike_and_verify_a_signature(public_key, rng):
+    check_key(public_key, rng)
 
 
 @_settings
