@@ -1,0 +1,191 @@
+"""A local network of node processes: homes, ports, start, stop, wait.
+
+Used by ``ledger-devnet`` and by the multi-process tests.  Every node is a
+real ``ledger-node start`` process bound to loopback; each writes its log to
+``HOME/node.log`` and its pid to ``HOME/node.pid``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from genesis.document import ConsensusParams, Genesis, dump_genesis
+from node.config import NodeConfig, load_config
+from node.home import init_home
+
+NETWORK_FILE = "network.json"
+PID_FILE = "node.pid"
+LOG_FILE = "node.log"
+
+
+class DevnetError(RuntimeError):
+    code = "devnet-error"
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """Ports the kernel says are free now (held open together so they differ)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of a local network."""
+
+    name: str
+    """Validator name from genesis (also the home folder's name)."""
+    home: Path
+    """The node's home directory."""
+    host: str
+    """Loopback address it binds to."""
+    port: int
+    """REST and peer port."""
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def write_network(base: Path, genesis: Genesis, validator_keys: dict[str, bytes], host: str = "127.0.0.1",
+                  config_overrides: dict[str, object] | None = None) -> list[NodeSpec]:
+    """Create one home per validator under ``base`` with peers wired as a full mesh."""
+    base.mkdir(parents=True, exist_ok=True)
+    genesis_path = base / "genesis.json"
+    dump_genesis(genesis, genesis_path)
+    names = list(validator_keys)
+    ports = free_ports(len(names), host)
+    specs = [NodeSpec(name, base / name, host, port) for name, port in zip(names, ports)]
+    for spec in specs:
+        peers = tuple(other.url for other in specs if other.name != spec.name)
+        config = NodeConfig(name=spec.name, host=host, port=spec.port, peers=peers,
+                            log_file=str(spec.home / LOG_FILE)).with_overrides(config_overrides or {})
+        init_home(spec.home, genesis_path, validator_keys[spec.name], config, force=True)
+    (base / NETWORK_FILE).write_text(json.dumps(
+        {"chain_id": genesis.chain_id, "nodes": [{"name": s.name, "home": str(s.home), "host": s.host,
+                                                   "port": s.port} for s in specs]}, indent=2))
+    return specs
+
+
+def load_network(base: Path) -> list[NodeSpec]:
+    path = base / NETWORK_FILE
+    if not path.exists():
+        raise DevnetError(f"no devnet in {base}: run `ledger-devnet up` first")
+    obj = json.loads(path.read_text())
+    return [NodeSpec(n["name"], Path(n["home"]), n["host"], n["port"]) for n in obj["nodes"]]
+
+
+def node_command(home: Path) -> list[str]:
+    return [sys.executable, "-m", "node.cli", "start", "--home", str(home)]
+
+
+def read_pid(home: Path) -> int | None:
+    try:
+        return int((home / PID_FILE).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def pid_alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours is not alive
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
+    return True
+
+
+def start_node(spec: NodeSpec, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start ``ledger-node start`` for ``spec`` in the background (its own session)."""
+    if pid_alive(read_pid(spec.home)):
+        raise DevnetError(f"{spec.name} is already running (pid {read_pid(spec.home)})")
+    env = dict(os.environ)
+    env.update(extra_env or {})
+    with open(spec.home / "stdout.log", "ab") as out:
+        proc = subprocess.Popen(node_command(spec.home), stdout=out, stderr=subprocess.STDOUT, env=env,
+                                cwd=str(Path(__file__).resolve().parents[1]), start_new_session=True)
+    (spec.home / PID_FILE).write_text(str(proc.pid))
+    return proc
+
+
+def signal_node(spec: NodeSpec, sig: int) -> bool:
+    pid = read_pid(spec.home)
+    if not pid_alive(pid):
+        return False
+    os.kill(pid, sig)
+    return True
+
+
+def wait_stopped(spec: NodeSpec, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not pid_alive(read_pid(spec.home)):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def stop_node(spec: NodeSpec, timeout_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not stopped in time; also resumes a paused node first."""
+    pid = read_pid(spec.home)
+    if not pid_alive(pid):
+        return
+    os.kill(pid, signal.SIGCONT)
+    os.kill(pid, signal.SIGTERM)
+    if not wait_stopped(spec, timeout_s):
+        os.kill(pid, signal.SIGKILL)
+        wait_stopped(spec, 5)
+
+
+def node_status(spec: NodeSpec, timeout_s: float = 1.0) -> dict | None:
+    try:
+        response = httpx.get(spec.url + "/v1/status", timeout=timeout_s)
+        if response.status_code == 200:
+            return response.json()
+    except (httpx.HTTPError, OSError, ValueError):
+        return None
+    return None
+
+
+def wait_for_height(specs: list[NodeSpec], height: int, timeout_s: float) -> bool:
+    """Poll until every node in ``specs`` reports at least ``height`` (or time runs out)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        statuses = [node_status(s) for s in specs]
+        if all(st is not None and st["height"] >= height for st in statuses):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def devnet_params() -> ConsensusParams:
+    """Timeouts for a loopback network: short, so a lost round costs little."""
+    return ConsensusParams(timeout_propose_ms=1500, timeout_prevote_ms=500, timeout_precommit_ms=500,
+                           timeout_delta_ms=250, timeout_commit_ms=100)

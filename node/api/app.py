@@ -1,0 +1,405 @@
+"""The REST API (client routes under /v1) and the node-to-node routes (/p2p).
+
+Every error is JSON ``{"error": {"code": ..., "message": ...}}`` with the
+status that fits: 400 malformed, 404 unknown, 409 conflict, 413 too large,
+422 invalid transaction, 503 mempool full / catching up / height not reached,
+504 commit wait ran out.  A client mistake never becomes a 500.  Nothing here
+can change the node's keys or configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated, Literal
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from node.api.views import amount_json, block_json, commit_json, tx_json, utxo_json
+from node.crypto import CryptoError, decode_address, encode_address
+from node.encoding import DecodeError
+from node.ledger.errors import ERROR_CODES, LedgerError
+from node.ledger.merkle import merkle_proof
+from node.ledger.transactions import MAX_TX_BYTES, OutPoint, Transaction
+from node.mempool import MempoolError
+from node.p2p.wire import decode_consensus_batch, decode_tx_batch, encode_block_batch
+
+log = logging.getLogger("ledger.api")
+
+MAX_PAGE = 1000
+MAX_BLOCK_RANGE = 100
+MAX_BATCH_SUBMIT = 10_000
+
+
+class ApiError(Exception):
+    """A client-facing error with a stable code."""
+
+    def __init__(self, status: int, code: str, message: str, **details: object):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def error_response(status: int, code: str, message: str, **details: object) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message, **details}})
+
+
+class SubmitTx(BaseModel):
+    """One signed transaction in its canonical binary encoding, hex."""
+
+    model_config = ConfigDict(extra="forbid")
+    tx: str = Field(..., max_length=2 * MAX_TX_BYTES, description="hex of the canonical transaction encoding")
+    chain_id: str | None = Field(None, description="optional: the chain the client signed for; refused if not ours")
+
+
+class SubmitBatch(BaseModel):
+    """Many signed transactions; each gets its own result."""
+
+    model_config = ConfigDict(extra="forbid")
+    txs: list[str] = Field(..., max_length=MAX_BATCH_SUBMIT)
+    chain_id: str | None = None
+
+
+def parse_hex(value: str, what: str, size: int | None = None) -> bytes:
+    try:
+        raw = bytes.fromhex(value)
+    except (ValueError, TypeError):
+        raise ApiError(400, "bad-hex", f"{what} must be hex") from None
+    if size is not None and len(raw) != size:
+        raise ApiError(400, "bad-hex", f"{what} must be {size} bytes ({2 * size} hex characters)")
+    return raw
+
+
+def parse_address(value: str) -> bytes:
+    try:
+        return decode_address(value)
+    except CryptoError as exc:
+        raise ApiError(400, exc.code, exc.message) from None
+
+
+def decode_tx_hex(value: str) -> Transaction:
+    raw = parse_hex(value, "tx")
+    if len(raw) > MAX_TX_BYTES:
+        raise ApiError(413, "bad-txns-oversize", f"transaction is {len(raw)} bytes, limit {MAX_TX_BYTES}")
+    try:
+        return Transaction.decode(raw)
+    except DecodeError as exc:
+        raise ApiError(400, "bad-txns-malformed", f"not a canonical transaction encoding: {exc}") from None
+
+
+def tx_error_status(exc: Exception) -> int:
+    if isinstance(exc, MempoolError):
+        return exc.status
+    return 422
+
+
+def create_app(node) -> FastAPI:
+    """The FastAPI application serving ``node``."""
+    app = FastAPI(
+        title="ledger-node",
+        version="0.1.0",
+        description="REST API of a ledger node. Errors are JSON {error: {code, message}}; "
+                    "error codes: " + ", ".join(sorted(ERROR_CODES)),
+    )
+    config = node.config
+
+    # ------------------------------------------------------------------ errors
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, **exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError):
+        problems = [{"loc": [str(x) for x in e.get("loc", ())], "msg": e.get("msg", "")} for e in exc.errors()]
+        return error_response(400, "bad-request", "request does not match the schema", problems=problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException):
+        codes = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}
+        return error_response(exc.status_code, codes.get(exc.status_code, "http-error"), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _internal_error(_request: Request, exc: Exception):
+        log.exception("internal error")
+        return error_response(500, "internal-error", "the node failed to answer; see its log")
+
+    @app.middleware("http")
+    async def _limit_body(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > config.max_request_bytes
+            except ValueError:
+                return error_response(400, "bad-request", "content-length is not a number")
+            if too_big:
+                return error_response(413, "too-large", f"request body over {config.max_request_bytes} bytes")
+        return await call_next(request)
+
+    # ------------------------------------------------------------------ read-your-writes guard
+
+    async def min_height_guard(
+        min_height: Annotated[int | None, Query(ge=0, le=2**63 - 1,
+                                                description="answer only once this height is committed")] = None,
+    ) -> None:
+        if min_height is None:
+            return
+        ok = await node.wait_for_height(min_height, config.min_height_wait_ms / 1000)
+        if not ok:
+            raise ApiError(503, "height-not-reached",
+                           f"node is at height {node.store.height}, below min_height {min_height}; retry later "
+                           "or ask another node", height=node.store.height)
+
+    Guard = Depends(min_height_guard)
+
+    # ------------------------------------------------------------------ node
+
+    @app.get("/v1/health", tags=["node"])
+    async def health():
+        if node.fatal is not None:
+            raise ApiError(503, "node-failed", str(node.fatal))
+        return {"ok": True, "height": node.store.height}
+
+    @app.get("/v1/status", tags=["node"], dependencies=[Guard])
+    async def status():
+        return node.status()
+
+    @app.get("/v1/validators", tags=["node"], dependencies=[Guard])
+    async def validators():
+        vs = node.validators
+        return {"validators_hash": vs.hash.hex(), "total_power": vs.total_power,
+                "validators": [{"name": v.name, "address": encode_address(v.address), "public_key": v.public_key.hex(),
+                                "power": v.power} for v in vs.validators]}
+
+    @app.get("/v1/genesis", tags=["node"], dependencies=[Guard])
+    async def genesis():
+        return {"genesis_hash": node.genesis_hash.hex(), "genesis": node.genesis_json}
+
+    @app.get("/v1/evidence", tags=["node"], dependencies=[Guard])
+    async def evidence():
+        return {"evidence": node.evidence}
+
+    @app.get("/v1/mempool", tags=["node"], dependencies=[Guard])
+    async def mempool(limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100):
+        entries = list(node.mempool.entries.values())[:limit]
+        return {"size": len(node.mempool), "bytes": node.mempool.total_bytes,
+                "txs": [{"txid": e.tx.txid.hex(), "fee": e.fee, "size": e.size} for e in entries]}
+
+    @app.get("/metrics", tags=["node"])
+    async def metrics():
+        return Response(node.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    # ------------------------------------------------------------------ blocks
+
+    def load_block(height: int) -> dict:
+        block = node.store.get_block(height)
+        if block is None:
+            raise ApiError(404, "block-not-found", f"no block at height {height}; the node is at {node.store.height}",
+                           height=node.store.height)
+        return block_json(block, node.store.get_commit(height))
+
+    @app.get("/v1/blocks/latest", tags=["blocks"], dependencies=[Guard])
+    async def latest_block():
+        if node.store.height == 0:
+            raise ApiError(404, "block-not-found", "no block committed yet (height 0 is genesis)")
+        return load_block(node.store.height)
+
+    @app.get("/v1/blocks/{height}", tags=["blocks"], dependencies=[Guard])
+    async def block_at(height: int):
+        if height < 1:
+            raise ApiError(404, "block-not-found", "heights start at 1 (0 is genesis)")
+        return load_block(height)
+
+    @app.get("/v1/blocks", tags=["blocks"], dependencies=[Guard])
+    async def blocks(
+        from_: Annotated[int | None, Query(alias="from", ge=1)] = None,
+        to: Annotated[int | None, Query(ge=1)] = None,
+        txs: bool = False,
+    ):
+        top = node.store.height
+        end = min(to if to is not None else top, top)
+        start = from_ if from_ is not None else max(1, end - 19)
+        if end >= start and end - start + 1 > MAX_BLOCK_RANGE:
+            raise ApiError(400, "range-too-large", f"at most {MAX_BLOCK_RANGE} blocks per request")
+        out = []
+        for height in range(start, end + 1):
+            block = node.store.get_block(height)
+            if block is not None:
+                out.append(block_json(block, node.store.get_commit(height), with_txs=txs))
+        return {"height": top, "from": start, "to": end, "blocks": out}
+
+    # ------------------------------------------------------------------ transactions
+
+    @app.get("/v1/txs/{txid}", tags=["transactions"], dependencies=[Guard])
+    async def get_tx(txid: str):
+        raw = parse_hex(txid, "txid", 32)
+        location = node.locate(raw)
+        if location is not None:
+            block = node.store.get_block(location.height)
+            tx = block.txs[location.index]
+            proof = merkle_proof(block.txids, location.index)
+            return {"status": "committed", "txid": txid, "height": location.height, "index": location.index,
+                    "block_hash": location.block_hash.hex(), "tx_root": block.header.tx_root.hex(),
+                    "proof": proof.to_json(), "tx": tx_json(tx)}
+        entry = node.mempool.get(raw)
+        if entry is not None:
+            return {"status": "pending", "txid": txid, "fee": entry.fee, "tx": tx_json(entry.tx)}
+        raise ApiError(404, "tx-not-found", f"transaction {txid} is neither pending nor committed here",
+                       status="unknown")
+
+    def check_chain(chain_id: str | None) -> None:
+        if chain_id is not None and chain_id != node.chain_id:
+            raise ApiError(422, "bad-txns-wrong-chain",
+                           f"transaction was made for chain {chain_id!r}; this node runs {node.chain_id!r}")
+
+    @app.post("/v1/txs", tags=["transactions"], status_code=202)
+    async def submit_tx(body: SubmitTx, wait: Literal["mempool", "commit"] = "mempool"):
+        check_chain(body.chain_id)
+        tx = decode_tx_hex(body.tx)
+        if node.catching_up:
+            raise ApiError(503, "catching-up", "node is catching up with its peers; retry shortly or use another node")
+        try:
+            node.submit_transaction(tx)
+        except (LedgerError, MempoolError) as exc:
+            details = getattr(exc, "details", {})
+            if getattr(exc, "code", "") == "txn-already-committed":
+                location = node.locate(tx.txid)
+                if location is not None:
+                    return JSONResponse(status_code=200, content={
+                        "txid": tx.txid.hex(), "status": "committed", "height": location.height,
+                        "index": location.index, "block_hash": location.block_hash.hex()})
+            raise ApiError(tx_error_status(exc), exc.code, exc.message, txid=tx.txid.hex(), **details) from None
+        if wait == "commit":
+            location = await node.wait_for_commit(tx.txid, config.commit_wait_ms / 1000)
+            if location is None:
+                raise ApiError(504, "commit-timeout", f"not committed within {config.commit_wait_ms} ms; "
+                                                      f"poll GET /v1/txs/{tx.txid.hex()}", txid=tx.txid.hex())
+            return JSONResponse(status_code=200, content={
+                "txid": tx.txid.hex(), "status": "committed", "height": location.height, "index": location.index,
+                "block_hash": location.block_hash.hex()})
+        return {"txid": tx.txid.hex(), "status": "pending"}
+
+    @app.post("/v1/txs/batch", tags=["transactions"])
+    async def submit_batch(body: SubmitBatch):
+        check_chain(body.chain_id)
+        if node.catching_up:
+            raise ApiError(503, "catching-up", "node is catching up with its peers; retry shortly or use another node")
+        results = []
+        fresh: list[bytes] = []
+        for item in body.txs:
+            try:
+                tx = decode_tx_hex(item)
+            except ApiError as exc:
+                results.append({"status": "rejected", "code": exc.code, "message": exc.message})
+                continue
+            try:
+                if node.store.get_tx_location(tx.txid) is not None:
+                    results.append({"txid": tx.txid.hex(), "status": "committed"})
+                    continue
+                _, new = node.mempool.add(tx)
+                if new:
+                    fresh.append(tx.encoded)
+                results.append({"txid": tx.txid.hex(), "status": "accepted"})
+            except (LedgerError, MempoolError) as exc:
+                results.append({"txid": tx.txid.hex(), "status": "rejected", "code": exc.code,
+                                "message": exc.message, **getattr(exc, "details", {})})
+        node.gossip.broadcast_txs(fresh)
+        accepted = sum(1 for r in results if r["status"] == "accepted")
+        return {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
+
+    # ------------------------------------------------------------------ addresses
+
+    @app.get("/v1/addresses/{address}/balance", tags=["addresses"], dependencies=[Guard])
+    async def balance(address: str, height: Annotated[int | None, Query(ge=0)] = None):
+        account = parse_address(address)
+        top = node.store.height
+        if height is not None and height > top:
+            raise ApiError(404, "height-not-found", f"height {height} is above the node's height {top}", height=top)
+        at = top if height is None else height
+        amount = node.store.balance(account) if height is None else node.store.balance_at(account, height)
+        return {"address": encode_address(account), "height": at, "balance": amount, **{"amount": amount_json(amount)}}
+
+    @app.get("/v1/addresses/{address}/utxos", tags=["addresses"], dependencies=[Guard])
+    async def utxos(address: str, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+                    after: Annotated[str | None, Query(description="txid:index of the last item of the previous page")] = None):
+        account = parse_address(address)
+        cursor = None
+        if after is not None:
+            txid, _, index = after.partition(":")
+            if not index.isdigit() or int(index) >= 2**32:
+                raise ApiError(400, "bad-cursor", "after must be txid:index")
+            cursor = OutPoint(parse_hex(txid, "after txid", 32), int(index))
+        height = node.store.height
+        items = node.store.utxos_of(account, limit, cursor)
+        body = {"address": encode_address(account), "height": height,
+                "utxos": [utxo_json(op, entry) for op, entry in items]}
+        body["next"] = f"{items[-1][0].txid.hex()}:{items[-1][0].index}" if len(items) == limit else None
+        return body
+
+    @app.get("/v1/addresses/{address}/txs", tags=["addresses"], dependencies=[Guard])
+    async def history(address: str, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+                      before: Annotated[str | None, Query(description="height:index of the last item of the previous page")] = None):
+        account = parse_address(address)
+        cursor = None
+        if before is not None:
+            h, _, i = before.partition(":")
+            if not (h.isdigit() and i.isdigit()) or int(h) >= 2**63 or int(i) >= 2**32:
+                raise ApiError(400, "bad-cursor", "before must be height:index")
+            cursor = (int(h), int(i))
+        items = node.store.history_of(account, limit, cursor)
+        body = {"address": encode_address(account), "height": node.store.height,
+                "txs": [{"height": e.height, "index": e.index, "txid": e.txid.hex(), "kind": e.kind} for e in items]}
+        body["next"] = f"{items[-1].height}:{items[-1].index}" if len(items) == limit else None
+        return body
+
+    # ------------------------------------------------------------------ node-to-node
+
+    async def read_peer_body(request: Request) -> bytes:
+        body = await request.body()
+        if len(body) > config.max_request_bytes:
+            raise ApiError(413, "too-large", "peer request too large")
+        return body
+
+    @app.post("/p2p/txs", tags=["p2p"], include_in_schema=True)
+    async def p2p_txs(request: Request):
+        body = await read_peer_body(request)
+        try:
+            raw_txs = decode_tx_batch(body)
+        except DecodeError as exc:
+            raise ApiError(400, "bad-encoding", f"not a transaction batch: {exc}") from None
+        return node.receive_peer_txs(raw_txs)
+
+    @app.post("/p2p/consensus", tags=["p2p"])
+    async def p2p_consensus(request: Request):
+        body = await read_peer_body(request)
+        try:
+            messages = decode_consensus_batch(body)
+        except DecodeError as exc:
+            raise ApiError(400, "bad-encoding", f"not a consensus batch: {exc}") from None
+        return node.receive_consensus(messages)
+
+    @app.get("/p2p/status", tags=["p2p"])
+    async def p2p_status():
+        return {"chain_id": node.chain_id, "genesis_hash": node.genesis_hash.hex(), "height": node.store.height,
+                "name": node.config.name}
+
+    @app.get("/p2p/blocks", tags=["p2p"])
+    async def p2p_blocks(from_: Annotated[int, Query(alias="from", ge=1)],
+                         to: Annotated[int, Query(ge=1)]):
+        end = min(to, node.store.height, from_ + MAX_BLOCK_RANGE - 1)
+        items = []
+        for height in range(from_, end + 1):
+            block_bytes = node.store.get_block_bytes(height)
+            commit = node.store.get_commit(height)
+            if block_bytes is None or commit is None:
+                break
+            items.append((block_bytes, commit.encode()))
+        return Response(encode_block_batch(items), media_type="application/octet-stream")
+
+    return app

@@ -1,0 +1,179 @@
+"""``ledger-node``: init a home, start a node, inspect its store, simulate consensus."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from node.config import ConfigError, NodeConfig, load_config, parse_set_options
+
+log = logging.getLogger("ledger.node")
+
+
+def setup_logging(level: str, log_file: str = "") -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    out = parse_set_options(getattr(args, "set", None))
+    for key in ("name", "host", "port", "peers", "log_level", "log_file"):
+        value = getattr(args, key, None)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from node.home import HomeError, init_home
+
+    key = None
+    if args.key:
+        from node.home import load_key_file
+        key = load_key_file(Path(args.key)).private_key
+    try:
+        config = NodeConfig().with_overrides(_overrides(args))
+        config, genesis, node_key = init_home(Path(args.home), Path(args.genesis), key, config, force=args.force)
+    except (HomeError, ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from node.crypto import encode_address
+    print(json.dumps({"home": str(args.home), "chain_id": genesis.chain_id,
+                      "address": encode_address(node_key.address), "port": config.port}, indent=2))
+    return 0
+
+
+async def run_node(home: Path, config: NodeConfig) -> int:
+    import uvicorn
+
+    from node.api.app import create_app
+    from node.runtime import Node
+
+    node = Node(home, config)
+    app = create_app(node)
+
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):  # SIGTERM/SIGINT stop the node cleanly instead of re-raising
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, node.request_stop)
+            yield
+
+    server = _Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="warning",
+                                    access_log=False, lifespan="off", timeout_keep_alive=30))
+    node.start_consensus()
+    serve_task = asyncio.create_task(server.serve())
+    stop_task = asyncio.create_task(node._stop_event.wait())
+    done, _ = await asyncio.wait({serve_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    with contextlib.suppress(Exception):
+        await serve_task
+    stop_task.cancel()
+    await node.stop()
+    if node.fatal is not None:
+        log.critical("node stopped on error: %s", node.fatal)
+        return 3
+    if serve_task in done and not server.started:
+        log.critical("could not serve on %s:%d", config.host, config.port)
+        return 4
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    home = Path(args.home)
+    try:
+        config = load_config(home, _overrides(args))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config.log_level, config.log_file)
+    try:
+        return asyncio.run(run_node(home, config))
+    except Exception as exc:  # startup failures: a clear line, not a traceback wall
+        log.critical("node failed: %s: %s", type(exc).__name__, exc)
+        return 1
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from node.ledger.store import Store
+    from node.config import DATA_DIR
+
+    store = Store.open(str(Path(args.home) / DATA_DIR))
+    try:
+        height = store.height
+        out: dict = {"height": height, "app_hash": store.app_hash.hex(), "chain_id": store.chain_id}
+        if args.what == "block":
+            h = args.height if args.height is not None else height
+            block = store.get_block(h)
+            if block is None:
+                print(f"error: no block at height {h}", file=sys.stderr)
+                return 1
+            from node.api.views import block_json
+            out = block_json(block, store.get_commit(h))
+        print(json.dumps(out, indent=2))
+    finally:
+        store.close()
+    return 0
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ledger-node", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--name")
+        p.add_argument("--host")
+        p.add_argument("--port", type=int)
+        p.add_argument("--peers", help="comma-separated peer base URLs")
+        p.add_argument("--log-level", dest="log_level")
+        p.add_argument("--log-file", dest="log_file")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key")
+
+    p = sub.add_parser("init", help="create a node home with its LevelDB at height 0")
+    p.add_argument("--home", required=True)
+    p.add_argument("--genesis", required=True)
+    p.add_argument("--key", help="validator key file to use instead of generating one")
+    p.add_argument("--force", action="store_true", help="overwrite an existing home's config and data")
+    common(p)
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("start", help="run the node (REST API, consensus, mempool, gossip)")
+    p.add_argument("--home", required=True)
+    common(p)
+    p.set_defaults(func=cmd_start)
+
+    p = sub.add_parser("show", help="inspect a stopped node's store")
+    p.add_argument("--home", required=True)
+    p.add_argument("what", choices=["tip", "block"], nargs="?", default="tip")
+    p.add_argument("--height", type=int)
+    p.set_defaults(func=cmd_show)
+
+    if "simulate" in (argv or sys.argv[1:2]):
+        from node.consensus.simulate import add_simulate_arguments, run_simulate_command
+        p = sub.add_parser("simulate", help="deterministic multi-node consensus simulation")
+        add_simulate_arguments(p)
+        p.set_defaults(func=run_simulate_command)
+    else:
+        sub.add_parser("simulate", help="deterministic multi-node consensus simulation (see --help)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser(argv).parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

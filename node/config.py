@@ -1,0 +1,128 @@
+"""Node configuration: a TOML file in the node's home, every value overridable
+on the command line (``--set section.key=value`` or the named flags)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import tomli_w
+
+CONFIG_FILE = "config.toml"
+GENESIS_FILE = "genesis.json"
+KEY_FILE = "validator_key.json"
+DATA_DIR = "data"
+SIGNER_FILE = "signer_state.log"
+WAL_FILE = "consensus.wal"
+PEER_TOKEN_FILE = "peer_id"
+
+
+class ConfigError(ValueError):
+    code = "bad-config"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything a node reads at start; written to ``config.toml`` by ``ledger-node init``."""
+
+    name: str = "node"
+    """Human name shown in status and logs."""
+    host: str = "127.0.0.1"
+    """Address the REST and peer API bind to; loopback unless told otherwise."""
+    port: int = 26657
+    """TCP port of the REST and peer API."""
+    peers: tuple[str, ...] = ()
+    """Persistent peers: base URLs of the other nodes (http://host:port)."""
+    log_level: str = "INFO"
+    """Python logging level name."""
+    log_file: str = ""
+    """Optional log file (in addition to stderr)."""
+    mempool_max_txs: int = 50_000
+    """Mempool bound by count: full means 503."""
+    mempool_max_bytes: int = 64 * 1024 * 1024
+    """Mempool bound by encoded bytes."""
+    mempool_expiry_blocks: int = 0
+    """Blocks a transaction may wait before it expires; 0 means genesis' value."""
+    gossip_batch_txs: int = 500
+    """Transactions per gossip request."""
+    gossip_flush_ms: int = 20
+    """How long a partial gossip batch waits for company."""
+    gossip_queue_max: int = 200_000
+    """Per-peer queue bound; the oldest transactions are dropped from a full queue (the peer syncs them from blocks)."""
+    peer_timeout_ms: int = 5_000
+    """Timeout of one peer request."""
+    sync_interval_ms: int = 1_000
+    """How often peers' heights are polled for block sync."""
+    commit_wait_ms: int = 30_000
+    """Bound on ``POST /v1/txs?wait=commit`` before answering 504."""
+    min_height_wait_ms: int = 10_000
+    """Bound on ``?min_height=`` reads before answering 503."""
+    max_request_bytes: int = 16 * 1024 * 1024
+    """Largest request body accepted on any route."""
+    create_empty_blocks_ms: int = 1_000
+    """With an empty mempool, a proposer waits up to this long for transactions before proposing an empty block."""
+
+    def with_overrides(self, overrides: dict[str, object]) -> "NodeConfig":
+        known = {f.name: f for f in fields(self)}
+        values = {}
+        for key, raw in overrides.items():
+            if key not in known:
+                raise ConfigError(f"unknown config key {key!r}; known: {', '.join(sorted(known))}")
+            values[key] = coerce_value(key, raw, type(getattr(self, key)))
+        return replace(self, **values)
+
+
+def coerce_value(key: str, raw: object, kind: type) -> object:
+    try:
+        if kind is tuple:
+            if isinstance(raw, str):
+                return tuple(p.strip() for p in raw.split(",") if p.strip())
+            return tuple(str(p) for p in raw)  # type: ignore[union-attr]
+        if kind is int:
+            if isinstance(raw, bool):
+                raise ValueError
+            return int(raw)  # type: ignore[arg-type]
+        if kind is str:
+            if not isinstance(raw, (str, int)):
+                raise ValueError
+            return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"config key {key!r} expects {kind.__name__}, got {raw!r}") from exc
+    raise ConfigError(f"config key {key!r} has unsupported type")
+
+
+def load_config(home: Path, overrides: dict[str, object] | None = None) -> NodeConfig:
+    path = Path(home) / CONFIG_FILE
+    if not path.exists():
+        raise ConfigError(f"no {CONFIG_FILE} in {home}: run `ledger-node init --home {home} --genesis FILE` first")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    flat: dict[str, object] = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):  # sections are only for readability: [mempool] max_txs -> mempool_max_txs
+            for sub, subval in value.items():
+                flat[f"{key}_{sub}"] = subval
+        else:
+            flat[key] = value
+    config = NodeConfig().with_overrides(flat)
+    return config.with_overrides(overrides or {})
+
+
+def save_config(home: Path, config: NodeConfig) -> None:
+    data = asdict(config)
+    data["peers"] = list(config.peers)
+    (Path(home) / CONFIG_FILE).write_text(tomli_w.dumps(data))
+
+
+def parse_set_options(items: list[str] | None) -> dict[str, object]:
+    """``--set key=value`` pairs from the command line."""
+    out: dict[str, object] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip().replace(".", "_").replace("-", "_")] = value
+    return out

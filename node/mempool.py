@@ -1,0 +1,250 @@
+"""The mempool: transactions admitted but not yet committed.
+
+Admission runs the stateless checks, the UTXO checks against committed state
+plus pending transactions (a pending transaction's outputs may be spent by a
+later one), and the signature checks, once per transaction per node (the
+signature cache).  A second transaction spending an output already spent by a
+pending one is refused: first seen wins.  Bounded by count and bytes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from node.ledger.errors import TxError
+from node.ledger.rules import SignatureCache, check_transaction_stateless, validate_transaction
+from node.ledger.state import StateView, UtxoEntry
+from node.ledger.transactions import OutPoint, Transaction
+
+
+class MempoolError(Exception):
+    """A transaction the mempool will not take; ``code`` is stable, ``status`` is the HTTP status."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str, **details: object):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+class MempoolFull(MempoolError):
+    status = 503
+
+
+class MempoolConflict(MempoolError):
+    status = 409
+
+
+class AlreadyCommitted(MempoolError):
+    status = 409
+
+
+@dataclass(eq=False)
+class MempoolEntry:
+    """One pending transaction."""
+
+    tx: Transaction
+    fee: int
+    """Inputs minus outputs, base units."""
+    size: int
+    """Encoded bytes."""
+    height: int
+    """Committed height when it was admitted (for expiry)."""
+    seq: int
+    """Arrival order: first seen wins and breaks fee-rate ties."""
+    parents: set[bytes] = field(default_factory=set)
+    """Pending txids whose outputs this one spends."""
+
+    @property
+    def fee_rate(self) -> float:
+        return self.fee / self.size
+
+
+class _PendingView:
+    """Committed state plus outputs created by pending transactions, minus pending spends."""
+
+    __slots__ = ("pool",)
+
+    def __init__(self, pool: "Mempool"):
+        self.pool = pool
+
+    def get_utxo(self, outpoint: OutPoint) -> UtxoEntry | None:
+        if outpoint in self.pool.spent_by:
+            return None
+        created = self.pool.created.get(outpoint)
+        if created is not None:
+            return created
+        return self.pool.state.get_utxo(outpoint)
+
+
+class Mempool:
+    """Pending transactions in arrival order, with their spends indexed for conflicts."""
+
+    def __init__(self, state: StateView, chain_id: str, sig_cache: SignatureCache,
+                 max_txs: int, max_bytes: int, expiry_blocks: int, height: int = 0):
+        self.state = state
+        self.chain_id = chain_id
+        self.sig_cache = sig_cache
+        self.max_txs = max_txs
+        self.max_bytes = max_bytes
+        self.expiry_blocks = expiry_blocks
+        self.height = height
+        self.entries: dict[bytes, MempoolEntry] = {}
+        self.spent_by: dict[OutPoint, bytes] = {}
+        self.created: dict[OutPoint, UtxoEntry] = {}
+        self.total_bytes = 0
+        self._seq = itertools.count()
+        self._view = _PendingView(self)
+        self.admitted = 0
+        self.rejected = 0
+        self.expired = 0
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, txid: bytes) -> bool:
+        return txid in self.entries
+
+    def get(self, txid: bytes) -> MempoolEntry | None:
+        return self.entries.get(txid)
+
+    def add(self, tx: Transaction) -> tuple[MempoolEntry, bool]:
+        """Admit ``tx``; returns (entry, True) if new, (entry, False) if it was already pending.
+
+        Raises ``TxError`` for an invalid transaction, ``MempoolConflict`` when
+        a pending transaction already spends one of its inputs,
+        ``MempoolFull`` when the pool is at its bounds.
+        """
+        txid = tx.txid
+        existing = self.entries.get(txid)
+        if existing is not None:
+            return existing, False
+        try:
+            check_transaction_stateless(tx)
+            for txin in tx.inputs:
+                other = self.spent_by.get(txin.prev)
+                if other is not None:
+                    raise MempoolConflict(
+                        "txn-mempool-conflict",
+                        f"output {txin.prev.txid.hex()}:{txin.prev.index} is already spent by pending transaction "
+                        f"{other.hex()}; first seen wins", conflicting_txid=other.hex())
+            if len(self.entries) >= self.max_txs or self.total_bytes + tx.size > self.max_bytes:
+                raise MempoolFull("mempool-full", f"mempool is full ({len(self.entries)} transactions, "
+                                                  f"{self.total_bytes} bytes); retry later")
+            fee = validate_transaction(tx, self._view, self.chain_id, self.sig_cache)
+        except (TxError, MempoolError):
+            self.rejected += 1
+            raise
+        entry = MempoolEntry(tx, fee, tx.size, self.height, next(self._seq))
+        for txin in tx.inputs:
+            self.spent_by[txin.prev] = txid
+            if txin.prev in self.created:
+                entry.parents.add(txin.prev.txid)
+        for index, out in enumerate(tx.outputs):
+            self.created[OutPoint(txid, index)] = UtxoEntry(out.address, out.amount, 0)
+        self.entries[txid] = entry
+        self.total_bytes += entry.size
+        self.admitted += 1
+        return entry, True
+
+    def _drop(self, txid: bytes) -> None:
+        entry = self.entries.pop(txid, None)
+        if entry is None:
+            return
+        self.total_bytes -= entry.size
+        for txin in entry.tx.inputs:
+            if self.spent_by.get(txin.prev) == txid:
+                del self.spent_by[txin.prev]
+        for index in range(len(entry.tx.outputs)):
+            op = OutPoint(txid, index)
+            self.created.pop(op, None)
+            child = self.spent_by.get(op)
+            if child is not None:  # a child spending a dropped parent's output can never be valid
+                self._drop(child)
+
+    def select(self, max_txs: int, max_bytes: int) -> list[Transaction]:
+        """Transactions for a new block: highest fee rate first, parents before children."""
+        chosen: list[Transaction] = []
+        included: set[bytes] = set()
+        size = 0
+        waiting = sorted(self.entries.values(), key=lambda e: (-e.fee_rate, e.seq))
+        for _ in range(3):  # a child skipped before its parent gets another chance
+            deferred = []
+            for entry in waiting:
+                if len(chosen) >= max_txs:
+                    return chosen
+                if entry.parents - included:
+                    deferred.append(entry)
+                    continue
+                if size + entry.size > max_bytes:
+                    continue
+                chosen.append(entry.tx)
+                included.add(entry.tx.txid)
+                size += entry.size
+            if not deferred:
+                break
+            waiting = deferred
+        return chosen
+
+    def update(self, height: int, committed: list[Transaction]) -> list[bytes]:
+        """After block ``height`` commits: drop its transactions, their conflicts, and expired ones.
+
+        Returns the txids dropped other than the committed ones.  Pending
+        transactions stay valid unless a committed transaction spent one of
+        their inputs (or a parent's): signatures never need re-checking.
+        """
+        self.height = height
+        dropped: list[bytes] = []
+        for tx in committed:
+            txid = tx.txid
+            if txid in self.entries:
+                entry = self.entries.pop(txid)
+                self.total_bytes -= entry.size
+                for txin in tx.inputs:
+                    if self.spent_by.get(txin.prev) == txid:
+                        del self.spent_by[txin.prev]
+                for index in range(len(tx.outputs)):
+                    self.created.pop(OutPoint(txid, index), None)
+                for child_txid in self._children_of(txid, len(tx.outputs)):
+                    self.entries[child_txid].parents.discard(txid)
+        for tx in committed:
+            for txin in tx.inputs:
+                loser = self.spent_by.get(txin.prev)
+                if loser is not None and loser != tx.txid:
+                    dropped.append(loser)
+                    self._drop(loser)
+        if self.expiry_blocks > 0:
+            for txid, entry in list(self.entries.items()):
+                if height - entry.height >= self.expiry_blocks and txid in self.entries:
+                    dropped.append(txid)
+                    self.expired += 1
+                    self._drop(txid)
+        return dropped
+
+    def _children_of(self, txid: bytes, n_outputs: int) -> list[bytes]:
+        out = []
+        for index in range(n_outputs):
+            child = self.spent_by.get(OutPoint(txid, index))
+            if child is not None and child in self.entries:
+                out.append(child)
+        return out
+
+    def recheck(self) -> list[bytes]:
+        """Full re-validation against committed state (after block sync applied many blocks)."""
+        entries = sorted(self.entries.values(), key=lambda e: e.seq)
+        self.entries.clear()
+        self.spent_by.clear()
+        self.created.clear()
+        self.total_bytes = 0
+        dropped = []
+        for entry in entries:
+            try:
+                new, _ = self.add(entry.tx)
+                new.height = entry.height
+                new.seq = entry.seq
+            except (TxError, MempoolError):
+                dropped.append(entry.tx.txid)
+        return dropped

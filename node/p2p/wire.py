@@ -1,0 +1,95 @@
+"""Node-to-node wire formats: batches in the canonical binary encoding.
+
+A peer request body is one batch.  Decoding is strict and bounded, so a
+malformed or oversized body is refused before anything is allocated for it.
+"""
+
+from __future__ import annotations
+
+from node.consensus.messages import Commit, Proposal, Vote
+from node.encoding import DecodeError, Reader, Writer
+from node.ledger.blocks import Block
+from node.ledger.transactions import MAX_TX_BYTES, Transaction
+
+MAX_BATCH_TXS = 10_000
+MAX_BATCH_MESSAGES = 10_000
+MAX_BATCH_BLOCKS = 100
+MAX_BLOCK_BYTES_WIRE = 64 * 1024 * 1024
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+KIND_PROPOSAL = 1
+KIND_VOTE = 2
+
+
+def encode_tx_batch(raw_txs: list[bytes]) -> bytes:
+    w = Writer().u32(len(raw_txs))
+    for raw in raw_txs:
+        w.var_bytes(raw)
+    return w.getvalue()
+
+
+def decode_tx_batch(data: bytes) -> list[bytes]:
+    """The raw transactions of a batch; each is decoded (and judged) on its own by the caller."""
+    r = Reader(data)
+    out = [r.var_bytes(MAX_TX_BYTES) for _ in range(r.count(MAX_BATCH_TXS))]
+    r.finish()
+    return out
+
+
+def encode_consensus_message(message: Proposal | Vote) -> bytes:
+    kind = KIND_PROPOSAL if isinstance(message, Proposal) else KIND_VOTE
+    return Writer().u8(kind).var_bytes(message.encode()).getvalue()
+
+
+def encode_consensus_batch(encoded_messages: list[bytes]) -> bytes:
+    """``encoded_messages`` are outputs of ``encode_consensus_message``."""
+    w = Writer().u32(len(encoded_messages))
+    for item in encoded_messages:
+        w.raw(item)
+    return w.getvalue()
+
+
+def decode_consensus_batch(data: bytes) -> list[Proposal | Vote | DecodeError]:
+    """Each message decoded on its own: one bad message does not spoil the batch."""
+    r = Reader(data)
+    out: list[Proposal | Vote | DecodeError] = []
+    for _ in range(r.count(MAX_BATCH_MESSAGES)):
+        kind = r.u8()
+        payload = r.var_bytes(MAX_MESSAGE_BYTES)
+        try:
+            if kind == KIND_PROPOSAL:
+                out.append(Proposal.decode(payload))
+            elif kind == KIND_VOTE:
+                out.append(Vote.decode(payload))
+            else:
+                out.append(DecodeError(f"unknown consensus message kind {kind}"))
+        except DecodeError as exc:
+            out.append(exc)
+    r.finish()
+    return out
+
+
+def encode_block_batch(items: list[tuple[bytes, bytes]]) -> bytes:
+    """(encoded block, encoded commit certificate) pairs."""
+    w = Writer().u32(len(items))
+    for block_bytes, commit_bytes in items:
+        w.var_bytes(block_bytes).var_bytes(commit_bytes)
+    return w.getvalue()
+
+
+def decode_block_batch(data: bytes) -> list[tuple[Block, Commit]]:
+    r = Reader(data)
+    out = []
+    for _ in range(r.count(MAX_BATCH_BLOCKS)):
+        block = Block.decode(r.var_bytes(MAX_BLOCK_BYTES_WIRE))
+        commit = Commit.decode(r.var_bytes(MAX_MESSAGE_BYTES))
+        out.append((block, commit))
+    r.finish()
+    return out
+
+
+def decode_transaction_or_error(raw: bytes) -> Transaction | DecodeError:
+    try:
+        return Transaction.decode(raw)
+    except DecodeError as exc:
+        return exc
