@@ -125,15 +125,19 @@ class OverlayState:
         """True when this overlay (not the base) spent ``outpoint``."""
         return outpoint in self.spent or outpoint in self._spent_created
 
-    def spend(self, outpoint: OutPoint) -> UtxoEntry:
-        """Remove an unspent output; KeyError if there is none."""
+    def spend(self, outpoint: OutPoint, known: UtxoEntry | None = None) -> UtxoEntry:
+        """Remove an unspent output; KeyError if there is none.
+
+        ``known`` is the entry ``get_utxo`` just returned for ``outpoint`` on
+        this overlay, when the caller has it: it saves a second base lookup.
+        """
         entry = self.created.pop(outpoint, None)
         if entry is not None:
             self._spent_created.add(outpoint)
             return entry
         if outpoint in self.spent or outpoint in self._spent_created:
             raise KeyError(outpoint)
-        entry = self.base.get_utxo(outpoint)
+        entry = known if known is not None else self.base.get_utxo(outpoint)
         if entry is None:
             raise KeyError(outpoint)
         self.spent[outpoint] = entry
