@@ -406,8 +406,11 @@ class BlockBuilder:
         self.tx_bytes += tx.size
         return fee
 
-    def finish(self) -> BlockResult:
-        """Pay the fees to the proposer and hash the new UTXO set; the builder is spent afterwards."""
+    def finish(self, tx_root: bytes | None = None) -> BlockResult:
+        """Pay the fees to the proposer and hash the new UTXO set; the builder is spent afterwards.
+
+        ``tx_root`` is the merkle root of ``self.txs`` if the caller already computed it.
+        """
         if self._finished:
             raise RuntimeError("BlockBuilder.finish() was already called")
         self._finished = True
@@ -425,7 +428,7 @@ class BlockBuilder:
         return BlockResult(
             height=self.height,
             proposer=self.proposer,
-            tx_root=compute_tx_root(self.txs),
+            tx_root=tx_root if tx_root is not None else compute_tx_root(self.txs),
             spent=spent,
             created=created,
             fees=fees,
@@ -456,14 +459,15 @@ def _check_stateless_in_block(txs: Sequence[Transaction]) -> list[int]:
     return totals
 
 
-def _execute_checked(builder: BlockBuilder, txs: Sequence[Transaction], totals: list[int]) -> BlockResult:
+def _execute_checked(builder: BlockBuilder, txs: Sequence[Transaction], totals: list[int],
+                     tx_root: bytes | None = None) -> BlockResult:
     for index, (tx, out_total) in enumerate(zip(txs, totals)):
         try:
             builder._add_checked(tx, out_total)
         except TxError as exc:
             raise BlockError(exc.code, f"transaction {index} ({tx.txid.hex()}): {exc.message}",
                              tx_index=index, tx_error=exc) from exc
-    return builder.finish()
+    return builder.finish(tx_root)
 
 
 def compute_block_result(
@@ -545,7 +549,7 @@ def execute_block(
     if header.tx_root != tx_root:
         raise BlockError(BLK_TXROOT, f"header tx_root {header.tx_root.hex()}, computed {tx_root.hex()}")
     builder = BlockBuilder(state, chain_id, header.height, header.proposer, muhash_state, sig_cache=sig_cache)
-    result = _execute_checked(builder, txs, totals)
+    result = _execute_checked(builder, txs, totals, tx_root)
     if expected_app_hash_check and header.app_hash != result.app_hash:
         raise BlockError(BLK_APPHASH, f"header app_hash {header.app_hash.hex()}, computed {result.app_hash.hex()}")
     return result
