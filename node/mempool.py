@@ -248,3 +248,46 @@ class Mempool:
             except (TxError, MempoolError):
                 dropped.append(entry.tx.txid)
         return dropped
+
+
+class MempoolJournal:
+    """Client-acknowledged transactions on disk until they commit.
+
+    A node answers ``202 pending`` only after the transaction is fsynced
+    here, so a crash between acknowledgement and commit loses nothing: on
+    restart the journal is re-admitted.  It is rewritten with just the
+    pending transactions every ``compact_every`` blocks.
+    """
+
+    def __init__(self, path: str, compact_every: int = 20):
+        from node.consensus.records import AppendLog, load_log
+
+        self.path = path
+        self.compact_every = compact_every
+        self.recovered: list[bytes] = load_log(path)
+        self._log = AppendLog(path)
+        self._blocks = 0
+
+    def append(self, raw_txs: list[bytes]) -> None:
+        """Durably record ``raw_txs`` (one fsync for the lot)."""
+        if not raw_txs:
+            return
+        for raw in raw_txs:
+            self._log.append(raw)
+        self._log.sync()
+
+    def on_commit(self, pool: Mempool, force: bool = False) -> None:
+        self._blocks += 1
+        if force or self._blocks >= self.compact_every:
+            self.compact(pool)
+
+    def compact(self, pool: Mempool) -> None:
+        from node.consensus.records import AppendLog, replace_log
+
+        self._blocks = 0
+        self._log.close()
+        replace_log(self.path, [entry.tx.encoded for entry in pool.entries.values()])
+        self._log = AppendLog(self.path)
+
+    def close(self) -> None:
+        self._log.close()

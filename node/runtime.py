@@ -50,7 +50,7 @@ from node.ledger.errors import BlockError, LedgerError, TxError
 from node.ledger.rules import BlockBuilder, BlockResult, SignatureCache, execute_block
 from node.ledger.store import Store
 from node.ledger.transactions import Transaction
-from node.mempool import Mempool, MempoolError
+from node.mempool import AlreadyCommitted, Mempool, MempoolError, MempoolJournal
 from node.metrics import NodeMetrics
 from node.p2p.gossip import Gossip
 from node.p2p.wire import decode_block_batch, encode_consensus_message
@@ -61,6 +61,7 @@ SYNC_BATCH = 50
 MAX_EXECUTED_CACHE = 64
 MAX_SEEN_MESSAGES = 50_000
 EVIDENCE_FILE = "evidence.jsonl"
+JOURNAL_FILE = "mempool.journal"
 
 
 class StateDivergence(RuntimeError):
@@ -101,6 +102,8 @@ class Node:
         expiry = config.mempool_expiry_blocks or self.params.mempool_expiry_blocks
         self.mempool = Mempool(self.store, self.chain_id, self.sig_cache, config.mempool_max_txs,
                                config.mempool_max_bytes, expiry, self.store.height)
+        self.journal = MempoolJournal(str(self.home / JOURNAL_FILE))
+        self._recover_journal()
         self.signer = DurableSigner(str(self.home / SIGNER_FILE), self.key.private_key, self.chain_id) \
             if self.is_validator else None
         self.wal = FileWAL(str(self.home / WAL_FILE))
@@ -139,6 +142,20 @@ class Node:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def _recover_journal(self) -> None:
+        """Re-admit acknowledged transactions that had not committed before a crash."""
+        readmitted = 0
+        for raw in self.journal.recovered:
+            try:
+                _, new = self.mempool.add(Transaction.decode(raw))
+                readmitted += int(new)
+            except (DecodeError, LedgerError, MempoolError):
+                continue  # committed meanwhile, or conflicted: nothing acknowledged is pending any more
+        if self.journal.recovered:
+            log.info("mempool journal recovered=%d readmitted=%d", len(self.journal.recovered), readmitted)
+        self.journal.recovered = []
+        self.journal.compact(self.mempool)
+
     def start_consensus(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.gossip.start()
@@ -161,6 +178,7 @@ class Node:
             except (asyncio.CancelledError, Exception):
                 pass
         await self.gossip.stop()
+        self.journal.close()
         self.store.close()
         log.info("node stopped name=%s height=%d", self.config.name, self.store.height)
 
@@ -326,6 +344,7 @@ class Node:
         self.last_commit = commit
         self.executed.clear()
         self.mempool.update(block.height, list(block.txs))
+        self.journal.on_commit(self.mempool)
         now = time.monotonic()
         interval = now - self.last_block_time
         self.last_block_time = now
@@ -415,16 +434,28 @@ class Node:
                 rejected += 1
         return {"admitted": admitted, "rejected": rejected, "known": known}
 
-    def submit_transaction(self, tx: Transaction) -> bool:
-        """Admit a client's transaction and gossip it; raises TxError/MempoolError. True if new."""
-        if self.store.get_tx_location(tx.txid) is not None:
-            from node.mempool import AlreadyCommitted
-            raise AlreadyCommitted("txn-already-committed", f"transaction {tx.txid.hex()} is already committed",
-                                   txid=tx.txid.hex())
-        _, new = self.mempool.add(tx)
-        if new:
-            self.gossip.broadcast_txs([tx.encoded])
-        return new
+    def admit_client_txs(self, txs: list[Transaction]) -> list[Exception | bool]:
+        """Admit a client's transactions: journal them (one fsync), then gossip them.
+
+        Each result is True (new), False (already pending) or the exception
+        that refused it.  Nothing is acknowledged before it is on disk.
+        """
+        results: list[Exception | bool] = []
+        fresh: list[bytes] = []
+        for tx in txs:
+            try:
+                if self.store.get_tx_location(tx.txid) is not None:
+                    raise AlreadyCommitted("txn-already-committed",
+                                           f"transaction {tx.txid.hex()} is already committed", txid=tx.txid.hex())
+                _, new = self.mempool.add(tx)
+                if new:
+                    fresh.append(tx.encoded)
+                results.append(new)
+            except (LedgerError, MempoolError) as exc:
+                results.append(exc)
+        self.journal.append(fresh)
+        self.gossip.broadcast_txs(fresh)
+        return results
 
     # ------------------------------------------------------------------ waiting (client-centric reads)
 

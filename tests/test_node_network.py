@@ -162,3 +162,25 @@ def test_two_of_four_down_halts_and_resumes(tmp_path):
             r = net.client.get(net.url(0) + f"/v1/txs/{tx.txid.hex()}")
         assert r.json()["status"] == "committed"
         same_chain(net, (0, 1, 2), r.json()["height"])
+
+
+def test_acknowledged_pending_transaction_survives_sigkill(tmp_path):
+    with running_network(tmp_path) as net:
+        net.wait_height(1)
+        for i in (1, 2, 3):
+            net.stop(i)
+        # Only node 0 knows this transaction when it acknowledges it.
+        tx = net.transfer("faucet", net.address("dave") if "dave" in net.wallets else net.address("bob"), COIN)
+        r = net.submit(tx, node=0)
+        assert r.status_code == 202, r.text
+        net.kill(0)
+        net.start()
+        net.wait_ready()
+        deadline = time.monotonic() + 60
+        status = None
+        while time.monotonic() < deadline:
+            status = net.client.get(net.url(1) + f"/v1/txs/{tx.txid.hex()}").json().get("status")
+            if status == "committed":
+                break
+            time.sleep(0.2)
+        assert status == "committed", net.log_tail(0)

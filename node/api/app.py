@@ -264,9 +264,9 @@ def create_app(node) -> FastAPI:
         tx = decode_tx_hex(body.tx)
         if node.catching_up:
             raise ApiError(503, "catching-up", "node is catching up with its peers; retry shortly or use another node")
-        try:
-            node.submit_transaction(tx)
-        except (LedgerError, MempoolError) as exc:
+        outcome = node.admit_client_txs([tx])[0]
+        if isinstance(outcome, Exception):
+            exc = outcome
             details = getattr(exc, "details", {})
             if getattr(exc, "code", "") == "txn-already-committed":
                 location = node.locate(tx.txid)
@@ -274,7 +274,7 @@ def create_app(node) -> FastAPI:
                     return JSONResponse(status_code=200, content={
                         "txid": tx.txid.hex(), "status": "committed", "height": location.height,
                         "index": location.index, "block_hash": location.block_hash.hex()})
-            raise ApiError(tx_error_status(exc), exc.code, exc.message, txid=tx.txid.hex(), **details) from None
+            raise ApiError(tx_error_status(exc), exc.code, exc.message, txid=tx.txid.hex(), **details)
         if wait == "commit":
             location = await node.wait_for_commit(tx.txid, config.commit_wait_ms / 1000)
             if location is None:
@@ -290,26 +290,30 @@ def create_app(node) -> FastAPI:
         check_chain(body.chain_id)
         if node.catching_up:
             raise ApiError(503, "catching-up", "node is catching up with its peers; retry shortly or use another node")
-        results = []
-        fresh: list[bytes] = []
+        results: list[dict | None] = []
+        decoded: list[Transaction] = []
         for item in body.txs:
             try:
-                tx = decode_tx_hex(item)
+                decoded.append(decode_tx_hex(item))
+                results.append(None)
             except ApiError as exc:
                 results.append({"status": "rejected", "code": exc.code, "message": exc.message})
+        outcomes = iter(node.admit_client_txs(decoded))
+        txs = iter(decoded)
+        for i, slot in enumerate(results):
+            if slot is not None:
                 continue
-            try:
-                if node.store.get_tx_location(tx.txid) is not None:
-                    results.append({"txid": tx.txid.hex(), "status": "committed"})
-                    continue
-                _, new = node.mempool.add(tx)
-                if new:
-                    fresh.append(tx.encoded)
-                results.append({"txid": tx.txid.hex(), "status": "accepted"})
-            except (LedgerError, MempoolError) as exc:
-                results.append({"txid": tx.txid.hex(), "status": "rejected", "code": exc.code,
-                                "message": exc.message, **getattr(exc, "details", {})})
-        node.gossip.broadcast_txs(fresh)
+            tx, outcome = next(txs), next(outcomes)
+            if isinstance(outcome, Exception):
+                code = getattr(outcome, "code", "rejected")
+                if code == "txn-already-committed":
+                    results[i] = {"txid": tx.txid.hex(), "status": "committed"}
+                else:
+                    results[i] = {"txid": tx.txid.hex(), "status": "rejected", "code": code,
+                                  "message": getattr(outcome, "message", str(outcome)),
+                                  **getattr(outcome, "details", {})}
+            else:
+                results[i] = {"txid": tx.txid.hex(), "status": "accepted"}
         accepted = sum(1 for r in results if r["status"] == "accepted")
         return {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
 
