@@ -73,7 +73,6 @@ from node.ledger.transactions import (
 )
 
 MAX_U32: int = 2**32 - 1
-ZERO_ADDRESS: bytes = bytes(ADDRESS_SIZE)
 
 try:
     from gmpy2 import legendre as _legendre

@@ -161,7 +161,8 @@ def test_process_killed_before_or_after_the_write(tmp_path, write):
     s = Store.open(path)
     assert s.height == (1 if write else 0)
     assert (s.get_utxo(gen_op(0)) is None) == write
-    assert s.app_hash == (s.get_header(1).app_hash if write else compute_genesis_app_hash(CHAIN, allocations(8, AMOUNT)))
+    genesis_app_hash = compute_genesis_app_hash(CHAIN, allocations(8, AMOUNT))
+    assert s.app_hash == (s.get_header(1).app_hash if write else genesis_app_hash)
     assert s.recompute_app_hash() == s.app_hash
     s.close()
 
@@ -199,7 +200,8 @@ def test_balances_history_and_balance_at(tmp_path):
     assert [s.balance_at(a1, h) for h in (0, 1, 2)] == [AMOUNT, AMOUNT + 300, AMOUNT]
     assert s.balance(PROPOSER) == 150 and s.balance_at(PROPOSER, 1) == 100 and s.balance_at(PROPOSER, 0) == 0
     hist = s.history_of(a0)
-    assert [(e.height, e.index, e.txid) for e in hist] == [(2, 0, t2.txid), (1, 0, t1.txid), (0, 0, genesis_txid(CHAIN))]
+    assert [(e.height, e.index, e.txid) for e in hist] == [(2, 0, t2.txid), (1, 0, t1.txid),
+                                                           (0, 0, genesis_txid(CHAIN))]
     assert [e.kind for e in s.history_of(PROPOSER)] == ["fee", "fee"]
     assert s.history_of(PROPOSER)[0].index == FEE_INDEX
     # Supply is constant: the sum of all balances equals the genesis allocation.
