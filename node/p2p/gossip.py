@@ -101,6 +101,19 @@ class PeerLink:
         self._mark(True)
         return True
 
+    async def _send(self, path: str, body: bytes, batch: list[bytes], queue: collections.deque,
+                    backoff: float) -> float:
+        """Post one batch; on failure put it back at the front and wait. Returns the next backoff."""
+        if await self._post(path, body):
+            if queue is self.txs:
+                self.sent_txs += len(batch)
+            else:
+                self.sent_messages += len(batch)
+            return BACKOFF_START_S
+        queue.extendleft(reversed(batch))
+        await asyncio.sleep(backoff)
+        return min(backoff * 2, BACKOFF_MAX_S)
+
     async def _run(self) -> None:
         backoff = BACKOFF_START_S
         while True:
@@ -109,13 +122,8 @@ class PeerLink:
                 await self.wakeup.wait()
             if self.consensus:
                 batch = [self.consensus.popleft() for _ in range(len(self.consensus))]
-                if await self._post("/p2p/consensus", encode_consensus_batch(batch)):
-                    self.sent_messages += len(batch)
-                    backoff = BACKOFF_START_S
-                else:
-                    self.consensus.extendleft(reversed(batch))
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, BACKOFF_MAX_S)
+                backoff = await self._send("/p2p/consensus", encode_consensus_batch(batch), batch,
+                                           self.consensus, backoff)
                 continue
             if len(self.txs) < self.batch_txs:
                 # Let a partial batch fill up a little, but never delay consensus messages.
@@ -135,13 +143,7 @@ class PeerLink:
             batch = [self.txs.popleft() for _ in range(n)]
             if not batch:
                 continue
-            if await self._post("/p2p/txs", encode_tx_batch(batch)):
-                self.sent_txs += len(batch)
-                backoff = BACKOFF_START_S
-            else:
-                self.txs.extendleft(reversed(batch))
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX_S)
+            backoff = await self._send("/p2p/txs", encode_tx_batch(batch), batch, self.txs, backoff)
 
 
 class Gossip:
