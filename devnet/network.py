@@ -7,6 +7,7 @@ real ``ledger-node start`` process bound to loopback; each writes its log to
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -65,32 +66,117 @@ class NodeSpec:
         return f"http://{self.host}:{self.port}"
 
 
-def write_network(base: Path, genesis: Genesis, validator_keys: dict[str, bytes], host: str = "127.0.0.1",
-                  config_overrides: dict[str, object] | None = None) -> list[NodeSpec]:
-    """Create one home per validator under ``base`` with peers wired as a full mesh."""
+def ports_free(ports: list[int], host: str = "127.0.0.1") -> bool:
+    """True when every port in ``ports`` can be bound on ``host`` right now."""
+    sockets = []
+    try:
+        for port in ports:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(s)
+            s.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def pick_ports(count: int, base_port: int | None, host: str = "127.0.0.1") -> list[int]:
+    """``base_port .. base_port+count-1`` when all are free (stable URLs), else any free ports."""
+    if base_port:
+        wanted = list(range(base_port, base_port + count))
+        if wanted[-1] < 65536 and ports_free(wanted, host):
+            return wanted
+    return free_ports(count, host)
+
+
+def is_loopback(host: str) -> bool:
+    """Only loopback nodes are started by this module (``init`` writes others, never starts them)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _write_homes(base: Path, genesis: Genesis, validator_keys: dict[str, bytes], specs: list[NodeSpec],
+                 bind_hosts: dict[str, str], config_overrides: dict[str, object] | None,
+                 multi_host: bool) -> list[NodeSpec]:
     base.mkdir(parents=True, exist_ok=True)
     genesis_path = base / "genesis.json"
     dump_genesis(genesis, genesis_path)
-    names = list(validator_keys)
-    ports = free_ports(len(names), host)
-    specs = [NodeSpec(name, base / name, host, port) for name, port in zip(names, ports)]
     for spec in specs:
         peers = tuple(other.url for other in specs if other.name != spec.name)
-        config = NodeConfig(name=spec.name, host=host, port=spec.port, peers=peers,
-                            log_file=str(spec.home / LOG_FILE)).with_overrides(config_overrides or {})
+        # a home meant for another machine must not name a path of this one: it logs to stderr there
+        log_file = "" if multi_host else str(spec.home / LOG_FILE)
+        config = NodeConfig(name=spec.name, host=bind_hosts[spec.name], port=spec.port, peers=peers,
+                            log_file=log_file).with_overrides(config_overrides or {})
         init_home(spec.home, genesis_path, validator_keys[spec.name], config, force=True)
     (base / NETWORK_FILE).write_text(json.dumps(
-        {"chain_id": genesis.chain_id, "nodes": [{"name": s.name, "home": str(s.home), "host": s.host,
-                                                   "port": s.port} for s in specs]}, indent=2))
+        {"chain_id": genesis.chain_id, "multi_host": multi_host,
+         "nodes": [{"name": s.name, "home": str(s.home), "host": s.host, "port": s.port} for s in specs]},
+        indent=2))
     return specs
 
 
-def load_network(base: Path) -> list[NodeSpec]:
+def write_network(base: Path, genesis: Genesis, validator_keys: dict[str, bytes], host: str = "127.0.0.1",
+                  config_overrides: dict[str, object] | None = None, *,
+                  base_port: int | None = None) -> list[NodeSpec]:
+    """Create one home per validator under ``base`` with peers wired as a full mesh.
+
+    Ports are any free ones, or ``base_port`` and up when those are all free.
+    Homes are recorded with absolute paths: nodes run with another working directory.
+    """
+    base = Path(base).resolve()
+    names = list(validator_keys)
+    ports = pick_ports(len(names), base_port, host)
+    specs = [NodeSpec(name, base / name, host, port) for name, port in zip(names, ports)]
+    return _write_homes(base, genesis, validator_keys, specs, {n: host for n in names}, config_overrides, False)
+
+
+def write_multi_host_network(base: Path, genesis: Genesis, validator_keys: dict[str, bytes], hosts: list[str],
+                             base_port: int = 26657,
+                             config_overrides: dict[str, object] | None = None) -> list[NodeSpec]:
+    """One home per validator for a network spread over ``hosts`` (validator i on host i mod len(hosts)).
+
+    Each node binds to its own host and knows the others as ``http://host:port``;
+    validators that share a host get consecutive ports.  Nothing is started:
+    copy each home to its machine and run ``ledger-node start --home HOME`` there.
+    """
+    if not hosts:
+        raise DevnetError("at least one host is needed")
+    base = Path(base).resolve()
+    names = list(validator_keys)
+    specs = []
+    for i, name in enumerate(names):
+        host = hosts[i % len(hosts)]
+        specs.append(NodeSpec(name, base / name, host, base_port + i // len(hosts)))
+    return _write_homes(base, genesis, validator_keys, specs, {s.name: s.host for s in specs}, config_overrides,
+                        True)
+
+
+def network_info(base: Path) -> dict:
     path = base / NETWORK_FILE
     if not path.exists():
         raise DevnetError(f"no devnet in {base}: run `ledger-devnet up` first")
-    obj = json.loads(path.read_text())
-    return [NodeSpec(n["name"], Path(n["home"]), n["host"], n["port"]) for n in obj["nodes"]]
+    return json.loads(path.read_text())
+
+
+def load_network(base: Path) -> list[NodeSpec]:
+    obj = network_info(base)
+    # homes written relative to the working directory of the writer resolve against ``base``'s parent
+    return [NodeSpec(n["name"], Path(n["home"]) if Path(n["home"]).is_absolute() else
+                     Path(base).resolve() / Path(n["home"]).name, n["host"], n["port"]) for n in obj["nodes"]]
+
+
+def find_node(specs: list[NodeSpec], name: str) -> NodeSpec:
+    """A node by name (``validator-1``) or by index (``1``)."""
+    for spec in specs:
+        if spec.name == name:
+            return spec
+    if name.isdigit() and int(name) < len(specs):
+        return specs[int(name)]
+    raise DevnetError(f"no node {name!r}; nodes: {', '.join(s.name for s in specs)}")
 
 
 def node_command(home: Path) -> list[str]:
@@ -122,8 +208,22 @@ def pid_alive(pid: int | None) -> bool:
     return True
 
 
+def process_paused(pid: int | None) -> bool:
+    """True when ``pid`` is stopped by SIGSTOP (Linux /proc; False where unknown)."""
+    if pid is None:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] in ("T", "t")
+
+
 def start_node(spec: NodeSpec, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start ``ledger-node start`` for ``spec`` in the background (its own session)."""
+    if not is_loopback(spec.host):
+        raise DevnetError(f"{spec.name} binds to {spec.host}, not loopback: start it on its own machine with "
+                          f"`ledger-node start --home {spec.home}`")
     if pid_alive(read_pid(spec.home)):
         raise DevnetError(f"{spec.name} is already running (pid {read_pid(spec.home)})")
     env = dict(os.environ)

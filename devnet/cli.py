@@ -1,0 +1,475 @@
+"""``ledger-devnet``: run, inspect and perturb a local network of validators.
+
+    ledger-devnet up                 4 validators on loopback, a funded faucet wallet, height >= 1
+    ledger-devnet status [--json]    every node: pid, running, height, app hash, peers
+    ledger-devnet logs NODE [-f]     a node's log
+    ledger-devnet kill|stop|start|pause|resume NODE
+    ledger-devnet url NODE           a node's REST URL (for scripts: curl "$(ledger-devnet url validator-1)/v1/status")
+    ledger-devnet down               stop every node (data kept: `up` resumes, `up --fresh` starts over)
+    ledger-devnet init --validators N --hosts h1,h2,... --out DIR
+                                     homes for one network spread over several machines
+    ledger-devnet bench ... / drill ...   benchmark and fault drills (devnet/bench.py, devnet/drill.py)
+
+NODE is a node name (validator-0) or its index (0).  The devnet lives in
+``--home`` (default ./.devnet): one folder per node (config, key, LevelDB,
+node.log, node.pid), genesis.json, network.json and wallets/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import importlib
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+from devnet.network import (
+    LOG_FILE,
+    NETWORK_FILE,
+    DevnetError,
+    NodeSpec,
+    devnet_params,
+    find_node,
+    is_loopback,
+    load_network,
+    network_info,
+    node_status,
+    pid_alive,
+    process_paused,
+    read_pid,
+    signal_node,
+    start_node,
+    stop_node,
+    wait_stopped,
+    write_multi_host_network,
+    write_network,
+)
+
+DEFAULT_HOME = ".devnet"
+DEFAULT_BASE_PORT = 26657
+WALLETS_DIR = "wallets"
+UP_TIMEOUT_S = 60.0
+START_TIMEOUT_S = 30.0
+
+
+def console():
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+
+
+def fail(message: str, code: int = 1) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+# --------------------------------------------------------------------------- up
+
+
+def _looks_like_devnet(home: Path) -> bool:
+    return (home / NETWORK_FILE).exists()
+
+
+def wipe_home(home: Path) -> None:
+    """Stop the devnet in ``home`` and delete it; refuses a folder that is not a devnet."""
+    if not home.exists():
+        return
+    if not _looks_like_devnet(home):
+        if any(home.iterdir()):
+            raise DevnetError(f"{home} exists and is not a devnet (no {NETWORK_FILE}); refusing to delete it")
+        return
+    for spec in load_network(home):
+        stop_node(spec)
+    shutil.rmtree(home)
+
+
+def write_wallets(home: Path, wallets: dict[str, bytes], genesis) -> dict[str, Path]:
+    """One unencrypted wallet file per funded devnet wallet, already trusting this genesis."""
+    from wallet.keystore import create_keystore
+    from wallet.trust import TrustedChain, pin_chain
+
+    chain = TrustedChain.of(genesis)
+    out = {}
+    for name, key in wallets.items():
+        path = home / WALLETS_DIR / f"{name}.json"
+        store = create_keystore(path, key, None, name=name, overwrite=True)
+        pin_chain(store, chain)
+        out[name] = path
+    return out
+
+
+def wait_until_height(specs: list[NodeSpec], height: int, timeout_s: float) -> tuple[bool, str]:
+    """Poll every node until all are at ``height``; stop early when a process dies."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for spec in specs:
+            if not pid_alive(read_pid(spec.home)):
+                return False, f"{spec.name} exited during start-up; see {spec.home / LOG_FILE} and " \
+                              f"{spec.home / 'stdout.log'}"
+        statuses = _statuses(specs, 0.5)
+        if all(st is not None and st.get("height", 0) >= height for st in statuses):
+            return True, ""
+        time.sleep(0.1)
+    return False, f"not every node reached height {height} within {timeout_s:.0f} s; see `ledger-devnet logs NODE`"
+
+
+def _statuses(specs: list[NodeSpec], timeout_s: float) -> list[dict | None]:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(specs))) as pool:
+        return list(pool.map(lambda s: node_status(s, timeout_s), specs))
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    started_at = time.monotonic()
+    home = Path(args.home)
+    if _looks_like_devnet(home) and not args.fresh:
+        info = network_info(home)
+        if info.get("multi_host"):
+            return fail(f"{home} was written by `ledger-devnet init` for several machines: start each node on its "
+                        f"own machine with `ledger-node start --home HOME`", 2)
+        specs = load_network(home)
+        running = [s for s in specs if pid_alive(read_pid(s.home))]
+        if running:
+            print(f"devnet in {home} is already running ({len(running)} of {len(specs)} nodes up); left as it is. "
+                  f"See `ledger-devnet status`; `ledger-devnet up --fresh` recreates it.")
+            return 0
+        print(f"starting the existing devnet in {home} (its chain is kept; `up --fresh` starts over)")
+        for spec in specs:
+            start_node(spec)
+    else:
+        try:
+            wipe_home(home) if args.fresh else _check_empty(home)
+        except DevnetError as exc:
+            return fail(str(exc), 2)
+        from genesis.build import make_devnet_genesis
+
+        genesis, validator_keys, wallets = make_devnet_genesis(args.validators, chain_id=args.chain_id,
+                                                               demo_wallets=args.demo_wallets,
+                                                               params=devnet_params())
+        specs = write_network(home, genesis, validator_keys, base_port=args.base_port)
+        write_wallets(home, wallets, genesis)
+        for spec in specs:
+            start_node(spec)
+    ok, problem = wait_until_height(specs, 1, args.timeout)
+    elapsed = time.monotonic() - started_at
+    if not ok:
+        return fail(f"{problem} (nodes left running; `ledger-devnet down` stops them)")
+    show_up(home, specs, elapsed)
+    return 0
+
+
+def _check_empty(home: Path) -> None:
+    if home.exists() and any(home.iterdir()):
+        raise DevnetError(f"{home} exists and is not a devnet (no {NETWORK_FILE}); choose another --home")
+
+
+def show_up(home: Path, specs: list[NodeSpec], elapsed: float) -> None:
+    from rich.table import Table
+
+    from genesis.document import load_genesis
+    from node.crypto import encode_address
+    from wallet.amounts import format_coins
+    from wallet.keystore import load_keystore
+
+    out = console()
+    statuses = _statuses(specs, 1.0)
+    nodes = Table(title=f"devnet {home}", title_justify="left")
+    for col in ("node", "REST URL", "validator address", "pid", "height"):
+        nodes.add_column(col, no_wrap=True)
+    for spec, st in zip(specs, statuses):
+        nodes.add_row(spec.name, spec.url, (st or {}).get("validator_address", "?"), str(read_pid(spec.home)),
+                      str((st or {}).get("height", "?")))
+    out.print(nodes)
+    genesis = load_genesis(home / "genesis.json")
+    funds = {encode_address(a.address): a.amount for a in genesis.allocations}
+    wallets = Table(title="wallets (unencrypted, devnet only)", title_justify="left")
+    for col in ("wallet", "address", "genesis coins", "file"):
+        wallets.add_column(col, no_wrap=True)
+    paths = [p for p in (home / WALLETS_DIR).glob("*.json") if not p.name.endswith(".chain.json")]
+    for path in sorted(paths, key=lambda p: (p.stem != "faucet", p.stem)):
+        store = load_keystore(path)
+        wallets.add_row(store.name, store.address, format_coins(funds.get(store.address, 0)), str(path))
+    out.print(wallets)
+    print(f"devnet up: {len(specs)} validators at height >= 1 in {elapsed:.1f} s")
+    print(f"try: ledger-wallet --wallet {home / WALLETS_DIR / 'faucet.json'} balance")
+
+
+# --------------------------------------------------------------------------- down / status / logs
+
+
+def _specs(args: argparse.Namespace) -> list[NodeSpec]:
+    return load_network(Path(args.home))
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    specs = _specs(args)
+    for spec in specs:
+        pid = read_pid(spec.home)
+        if pid_alive(pid):
+            stop_node(spec)
+            print(f"stopped {spec.name} (pid {pid})")
+    print(f"devnet in {args.home} is down (data kept: `ledger-devnet up` resumes it, `up --fresh` starts over)")
+    return 0
+
+
+def node_report(spec: NodeSpec, status: dict | None) -> dict:
+    pid = read_pid(spec.home)
+    running = pid_alive(pid)
+    peers = (status or {}).get("peers") or []
+    return {
+        "name": spec.name,
+        "url": spec.url,
+        "pid": pid if running else None,
+        "running": running,
+        "paused": running and process_paused(pid),
+        "responding": status is not None,
+        "height": status.get("height") if status else None,
+        "app_hash": status.get("app_hash") if status else None,
+        "latest_block_hash": status.get("latest_block_hash") if status else None,
+        "catching_up": status.get("catching_up") if status else None,
+        "peers_up": sum(1 for p in peers if p.get("up")) if status else None,
+        "peers": peers,
+    }
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    specs = _specs(args)
+    statuses = _statuses(specs, args.timeout)
+    reports = [node_report(s, st) for s, st in zip(specs, statuses)]
+    if args.json:
+        print(json.dumps({"nodes": reports}, indent=2))
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"devnet {args.home}", title_justify="left")
+    for col in ("node", "url", "pid", "state", "height", "app hash", "peers up"):
+        table.add_column(col, no_wrap=True)
+    for r in reports:
+        state = "paused" if r["paused"] else ("running" if r["responding"] else
+                                              ("not responding" if r["running"] else "stopped"))
+        table.add_row(r["name"], r["url"], str(r["pid"] or "-"), state,
+                      "-" if r["height"] is None else str(r["height"]),
+                      (r["app_hash"] or "-")[:16], "-" if r["peers_up"] is None else
+                      f"{r['peers_up']}/{len(r['peers'])}")
+    console().print(table)
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    spec = find_node(_specs(args), args.node)
+    path = spec.home / LOG_FILE
+    if not path.exists():
+        path = spec.home / "stdout.log"
+    if not path.exists():
+        return fail(f"{spec.name} has no log yet ({spec.home / LOG_FILE})")
+    with open(path, "r", encoding="utf-8", errors="replace") as handle:
+        lines = handle.readlines()
+        for line in lines[-args.lines:] if args.lines > 0 else lines:
+            sys.stdout.write(line)
+        sys.stdout.flush()
+        if not args.follow:
+            return 0
+        try:
+            while True:
+                line = handle.readline()
+                if line:
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+                else:
+                    time.sleep(0.2)
+        except KeyboardInterrupt:
+            return 0
+
+
+def cmd_url(args: argparse.Namespace) -> int:
+    print(find_node(_specs(args), args.node).url)
+    return 0
+
+
+# --------------------------------------------------------------------------- perturbations
+
+
+def _signal(args: argparse.Namespace, sig: int, verb: str) -> int:
+    spec = find_node(_specs(args), args.node)
+    pid = read_pid(spec.home)
+    if not signal_node(spec, sig):
+        return fail(f"{spec.name} is not running")
+    if sig == signal.SIGKILL:
+        wait_stopped(spec, 5.0)
+    print(f"{verb} {spec.name} (pid {pid})")
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    return _signal(args, signal.SIGKILL, "killed (SIGKILL)")
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    return _signal(args, signal.SIGSTOP, "paused (SIGSTOP)")
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    return _signal(args, signal.SIGCONT, "resumed (SIGCONT)")
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    spec = find_node(_specs(args), args.node)
+    pid = read_pid(spec.home)
+    if not pid_alive(pid):
+        return fail(f"{spec.name} is not running")
+    stop_node(spec)
+    print(f"stopped (SIGTERM) {spec.name} (pid {pid})")
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    spec = find_node(_specs(args), args.node)
+    if pid_alive(read_pid(spec.home)):
+        print(f"{spec.name} is already running (pid {read_pid(spec.home)})")
+        return 0
+    start_node(spec)
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(read_pid(spec.home)):
+            return fail(f"{spec.name} exited at start; see `ledger-devnet logs {spec.name}`")
+        status = node_status(spec, 0.5)
+        if status is not None:
+            print(f"started {spec.name} (pid {read_pid(spec.home)}) at {spec.url}, height {status['height']}")
+            return 0
+        time.sleep(0.1)
+    return fail(f"{spec.name} started (pid {read_pid(spec.home)}) but does not answer yet")
+
+
+# --------------------------------------------------------------------------- init (several machines)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from genesis.build import make_devnet_genesis
+
+    hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
+    if not hosts:
+        return fail("--hosts needs at least one host", 2)
+    out = Path(args.out)
+    try:
+        _check_empty(out)
+    except DevnetError as exc:
+        return fail(str(exc), 2)
+    genesis, validator_keys, wallets = make_devnet_genesis(args.validators, chain_id=args.chain_id,
+                                                           demo_wallets=0)
+    specs = write_multi_host_network(out, genesis, validator_keys, hosts, base_port=args.base_port)
+    write_wallets(out, wallets, genesis)
+    for spec in specs:
+        print(f"{spec.name}: {spec.home}  binds {spec.host}:{spec.port}")
+    print(f"wrote {len(specs)} node homes, genesis.json and wallets/faucet.json (unencrypted) to {out}")
+    print("copy each home to its machine and run: ledger-node start --home HOME")
+    if not all(is_loopback(h) for h in hosts):
+        print("(ledger-devnet does not start nodes bound to non-loopback addresses)")
+    return 0
+
+
+# --------------------------------------------------------------------------- bench and drill (other modules)
+
+PLUGINS = {
+    "bench": ("devnet.bench", "add_bench_arguments", "run_bench", "measure throughput and latency of a devnet"),
+    "drill": ("devnet.drill", "add_drill_arguments", "run_drill", "fault drills: crashes, partitions, slow links"),
+}
+
+
+def run_plugin(name: str, argv: list[str]) -> int:
+    module_name, add_name, run_name, help_text = PLUGINS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return fail(f"`ledger-devnet {name}` is not available: module {module_name} is not installed", 2)
+        raise
+    parser = argparse.ArgumentParser(prog=f"ledger-devnet {name}", description=help_text)
+    getattr(module, add_name)(parser)
+    args = parser.parse_args(argv)
+    return int(getattr(module, run_name)(args) or 0)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ledger-devnet", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_home(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--home", default=DEFAULT_HOME, help="devnet folder (default %(default)s)")
+        return p
+
+    p = with_home(sub.add_parser("up", help="create (first time) and start the devnet, wait for height 1"))
+    p.add_argument("--validators", type=int, default=4)
+    p.add_argument("--fresh", action="store_true", help="stop and wipe an existing devnet first")
+    p.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT,
+                   help="first REST port when the ports from here are free (else any free ports); 0: any")
+    p.add_argument("--chain-id", default="devnet")
+    p.add_argument("--demo-wallets", type=int, default=3, help="funded wallets besides the faucet")
+    p.add_argument("--timeout", type=float, default=UP_TIMEOUT_S, help="seconds to reach height 1")
+    p.set_defaults(func=cmd_up)
+
+    p = with_home(sub.add_parser("down", help="stop every node (data kept)"))
+    p.set_defaults(func=cmd_down)
+
+    p = with_home(sub.add_parser("status", help="per node: pid, running, height, app hash, peers"))
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for each node's answer")
+    p.set_defaults(func=cmd_status)
+
+    p = with_home(sub.add_parser("logs", help="print a node's log (-f: follow until Ctrl-C)"))
+    p.add_argument("node")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("-n", "--lines", type=int, default=100, help="last N lines (0: all)")
+    p.set_defaults(func=cmd_logs)
+
+    p = with_home(sub.add_parser("url", help="print a node's REST URL"))
+    p.add_argument("node")
+    p.set_defaults(func=cmd_url)
+
+    for name, func, text in (("kill", cmd_kill, "SIGKILL a node (a crash)"),
+                             ("stop", cmd_stop, "SIGTERM a node (clean stop)"),
+                             ("pause", cmd_pause, "SIGSTOP a node (frozen, sockets open)"),
+                             ("resume", cmd_resume, "SIGCONT a paused node")):
+        p = with_home(sub.add_parser(name, help=text))
+        p.add_argument("node")
+        p.set_defaults(func=func)
+
+    p = with_home(sub.add_parser("start", help="start a stopped or killed node and wait until it answers"))
+    p.add_argument("node")
+    p.add_argument("--timeout", type=float, default=START_TIMEOUT_S)
+    p.set_defaults(func=cmd_start)
+
+    p = sub.add_parser("init", help="write node homes for a network across machines (starts nothing)")
+    p.add_argument("--validators", type=int, required=True)
+    p.add_argument("--hosts", required=True, help="comma-separated hosts; validator i goes to host i mod count")
+    p.add_argument("--out", required=True)
+    p.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT)
+    p.add_argument("--chain-id", default="ledger")
+    p.set_defaults(func=cmd_init)
+
+    for name, (_m, _a, _r, text) in PLUGINS.items():
+        sub.add_parser(name, help=text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in PLUGINS:
+        return run_plugin(argv[0], argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except DevnetError as exc:
+        return fail(str(exc))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

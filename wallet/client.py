@@ -1,0 +1,104 @@
+"""A small REST client for the node API, with clear errors.
+
+It is given one or more node URLs: on a connection failure it moves on to
+the next one (a devnet wallet keeps working when one node is down).  Every
+answer is JSON; an error answer becomes ``NodeError`` with the node's stable
+code and message.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+DEFAULT_TIMEOUT_S = 10.0
+
+
+class NodeUnreachable(Exception):
+    """No node answered."""
+
+    code = "node-unreachable"
+
+    def __init__(self, urls: list[str], reason: str):
+        self.urls = urls
+        self.message = f"cannot reach the node at {', '.join(urls)}: {reason}"
+        super().__init__(self.message)
+
+
+class NodeError(Exception):
+    """The node answered with an error (its ``code`` is the node's stable code)."""
+
+    def __init__(self, status: int, code: str, message: str, details: dict | None = None, url: str = ""):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+        self.url = url
+
+
+class NodeClient:
+    """Talks to the first reachable node of ``urls``."""
+
+    def __init__(self, urls: list[str] | str, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 transport: httpx.BaseTransport | None = None):
+        self.urls = [urls] if isinstance(urls, str) else list(urls)
+        if not self.urls:
+            raise ValueError("at least one node URL is needed")
+        self.urls = [u.rstrip("/") for u in self.urls]
+        self.timeout_s = timeout_s
+        self._http = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0)), transport=transport)
+        self.url = self.urls[0]
+        """The node that answered last."""
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "NodeClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, *, params: dict | None = None, json: object = None,
+                timeout_s: float | None = None) -> dict:
+        order = [self.url] + [u for u in self.urls if u != self.url]
+        reasons = []
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        for url in order:
+            try:
+                extra = {} if timeout_s is None else {"timeout": httpx.Timeout(timeout_s, connect=3.0)}
+                response = self._http.request(method, url + path, params=params, json=json, **extra)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                reasons.append(f"{url}: {exc or type(exc).__name__}")
+                continue
+            except httpx.TimeoutException:
+                raise NodeUnreachable([url], "no answer in time (is the node paused or overloaded?)") from None
+            except httpx.HTTPError as exc:
+                raise NodeUnreachable([url], str(exc) or type(exc).__name__) from None
+            self.url = url
+            return self._decode(response, url)
+        raise NodeUnreachable(order, "; ".join(reasons) or "connection refused")
+
+    @staticmethod
+    def _decode(response: httpx.Response, url: str) -> dict:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code >= 400:
+            error = body.get("error") if isinstance(body, dict) else None
+            if isinstance(error, dict):
+                details = {k: v for k, v in error.items() if k not in ("code", "message")}
+                raise NodeError(response.status_code, str(error.get("code", "http-error")),
+                                str(error.get("message", "")), details, url)
+            raise NodeError(response.status_code, "http-error",
+                            f"HTTP {response.status_code}: {response.text[:200]}", url=url)
+        if not isinstance(body, dict):
+            raise NodeError(response.status_code, "bad-answer", "the node's answer is not a JSON object", url=url)
+        return body
+
+    def get(self, path: str, **params: object) -> dict:
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, body: object, timeout_s: float | None = None, **params: object) -> dict:
+        return self.request("POST", path, json=body, params=params, timeout_s=timeout_s)
