@@ -1,0 +1,89 @@
+"""``ledger-devnet bench``: the command runs end to end on a short, low-rate load,
+and its pieces (genesis writer, ramp, accounting helpers) do what they say."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from devnet import bench
+from genesis.build import make_genesis
+from genesis.document import genesis_hash, load_genesis
+
+
+def test_fast_genesis_file_loads_back_to_the_same_genesis(tmp_path):
+    addresses = [os.urandom(20) for _ in range(5)]
+    genesis, _keys = make_genesis("bench", 3, [(addresses[i % 5], 1000 + i) for i in range(50)],
+                                  bench.bench_params())
+    path = tmp_path / "genesis.json"
+    bench.write_genesis_json(genesis, path)
+    loaded = load_genesis(path)
+    assert loaded == genesis
+    assert genesis_hash(loaded) == genesis_hash(genesis)
+
+
+def test_ramp_and_budget():
+    opts = bench.Options(max=True, start_rate=100, rate_cap=300, factor=1.5, step=2, warmup=1, duration=4)
+    assert opts.ramp_rates() == [100, 150, 225, 300]
+    first, whole = bench.transfer_budget(opts)
+    assert first >= (100 + 150 + 225 + 300 + 300) * 2
+    assert whole >= first + 300 * 5
+    fixed = bench.Options(rate=50, warmup=1, duration=3)
+    assert bench.transfer_budget(fixed)[0] >= 200
+
+
+def test_percentile_and_proc_sample():
+    assert bench.percentile([], 0.5) is None
+    assert bench.percentile([1.0, 2.0, 3.0], 0.5) == 2.0
+    assert bench.percentile([0.0, 10.0], 0.9) == pytest.approx(9.0)
+    sample = bench.proc_sample(os.getpid())
+    assert sample is not None and sample.cpu_s > 0 and sample.hwm_mb >= sample.rss_mb > 0
+
+
+def test_workload_chains_spend_the_previous_change():
+    signers = [bench.Signer(bytes([i + 1]) * 32) for i in range(2)]
+    from node.ledger.state import genesis_outpoint
+
+    w = bench.Workload("bench", signers, nodes=2)
+    for i in range(4):
+        w.add_slot(i % 2, genesis_outpoint("bench", i), bench.slot_amount(10))
+    assert w.presign(12) >= 12
+    first = w.take(0, 10)
+    assert [r.slot for r in first] == [0, 2]  # node 0 owns the even slots
+    assert w.take(0, 10) == []  # both busy until their transfers commit
+    w.release(first[0], committed=True)
+    nxt = w.take(0, 10)
+    assert len(nxt) == 1 and nxt[0].slot == 0 and nxt[0] is not first[0]
+    from node.ledger.transactions import Transaction
+
+    child = Transaction.decode(bytes.fromhex(nxt[0].hex))
+    assert child.inputs[0].prev.txid.hex() == first[0].txid and child.inputs[0].prev.index == 1
+
+
+@pytest.mark.processes
+def test_bench_short_run_commits_everything(tmp_path):
+    out = tmp_path / "bench.json"
+    plot = tmp_path / "bench.png"
+    code = bench.main(["--validators", "4", "--duration", "3", "--warmup", "1", "--rate", "50",
+                       "--accounts", "8", "--utxos", "100", "--json", str(out), "--plot", str(plot),
+                       "--home", str(tmp_path / "net"), "--quiet", "--verify-seconds", "0.2"])
+    result = json.loads(out.read_text())
+    assert code == 0, result
+    for key in ("committed_tps", "offered_tps", "latency_p50_s", "latency_p90_s", "latency_p99_s", "blocks",
+                "txs_per_block", "node_rss_mb", "ceiling_tps", "ratio"):
+        assert result[key] is not None, key
+    assert result["ok"] and result["app_hash_consistent"]
+    assert result["lost"] == 0 and result["duplicates"] == 0
+    assert result["submitted"] > 100
+    assert result["committed"] + result["rejected"] == result["submitted"]
+    assert result["committed_tps"] > 0 and result["blocks"] > 0
+    assert 0 < result["latency_p50_s"] <= result["latency_p99_s"]
+    assert result["ceiling_tps"] > 0 and result["ratio"] > 0
+    assert len(result["nodes"]) == 4 and all(n["rss_peak_mb"] > 0 for n in result["nodes"])
+    assert plot.stat().st_size > 10_000
+    # every node process was stopped
+    for name in ("validator-0", "validator-1", "validator-2", "validator-3"):
+        pid = int((tmp_path / "net" / name / "node.pid").read_text())
+        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
