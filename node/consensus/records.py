@@ -1,0 +1,122 @@
+"""Length- and checksum-framed records for append-only files (the WAL and the signer's log).
+
+Each record is ``u32 length || u32 crc32(payload) || payload``.  A crash can
+tear only the last record (it was being appended), so ``read_records`` stops
+at an incomplete or corrupt last record and reports where the good prefix
+ends; the caller truncates there.  Damage before the last record is not a
+torn write and is reported as corruption.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+
+_HEADER = struct.Struct(">II")
+MAX_RECORD_BYTES = 128 * 1024 * 1024
+
+
+class LogCorruptError(Exception):
+    """A record in the middle of a log is damaged; ``code`` is stable."""
+
+    code = "log-corrupt"
+
+    def __init__(self, path: str, offset: int):
+        super().__init__(f"{path}: damaged record at offset {offset} is followed by more data")
+        self.path = path
+        self.offset = offset
+
+
+def frame(payload: bytes) -> bytes:
+    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def read_records(data: bytes, path: str = "<memory>") -> tuple[list[bytes], int]:
+    """Payloads of the intact records and the byte offset where they end."""
+    out: list[bytes] = []
+    pos = 0
+    end = len(data)
+    while pos < end:
+        if end - pos < _HEADER.size:
+            break  # torn header
+        length, crc = _HEADER.unpack_from(data, pos)
+        body_end = pos + _HEADER.size + length
+        if length > MAX_RECORD_BYTES or body_end > end:
+            if length > MAX_RECORD_BYTES and body_end < end:
+                raise LogCorruptError(path, pos)
+            break  # torn body
+        payload = data[pos + _HEADER.size:body_end]
+        if zlib.crc32(payload) != crc:
+            if body_end < end:
+                raise LogCorruptError(path, pos)
+            break  # torn last record
+        out.append(bytes(payload))
+        pos = body_end
+    return out, pos
+
+
+def load_log(path: str) -> list[bytes]:
+    """Read a framed log, cutting off a torn last record on disk; a missing file is empty."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    records, good = read_records(data, path)
+    if good < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(good)
+            f.flush()
+            os.fsync(f.fileno())
+    return records
+
+
+def fsync_dir(path: str) -> None:
+    """Make a rename or a new file in ``path``'s directory durable."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def replace_log(path: str, payloads: list[bytes]) -> None:
+    """Atomically replace the log at ``path`` with ``payloads`` (write, fsync, rename, fsync dir)."""
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(b"".join(frame(p) for p in payloads))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path)
+
+
+class AppendLog:
+    """An open framed log: ``append`` writes, ``sync`` makes everything appended durable."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._file = open(path, "ab")
+        self._dirty = False
+
+    def append(self, payload: bytes) -> None:
+        self._file.write(frame(payload))
+        self._dirty = True
+
+    def sync(self) -> None:
+        if self._dirty:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._dirty = False
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self.sync()
+            self._file.close()

@@ -1,0 +1,230 @@
+"""Never sign twice: a signer that remembers everything it signed before it lets it go.
+
+Before a proposal or vote is returned, its (height, round, type, value) is
+recorded durably (``DurableSigner`` appends to a file and fsyncs).  After a
+restart the signer re-signs the same value idempotently, refuses a different
+value for the same (height, round, type), refuses to go back to an earlier
+height or round, and reports the last lock (the latest non-nil precommit) so
+the driver can restore it.  This is what keeps a validator that crashes and
+comes back from equivocating by accident.
+
+Only the latest height's records are needed (earlier heights are refused
+wholesale), so the file is compacted when a new height is first signed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Protocol
+
+from node.consensus.messages import HASH_SIZE, Proposal, Vote, VoteType, proposal_digest, vote_digest
+from node.consensus.records import AppendLog, load_log, replace_log
+from node.crypto import SIGNATURE_SIZE, address_hash, derive_public_key, sign_digest
+from node.encoding import DecodeError, Reader, Writer
+
+_MAGIC = "ledger/signer/1"
+
+
+class SignerError(Exception):
+    """The signer cannot be used; ``code`` is stable."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class DoubleSignError(SignerError):
+    """Signing would conflict with something already signed (``double-sign``, ``height-regression``,
+    ``round-regression``)."""
+
+
+class SignKind(IntEnum):
+    PROPOSAL = 0
+    PREVOTE = 1
+    PRECOMMIT = 2
+
+
+_KIND_OF_VOTE = {VoteType.PREVOTE: SignKind.PREVOTE, VoteType.PRECOMMIT: SignKind.PRECOMMIT}
+
+
+@dataclass(frozen=True)
+class SignedRecord:
+    """One thing the signer has signed."""
+
+    kind: SignKind
+    """Proposal, prevote or precommit."""
+    height: int
+    """u64."""
+    round: int
+    """u32."""
+    block_hash: bytes | None
+    """The value signed for (None: a nil vote)."""
+    pol_round: int
+    """The proposal's POL round; -1 for votes."""
+    signature: bytes
+    """The signature handed out, returned again on an identical request."""
+
+    def encode(self) -> bytes:
+        w = Writer().u8(int(self.kind)).u64(self.height).u32(self.round).i32(self.pol_round)
+        w.boolean(self.block_hash is not None)
+        if self.block_hash is not None:
+            w.fixed(self.block_hash, HASH_SIZE)
+        return w.fixed(self.signature, SIGNATURE_SIZE).getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> "SignedRecord":
+        r = Reader(data)
+        try:
+            kind = SignKind(r.u8())
+        except ValueError as exc:
+            raise DecodeError("unknown signed-record kind") from exc
+        height, round_, pol_round = r.u64(), r.u32(), r.i32()
+        block_hash = r.fixed(HASH_SIZE) if r.boolean() else None
+        record = cls(kind, height, round_, block_hash, pol_round, r.fixed(SIGNATURE_SIZE))
+        r.finish()
+        return record
+
+
+@dataclass(frozen=True)
+class SignerLock:
+    """The value this validator last precommitted (and so is locked on) at its latest height."""
+
+    height: int
+    """Height of the precommit."""
+    round: int
+    """lockedRound."""
+    block_hash: bytes
+    """lockedValue (by id)."""
+
+
+class ConsensusSigner(Protocol):
+    """What the driver needs from a signer."""
+
+    chain_id: str
+    address: bytes
+
+    def sign_proposal(self, height: int, round_: int, pol_round: int, block_hash: bytes, value: bytes) -> Proposal: ...
+
+    def sign_vote(self, vote_type: VoteType, height: int, round_: int, block_hash: bytes | None) -> Vote: ...
+
+    @property
+    def last_locked(self) -> SignerLock | None: ...
+
+
+class _GuardedSigner:
+    """The never-sign-twice rules; subclasses say how a record is made durable."""
+
+    def __init__(self, private_key: bytes, chain_id: str):
+        self.chain_id = chain_id
+        self._key = private_key
+        self.public_key = derive_public_key(private_key)
+        self.address = address_hash(self.public_key)
+        self._records: dict[tuple[int, int, SignKind], SignedRecord] = {}
+        self._last: tuple[int, int] = (-1, -1)
+
+    # ----------------------------------------------------------------- durability hooks
+
+    def _persist(self, record: SignedRecord, new_height: bool) -> None:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- rules
+
+    def _remember(self, record: SignedRecord) -> None:
+        if record.height > self._last[0]:
+            self._records.clear()
+        self._records[(record.height, record.round, record.kind)] = record
+        self._last = max(self._last, (record.height, record.round))
+
+    def _sign(self, kind: SignKind, height: int, round_: int, pol_round: int, block_hash: bytes | None,
+              digest: bytes) -> bytes:
+        held = self._records.get((height, round_, kind))
+        if held is not None:
+            if held.block_hash == block_hash and held.pol_round == pol_round:
+                return held.signature
+            raise DoubleSignError("double-sign", f"already signed a different {kind.name.lower()} "
+                                                 f"at height {height} round {round_}")
+        if height < self._last[0]:
+            raise DoubleSignError("height-regression", f"already signed at height {self._last[0]}, refusing {height}")
+        if (height, round_) < self._last:
+            raise DoubleSignError("round-regression",
+                                  f"already signed at height {height} round {self._last[1]}, refusing round {round_}")
+        signature = sign_digest(self._key, digest)
+        record = SignedRecord(kind, height, round_, block_hash, pol_round, signature)
+        self._persist(record, new_height=height > self._last[0])
+        self._remember(record)
+        return signature
+
+    def sign_proposal(self, height: int, round_: int, pol_round: int, block_hash: bytes, value: bytes) -> Proposal:
+        digest = proposal_digest(self.chain_id, height, round_, pol_round, block_hash)
+        sig = self._sign(SignKind.PROPOSAL, height, round_, pol_round, block_hash, digest)
+        return Proposal(height, round_, pol_round, block_hash, value, self.address, sig)
+
+    def sign_vote(self, vote_type: VoteType, height: int, round_: int, block_hash: bytes | None) -> Vote:
+        digest = vote_digest(self.chain_id, vote_type, height, round_, block_hash)
+        sig = self._sign(_KIND_OF_VOTE[vote_type], height, round_, -1, block_hash, digest)
+        return Vote(vote_type, height, round_, block_hash, self.address, sig)
+
+    @property
+    def last_signed(self) -> tuple[int, int] | None:
+        """(height, round) of the latest signature, or None if nothing was ever signed."""
+        return None if self._last[0] < 0 else self._last
+
+    @property
+    def last_locked(self) -> SignerLock | None:
+        """The highest-round non-nil precommit at the latest signed height."""
+        best: SignedRecord | None = None
+        for record in self._records.values():
+            if record.kind == SignKind.PRECOMMIT and record.block_hash is not None \
+                    and (best is None or record.round > best.round):
+                best = record
+        return None if best is None else SignerLock(best.height, best.round, best.block_hash)
+
+    def signed(self) -> list[SignedRecord]:
+        """Records of the latest height, oldest first."""
+        return list(self._records.values())
+
+
+class DurableSigner(_GuardedSigner):
+    """A signer whose memory is a file: each signature is appended and fsynced before it is returned."""
+
+    def __init__(self, path: str | os.PathLike, private_key: bytes, chain_id: str):
+        super().__init__(private_key, chain_id)
+        self.path = os.fspath(path)
+        header = Writer().text(_MAGIC).text(chain_id).fixed(self.address, 20).getvalue()
+        payloads = load_log(self.path)
+        if payloads:
+            if payloads[0] != header:
+                raise SignerError("signer-state-mismatch",
+                                  f"{self.path} belongs to another chain or key; refusing to use it")
+            for payload in payloads[1:]:
+                try:
+                    self._remember(SignedRecord.decode(payload))
+                except DecodeError as exc:
+                    raise SignerError("signer-state-corrupt", f"{self.path}: {exc}") from exc
+        else:
+            replace_log(self.path, [header])
+        self._header = header
+        self._log = AppendLog(self.path)
+
+    def _persist(self, record: SignedRecord, new_height: bool) -> None:
+        if new_height:
+            # Compact: only the new height's records matter from now on.
+            self._log.close()
+            replace_log(self.path, [self._header, record.encode()])
+            self._log = AppendLog(self.path)
+            return
+        self._log.append(record.encode())
+        self._log.sync()
+
+    def close(self) -> None:
+        self._log.close()
+
+
+class MemorySigner(_GuardedSigner):
+    """The same rules with memory as the durable store: for the simulator, where "a crash" keeps this object."""
+
+    def _persist(self, record: SignedRecord, new_height: bool) -> None:
+        return None

@@ -1,0 +1,165 @@
+"""The consensus write-ahead log: what this node saw and did at its current height.
+
+The driver appends every proposal and vote it accepts (its own included) and
+every timeout that fires, and syncs before any action it returns leaves the
+node.  After a restart, replaying the entries of the current height through
+a fresh driver brings it back to the round and step it was in, with the same
+votes counted.  Only the current height matters (earlier heights are in the
+block store), so ``start_height`` replaces the log with an empty one for the
+new height.  A torn last entry (a crash mid-append) is dropped on open.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Protocol
+
+from node.consensus.messages import Proposal, Vote
+from node.consensus.records import AppendLog, load_log, replace_log
+from node.consensus.round_machine import Timeout, TimeoutKind
+from node.encoding import DecodeError, Reader, Writer
+
+_TAG_HEIGHT = 0
+_TAG_PROPOSAL = 1
+_TAG_VOTE = 2
+_TAG_TIMEOUT = 3
+
+WALEntry = Proposal | Vote | Timeout
+
+
+class WALError(Exception):
+    """The log cannot be used; ``code`` is stable."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def encode_entry(entry: WALEntry) -> bytes:
+    if isinstance(entry, Proposal):
+        return bytes([_TAG_PROPOSAL]) + entry.encode()
+    if isinstance(entry, Vote):
+        return bytes([_TAG_VOTE]) + entry.encode()
+    if isinstance(entry, Timeout):
+        return Writer().u8(_TAG_TIMEOUT).u8(int(entry.kind)).u64(entry.height).u32(entry.round).getvalue()
+    raise TypeError(f"cannot log {entry!r}")
+
+
+def decode_entry(data: bytes) -> WALEntry:
+    if not data:
+        raise DecodeError("empty WAL entry")
+    tag, body = data[0], data[1:]
+    if tag == _TAG_PROPOSAL:
+        return Proposal.decode(body)
+    if tag == _TAG_VOTE:
+        return Vote.decode(body)
+    if tag == _TAG_TIMEOUT:
+        r = Reader(body)
+        try:
+            kind = TimeoutKind(r.u8())
+        except ValueError as exc:
+            raise DecodeError("unknown timeout kind") from exc
+        timeout = Timeout(kind, r.u64(), r.u32())
+        r.finish()
+        return timeout
+    raise DecodeError(f"unknown WAL entry tag {tag}")
+
+
+def _height_marker(height: int) -> bytes:
+    return Writer().u8(_TAG_HEIGHT).u64(height).getvalue()
+
+
+class ConsensusWAL(Protocol):
+    """What the driver needs from a write-ahead log."""
+
+    @property
+    def height(self) -> int: ...
+
+    def start_height(self, height: int) -> None: ...
+
+    def append(self, entry: WALEntry) -> None: ...
+
+    def sync(self) -> None: ...
+
+    def entries(self, height: int) -> list[WALEntry]: ...
+
+
+class FileWAL:
+    """A write-ahead log in one file: entries are appended, ``sync`` fsyncs them."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        payloads = load_log(self.path)
+        self._height = 0
+        self._entries: list[WALEntry] = []
+        if payloads:
+            head = Reader(payloads[0])
+            if head.u8() != _TAG_HEIGHT:
+                raise WALError("wal-corrupt", f"{self.path} does not start with a height marker")
+            self._height = head.u64()
+            for payload in payloads[1:]:
+                try:
+                    self._entries.append(decode_entry(payload))
+                except DecodeError as exc:
+                    raise WALError("wal-corrupt", f"{self.path}: {exc}") from exc
+        self._log = AppendLog(self.path)
+
+    @property
+    def height(self) -> int:
+        """The height the logged entries belong to (0: empty log)."""
+        return self._height
+
+    def start_height(self, height: int) -> None:
+        """Begin a fresh log for ``height``; what was logged for earlier heights is dropped."""
+        self._log.close()
+        replace_log(self.path, [_height_marker(height)])
+        self._log = AppendLog(self.path)
+        self._height = height
+        self._entries = []
+
+    def append(self, entry: WALEntry) -> None:
+        self._log.append(encode_entry(entry))
+        self._entries.append(entry)
+
+    def sync(self) -> None:
+        self._log.sync()
+
+    def entries(self, height: int) -> list[WALEntry]:
+        """Entries logged for ``height`` (empty if the log belongs to another height)."""
+        return list(self._entries) if height == self._height else []
+
+    def close(self) -> None:
+        self._log.close()
+
+
+class MemoryWAL:
+    """The same log in memory, for the simulator: ``crash()`` loses what was appended but not synced."""
+
+    def __init__(self) -> None:
+        self._height = 0
+        self._entries: list[WALEntry] = []
+        self._synced = 0
+
+    @property
+    def height(self) -> int:
+        return self._height
+
+    def start_height(self, height: int) -> None:
+        self._height = height
+        self._entries = []
+        self._synced = 0
+
+    def append(self, entry: WALEntry) -> None:
+        self._entries.append(entry)
+
+    def sync(self) -> None:
+        self._synced = len(self._entries)
+
+    def entries(self, height: int) -> list[WALEntry]:
+        return list(self._entries) if height == self._height else []
+
+    def crash(self) -> None:
+        """Forget unsynced entries, as a power cut forgets an unflushed file tail."""
+        del self._entries[self._synced:]
