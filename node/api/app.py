@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from node.api.views import amount_json, block_json, commit_json, tx_json, utxo_json
 from node.crypto import CryptoError, decode_address, encode_address
@@ -124,6 +125,11 @@ def create_app(node) -> FastAPI:
     async def _http_error(_request: Request, exc: StarletteHTTPException):
         codes = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}
         return error_response(exc.status_code, codes.get(exc.status_code, "http-error"), str(exc.detail))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(_request: Request, _exc: ClientDisconnect):
+        # The sender hung up before its body arrived (a peer that timed out, a cut link): not our failure.
+        return error_response(400, "client-disconnected", "the request body was cut off")
 
     @app.exception_handler(Exception)
     async def _internal_error(_request: Request, exc: Exception):
@@ -251,7 +257,7 @@ def create_app(node) -> FastAPI:
         if entry is not None:
             return {"status": "pending", "txid": txid, "fee": entry.fee, "tx": tx_json(entry.tx)}
         raise ApiError(404, "tx-not-found", f"transaction {txid} is neither pending nor committed here",
-                       status="unknown")
+                       tx_status="unknown")
 
     def check_chain(chain_id: str | None) -> None:
         if chain_id is not None and chain_id != node.chain_id:
