@@ -1,0 +1,139 @@
+"""ledger-devnet without running nodes: init for several machines, status shape, logs, plugins, guards."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+import types
+
+import pytest
+
+from devnet import cli
+from devnet.network import NETWORK_FILE, devnet_params, load_network, write_network
+from genesis.build import make_devnet_genesis
+from genesis.document import load_genesis
+from wallet.keystore import load_keystore
+
+STATUS_KEYS = {"name", "url", "pid", "running", "paused", "responding", "height", "app_hash", "latest_block_hash",
+               "catching_up", "peers_up", "peers"}
+
+
+@pytest.fixture
+def stopped_devnet(tmp_path):
+    genesis, keys, wallets = make_devnet_genesis(2, params=devnet_params())
+    home = tmp_path / "net"
+    write_network(home, genesis, keys)
+    cli.write_wallets(home, wallets, genesis)
+    return home
+
+
+def test_init_writes_one_home_per_host(tmp_path, capsys):
+    out = tmp_path / "multi"
+    hosts = ["10.0.0.1", "10.0.0.2", "node-c.example"]
+    assert cli.main(["init", "--validators", "4", "--hosts", ",".join(hosts), "--out", str(out),
+                     "--base-port", "27000"]) == 0
+    info = json.loads((out / NETWORK_FILE).read_text())
+    assert info["multi_host"] is True
+    nodes = info["nodes"]
+    expected = [("10.0.0.1", 27000), ("10.0.0.2", 27000), ("node-c.example", 27000), ("10.0.0.1", 27001)]
+    assert [(n["host"], n["port"]) for n in nodes] == expected
+    urls = {n["name"]: f"http://{n['host']}:{n['port']}" for n in nodes}
+    genesis = load_genesis(out / "genesis.json")
+    for n in nodes:
+        home = out / n["name"]
+        config = tomllib.loads((home / "config.toml").read_text())
+        assert config["host"] == n["host"] and config["port"] == n["port"]
+        assert sorted(config["peers"]) == sorted(u for name, u in urls.items() if name != n["name"])
+        assert config["log_file"] == ""  # no path of this machine in a home meant for another
+        assert load_genesis(home / "genesis.json") == genesis
+        assert (home / "validator_key.json").exists()
+    assert [v.name for v in genesis.validators] == [n["name"] for n in nodes]
+    assert load_keystore(out / "wallets" / "faucet.json").trusted_genesis["chain_id"] == genesis.chain_id
+    capsys.readouterr()
+    # nothing here ever starts a node bound to a non-loopback address
+    assert cli.main(["up", "--home", str(out)]) == 2
+    assert "several machines" in capsys.readouterr().err
+    assert cli.main(["start", "validator-0", "--home", str(out)]) == 1
+    assert "not loopback" in capsys.readouterr().err
+    assert not any((out / n["name"] / "node.pid").exists() for n in nodes)
+
+
+def test_init_refuses_a_used_folder(tmp_path, capsys):
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "notes.txt").write_text("mine")
+    assert cli.main(["init", "--validators", "1", "--hosts", "127.0.0.1", "--out", str(tmp_path / "used")]) == 2
+    assert (tmp_path / "used" / "notes.txt").exists()
+
+
+def test_status_json_shape_when_stopped(stopped_devnet, capsys):
+    assert cli.main(["status", "--json", "--home", str(stopped_devnet)]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert list(obj) == ["nodes"]
+    assert [n["name"] for n in obj["nodes"]] == ["validator-0", "validator-1"]
+    for node, spec in zip(obj["nodes"], load_network(stopped_devnet)):
+        assert set(node) == STATUS_KEYS
+        assert node["url"] == spec.url
+        assert node["running"] is False and node["height"] is None and node["app_hash"] is None
+    assert cli.main(["status", "--home", str(stopped_devnet)]) == 0
+    assert "stopped" in capsys.readouterr().out
+
+
+def test_url_logs_and_node_lookup(stopped_devnet, capsys):
+    specs = load_network(stopped_devnet)
+    assert cli.main(["url", "1", "--home", str(stopped_devnet)]) == 0
+    assert capsys.readouterr().out.strip() == specs[1].url
+    (specs[0].home / "node.log").write_text("one\ntwo\nthree\n")
+    assert cli.main(["logs", "validator-0", "-n", "2", "--home", str(stopped_devnet)]) == 0
+    assert capsys.readouterr().out == "two\nthree\n"
+    assert cli.main(["logs", "validator-9", "--home", str(stopped_devnet)]) == 1
+    assert "no node 'validator-9'" in capsys.readouterr().err
+    assert cli.main(["kill", "validator-1", "--home", str(stopped_devnet)]) == 1
+    assert "not running" in capsys.readouterr().err
+    assert cli.main(["status", "--home", str(tmp_missing := stopped_devnet / "nope")]) == 1
+    assert "ledger-devnet up" in capsys.readouterr().err and not tmp_missing.exists()
+
+
+def test_devnet_wallets_trust_the_devnet_genesis(stopped_devnet):
+    from genesis.document import genesis_hash
+
+    genesis = load_genesis(stopped_devnet / "genesis.json")
+    store = load_keystore(stopped_devnet / "wallets" / "faucet.json")
+    assert not store.encrypted
+    assert store.trusted_genesis == {"chain_id": "devnet", "genesis_hash": genesis_hash(genesis).hex()}
+    assert (stopped_devnet / "wallets" / "faucet.chain.json").exists()
+
+
+def test_up_refuses_a_folder_that_is_not_a_devnet(tmp_path, capsys):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    for extra in ([], ["--fresh"]):
+        assert cli.main(["up", "--home", str(tmp_path / "mine"), *extra]) == 2
+        assert "not a devnet" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+
+
+def test_missing_plugin_is_a_clear_error(monkeypatch, capsys):
+    monkeypatch.setitem(cli.PLUGINS, "bench", ("devnet._no_such_bench", "add", "run", "help"))
+    assert cli.main(["bench", "--duration", "5"]) == 2
+    assert "`ledger-devnet bench` is not available" in capsys.readouterr().err
+
+
+def test_plugin_gets_its_own_arguments(monkeypatch):
+    seen = {}
+    module = types.ModuleType("devnet._fake_drill")
+    module.add_drill_arguments = lambda parser: parser.add_argument("--rounds", type=int, default=1)
+    module.run_drill = lambda args: seen.setdefault("rounds", args.rounds) and 7
+    monkeypatch.setitem(sys.modules, "devnet._fake_drill", module)
+    monkeypatch.setitem(cli.PLUGINS, "drill", ("devnet._fake_drill", "add_drill_arguments", "run_drill", "help"))
+    assert cli.main(["drill", "--rounds", "3"]) == 7
+    assert seen == {"rounds": 3}
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    text = capsys.readouterr().out
+    for command in ("up", "down", "status", "logs", "kill", "stop", "start", "pause", "resume", "init", "url",
+                    "bench", "drill"):
+        assert command in text
