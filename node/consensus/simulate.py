@@ -141,6 +141,10 @@ class SimResult:
     """Messages delivered."""
     evidence: int = 0
     """Equivocation reports by honest nodes."""
+    extra_heights: int = 0
+    """Heights decided beyond ``heights`` while waiting for crashed nodes to restart (also checked)."""
+    restarts: int = 0
+    """Honest nodes restarted from their signer and WAL after a crash."""
     worst_latency_after_gst_ms: int = 0
     """Longest wait, after GST, between an honest node's decisions."""
 
@@ -474,6 +478,7 @@ class _Simulation:
         node.wal.crash()
 
     def restart(self, node: _Node) -> None:
+        self.result.restarts += 1
         node.up = True
         node.epoch += 1
         node.progress = ()
@@ -491,11 +496,14 @@ class _Simulation:
                 continue
             self.perform(node, node.driver.start_height(1))
             self.push(rng.randint(1, GOSSIP_MS), "gossip", node.index, node.epoch)
-        if self.mix.crashes and self.gst > 0:
+        faults_end = 0
+        if self.mix.crashes and self.gst > 1:
             for node in rng.sample(self.honest, min(self.mix.crashes, len(self.honest))):
-                down = rng.randint(0, self.gst - 1)
+                down = rng.randint(0, self.gst // 2)
+                up = rng.randint(down + 1, self.gst)
                 self.push(down, "crash", node.index)
-                self.push(rng.randint(down + 1, self.gst), "restart", node.index)
+                self.push(up, "restart", node.index)
+                faults_end = max(faults_end, up)
         events = 0
         while self.queue:
             at, _, kind, payload = heapq.heappop(self.queue)
@@ -524,10 +532,11 @@ class _Simulation:
                 self.restart(self.nodes[payload[0]])
             if result.safety_violations:
                 break
-            if all(len(n.decided) >= self.heights for n in self.honest):
-                break
+            if self.now >= faults_end and all(len(n.decided) >= self.heights for n in self.honest):
+                break  # every height decided, and every crash has been followed by its restart
         result.sim_time_ms = self.now
         result.heights_decided = min(min(len(n.decided) for n in self.honest), self.heights) if self.honest else 0
+        result.extra_heights = max(0, min(len(n.decided) for n in self.honest) - self.heights) if self.honest else 0
         if not result.safety_violations and not result.liveness_failures and result.heights_decided < self.heights:
             result.liveness_failures.append(f"stopped at t={self.now}ms with {result.heights_decided} heights decided")
         return result
@@ -601,7 +610,7 @@ def run_simulate_command(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     runs = safety = liveness = heights = 0
     failures: list[SimResult] = []
-    per_mix: dict[str, list[SimResult]] = {}
+    results: list[SimResult] = []
     for seed in range(args.seed_start, args.seed_start + args.seeds):
         result = run_simulation(seed, args.validators, args.byzantine, args.heights,
                                 fault_mix=args.fault_mix, behaviours=behaviours)
@@ -609,12 +618,12 @@ def run_simulate_command(args: argparse.Namespace) -> int:
         safety += len(result.safety_violations) > 0
         liveness += len(result.liveness_failures) > 0
         heights += result.heights_decided
-        per_mix.setdefault(result.fault_mix, []).append(result)
+        results.append(result)
         if not result.ok:
             failures.append(result)
     wall = time.perf_counter() - started
     if args.stats:
-        for line in format_stats(per_mix, wall):
+        for line in format_stats(results, wall):
             print(line)
     for result in failures[:10]:
         reason = (result.safety_violations or result.liveness_failures)[0]
@@ -625,23 +634,36 @@ def run_simulate_command(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def format_stats(per_mix: dict[str, list[SimResult]], wall_seconds: float) -> list[str]:
-    """Per fault mix: runs, heights, rounds per height, heights per simulated second; then totals."""
-    lines = ["mix        runs  heights  rounds/height  max_round  heights/sim-s  worst_after_gst_ms"]
-    total_heights = total_sim = 0
-    for name in sorted(per_mix):
-        results = per_mix[name]
-        rounds = [r + 1 for res in results for r in res.decision_rounds]
-        hs = sum(res.heights_decided for res in results)
-        sim_s = sum(res.sim_time_ms for res in results) / 1000
-        total_heights += hs
-        total_sim += sim_s
-        lines.append(f"{name:<10} {len(results):>4}  {hs:>7}  {sum(rounds) / max(len(rounds), 1):>13.2f}"
-                     f"  {max(rounds, default=0) - 1:>9}  {hs / max(sim_s, 1e-9):>13.2f}"
-                     f"  {max(res.worst_latency_after_gst_ms for res in results):>18}")
-    lines.append(f"total heights={total_heights} simulated={total_sim:.1f}s wall={wall_seconds:.1f}s "
-                 f"heights/sim-s={total_heights / max(total_sim, 1e-9):.2f} "
-                 f"heights/wall-s={total_heights / max(wall_seconds, 1e-9):.1f}")
+def _stats_line(name: str, results: list[SimResult]) -> str:
+    rounds = [r + 1 for res in results for r in res.decision_rounds]
+    decided = sum(res.heights_decided + res.extra_heights for res in results)
+    sim_s = sum(res.sim_time_ms for res in results) / 1000
+    return (f"{name:<17} {len(results):>5}  {decided:>7}  {sum(rounds) / max(len(rounds), 1):>13.2f}"
+            f"  {max(rounds, default=0) - 1:>9}  {decided / max(sim_s, 1e-9):>13.2f}"
+            f"  {max(res.worst_latency_after_gst_ms for res in results):>18}")
+
+
+def format_stats(results: list[SimResult], wall_seconds: float) -> list[str]:
+    """Per fault mix and per Byzantine behaviour: runs, heights decided, rounds per height (1 = decided
+    in round 0), the highest decision round, heights per simulated second, and the longest wait for a
+    decision after GST; then totals with heights per wall-clock second."""
+    header = "{:<17} {:>5}  {:>7}  {:>13}  {:>9}  {:>13}  {:>18}".format(
+        "", "runs", "heights", "rounds/height", "max_round", "heights/sim-s", "worst_after_gst_ms")
+    lines = [header.replace(" " * 17, "fault mix".ljust(17), 1)]
+    by_mix: dict[str, list[SimResult]] = {}
+    by_behaviour: dict[str, list[SimResult]] = {}
+    for res in results:
+        by_mix.setdefault(res.fault_mix, []).append(res)
+        for b in sorted(set(res.behaviours)) or ["(none)"]:
+            by_behaviour.setdefault(b, []).append(res)
+    lines += [_stats_line(name, by_mix[name]) for name in sorted(by_mix)]
+    lines.append(header.replace(" " * 17, "byzantine".ljust(17), 1))
+    lines += [_stats_line(name, by_behaviour[name]) for name in sorted(by_behaviour)]
+    decided = sum(res.heights_decided + res.extra_heights for res in results)
+    sim_s = sum(res.sim_time_ms for res in results) / 1000
+    lines.append(f"total heights={decided} simulated={sim_s:.1f}s wall={wall_seconds:.1f}s "
+                 f"heights/sim-s={decided / max(sim_s, 1e-9):.2f} "
+                 f"heights/wall-s={decided / max(wall_seconds, 1e-9):.1f}")
     return lines
 
 
