@@ -123,7 +123,7 @@ def create_app(node) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException):
-        codes = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}
+        codes = {400: "bad-request", 404: "not-found", 405: "method-not-allowed", 413: "too-large"}
         return error_response(exc.status_code, codes.get(exc.status_code, "http-error"), str(exc.detail))
 
     @app.exception_handler(ClientDisconnect)
