@@ -79,6 +79,8 @@ MAX_FUTURE_MESSAGES_PER_SENDER = 64
 """Messages for height + 1 buffered per validator before more are dropped."""
 MAX_FUTURE_ROUNDS_PER_VALIDATOR = 4
 """Distinct rounds above ours that one validator's messages may occupy (bounds memory against round spam)."""
+MAX_ROUNDS_AHEAD = 1000
+"""Messages for rounds further above ours are dropped (nothing honest is that far ahead)."""
 MAX_EVIDENCE_KEPT = 1024
 _U32_LIMIT = 1 << 32
 _U64_LIMIT = 1 << 64
@@ -401,6 +403,8 @@ class ConsensusDriver:
         if message.height != self._height or not self._started:
             if message.height == self._height + 1:
                 self._buffer(message)
+            return []
+        if message.round > self._state.round + MAX_ROUNDS_AHEAD:
             return []
         if isinstance(message, Proposal):
             return self._receive_proposal(message)

@@ -7,34 +7,36 @@ within twice the total power, and centred on zero (CometBFT's
 ``IncrementProposerPriority``).  A validator therefore proposes in proportion
 to its power, and no node needs any state beyond the validator set.
 
-The schedule is a pure function of the set: the proposer of (height, round 0)
-is chosen by the height-th step from all-zero priorities (the genesis state),
-and round r of a height takes r further steps from that height's priorities.
-This matches CometBFT when rounds advance one at a time; unlike CometBFT the
-result does not depend on which rounds a node happened to skip, so every node
-agrees on it.  Results are cached per set (checkpoints every
-``CHECKPOINT_EVERY`` heights, plus the latest height and its rounds), so
-asking for consecutive heights costs one step each.
+The schedule is a pure function of the set.  Starting from all-zero
+priorities (the genesis state), height h's round 0 is chosen by the h-th
+step, and round r of a height takes r further steps from that height's
+priorities, i.e. the (h + r)-th step of one sequence.  This matches CometBFT
+when rounds advance one at a time; unlike CometBFT the result does not depend
+on which rounds a node happened to skip, so every node agrees on it.
+
+From the zero state the sequence is periodic in practice: after total-power
+steps every validator has proposed exactly its power's share and all
+priorities are back to zero.  The period is detected (not assumed) within
+``PERIOD_SEARCH_LIMIT`` steps, after which any (height, round) costs one
+lookup; for a set with a larger total power, checkpoints every
+``CHECKPOINT_EVERY`` steps bound the work to that many steps.
+
+Priorities are Python integers; CometBFT clips them to int64, which cannot
+bind here because the total power is capped at ``MAX_TOTAL_POWER``.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import OrderedDict
 
 from node.consensus.validators import ValidatorSet
 
 PRIORITY_WINDOW_SIZE_FACTOR = 2
+PERIOD_SEARCH_LIMIT = 1 << 16
 CHECKPOINT_EVERY = 1024
 MAX_CACHED_SETS = 32
-MAX_CACHED_ROUND_HEIGHTS = 8
-
-_INT64_MAX = (1 << 63) - 1
-_INT64_MIN = -(1 << 63)
-
-
-def _clip(value: int) -> int:
-    return _INT64_MAX if value > _INT64_MAX else _INT64_MIN if value < _INT64_MIN else value
 
 
 def _truncating_div(a: int, b: int) -> int:
@@ -55,8 +57,9 @@ def rescale_priorities(priorities: list[int], diff_max: int) -> None:
 def center_priorities(priorities: list[int]) -> None:
     """Subtract the (floored) average so priorities stay around zero (``shiftByAvgProposerPriority``)."""
     avg = sum(priorities) // len(priorities)
-    for i, p in enumerate(priorities):
-        priorities[i] = _clip(p - avg)
+    if avg:
+        for i, p in enumerate(priorities):
+            priorities[i] = p - avg
 
 
 def advance_priorities(priorities: list[int], powers: tuple[int, ...], total: int) -> int:
@@ -65,64 +68,66 @@ def advance_priorities(priorities: list[int], powers: tuple[int, ...], total: in
     center_priorities(priorities)
     best = 0
     for i, power in enumerate(powers):
-        p = _clip(priorities[i] + power)
+        p = priorities[i] + power
         priorities[i] = p
         # Strictly greater: on a tie the earlier (lower) address keeps the slot.
         if p > priorities[best]:
             best = i
-    priorities[best] = _clip(priorities[best] - total)
+    priorities[best] -= total
     return best
 
 
 class _Schedule:
-    """Cached priorities for one validator set."""
+    """The step sequence of one validator set, computed lazily."""
 
     def __init__(self, validators: ValidatorSet):
         self.addresses = validators.addresses
         self.powers = tuple(v.power for v in validators)
         self.total = validators.total_power
-        # height -> (priorities after `height` steps, index chosen by the last step); 0 is genesis.
-        self.checkpoints: dict[int, tuple[tuple[int, ...], int]] = {0: ((0,) * len(self.powers), -1)}
-        self.latest: tuple[int, tuple[int, ...], int] = (0, (0,) * len(self.powers), -1)
-        # height -> (priorities after the last computed round, proposers for rounds 0..k)
-        self.rounds: OrderedDict[int, tuple[list[int], list[int]]] = OrderedDict()
+        self.zero = [0] * len(self.powers)
+        self.prefix: list[int] = []
+        """Chosen index of steps 1..len(prefix)."""
+        self.state = list(self.zero)
+        """Priorities after len(prefix) steps."""
+        self.period: int | None = None
+        self.checkpoints: dict[int, tuple[int, ...]] = {0: tuple(self.zero)}
+        """Step count -> priorities after it, every CHECKPOINT_EVERY steps (for sets without a short period)."""
+        self.checkpoint_steps: list[int] = [0]
+        self.latest: tuple[int, tuple[int, ...]] = (0, tuple(self.zero))
+        """The last step computed past the prefix, for cheap sequential access."""
 
-    def _height_state(self, height: int) -> tuple[tuple[int, ...], int]:
-        """Priorities after `height` steps and the index chosen by the last of them."""
-        latest_h, latest_p, latest_c = self.latest
-        if latest_h == height:
-            return latest_p, latest_c
-        if latest_h < height:
-            start_h, start_p = latest_h, latest_p
-        else:
-            start_h = max(h for h in self.checkpoints if h <= height)
-            start_p, chosen = self.checkpoints[start_h]
-            if start_h == height:
-                return start_p, chosen
-        priorities = list(start_p)
+    def _checkpoint(self, step: int, state: list[int]) -> None:
+        if step not in self.checkpoints:
+            self.checkpoints[step] = tuple(state)
+            bisect.insort(self.checkpoint_steps, step)
+
+    def _extend_prefix(self, upto: int) -> None:
+        while len(self.prefix) < upto and self.period is None and len(self.prefix) < PERIOD_SEARCH_LIMIT:
+            self.prefix.append(advance_priorities(self.state, self.powers, self.total))
+            if self.state == self.zero:
+                self.period = len(self.prefix)
+            elif len(self.prefix) % CHECKPOINT_EVERY == 0:
+                self._checkpoint(len(self.prefix), self.state)
+
+    def chosen_at(self, step: int) -> int:
+        """Index chosen by the ``step``-th step (1-based)."""
+        self._extend_prefix(step)
+        if self.period is not None:
+            return self.prefix[(step - 1) % self.period]
+        if step <= len(self.prefix):
+            return self.prefix[step - 1]
+        start = self.checkpoint_steps[bisect.bisect_left(self.checkpoint_steps, step) - 1]
+        priorities = self.checkpoints[start]
+        if start < self.latest[0] < step:
+            start, priorities = self.latest
+        state = list(priorities)
         chosen = -1
-        for h in range(start_h + 1, height + 1):
-            chosen = advance_priorities(priorities, self.powers, self.total)
-            if h % CHECKPOINT_EVERY == 0:
-                self.checkpoints[h] = (tuple(priorities), chosen)
-        state = tuple(priorities)
-        self.latest = (height, state, chosen)
-        return state, chosen
-
-    def proposer_index(self, height: int, round_: int) -> int:
-        entry = self.rounds.get(height)
-        if entry is None:
-            state, chosen = self._height_state(height)
-            entry = (list(state), [chosen])
-            self.rounds[height] = entry
-            while len(self.rounds) > MAX_CACHED_ROUND_HEIGHTS:
-                self.rounds.popitem(last=False)
-        else:
-            self.rounds.move_to_end(height)
-        priorities, chosen_by_round = entry
-        while len(chosen_by_round) <= round_:
-            chosen_by_round.append(advance_priorities(priorities, self.powers, self.total))
-        return chosen_by_round[round_]
+        for s in range(start + 1, step + 1):
+            chosen = advance_priorities(state, self.powers, self.total)
+            if s % CHECKPOINT_EVERY == 0:
+                self._checkpoint(s, state)
+        self.latest = (step, tuple(state))
+        return chosen
 
 
 _SCHEDULES: OrderedDict[bytes, _Schedule] = OrderedDict()
@@ -133,13 +138,13 @@ def proposer_for(validators: ValidatorSet, height: int, round_: int) -> bytes:
     """Address of the proposer of (height, round); heights start at 1, rounds at 0."""
     if height < 1 or round_ < 0:
         raise ValueError("height starts at 1 and round at 0")
+    key = validators.hash  # commits to the keys (so the addresses) and powers, in address order
     with _LOCK:
-        schedule = _SCHEDULES.get(validators.hash)
-        if schedule is None or schedule.addresses != validators.addresses:
-            schedule = _Schedule(validators)
-            _SCHEDULES[validators.hash] = schedule
+        schedule = _SCHEDULES.get(key)
+        if schedule is None:
+            schedule = _SCHEDULES[key] = _Schedule(validators)
             while len(_SCHEDULES) > MAX_CACHED_SETS:
                 _SCHEDULES.popitem(last=False)
         else:
-            _SCHEDULES.move_to_end(validators.hash)
-        return schedule.addresses[schedule.proposer_index(height, round_)]
+            _SCHEDULES.move_to_end(key)
+        return schedule.addresses[schedule.chosen_at(height + round_)]

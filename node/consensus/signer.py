@@ -15,6 +15,7 @@ wholesale), so the file is compacted when a new height is first signed.
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
@@ -114,7 +115,7 @@ class ConsensusSigner(Protocol):
     def last_locked(self) -> SignerLock | None: ...
 
 
-class _GuardedSigner:
+class _GuardedSigner(ABC):
     """The never-sign-twice rules; subclasses say how a record is made durable."""
 
     def __init__(self, private_key: bytes, chain_id: str):
@@ -127,8 +128,9 @@ class _GuardedSigner:
 
     # ----------------------------------------------------------------- durability hooks
 
+    @abstractmethod
     def _persist(self, record: SignedRecord, new_height: bool) -> None:
-        raise NotImplementedError
+        """Make ``record`` durable before its signature is handed out."""
 
     # ----------------------------------------------------------------- rules
 
@@ -227,4 +229,4 @@ class MemorySigner(_GuardedSigner):
     """The same rules with memory as the durable store: for the simulator, where "a crash" keeps this object."""
 
     def _persist(self, record: SignedRecord, new_height: bool) -> None:
-        return None
+        """Nothing to do: this object is the durable store (the simulator keeps it across crashes)."""

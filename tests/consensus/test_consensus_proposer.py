@@ -5,6 +5,7 @@ import pytest
 from consensus_helpers import make_set
 from node.consensus.proposer import (
     CHECKPOINT_EVERY,
+    PERIOD_SEARCH_LIMIT,
     advance_priorities,
     center_priorities,
     proposer_for,
@@ -70,16 +71,40 @@ def test_centering_uses_floored_average():
     assert p == [-2, 2, 2]
 
 
-def test_cache_gives_the_same_answers_as_stepping_from_genesis():
-    vs, _ = make_set([5, 3, 1, 7])
+def reference(vs: ValidatorSet, steps: int) -> list[bytes]:
+    """Step from genesis without any cache."""
     powers = tuple(v.power for v in vs)
-    priorities = [0] * 4
-    expected = {}
-    for h in range(1, CHECKPOINT_EVERY + 300):
-        expected[h] = vs.addresses[advance_priorities(priorities, powers, vs.total_power)]
-    # Out of order, far and near, twice.
-    for h in [CHECKPOINT_EVERY + 299, 3, CHECKPOINT_EVERY + 1, 1, 700, CHECKPOINT_EVERY, 2, CHECKPOINT_EVERY + 299]:
-        assert proposer_for(vs, h, 0) == expected[h]
+    priorities = [0] * len(vs)
+    return [vs.addresses[advance_priorities(priorities, powers, vs.total_power)] for _ in range(steps)]
+
+
+def test_round_r_of_height_h_is_step_h_plus_r():
+    vs, _ = make_set([5, 3, 1, 7])
+    expected = reference(vs, 200)
+    for h, r in [(1, 0), (1, 5), (7, 0), (7, 13), (150, 49)]:
+        assert proposer_for(vs, h, r) == expected[h + r - 1]
+
+
+def test_periodic_schedule_matches_stepping_far_out():
+    # Total power 16: priorities return to zero every 16 steps, so height 10**9 costs a lookup.
+    vs, _ = make_set([5, 3, 1, 7])
+    expected = reference(vs, 64)
+    assert expected[:16] == expected[16:32] == expected[32:48]
+    assert proposer_for(vs, 10**9, 0) == expected[(10**9 - 1) % 16]
+    assert proposer_for(vs, 10**9, 10**6) == expected[(10**9 + 10**6 - 1) % 16]
+
+
+def test_large_total_power_uses_checkpoints_and_agrees_with_stepping():
+    vs, _ = make_set([1, 1, 1])
+    big = (40_009, 30_011, 20_021)  # total 90_041 > PERIOD_SEARCH_LIMIT: no period cached
+    vs = ValidatorSet(type(v)(v.name, v.public_key, big[i]) for i, v in enumerate(vs))
+    assert vs.total_power > PERIOD_SEARCH_LIMIT
+    n = PERIOD_SEARCH_LIMIT + 3 * CHECKPOINT_EVERY + 17
+    expected = reference(vs, n)
+    for step in [n, 5, PERIOD_SEARCH_LIMIT + 1, n - 1, PERIOD_SEARCH_LIMIT + CHECKPOINT_EVERY, 3, n]:
+        assert proposer_for(vs, step, 0) == expected[step - 1]
+    assert proposer_for(vs, PERIOD_SEARCH_LIMIT, 2 * CHECKPOINT_EVERY) == expected[PERIOD_SEARCH_LIMIT
+                                                                               + 2 * CHECKPOINT_EVERY - 1]
 
 
 def test_frequency_follows_power():
