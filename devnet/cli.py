@@ -45,6 +45,7 @@ from devnet.network import (
     signal_node,
     start_node,
     stop_node,
+    stop_nodes,
     wait_stopped,
     write_multi_host_network,
     write_network,
@@ -83,8 +84,7 @@ def wipe_home(home: Path) -> None:
         if any(home.iterdir()):
             raise DevnetError(f"{home} exists and is not a devnet (no {NETWORK_FILE}); refusing to delete it")
         return
-    for spec in load_network(home):
-        stop_node(spec)
+    stop_nodes(load_network(home))
     shutil.rmtree(home)
 
 
@@ -206,12 +206,8 @@ def _specs(args: argparse.Namespace) -> list[NodeSpec]:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    specs = _specs(args)
-    for spec in specs:
-        pid = read_pid(spec.home)
-        if pid_alive(pid):
-            stop_node(spec)
-            print(f"stopped {spec.name} (pid {pid})")
+    for spec, pid in stop_nodes(_specs(args)):
+        print(f"stopped {spec.name} (pid {pid})")
     print(f"devnet in {args.home} is down (data kept: `ledger-devnet up` resumes it, `up --fresh` starts over)")
     return 0
 
