@@ -371,7 +371,8 @@ class ConsensusDriver:
 
         If the certificate verifies and the block is valid this is L49 with the certificate's precommits:
         the driver decides, even if it never saw those precommits itself (for instance because it counted an
-        equivocator's other vote first).
+        equivocator's other vote first).  This decision is not in the write-ahead log: a caller that crashes
+        before committing the block fetches it again.
         """
         if not self._started or self._decided is not None or not isinstance(value, bytes) \
                 or not isinstance(commit, Commit) or commit.height != self._height:

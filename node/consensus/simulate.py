@@ -211,10 +211,10 @@ class _Node:
         self.wal = MemoryWAL() if self.honest else None
         self.up = True
         self.epoch = 0
-        self.decided: dict[int, tuple[bytes, Proposal | None, object]] = {}
+        self.decided: dict[int, tuple[bytes, Proposal | None, Commit]] = {}
         self.decide_times: list[int] = []
         self.nonce = 0
-        self.progress: tuple = ()
+        self.progress = -1
         self.last_answer: dict[tuple[int, int], int] = {}
         self.driver = self._new_driver()
 
@@ -234,17 +234,22 @@ class _Node:
 
 class _Simulation:
     def __init__(self, seed: int, validators: int, byzantine: int, heights: int, fault_mix: str | None,
-                 behaviours: tuple[str, ...] | None):
+                 behaviours: tuple[str, ...] | None, weighted: bool = False):
         self.rng = random.Random(seed)
         rng = self.rng
         self.mix = FAULT_MIXES[fault_mix] if fault_mix is not None else FAULT_MIXES[rng.choice(sorted(FAULT_MIXES))]
         self.gst = rng.randint(*self.mix.gst_ms)
         self.heights = heights
         keys = [_key_for(seed, i) for i in range(validators)]
-        self.validators = ValidatorSet(Validator(f"sim{i}", derive_public_key(k), 1) for i, k in enumerate(keys))
         order = list(range(validators))
         rng.shuffle(order)
         byz = set(order[:byzantine])
+        powers = [rng.randint(1, 4) if weighted else 1 for _ in keys]
+        if weighted and 3 * byzantine < validators and 3 * sum(powers[i] for i in byz) >= sum(powers):
+            for i in byz:  # keep the Byzantine power below a third, as the bound requires
+                powers[i] = 1
+        self.validators = ValidatorSet(Validator(f"sim{i}", derive_public_key(k), powers[i])
+                                       for i, k in enumerate(keys))
         pool = behaviours or BEHAVIOURS
         self.nodes: list[_Node] = []
         for i, key in enumerate(keys):
@@ -482,7 +487,7 @@ class _Simulation:
         self.result.restarts += 1
         node.up = True
         node.epoch += 1
-        node.progress = ()
+        node.progress = -1
         node.driver = node._new_driver()
         self.perform(node, node.driver.start_height(node.next_height))
         self.push(self.now + GOSSIP_MS, "gossip", node.index, node.epoch)
@@ -569,15 +574,18 @@ class _Simulation:
 
 
 def run_simulation(seed: int, validators: int = 4, byzantine: int = 1, heights: int = 8, *,
-                   fault_mix: str | None = None, behaviours: tuple[str, ...] | None = None) -> SimResult:
-    """One deterministic run; ``fault_mix`` and ``behaviours`` default to a choice made by the seed."""
+                   fault_mix: str | None = None, behaviours: tuple[str, ...] | None = None,
+                   weighted: bool = False) -> SimResult:
+    """One deterministic run; ``fault_mix`` and ``behaviours`` default to a choice made by the seed.
+
+    With ``weighted`` validators get powers 1-4 (Byzantine power kept below a third when the count is)."""
     if validators < 1 or byzantine < 0 or byzantine >= validators or heights < 1:
         raise ValueError("need 1 <= validators, 0 <= byzantine < validators, heights >= 1")
     if fault_mix is not None and fault_mix not in FAULT_MIXES:
         raise ValueError(f"unknown fault mix {fault_mix!r}; choose from {sorted(FAULT_MIXES)}")
     if behaviours is not None and not set(behaviours) <= set(BEHAVIOURS):
         raise ValueError(f"unknown behaviour; choose from {BEHAVIOURS}")
-    return _Simulation(seed, validators, byzantine, heights, fault_mix, behaviours).run()
+    return _Simulation(seed, validators, byzantine, heights, fault_mix, behaviours, weighted).run()
 
 
 # ---------------------------------------------------------------------------- command line
@@ -593,11 +601,13 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="force one fault mix (default: chosen per seed)")
     parser.add_argument("--behaviour", choices=BEHAVIOURS, action="append", default=None,
                         help="restrict Byzantine behaviours (repeatable; default: all)")
+    parser.add_argument("--weighted", action="store_true", help="unequal voting powers (1-4)")
     parser.add_argument("--stats", action="store_true", help="print figures per fault mix before the summary")
 
 
 def _replay_hint(args: argparse.Namespace, seed: int) -> str:
     extra = f" --fault-mix {args.fault_mix}" if args.fault_mix else ""
+    extra += " --weighted" if args.weighted else ""
     for b in args.behaviour or ():
         extra += f" --behaviour {b}"
     return (f"ledger-node simulate --seeds 1 --seed-start {seed} --validators {args.validators} "
@@ -620,7 +630,7 @@ def run_simulate_command(args: argparse.Namespace) -> int:
     results: list[SimResult] = []
     for seed in range(args.seed_start, args.seed_start + args.seeds):
         result = run_simulation(seed, args.validators, args.byzantine, args.heights,
-                                fault_mix=args.fault_mix, behaviours=behaviours)
+                                fault_mix=args.fault_mix, behaviours=behaviours, weighted=args.weighted)
         runs += 1
         safety += len(result.safety_violations) > 0
         liveness += len(result.liveness_failures) > 0

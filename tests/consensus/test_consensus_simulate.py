@@ -47,6 +47,11 @@ def test_10_seeds_7_validators_2_byzantine():
         assert_ok(run_simulation(seed, 7, 2, 4))
 
 
+def test_unequal_voting_powers():
+    for seed in range(6000, 6010):
+        assert_ok(run_simulation(seed, 5, 1, 4, weighted=True))
+
+
 @pytest.mark.parametrize("behaviour", BEHAVIOURS)
 @pytest.mark.parametrize("mix", sorted(FAULT_MIXES))
 def test_every_behaviour_under_every_fault_mix(behaviour, mix):
