@@ -238,3 +238,38 @@ def test_cli_node_unreachable(tmp_path, capsys):
     port = free_ports(1)[0]
     assert cli.main(["--wallet", str(wallet), "--node", f"http://127.0.0.1:{port}", "balance"]) == cli.EXIT_UNREACHABLE
     assert "cannot reach the node" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- node choice
+
+
+def test_client_skips_unhealthy_and_unreachable_nodes():
+    import httpx
+
+    from wallet.client import NodeClient, NodeError, NodeUnreachable
+
+    calls = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append((request.url.host, request.url.path))
+        if request.url.host == "dead":
+            raise httpx.ConnectError("connection refused")
+        if request.url.host == "failed":
+            return httpx.Response(503, json={"error": {"code": "node-failed", "message": "x"}})
+        if request.url.path == "/v1/missing":
+            return httpx.Response(404, json={"error": {"code": "tx-not-found", "message": "nope", "status": "unknown"}})
+        return httpx.Response(200, json={"ok": True, "host": request.url.host})
+
+    with NodeClient(["http://dead", "http://failed", "http://good"], transport=httpx.MockTransport(handle)) as client:
+        assert client.get("/v1/status")["host"] == "good" and client.url == "http://good"
+        with pytest.raises(NodeError) as info:
+            client.get("/v1/missing")
+        assert info.value.code == "tx-not-found" and info.value.status == 404
+        assert info.value.details == {"status": "unknown"}
+    with NodeClient(["http://dead"], transport=httpx.MockTransport(handle)) as client:
+        with pytest.raises(NodeUnreachable, match="dead"):
+            client.get("/v1/status")
+    # a connection refused mid-way moves on to the next node
+    with NodeClient(["http://good", "http://dead"], transport=httpx.MockTransport(handle)) as client:
+        client.url, client._picked = "http://dead", True
+        assert client.get("/v1/status")["host"] == "good"

@@ -37,6 +37,13 @@ DEFAULT_WALLET = "~/.ledger-wallet/wallet.json"
 DEVNET_NETWORK_FILE = Path(".devnet") / "network.json"
 COMMIT_WAIT_S = 60.0
 UTXO_PAGE = 1000
+HINTS = {
+    "txn-mempool-conflict": "an earlier payment from this wallet is still pending and spends the same coins: "
+                            "wait for it to commit (send --wait waits) and send again",
+    "bad-txns-inputs-missingorspent": "the node has not seen the coins this wallet chose, or they are spent: "
+                                      "retry in a moment, or ask another node with --node",
+    "height-not-reached": "this node is behind the height the wallet already saw: ask another node with --node",
+}
 COMMON_DEFAULTS = {"node": None, "wallet": None, "json": False, "passphrase_env": None, "timeout": 10.0}
 
 
@@ -472,8 +479,9 @@ def main(argv: list[str] | None = None, transport: httpx.BaseTransport | None = 
         return report(ctx, exc.code, exc.message, EXIT_UNREACHABLE)
     except NodeError as exc:
         details = dict(exc.details)
-        return report(ctx, exc.code, f"{exc.url or 'node'} refused: {exc.message} ({exc.code}, HTTP {exc.status})",
-                      EXIT_FAILED, details)
+        hint = HINTS.get(exc.code, "")
+        return report(ctx, exc.code, f"{exc.url or 'node'} refused: {exc.message} ({exc.code}, HTTP {exc.status})"
+                      + (f"; {hint}" if hint else ""), EXIT_FAILED, details)
     except VerificationError as exc:
         node = ctx._client.url if ctx._client is not None else "the node"
         return report(ctx, exc.code, f"NOT VERIFIED: {node} served data that does not check out "

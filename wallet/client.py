@@ -49,6 +49,7 @@ class NodeClient:
         self._http = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0)), transport=transport)
         self.url = self.urls[0]
         """The node that answered last."""
+        self._picked = len(self.urls) == 1
 
     def close(self) -> None:
         self._http.close()
@@ -59,8 +60,21 @@ class NodeClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _pick(self) -> None:
+        """With several nodes, start with the first that says it is healthy (skips paused or failed ones)."""
+        self._picked = True
+        for url in self.urls:
+            try:
+                if self._http.get(url + "/v1/health", timeout=httpx.Timeout(1.0)).status_code == 200:
+                    self.url = url
+                    return
+            except httpx.HTTPError:
+                continue
+
     def request(self, method: str, path: str, *, params: dict | None = None, json: object = None,
                 timeout_s: float | None = None) -> dict:
+        if not self._picked:
+            self._pick()
         order = [self.url] + [u for u in self.urls if u != self.url]
         reasons = []
         params = {k: v for k, v in (params or {}).items() if v is not None}
