@@ -1,0 +1,266 @@
+"""Fault drills: the per-link proxy, the fault plan, the checker's replay, and
+the CI drill (a real 4-validator network under kills, a partition and pauses
+for 60 seconds, then every check of ``devnet.drill``)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import types
+from pathlib import Path
+
+import pytest
+
+from devnet.drill import (
+    FAULT_KINDS,
+    Checker,
+    DrillOptions,
+    format_table,
+    plan_faults,
+    ring_cut_pairs,
+    run_drill_sync,
+    validator_names,
+)
+from devnet.proxy import LinkProxy
+from genesis.build import make_genesis
+from node.crypto import address_hash, derive_public_key, encode_address
+from node.ledger.state import genesis_txid
+from node.ledger.transactions import fee_outpoint
+
+# --------------------------------------------------------------------------- proxy
+
+
+async def _echo_server():
+    async def handle(reader, writer):
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def _roundtrip(port: int, payload: bytes, timeout: float) -> bytes | None:
+    """Send ``payload`` through ``port`` and read it back; None if nothing came back in time or it was reset."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return None
+    try:
+        writer.write(payload)
+        await writer.drain()
+        got = b""
+        while len(got) < len(payload):
+            chunk = await asyncio.wait_for(reader.read(65536), timeout)
+            if not chunk:
+                return None
+            got += chunk
+        return got
+    except (OSError, asyncio.TimeoutError, ConnectionError):
+        return None
+    finally:
+        writer.transport.abort()
+
+
+def test_proxy_forwards_cuts_both_ways_heals_and_slows():
+    async def scenario():
+        server_a, port_a = await _echo_server()
+        server_b, port_b = await _echo_server()
+        proxy = LinkProxy(seed=1)
+        proxy.add_link("a", "b", port_b)
+        proxy.add_link("b", "a", port_a)
+        await proxy.start()
+        ab, ba = proxy.links[("a", "b")].port, proxy.links[("b", "a")].port
+        try:
+            big = bytes(range(256)) * 1000
+            assert await _roundtrip(ab, big, 2) == big
+            assert await _roundtrip(ba, b"hello", 2) == b"hello"
+            # An open connection is reset by a cut; new ones in either direction are black-holed.
+            reader, writer = await asyncio.open_connection("127.0.0.1", ab)
+            writer.write(b"x")
+            assert await asyncio.wait_for(reader.read(1), 2) == b"x"
+            proxy.cut("a", "b")
+            reset = await asyncio.wait_for(reader.read(1), 2) == b"" if True else None
+            assert reset
+            writer.transport.abort()
+            assert proxy.cut_pairs() == [("a", "b")]
+            assert await _roundtrip(ab, b"ping", 0.5) is None
+            assert await _roundtrip(ba, b"ping", 0.5) is None
+            assert proxy.links[("a", "b")].stats.blackholed >= 1
+            proxy.heal()
+            assert await _roundtrip(ab, b"back", 2) == b"back"
+            # Slow: every chunk waits the delay (each direction), in order.
+            proxy.set_slow(delay_s=0.15)
+            started = time.monotonic()
+            assert await _roundtrip(ab, b"slow", 3) == b"slow"
+            assert time.monotonic() - started >= 0.29
+            proxy.heal()
+            # A partition of three nodes' links only cuts across groups.
+            assert proxy.partition([["a"], ["b"]]) == [("a", "b")]
+            proxy.heal()
+            assert proxy.cut_pairs() == []
+            # The destination being down looks like a closed port.
+            server_b.close()
+            await server_b.wait_closed()
+            assert await _roundtrip(ab, b"x", 1) is None
+            assert proxy.links[("a", "b")].stats.refused_upstream >= 1
+        finally:
+            await proxy.close()
+            server_a.close()
+            server_b.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_proxy_refuses_non_loopback():
+    with pytest.raises(ValueError):
+        LinkProxy(host="0.0.0.0")
+    with pytest.raises(ValueError):
+        LinkProxy().add_link("a", "b", 1, target_host="10.0.0.1")
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def test_plan_is_a_function_of_the_seed_and_covers_every_kind():
+    kinds = list(FAULT_KINDS)
+    a = plan_faults(1, 300, kinds, 4)
+    assert a == plan_faults(1, 300, kinds, 4)
+    assert a != plan_faults(2, 300, kinds, 4)
+    for seed in range(1, 30):
+        plan = plan_faults(seed, 300, kinds, 4)
+        assert {s.kind for s in plan} == set(FAULT_KINDS), seed
+        assert {s.detail["shape"] for s in plan if s.kind == "partition"} == {"isolate", "split", "ring"}
+        order = [s.kind for s in plan]
+        assert order.index("kill") < order.index("killall")
+        for prev, step in itertools.pairwise(plan):
+            assert step.at_s >= prev.at_s + prev.duration_s  # one fault at a time
+        assert all(4 <= s.at_s and s.at_s + s.duration_s <= 296 + 0.1 for s in plan)
+    short = plan_faults(7, 60, ["kill", "partition", "pause"], 4)
+    assert {s.kind for s in short} == {"kill", "partition", "pause"}
+    assert plan_faults(1, 60, [], 4) == []
+
+
+def test_ring_of_majorities():
+    for n in (3, 4, 5, 7):
+        names = validator_names(n)
+        cut = {frozenset(p) for p in ring_cut_pairs(names)}
+        seen = []
+        for node in names:
+            view = {node} | {o for o in names if o != node and frozenset((node, o)) not in cut}
+            assert len(view) > n // 2, (n, node, view)  # everyone sees a majority
+            seen.append(frozenset(view))
+        if n >= 4:
+            assert len(set(seen)) == n  # ... and no two the same one
+            assert cut  # something is cut
+
+
+# --------------------------------------------------------------------------- checker replay
+
+
+def _fake_chain():
+    """A genesis with two accounts and a hand-made chain in the REST JSON shape."""
+    keys = [bytes([i + 1]) * 32 for i in range(2)]
+    addrs = [address_hash(derive_public_key(k)) for k in keys]
+    genesis, _ = make_genesis("drill-test", 1, [(addrs[0], 1000), (addrs[1], 500)], seed=b"t")
+    net = types.SimpleNamespace(chain_id=genesis.chain_id, genesis=genesis, supply=1500)
+    a, b = (encode_address(x) for x in addrs)
+    proposer = encode_address(genesis.validators[0].address)
+    g = genesis_txid(genesis.chain_id).hex()
+
+    def tx(txid, inputs, outputs):
+        return {"txid": txid, "inputs": [{"prev_txid": t, "prev_index": i} for t, i in inputs],
+                "outputs": [{"address": ad, "amount": am} for ad, am in outputs]}
+
+    blocks = [
+        {"height": 1, "hash": "h1", "header": {"proposer": proposer},
+         "txs": [tx("t1", [(g, 0)], [(b, 300), (a, 690)])]},
+        {"height": 2, "hash": "h2", "header": {"proposer": proposer}, "txs": []},
+        {"height": 3, "hash": "h3", "header": {"proposer": proposer},
+         "txs": [tx("t2", [("t1", 0)], [(a, 295)])]},
+    ]
+    return net, blocks, a, b, proposer
+
+
+def test_replay_accounts_fees_and_balances_at_every_height():
+    net, blocks, a, b, proposer = _fake_chain()
+    checker = Checker(net, None, None, None, False)
+    r = checker.replay(blocks)
+    assert r["double_spends"] == [] and r["missing"] == [] and r["dup_txids"] == [] and r["inflation"] == []
+    assert r["supply"] == [1500] * 4
+    assert r["txs"] == {"t1": (1, 0), "t2": (3, 0)}
+    assert [r["balance_at"](a, h) for h in range(4)] == [1000, 690, 690, 985]
+    assert [r["balance_at"](b, h) for h in range(4)] == [500, 800, 800, 500]
+    assert [r["balance_at"](proposer, h) for h in range(4)] == [0, 10, 10, 15]
+    fee_txid = fee_outpoint(net.chain_id, 1).txid.hex()
+    # The proposer can spend its fee output.
+    blocks.append({"height": 4, "hash": "h4", "header": {"proposer": proposer},
+                   "txs": [{"txid": "t3", "inputs": [{"prev_txid": fee_txid, "prev_index": 0}],
+                            "outputs": [{"address": a, "amount": 10}]}]})
+    r = checker.replay(blocks)
+    assert r["missing"] == [] and r["balance_at"](a, 4) == 995 and r["supply"][-1] == 1500
+
+
+def test_replay_catches_double_spends_and_phantom_inputs():
+    net, blocks, a, b, proposer = _fake_chain()
+    g = genesis_txid(net.chain_id).hex()
+    blocks[1]["txs"] = [{"txid": "evil", "inputs": [{"prev_txid": g, "prev_index": 0}],
+                         "outputs": [{"address": b, "amount": 1000}]},
+                        {"txid": "phantom", "inputs": [{"prev_txid": "00" * 32, "prev_index": 0}],
+                         "outputs": [{"address": b, "amount": 7}]}]
+    r = Checker(net, None, None, None, False).replay(blocks)
+    assert [d["txid"] for d in r["double_spends"]] == ["evil"]
+    assert [m["txid"] for m in r["missing"]] == ["phantom"]
+    assert [i["txid"] for i in r["inflation"]] == ["evil", "phantom"]
+    assert r["supply"][2] != 1500  # money from nowhere shows in the supply line too
+
+
+# --------------------------------------------------------------------------- real drills
+
+
+def _run(tmp_path: Path, seed: int, duration: float, faults: tuple[str, ...]):
+    opts = DrillOptions(seed=seed, duration_s=duration, faults=faults, home=tmp_path / "drill",
+                        json_path=tmp_path / "drill.json")
+    lines: list[str] = []
+    result = run_drill_sync(opts, out=lines.append)
+    table = format_table(result, opts)
+    print("\n".join(lines))
+    print(table)
+    return result, table
+
+
+def _assert_clean(result, table: str, faults) -> None:
+    assert result.ok, table
+    checks = {c.name: c for c in result.checks}
+    assert checks["lost acknowledged transactions"].value == "0"
+    assert int(checks["acknowledged committed"].value) > 20, table
+    applied = checks["faults applied"].value
+    for kind in faults:
+        assert kind in applied, table
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(420)
+def test_ci_drill_60s_kills_partition_pause(tmp_path):
+    """The CI drill: seed 7, 60 s, SIGKILL of one and of all validators, a partition and a pause."""
+    faults = ("kill", "killall", "partition", "pause")
+    result, table = _run(tmp_path, 7, 60, faults)
+    _assert_clean(result, table, faults)
+
+
+@pytest.mark.slow
+@pytest.mark.processes
+@pytest.mark.timeout(1500)
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_long_drill_all_faults(tmp_path, seed):
+    """300 s with every fault kind, the twin included (run with --runslow)."""
+    result, table = _run(tmp_path, seed, 300, FAULT_KINDS)
+    _assert_clean(result, table, FAULT_KINDS)
+    checks = {c.name: c for c in result.checks}
+    assert any(name.startswith("twin evidence") and c.ok for name, c in checks.items()), table
