@@ -444,6 +444,7 @@ def write_homes(base: Path, genesis: Genesis, validator_keys: dict[str, bytes],
                                  [(a.address, a.amount) for a in genesis.allocations], encode_genesis(genesis))
     finally:
         store.close()
+    compact_store(template)
     for spec in specs:
         if spec.home.exists():
             shutil.rmtree(spec.home)
@@ -461,6 +462,17 @@ def write_homes(base: Path, genesis: Genesis, validator_keys: dict[str, bytes],
                                                    "port": s.port} for s in specs]}, indent=2))
     assert all((s.home / CONFIG_FILE).exists() for s in specs)
     return specs
+
+
+def compact_store(path: Path) -> None:
+    """Compact a freshly bulk-written LevelDB, so the nodes do not all start by compacting the same data."""
+    import plyvel
+
+    db = plyvel.DB(str(path))
+    try:
+        db.compact_range()
+    finally:
+        db.close()
 
 
 def build_fresh(opts: Options, base: Path, log) -> tuple[list[NodeSpec], Workload, dict]:
@@ -662,6 +674,7 @@ class Bench:
         self.next_height = 1
         self.start_height = 0
         self.t0 = 0.0
+        self.wall_offset = time.time() - time.monotonic()
         self.in_flight: list[int] = [0] * len(specs)
         self.phase: Phase | None = None
         self.ramp: list[dict] = []
@@ -910,6 +923,7 @@ class Bench:
             self.start_height = status["height"]
             self.next_height = self.start_height + 1
             self.t0 = time.monotonic()
+            self.wall_offset = time.time() - time.monotonic()
             background = [asyncio.create_task(self.track(tracker_client)),
                           asyncio.create_task(self.sample_nodes()),
                           asyncio.create_task(self.live())]
@@ -983,6 +997,12 @@ def summarize(bench: Bench, opts: Options, verify_per_s: float, cores: int, extr
     window = max(t_end - t_start, 1e-3)
     measured = [r for r in records if r.phase == "measure" and r.attempts]
     lat = sorted(r.commit_t - r.submit_t for r in measured if r.commit_t is not None)
+    # split each latency at the block's proposal time (header time, the proposer's clock = ours on loopback)
+    proposed_at = {b.height: b.time_ms / 1000 - bench.wall_offset for b in bench.blocks}
+    to_proposal = sorted(proposed_at[r.height] - r.submit_t for r in measured
+                         if r.commit_t is not None and r.height in proposed_at)
+    to_commit = sorted(r.commit_t - proposed_at[r.height] for r in measured
+                       if r.commit_t is not None and r.height in proposed_at)
     blocks_in = [b for b in bench.blocks if t_start <= b.seen_t <= t_end]
     committed_in_window = sum(b.txs for b in blocks_in)
     offered = sum(p.offered for p in bench.phases if p.name == "measure")
@@ -1011,6 +1031,9 @@ def summarize(bench: Bench, opts: Options, verify_per_s: float, cores: int, extr
             "rss_peak_mb": round(max(x[1].hwm_mb for x in s), 1) if s else None,
         })
     peaks = [n["rss_peak_mb"] for n in nodes if n["rss_peak_mb"] is not None]
+    utils = [n["cpu_util_measured"] for n in nodes if n["cpu_util_measured"] is not None]
+    cpu_ms_per_tx = (1000 * sum(utils) * window / committed_in_window
+                     if committed_in_window and len(utils) == len(nodes) else None)
     all_committed = sum(b.txs for b in bench.blocks)
     disk = extra.pop("disk", {})
     disk_per_tx = None
@@ -1032,10 +1055,13 @@ def summarize(bench: Bench, opts: Options, verify_per_s: float, cores: int, extr
         "latency_p99_s": percentile(lat, 0.99),
         "latency_max_s": lat[-1] if lat else None,
         "latency_mean_s": statistics.mean(lat) if lat else None,
+        "submit_to_proposal_p50_s": percentile(to_proposal, 0.5),
+        "proposal_to_commit_p50_s": percentile(to_commit, 0.5),
         "blocks": len(blocks_in),
         "blocks_per_s": round(len(blocks_in) / block_seconds, 2),
         "txs_per_block": round(committed_in_window / len(blocks_in), 1) if blocks_in else 0.0,
         "node_rss_mb": max(peaks) if peaks else None,
+        "node_cpu_ms_per_tx": round(cpu_ms_per_tx, 3) if cpu_ms_per_tx is not None else None,
         "nodes": nodes,
         "disk_bytes_per_tx": round(disk_per_tx, 1) if disk_per_tx is not None else None,
         "verify_per_s": round(verify_per_s, 1),
@@ -1127,9 +1153,12 @@ def print_summary(result: dict, console) -> None:
         ("committed tx/s", f(result["committed_tps"], "{:.1f}")),
         ("latency p50 / p90 / p99", f"{f(result['latency_p50_s'])} / {f(result['latency_p90_s'])} / "
                                     f"{f(result['latency_p99_s'])} s"),
+        ("p50 split: send->proposal, proposal->seen", f"{f(result['submit_to_proposal_p50_s'])} / "
+                                                      f"{f(result['proposal_to_commit_p50_s'])} s"),
         ("blocks (blocks/s)", f"{result['blocks']} ({result['blocks_per_s']:.2f}/s)"),
         ("txs per block", f(result["txs_per_block"], "{:.1f}")),
         ("peak RSS per node", f(result["node_rss_mb"], "{:.0f} MB")),
+        ("node CPU per committed tx (all nodes)", f(result["node_cpu_ms_per_tx"], "{:.3f} ms")),
         ("LevelDB bytes per tx", f(result["disk_bytes_per_tx"], "{:.0f}")),
         ("verify/s (1 core) x cores", f"{result['verify_per_s']:.0f} x {result['cores']}"),
         ("ceiling tx/s", f(result["ceiling_tps"], "{:.0f}")),
