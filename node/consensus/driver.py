@@ -22,6 +22,7 @@ round it was in, re-sending its own messages and re-arming its timers.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Callable
 
@@ -82,6 +83,7 @@ MAX_FUTURE_ROUNDS_PER_VALIDATOR = 4
 MAX_ROUNDS_AHEAD = 1000
 """Messages for rounds further above ours are dropped (nothing honest is that far ahead)."""
 MAX_EVIDENCE_KEPT = 1024
+log = logging.getLogger("ledger.consensus")
 _U32_LIMIT = 1 << 32
 _U64_LIMIT = 1 << 64
 
@@ -377,7 +379,9 @@ class ConsensusDriver:
         if not self._started or self._decided is not None or not isinstance(value, bytes) \
                 or not isinstance(commit, Commit) or commit.height != self._height:
             return []
-        value_id = self._value_id(value)
+        value_id = self._id_of(value)
+        if value_id is None:
+            return []
         try:
             verify_commit(self.chain_id, self._validators, commit, value_id, self._height)
         except CertificateError:
@@ -444,7 +448,7 @@ class ConsensusDriver:
         backed = p.block_hash in self._keeper.quorum_values()
         if first is not None and not backed:
             return []  # a conflicting proposal is only worth keeping if a quorum is behind its value
-        if self._value_id(p.value) != p.block_hash:
+        if self._id_of(p.value) != p.block_hash:
             return []
         member = self._validators.get(p.proposer)
         assert member is not None
@@ -500,12 +504,28 @@ class ConsensusDriver:
 
     # ------------------------------------------------------------------ the rules
 
+    def _id_of(self, value: bytes) -> bytes | None:
+        """``value_id(value)``, or None for bytes the ledger cannot even decode (a Byzantine proposal)."""
+        try:
+            return self._value_id(value)
+        except Exception as exc:  # the callback decodes untrusted bytes; any failure means "not a block"
+            log.debug("undecodable proposal value: %s", exc)
+            return None
+
     def _is_valid(self, value_id: bytes) -> bool:
-        """valid(v), computed at most once per block hash (it executes the block)."""
+        """valid(v), computed at most once per block hash (it executes the block).
+
+        A callback that raises is taken as "invalid": the bytes came from the network, and one malformed
+        proposal must not stop this node's consensus.
+        """
         known = self._validity.get(value_id)
         if known is None:
             value = self._values.get(value_id)
-            known = value is not None and bool(self._is_valid_fn(self._height, value))
+            try:
+                known = value is not None and bool(self._is_valid_fn(self._height, value))
+            except Exception as exc:
+                log.warning("is_valid raised on block %s at height %d: %r", value_id.hex(), self._height, exc)
+                known = False
             self._validity[value_id] = known
         return known
 

@@ -371,3 +371,27 @@ def test_restart_without_wal_restores_the_lock_and_never_signs_twice():
     skip_to(h, 1)
     actions = h.driver.on_proposal(h.proposal(1, 1, value("other")))
     assert [(v.vote_type, v.block_hash) for v in votes_of(actions)] == [(PV, None)]
+
+
+def test_callbacks_that_raise_on_untrusted_bytes_do_not_stop_the_driver():
+    def picky_id(v: bytes) -> bytes:
+        if v.startswith(b"garbage"):
+            raise ValueError("cannot decode")
+        return sha256(v)
+
+    def exploding_valid(height: int, v: bytes) -> bool:
+        if v.startswith(b"boom"):
+            raise RuntimeError("ledger bug")
+        return True
+
+    h = non_proposer(valid=exploding_valid)
+    h.driver = type(h.driver)(chain_id=CHAIN, validators=h.vs, signer=h.signer, params=PARAMS,
+                              is_valid=exploding_valid, value_id=picky_id, get_value=lambda hh, r: b"x")
+    h.driver.start_height(1)
+    from node.consensus.messages import sign_proposal
+    proposer = h.addresses[h.proposer_index(1, 0)]
+    garbage = b"garbage block"
+    p = sign_proposal(CHAIN, h.keys[proposer], proposer, 1, 0, -1, sha256(garbage), garbage)
+    assert h.driver.on_proposal(p) == []
+    actions = h.driver.on_proposal(h.proposal(1, 0, b"boom block"))
+    assert [(v.vote_type, v.block_hash) for v in votes_of(actions)] == [(PV, None)]
