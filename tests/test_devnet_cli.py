@@ -137,3 +137,21 @@ def test_help_lists_every_command(capsys):
     for command in ("up", "down", "status", "logs", "kill", "stop", "start", "pause", "resume", "init", "url",
                     "bench", "drill"):
         assert command in text
+
+
+def test_logs_follow_until_ctrl_c(stopped_devnet, capsys, monkeypatch):
+    log = load_network(stopped_devnet)[0].home / "node.log"
+    log.write_text("old\n")
+    naps = []
+
+    def nap(_seconds):  # the first pause in following: a line arrives; the second: Ctrl-C
+        naps.append(1)
+        if len(naps) == 1:
+            with open(log, "a") as handle:
+                handle.write("new\n")
+        else:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.time, "sleep", nap)
+    assert cli.main(["logs", "validator-0", "-f", "--home", str(stopped_devnet)]) == 0
+    assert capsys.readouterr().out == "old\nnew\n"

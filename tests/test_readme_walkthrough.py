@@ -171,6 +171,9 @@ def test_readme_walkthrough(tmp_path, capsys):
         paused = json.loads(text)["nodes"][3]
         assert paused["running"] and paused["paused"] and not paused["responding"]
         assert run_cli(devnet_cli.main, ["resume", "validator-3", "--home", str(home)])[0] == 0
+        # a clean stop (SIGTERM); `down` copes with a network that is partly down already
+        code, text = run_cli(devnet_cli.main, ["stop", "validator-3", "--home", str(home)])
+        assert code == 0 and "stopped (SIGTERM) validator-3" in text and not pid_alive(pids[3])
 
         # the last block: down (same shell session as the others, so the venv is active)
         bash("source .venv/bin/activate\n" + blocks[-1], work)

@@ -273,3 +273,20 @@ def test_client_skips_unhealthy_and_unreachable_nodes():
     with NodeClient(["http://good", "http://dead"], transport=httpx.MockTransport(handle)) as client:
         client.url, client._picked = "http://dead", True
         assert client.get("/v1/status")["host"] == "good"
+
+
+def test_cli_prompts_for_the_passphrase(tmp_path, capsys, monkeypatch):
+    answers = iter(["first", "second", "same", "same"])
+    monkeypatch.setattr(cli.getpass, "getpass", lambda prompt="": next(answers))
+    wallet = tmp_path / "prompted.json"
+    assert cli.main(["new", "--wallet", str(wallet)]) == cli.EXIT_USAGE  # the two entries differ
+    assert "differ" in capsys.readouterr().err and not wallet.exists()
+    assert cli.main(["new", "--wallet", str(wallet)]) == 0
+    assert load_keystore(wallet).unlock("same")
+
+    def no_tty(prompt=""):
+        raise EOFError
+
+    monkeypatch.setattr(cli.getpass, "getpass", no_tty)
+    assert cli.main(["new", "--wallet", str(tmp_path / "other.json")]) == cli.EXIT_USAGE
+    assert "--passphrase-env" in capsys.readouterr().err
