@@ -872,23 +872,34 @@ class Nemesis:
         if TWIN_NAME not in net.specs:
             self.event("skip", "twin: no twin home")
             return
-        pid = net.start(TWIN_NAME)
-        self.event("twin", f"started twin of {victim} (pid {pid}) with {victim}'s key")
         victim_hex = net.validator_addresses[victim].hex()
+        from_height = await self._height_now()
+        pid = net.start(TWIN_NAME)
+        self.event("twin", f"started twin of {victim} (pid {pid}) with {victim}'s key at height {from_height}")
         started = time.monotonic()
         found_at = None
         while time.monotonic() - started < step.duration_s:
             await self.sleep(2.0)
-            records = await self._evidence_now(victim_hex)
+            records = [r for r in await self._evidence_now(victim_hex) if r["height"] >= from_height]
             if records and found_at is None:
                 found_at = time.monotonic() - started
                 self.evidence_seen_during_twin = records
-                self.event("evidence", f"{len(records)} record(s) against {victim} at heights "
+                self.event("evidence", f"{len(records)} new record(s) against {victim} at heights "
                                        f"{sorted({r['height'] for r in records})[:5]} after {found_at:.1f}s")
             if found_at is not None and time.monotonic() - started >= min(step.duration_s, found_at + 5):
                 break
         await net.terminate(TWIN_NAME)
         self.event("twin-stop", f"twin of {victim} stopped after {time.monotonic() - started:.1f}s")
+
+    async def _height_now(self) -> int:
+        http = self.workload.http
+        assert http is not None
+        best = 0
+        for name in self.net.names:
+            with contextlib.suppress(Exception):
+                r = await http.get(self.net.url(name) + "/v1/status", timeout=2)
+                best = max(best, int(r.json()["height"]))
+        return best
 
     async def _evidence_now(self, victim_hex: str) -> list[dict]:
         http = self.workload.http
@@ -1023,7 +1034,7 @@ class Checker:
         self.add("nodes converged after heal", "yes" if ok else f"no: {self.details.get('heights_at_timeout')}", ok)
         live, text = await self.liveness_probe()
         self.add("transfer commits after heal", text, live)
-        ok2, _ = await self.converge(60)
+        await self.converge(60)
         heights = {}
         for name in net.names:
             with contextlib.suppress(Exception):
@@ -1032,12 +1043,20 @@ class Checker:
         self.details["final_heights"] = heights
         self.add("height checked (min over validators)", top)
 
+        try:
+            await self._check_all(top, heights)
+        except Exception as exc:  # noqa: BLE001  (a check that cannot run is a failed check, not a crash)
+            self.add("checks could not finish", f"{type(exc).__name__}: {exc}", False)
+
+    async def _check_all(self, top: int, heights: dict[str, int]) -> None:
+        net, wl = self.net, self.workload
         # 1. the same blocks and app hash everywhere
         chains = {}
+        ref_name = next((n for n in net.names if n in heights), net.names[0])
         for name in net.names:
             if name in heights:
-                chains[name] = await self.fetch_chain(name, top, with_txs=(name == net.names[0]))
-        ref = chains.get(net.names[0], [])
+                chains[name] = await self.fetch_chain(name, top, with_txs=(name == ref_name))
+        ref = chains.get(ref_name, [])
         disagreements = []
         for h in range(1, top + 1):
             seen = {(c[h - 1]["hash"], c[h - 1]["header"]["app_hash"]) for c in chains.values() if len(c) >= h}
@@ -1061,12 +1080,16 @@ class Checker:
                  not bad_supply_replay, f"replayed supply off at heights {bad_supply_replay[:10]}")
 
         # 3. the nodes' own balances at every height: sum == supply, each == replay
-        api_bad_supply, api_mismatch, queries = await self.check_api_balances(top, replay)
-        self.add("served balances sum to supply at every height",
-                 f"{top + 1 - len(api_bad_supply)}/{top + 1} heights ({queries} queries)", not api_bad_supply,
-                 f"served balances do not add up to the supply at heights {api_bad_supply[:10]}")
-        self.add("served balances == replay", f"{len(api_mismatch)} mismatches", not api_mismatch,
-                 f"served balance differs from replay: {api_mismatch[:5]}")
+        try:
+            api_bad_supply, api_mismatch, queries = await self.check_api_balances(top, replay)
+        except Exception as exc:  # noqa: BLE001
+            self.add("served balances at every height", f"could not read: {type(exc).__name__}: {exc}", False)
+        else:
+            self.add("served balances sum to supply at every height",
+                     f"{top + 1 - len(api_bad_supply)}/{top + 1} heights ({queries} queries)", not api_bad_supply,
+                     f"served balances do not add up to the supply at heights {api_bad_supply[:10]}")
+            self.add("served balances == replay", f"{len(api_mismatch)} mismatches", not api_mismatch,
+                     f"served balance differs from replay: {api_mismatch[:5]}")
 
         # 4. acknowledged transactions
         lost, misplaced = [], []
