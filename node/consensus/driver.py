@@ -539,7 +539,9 @@ class ConsensusDriver:
         if s.step in (Step.UNSTARTED, Step.COMMIT):
             return
         r = s.round
-        for commit_round, value_id in keeper.precommit_quorums():  # L49, any round
+        # L49, any round.  The value's bytes may come from any accepted proposal of this height (a
+        # re-proposal carries the same block): its id is its hash, so the bytes are the decided block.
+        for commit_round, value_id in keeper.precommit_quorums():
             if value_id in self._values and self._is_valid(value_id):
                 yield ProposalWithCommitQuorum(commit_round, value_id)
         skip = keeper.highest_skip_round()  # L55
