@@ -184,10 +184,22 @@ def node_command(home: Path) -> list[str]:
 
 
 def read_pid(home: Path) -> int | None:
+    """The pid in ``HOME/node.pid``; None when there is none, or when that pid now belongs to a process that
+    is not this home's node (a stale file after a reboot must never get an unrelated process signalled)."""
     try:
-        return int((home / PID_FILE).read_text().strip())
+        pid = int((home / PID_FILE).read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return pid  # gone (or no /proc): pid_alive decides
+    if not raw:
+        return pid  # exiting or a zombie: its memory, and so its command line, is gone; pid_alive decides
+    argv = raw.split(b"\0")
+    if b"node.cli" not in argv or not any(a.endswith(Path(home).name.encode()) for a in argv):
+        return None
+    return pid
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -204,6 +216,11 @@ def pid_alive(pid: int | None) -> bool:
         if done == pid:
             return False
     except ChildProcessError:
+        pass
+    try:  # nor a zombie that nobody reaps (e.g. under a container init that does not)
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z":
+            return False
+    except (OSError, IndexError):
         pass
     return True
 

@@ -155,3 +155,17 @@ def test_logs_follow_until_ctrl_c(stopped_devnet, capsys, monkeypatch):
     monkeypatch.setattr(cli.time, "sleep", nap)
     assert cli.main(["logs", "validator-0", "-f", "--home", str(stopped_devnet)]) == 0
     assert capsys.readouterr().out == "old\nnew\n"
+
+
+def test_stale_pid_file_never_names_an_unrelated_process(stopped_devnet, capsys):
+    import os
+
+    from devnet.network import pid_alive, read_pid
+
+    spec = load_network(stopped_devnet)[0]
+    (spec.home / "node.pid").write_text(str(os.getpid()))  # this test process: alive, but not that node
+    assert read_pid(spec.home) is None
+    assert cli.main(["kill", spec.name, "--home", str(stopped_devnet)]) == 1
+    assert "not running" in capsys.readouterr().err
+    assert cli.main(["down", "--home", str(stopped_devnet)]) == 0
+    assert pid_alive(os.getpid())
