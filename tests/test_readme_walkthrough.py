@@ -137,7 +137,7 @@ def test_readme_walkthrough(tmp_path, capsys):
         heights = [int(h) for h in re.findall(r"committed in block (\d+) \(", out)]
         assert len(heights) == 2
 
-        me = load_keystore(work / "me.json").address
+        me = load_keystore(home / "me.json").address
         for spec in specs:
             balance = httpx.get(f"{spec.url}/v1/addresses/{me}/balance", params={"min_height": heights[1]},
                                 timeout=15).json()
@@ -152,7 +152,7 @@ def test_readme_walkthrough(tmp_path, capsys):
 
         # a node that lies to the wallet is refused, with the real answers altered in three ways
         txid = re.search(r"txid ([0-9a-f]{64})", out).group(1)
-        wallet = str(work / "me.json")
+        wallet = str(home / "me.json")
         code, _ = run_cli(wallet_cli.main, ["--wallet", wallet, "--node", specs[2].url, "tx", txid])
         assert code == 0
         for how, error in (("signature", "bad-certificate"), ("proof", "bad-proof"), ("header", "forged-block")):
