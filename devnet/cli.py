@@ -21,7 +21,6 @@ import argparse
 import concurrent.futures
 import importlib
 import json
-import os
 import shutil
 import signal
 import sys
