@@ -59,7 +59,7 @@ from node.p2p.wire import encode_consensus_batch, encode_consensus_message, enco
 from tests.netutil import running_network  # noqa: E402
 
 MAX_REQUEST_BYTES = 256 * 1024
-NODE_OVERRIDES = {"max_request_bytes": MAX_REQUEST_BYTES, "min_height_wait_ms": 300, "log_level": "INFO",
+NODE_OVERRIDES = {"max_request_bytes": MAX_REQUEST_BYTES, "min_height_wait_ms": 100, "log_level": "INFO",
                   "commit_wait_ms": 2_000}
 OUTSIDER_KEY = sha256(b"not a validator")
 OUTSIDER = address_hash(derive_public_key(OUTSIDER_KEY))

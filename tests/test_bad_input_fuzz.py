@@ -32,7 +32,7 @@ from tests.test_bad_input import (  # noqa: F401  (``node`` is the module-scoped
 )
 
 PEER_POSTS = ("/p2p/txs", "/p2p/consensus")
-CI = settings(max_examples=200, deadline=None, derandomize=True, database=None,
+CI = settings(max_examples=300, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SOAK = settings(max_examples=5000, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
