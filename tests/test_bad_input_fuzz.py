@@ -65,7 +65,7 @@ def value_strategy(samples: dict) -> st.SearchStrategy[str]:
 
 
 def json_strategy(samples: dict) -> st.SearchStrategy:
-    leaves = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=False), _text,
+    leaves = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=False, allow_infinity=False), _text,
                        st.sampled_from([samples["tx_hex"], samples["tx_hex"][:-2], samples["tx_hex"] + "00"]))
     anything = st.recursive(leaves, lambda inner: st.lists(inner, max_size=4) |
                             st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
