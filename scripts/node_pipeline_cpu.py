@@ -1,0 +1,122 @@
+"""CPU cost per transaction of each stage a validator runs, measured in-process on real ``Node`` objects.
+
+    python scripts/node_pipeline_cpu.py [--blocks 8] [--txs 1000] [--utxos 0]
+
+Two nodes of one 4-validator genesis: the proposer admits the transfers as a
+client batch (``admit_client_txs``) and builds the block (``_get_value``); the
+other admits them as gossip (``receive_peer_txs``), validates the proposal
+(``_is_valid``) and commits it the way a decision does (``_decode_block`` +
+``_commit``).  Process CPU time per stage, per transaction.  Not a
+throughput figure: no HTTP, no consensus messages, no other processes; it
+shows where one node's CPU goes per transaction, and compares code versions
+without the noise of a shared machine (run it from another checkout's root
+to measure that checkout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.getcwd())
+
+from devnet.bench import Signer, Workload, bench_params, write_homes  # noqa: E402
+from genesis.build import make_genesis  # noqa: E402
+from node.config import load_config  # noqa: E402
+from node.consensus.messages import Commit, CommitSig, VoteType, vote_digest  # noqa: E402
+from node.crypto import address_hash, derive_public_key, generate_private_key, sign_digest  # noqa: E402
+from node.ledger.state import genesis_outpoint  # noqa: E402
+from node.ledger.transactions import Transaction  # noqa: E402
+from node.runtime import Node  # noqa: E402
+
+
+def certificate(chain_id, keys, height, block_hash):
+    sigs = []
+    digest = vote_digest(chain_id, VoteType.PRECOMMIT, height, 0, block_hash)
+    for key in keys:
+        sigs.append(CommitSig(address_hash(derive_public_key(key)), sign_digest(key, digest)))
+    return Commit(height, 0, block_hash, tuple(sorted(sigs, key=lambda s: s.validator)))
+
+
+async def main_async(args) -> None:
+    base = Path(tempfile.mkdtemp(prefix="pipeline-"))
+    signers = [Signer(generate_private_key()) for _ in range(50)]
+    n_slots = args.txs * args.blocks
+    amount = 10 ** 8
+    allocations = [(signers[i % 50].address, amount) for i in range(n_slots)]
+    allocations += [(os.urandom(20), 1) for _ in range(args.utxos)]
+    genesis, vkeys = make_genesis("bench", 4, allocations, bench_params())
+    specs = write_homes(base, genesis, vkeys, {"log_level": "WARNING"})
+    nodes = [Node(s.home, load_config(s.home)) for s in specs[:2]]
+    proposer, validator = nodes
+    wl = Workload("bench", signers, 1)
+    for i in range(n_slots):
+        wl.add_slot(i % 50, genesis_outpoint("bench", i), amount)
+    wl.presign(n_slots)
+    raws = [bytes.fromhex(s.queue[0].hex) for s in wl.slots]
+    keys = list(vkeys.values())
+    stages = {k: 0.0 for k in ("admit_client", "admit_peer", "propose", "validate", "decide_commit",
+                               "proposer_commit")}
+    last_commit = None
+    for b in range(args.blocks):
+        chunk = raws[b * args.txs:(b + 1) * args.txs]
+        t = time.process_time()
+        from node.api.app import decode_tx_hex  # the REST path decodes hex
+        txs = [decode_tx_hex(raw.hex()) for raw in chunk]
+        if hasattr(proposer, "admit_client_txs"):
+            proposer.admit_client_txs(txs)
+        else:
+            for tx in txs:
+                proposer.submit_transaction(tx)
+        stages["admit_client"] += time.process_time() - t
+        t = time.process_time()
+        validator.receive_peer_txs(chunk)
+        stages["admit_peer"] += time.process_time() - t
+        height = proposer.store.height + 1
+        t = time.process_time()
+        value = proposer._get_value(height, 0)
+        stages["propose"] += time.process_time() - t
+        t = time.process_time()
+        assert validator._is_valid(height, value)
+        stages["validate"] += time.process_time() - t
+        block = validator._decode_block(value)
+        commit = certificate("bench", keys, height, block.hash)
+        t = time.process_time()
+        block = validator._decode_block(value)
+        validator._commit(block, commit, validator._execute(block), 0)
+        stages["decide_commit"] += time.process_time() - t
+        t = time.process_time()
+        pblock = proposer._decode_block(value)
+        proposer._commit(pblock, commit, proposer._execute(pblock), 0)
+        stages["proposer_commit"] += time.process_time() - t
+        assert len(block.txs) == len(chunk), (len(block.txs), len(chunk))
+        for node in nodes:
+            node.last_commit = commit
+    total_txs = args.txs * args.blocks
+    print(f"{args.blocks} blocks x {args.txs} txs, {args.utxos} extra UTXOs, code from {os.getcwd()}")
+    for k, v in stages.items():
+        print(f"  {k:16s} {1e6 * v / total_txs:8.1f} us/tx")
+    per_validator = stages["admit_peer"] * 0.75 + stages["admit_client"] * 0.25 + stages["validate"] \
+        + stages["decide_commit"]
+    print(f"  {'validator total':16s} {1e6 * per_validator / total_txs:8.1f} us/tx "
+          f"(3/4 of txs by gossip, 1/4 from clients; validate + commit)")
+    for node in nodes:
+        node.store.close()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--blocks", type=int, default=8)
+    p.add_argument("--txs", type=int, default=1000)
+    p.add_argument("--utxos", type=int, default=0)
+    asyncio.run(main_async(p.parse_args()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
