@@ -62,13 +62,12 @@ from devnet.network import (
     stop_node,
 )
 from genesis.build import make_genesis
-from genesis.document import Genesis, encode_genesis, genesis_hash, genesis_to_json
+from genesis.document import Genesis, genesis_to_json
 from node.config import CONFIG_FILE, DATA_DIR, GENESIS_FILE, KEY_FILE, NodeConfig, save_config
 from node.crypto import HAVE_FAST_BACKEND, address_hash, derive_public_key, encode_address, sign_digest, \
     verify_signature
-from node.home import write_key_file
+from node.home import init_home, write_key_file
 from node.ledger.state import genesis_outpoint
-from node.ledger.store import Store
 from node.ledger.transactions import ZERO_SIGNATURE, OutPoint, Transaction, TxInput, TxOutput, signing_digest
 
 CHAIN_ID = "bench"
@@ -444,8 +443,11 @@ def write_homes(base: Path, genesis: Genesis, validator_keys: dict[str, bytes],
                 overrides: dict[str, object]) -> list[NodeSpec]:
     """Homes for a fresh network, like ``devnet.network.write_network`` but fast at any genesis size.
 
-    The genesis JSON is written once, the height-0 store is built once from
-    the in-memory allocations (no JSON parsing), and copied to every node.
+    The genesis JSON is written once (each address encoded once), the first
+    home is made by ``node.home.init_home`` (so it holds whatever a node
+    expects), its store is compacted, and the other homes are copies of it
+    with their own key and config: one genesis parse and one height-0 store,
+    not one per node.
     """
     base.mkdir(parents=True, exist_ok=True)
     genesis_path = base / GENESIS_FILE
@@ -454,28 +456,20 @@ def write_homes(base: Path, genesis: Genesis, validator_keys: dict[str, bytes],
     host = "127.0.0.1"
     ports = free_ports(len(names), host)
     specs = [NodeSpec(name, base / name, host, port) for name, port in zip(names, ports)]
-    template = base / ".genesis-store"
-    if template.exists():
-        shutil.rmtree(template)
-    store = Store.open(str(template))
-    try:
-        store.initialize_genesis(genesis.chain_id, genesis_hash(genesis),
-                                 [(a.address, a.amount) for a in genesis.allocations], encode_genesis(genesis))
-    finally:
-        store.close()
-    compact_store(template)
+    configs = {}
     for spec in specs:
+        peers = tuple(other.url for other in specs if other.name != spec.name)
+        configs[spec.name] = NodeConfig(name=spec.name, host=host, port=spec.port, peers=peers,
+                                        log_file=str(spec.home / LOG_FILE)).with_overrides(overrides)
         if spec.home.exists():
             shutil.rmtree(spec.home)
-        spec.home.mkdir(parents=True)
-        peers = tuple(other.url for other in specs if other.name != spec.name)
-        config = NodeConfig(name=spec.name, host=host, port=spec.port, peers=peers,
-                            log_file=str(spec.home / LOG_FILE)).with_overrides(overrides)
-        shutil.copyfile(genesis_path, spec.home / GENESIS_FILE)
+    first = specs[0]
+    init_home(first.home, genesis_path, validator_keys[first.name], configs[first.name], force=True)
+    compact_store(first.home / DATA_DIR)
+    for spec in specs[1:]:
+        shutil.copytree(first.home, spec.home)
         write_key_file(spec.home / KEY_FILE, validator_keys[spec.name])
-        save_config(spec.home, config)
-        shutil.copytree(template, spec.home / DATA_DIR)
-    shutil.rmtree(template)
+        save_config(spec.home, configs[spec.name])
     (base / NETWORK_FILE).write_text(json.dumps(
         {"chain_id": genesis.chain_id, "nodes": [{"name": s.name, "home": str(s.home), "host": s.host,
                                                    "port": s.port} for s in specs]}, indent=2))

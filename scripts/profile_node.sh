@@ -15,9 +15,14 @@ SECONDS_=${2:-20}
 OUT=${3:-/tmp/ledger-profile}
 shift $(( $# < 3 ? $# : 3 ))
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PY="$ROOT/.venv/bin/python"
-SPY="$ROOT/.venv/bin/py-spy"
-[ -x "$SPY" ] || SPY=$(command -v py-spy)
+PY=${PYTHON:-"$ROOT/.venv/bin/python"}
+[ -x "$PY" ] || PY=$(command -v python3)
+SPY="$(dirname "$PY")/py-spy"
+[ -x "$SPY" ] || SPY=$(command -v py-spy || true)
+if [ -z "$SPY" ]; then
+    echo "py-spy not found: install it with  $PY -m pip install py-spy" >&2
+    exit 2
+fi
 mkdir -p "$OUT"
 rm -rf "$OUT/net"
 cd "$ROOT"
