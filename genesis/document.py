@@ -27,7 +27,7 @@ from node.crypto import (
     is_valid_public_key,
     sha256,
 )
-from node.encoding import Writer
+from node.encoding import Reader, Writer
 from node.ledger.transactions import MAX_SUPPLY, MAX_TX_BYTES
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -440,3 +440,17 @@ def validator_set_of(genesis: Genesis):
     from node.consensus.validators import Validator, ValidatorSet
 
     return ValidatorSet(tuple(Validator(v.name, v.public_key, v.power) for v in genesis.validators))
+
+
+def decode_genesis_header(data: bytes) -> Genesis:
+    """The genesis from its canonical bytes, without its allocations (they live in the store)."""
+    r = Reader(data)
+    if r.text(64) != HASH_DOMAIN or r.u8() != FORMAT_VERSION:
+        raise GenesisError(errors.BAD_JSON, "not a canonical genesis encoding")
+    chain_id = r.text(64)
+    time_ms = r.u64()
+    validators = tuple(GenesisValidator(r.text(64), r.fixed(PUBLIC_KEY_SIZE), r.u64()) for _ in range(r.u32()))
+    r.fixed((ADDRESS_SIZE + 8) * r.u32())
+    params = ConsensusParams(**{f.name: r.u32() for f in fields(ConsensusParams)})
+    r.finish()
+    return Genesis(chain_id, time_ms, validators, (), params)

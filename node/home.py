@@ -92,6 +92,8 @@ def init_home(home: Path, genesis_path: Path, private_key: bytes | None = None,
     try:
         store.initialize_genesis(genesis.chain_id, genesis_hash(genesis),
                                  [(a.address, a.amount) for a in genesis.allocations], encode_genesis(genesis))
+        from node.crypto import sha256
+        store.put_meta("genesis_file_sha256", sha256(raw))
     finally:
         store.close()
     return config, genesis, key

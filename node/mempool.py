@@ -93,6 +93,8 @@ class Mempool:
         self.expiry_blocks = expiry_blocks
         self.height = height
         self.entries: dict[bytes, MempoolEntry] = {}
+        self.by_encoded: dict[bytes, Transaction] = {}
+        """Encoded bytes -> pending transaction, so a block's transactions need not be decoded again."""
         self.spent_by: dict[OutPoint, bytes] = {}
         self.created: dict[OutPoint, UtxoEntry] = {}
         self.total_bytes = 0
@@ -146,6 +148,7 @@ class Mempool:
         for index, out in enumerate(tx.outputs):
             self.created[OutPoint(txid, index)] = UtxoEntry(out.address, out.amount, 0)
         self.entries[txid] = entry
+        self.by_encoded[tx.encoded] = tx
         self.total_bytes += entry.size
         self.admitted += 1
         return entry, True
@@ -154,6 +157,7 @@ class Mempool:
         entry = self.entries.pop(txid, None)
         if entry is None:
             return
+        self.by_encoded.pop(entry.tx.encoded, None)
         self.total_bytes -= entry.size
         for txin in entry.tx.inputs:
             if self.spent_by.get(txin.prev) == txid:
@@ -202,6 +206,7 @@ class Mempool:
             txid = tx.txid
             if txid in self.entries:
                 entry = self.entries.pop(txid)
+                self.by_encoded.pop(entry.tx.encoded, None)
                 self.total_bytes -= entry.size
                 for txin in tx.inputs:
                     if self.spent_by.get(txin.prev) == txid:
@@ -236,6 +241,7 @@ class Mempool:
         """Full re-validation against committed state (after block sync applied many blocks)."""
         entries = sorted(self.entries.values(), key=lambda e: e.seq)
         self.entries.clear()
+        self.by_encoded.clear()
         self.spent_by.clear()
         self.created.clear()
         self.total_bytes = 0

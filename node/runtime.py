@@ -61,6 +61,7 @@ SYNC_BATCH = 50
 MAX_EXECUTED_CACHE = 64
 MAX_SEEN_MESSAGES = 50_000
 EVIDENCE_FILE = "evidence.jsonl"
+GENESIS_FILE_DIGEST = "genesis_file_sha256"
 JOURNAL_FILE = "mempool.journal"
 
 
@@ -85,19 +86,14 @@ class Node:
     def __init__(self, home: Path, config: NodeConfig):
         self.home = Path(home)
         self.config = config
-        self.genesis: Genesis = load_genesis(self.home / GENESIS_FILE)
-        self.genesis_hash = genesis_hash(self.genesis)
-        self.genesis_json = genesis_to_json(self.genesis)
+        self.store = Store.open(str(self.home / DATA_DIR))
+        self.genesis, self.genesis_hash = self._load_genesis()
         self.chain_id = self.genesis.chain_id
         self.params = self.genesis.params
         self.validators = validator_set_of(self.genesis)
         self.key = load_key_file(self.home / KEY_FILE)
         self.address = self.key.address
         self.is_validator = self.validators.get(self.address) is not None
-        self.store = Store.open(str(self.home / DATA_DIR))
-        if self.store.genesis_hash != self.genesis_hash:
-            self.store.close()
-            raise RuntimeError(f"store in {self.home / DATA_DIR} belongs to another genesis; re-run init")
         self.sig_cache = SignatureCache()
         expiry = config.mempool_expiry_blocks or self.params.mempool_expiry_blocks
         self.mempool = Mempool(self.store, self.chain_id, self.sig_cache, config.mempool_max_txs,
@@ -139,6 +135,39 @@ class Node:
         self._timers: list[asyncio.TimerHandle] = []
         self.fatal: BaseException | None = None
         self._stop_event = asyncio.Event()
+
+    def _load_genesis(self):
+        """Genesis without its allocations (the store holds them as UTXOs): a large genesis costs no memory.
+
+        When the genesis file is the one the store was initialized from (same
+        SHA-256 of its bytes), the header comes from the store's canonical
+        copy; otherwise the file is parsed in full and checked once.
+        """
+        import dataclasses
+
+        from genesis.document import decode_genesis_header, loads_genesis
+        from node.crypto import sha256
+
+        raw = (self.home / GENESIS_FILE).read_bytes()
+        digest = sha256(raw)
+        doc = self.store.genesis_doc
+        if doc is not None and self.store.get_meta(GENESIS_FILE_DIGEST) == digest \
+                and sha256(doc) == self.store.genesis_hash:
+            return decode_genesis_header(doc), self.store.genesis_hash
+        genesis = loads_genesis(raw)
+        ghash = genesis_hash(genesis)
+        if self.store.genesis_hash != ghash:
+            self.store.close()
+            raise RuntimeError(f"store in {self.home / DATA_DIR} belongs to another genesis; re-run init")
+        self.store.put_meta(GENESIS_FILE_DIGEST, digest)
+        return dataclasses.replace(genesis, allocations=()), ghash
+
+    @property
+    def genesis_json(self) -> dict:
+        """The genesis document as JSON, read from the file when asked (it can be large)."""
+        from genesis.document import loads_genesis
+
+        return genesis_to_json(loads_genesis((self.home / GENESIS_FILE).read_bytes()))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -190,7 +219,14 @@ class Node:
     # ------------------------------------------------------------------ consensus callbacks (synchronous)
 
     def _decode_block(self, value: bytes) -> Block:
-        return Block.decode(value)
+        # a block this node proposed or already validated is not decoded again
+        try:
+            cached = self.executed.get(self._value_id(value))
+        except (DecodeError, ValueError):
+            cached = None
+        if cached is not None and cached[0].encoded == value:
+            return cached[0]
+        return Block.decode(value, known=self.mempool.by_encoded)
 
     def _value_id(self, value: bytes) -> bytes:
         r = Reader(value)

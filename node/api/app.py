@@ -136,17 +136,29 @@ def create_app(node) -> FastAPI:
         log.exception("internal error")
         return error_response(500, "internal-error", "the node failed to answer; see its log")
 
-    @app.middleware("http")
-    async def _limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None:
-            try:
-                too_big = int(length) > config.max_request_bytes
-            except ValueError:
-                return error_response(400, "bad-request", "content-length is not a number")
-            if too_big:
-                return error_response(413, "too-large", f"request body over {config.max_request_bytes} bytes")
-        return await call_next(request)
+    class _LimitBody:
+        """Pure ASGI: refuse an oversized Content-Length before reading the body (no BaseHTTPMiddleware task group)."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        async def __call__(self, scope, receive, send):
+            if scope["type"] == "http":
+                for name, value in scope.get("headers", ()):
+                    if name == b"content-length":
+                        try:
+                            too_big = int(value) > config.max_request_bytes
+                        except ValueError:
+                            await error_response(400, "bad-request", "content-length is not a number")(scope, receive, send)
+                            return
+                        if too_big:
+                            await error_response(413, "too-large",
+                                                 f"request body over {config.max_request_bytes} bytes")(scope, receive, send)
+                            return
+                        break
+            await self.inner(scope, receive, send)
+
+    app.add_middleware(_LimitBody)
 
     # ------------------------------------------------------------------ read-your-writes guard
 

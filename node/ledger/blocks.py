@@ -105,13 +105,16 @@ class Block:
         return self.encoded
 
     @classmethod
-    def decode(cls, data: bytes) -> "Block":
+    def decode(cls, data: bytes, known=None) -> "Block":
+        """``known`` maps encoded transactions to decoded ones (the mempool's): those are not decoded again."""
         r = Reader(data)
         header = Header.decode(r.var_bytes(1024))
         txs = []
+        get = known.get if known is not None else None
         for _ in range(r.count(MAX_BLOCK_TXS_DECODE)):
             raw = r.var_bytes(MAX_TX_BYTES)
-            txs.append(Transaction.decode(raw))
+            tx = get(raw) if get is not None else None
+            txs.append(tx if tx is not None else Transaction.decode(raw))
         last_commit = Commit.decode(r.var_bytes(10_000_000)) if r.boolean() else None
         r.finish()
         block = cls(header, tuple(txs), last_commit)

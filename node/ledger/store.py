@@ -171,7 +171,7 @@ class Store:
         """Open (creating if missing) the database at ``path`` and check its tip."""
         try:
             db = plyvel.DB(str(path), create_if_missing=True, lru_cache_size=cache_bytes, bloom_filter_bits=10,
-                           write_buffer_size=16 * 1024 * 1024)
+                           write_buffer_size=16 * 1024 * 1024, compression=None)
         except plyvel.Error as exc:
             raise StoreError(STORE_LOCKED, f"cannot open the database at {path}: {exc}") from exc
         except OSError as exc:  # plyvel raises IOError when the lock is held
