@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from genesis.document import ConsensusParams, Genesis, dump_genesis
-from node.config import NodeConfig, load_config
+from node.config import NodeConfig
 from node.home import init_home
 
 NETWORK_FILE = "network.json"

@@ -4,7 +4,7 @@ on the command line (``--set section.key=value`` or the named flags)."""
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import tomli_w

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from genesis.document import Genesis, genesis_hash, genesis_to_json, load_genesis, validator_set_of
+from genesis.document import genesis_hash, genesis_to_json, validator_set_of
 from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, SIGNER_FILE, WAL_FILE, NodeConfig
 from node.consensus.certificate import CertificateError, verify_commit
 from node.consensus.driver import (

@@ -9,7 +9,6 @@ can change the node's keys or configuration.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Annotated, Literal
 
@@ -20,10 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from node.api.views import amount_json, block_json, commit_json, tx_json, utxo_json
+from node.api.views import amount_json, block_json, tx_json, utxo_json
 from node.crypto import CryptoError, decode_address, encode_address
 from node.encoding import DecodeError
-from node.ledger.errors import ERROR_CODES, LedgerError
+from node.ledger.errors import ERROR_CODES
 from node.ledger.merkle import merkle_proof
 from node.ledger.transactions import MAX_TX_BYTES, OutPoint, Transaction
 from node.mempool import MempoolError

@@ -44,7 +44,7 @@ from node.consensus.driver import (
     ScheduleTimeout,
 )
 from node.consensus.messages import Commit, Proposal, Vote, VoteType, sign_proposal, sign_vote
-from node.consensus.round_machine import Timeout, TimeoutParams
+from node.consensus.round_machine import TimeoutParams
 from node.consensus.signer import MemorySigner, SignerLock
 from node.consensus.validators import Validator, ValidatorSet
 from node.consensus.wal import MemoryWAL

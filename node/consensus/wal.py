@@ -12,7 +12,6 @@ new height.  A torn last entry (a crash mid-append) is dropped on open.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Protocol
 
 from node.consensus.messages import Proposal, Vote

@@ -13,9 +13,9 @@ from functools import cached_property
 
 from node.consensus.messages import Commit
 from node.crypto import ADDRESS_SIZE, sha256
-from node.encoding import DecodeError, Reader, Writer
+from node.encoding import Reader, Writer
 from node.ledger.merkle import EMPTY_ROOT, MerkleProof, merkle_proof, merkle_root
-from node.ledger.transactions import MAX_TX_BYTES, Transaction, read_transaction
+from node.ledger.transactions import MAX_TX_BYTES, Transaction
 
 HASH_SIZE = 32
 ZERO_HASH = bytes(HASH_SIZE)

@@ -8,7 +8,7 @@ chain is void on another.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 from node.crypto import (
