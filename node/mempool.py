@@ -153,21 +153,27 @@ class Mempool:
         self.admitted += 1
         return entry, True
 
-    def _drop(self, txid: bytes) -> None:
+    def _remove(self, txid: bytes) -> MempoolEntry | None:
+        """Take one entry out of every index; its children are left to the caller."""
         entry = self.entries.pop(txid, None)
         if entry is None:
-            return
+            return None
         self.by_encoded.pop(entry.tx.encoded, None)
         self.total_bytes -= entry.size
         for txin in entry.tx.inputs:
             if self.spent_by.get(txin.prev) == txid:
                 del self.spent_by[txin.prev]
         for index in range(len(entry.tx.outputs)):
-            op = OutPoint(txid, index)
-            self.created.pop(op, None)
-            child = self.spent_by.get(op)
-            if child is not None:  # a child spending a dropped parent's output can never be valid
-                self._drop(child)
+            self.created.pop(OutPoint(txid, index), None)
+        return entry
+
+    def _drop(self, txid: bytes) -> None:
+        entry = self._remove(txid)
+        if entry is None:
+            return
+        # a child spending a dropped parent's output can never be valid
+        for child in self._children_of(txid, len(entry.tx.outputs)):
+            self._drop(child)
 
     def select(self, max_txs: int, max_bytes: int) -> list[Transaction]:
         """Transactions for a new block: highest fee rate first, parents before children."""
@@ -204,15 +210,7 @@ class Mempool:
         dropped: list[bytes] = []
         for tx in committed:
             txid = tx.txid
-            if txid in self.entries:
-                entry = self.entries.pop(txid)
-                self.by_encoded.pop(entry.tx.encoded, None)
-                self.total_bytes -= entry.size
-                for txin in tx.inputs:
-                    if self.spent_by.get(txin.prev) == txid:
-                        del self.spent_by[txin.prev]
-                for index in range(len(tx.outputs)):
-                    self.created.pop(OutPoint(txid, index), None)
+            if self._remove(txid) is not None:
                 for child_txid in self._children_of(txid, len(tx.outputs)):
                     self.entries[child_txid].parents.discard(txid)
         for tx in committed:
@@ -222,8 +220,11 @@ class Mempool:
                     dropped.append(loser)
                     self._drop(loser)
         if self.expiry_blocks > 0:
+            # Entries sit in arrival order, so admission heights never decrease: stop at the first young one.
             for txid, entry in list(self.entries.items()):
-                if height - entry.height >= self.expiry_blocks and txid in self.entries:
+                if height - entry.height < self.expiry_blocks:
+                    break
+                if txid in self.entries:
                     dropped.append(txid)
                     self.expired += 1
                     self._drop(txid)
