@@ -232,6 +232,10 @@ class Node:
         r = Reader(value)
         return Header.decode(r.var_bytes(1024)).hash
 
+    def _parent_time(self, height: int) -> int:
+        """Time of block ``height - 1`` (the genesis time for the first block): a block's time must pass it."""
+        return self.store.get_header(height - 1).time_ms if height > 1 else self.genesis.genesis_time_ms
+
     def _check_chain_fields(self, block: Block) -> None:
         """What the ledger rules cannot see: parent, time, proposer, validator set, last commit."""
         header = block.header
@@ -240,7 +244,7 @@ class Node:
             raise BlockError("bad-blk-height", f"block height {header.height}, expected {height}")
         if header.prev_hash != self.store.tip_hash:
             raise BlockError("bad-blk-prevhash", "block does not build on this node's last block")
-        prev_time = self.store.get_header(height - 1).time_ms if height > 1 else self.genesis.genesis_time_ms
+        prev_time = self._parent_time(height)
         if header.time_ms <= prev_time:
             raise BlockError("bad-blk-time", f"block time {header.time_ms} is not after {prev_time}")
         if header.validators_hash != self.validators.hash:
@@ -292,7 +296,7 @@ class Node:
             except (TxError, BlockError) as exc:
                 log.debug("left out of block txid=%s code=%s", tx.txid.hex(), exc.code)
         result = builder.finish()
-        prev_time = self.store.get_header(height - 1).time_ms if height > 1 else self.genesis.genesis_time_ms
+        prev_time = self._parent_time(height)
         header = Header(
             chain_id=self.chain_id,
             height=height,
@@ -428,14 +432,13 @@ class Node:
                                  message.block_hash)
         return verify_signature(validator.public_key, digest, message.signature)
 
-    def receive_consensus(self, messages: list[Proposal | Vote | DecodeError]) -> dict:
-        """Messages from a peer: drop the bad, re-flood the new, feed the driver."""
+    def receive_consensus(self, messages: list[tuple[Proposal | Vote | DecodeError, bytes]]) -> dict:
+        """Messages from a peer, each with its framed bytes: drop the bad, re-flood the new, feed the driver."""
         accepted = dropped = duplicate = 0
-        for message in messages:
+        for message, encoded in messages:
             if isinstance(message, DecodeError):
                 dropped += 1
                 continue
-            encoded = encode_consensus_message(message)
             if not self._mark_seen(encoded):
                 duplicate += 1
                 continue

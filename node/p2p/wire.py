@@ -49,22 +49,26 @@ def encode_consensus_batch(encoded_messages: list[bytes]) -> bytes:
     return w.getvalue()
 
 
-def decode_consensus_batch(data: bytes) -> list[Proposal | Vote | DecodeError]:
-    """Each message decoded on its own: one bad message does not spoil the batch."""
+def decode_consensus_batch(data: bytes) -> list[tuple[Proposal | Vote | DecodeError, bytes]]:
+    """Each message decoded on its own (one bad message does not spoil the batch), paired with its
+    framed bytes as they arrived: decoding is strict, so those equal ``encode_consensus_message``
+    of the message and can be hashed and re-flooded without encoding it again."""
     r = Reader(data)
-    out: list[Proposal | Vote | DecodeError] = []
+    out: list[tuple[Proposal | Vote | DecodeError, bytes]] = []
     for _ in range(r.count(MAX_BATCH_MESSAGES)):
+        start = len(data) - r.remaining()
         kind = r.u8()
         payload = r.var_bytes(MAX_MESSAGE_BYTES)
+        framed = data[start:len(data) - r.remaining()]
         try:
             if kind == KIND_PROPOSAL:
-                out.append(Proposal.decode(payload))
+                out.append((Proposal.decode(payload), framed))
             elif kind == KIND_VOTE:
-                out.append(Vote.decode(payload))
+                out.append((Vote.decode(payload), framed))
             else:
-                out.append(DecodeError(f"unknown consensus message kind {kind}"))
+                out.append((DecodeError(f"unknown consensus message kind {kind}"), framed))
         except DecodeError as exc:
-            out.append(exc)
+            out.append((exc, framed))
     r.finish()
     return out
 
