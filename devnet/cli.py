@@ -136,6 +136,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"devnet in {home} is already running ({len(running)} of {len(specs)} nodes up); left as it is. "
                   f"See `ledger-devnet status`; `ledger-devnet up --fresh` recreates it.")
             return 0
+        try:
+            _check_stores(specs)
+        except DevnetError as exc:
+            return fail(str(exc), 2)
         print(f"starting the existing devnet in {home} (its chain is kept; `up --fresh` starts over)")
         for spec in specs:
             start_node(spec)
@@ -159,6 +163,20 @@ def cmd_up(args: argparse.Namespace) -> int:
         return fail(f"{problem} (nodes left running; `ledger-devnet down` stops them)")
     show_up(home, specs, elapsed)
     return 0
+
+
+def _check_stores(specs: list[NodeSpec]) -> None:
+    """Refuse, in one line and before any node starts, stores this release cannot read (``store-format``)."""
+    from node.config import DATA_DIR
+    from node.ledger.errors import STORE_FORMAT, StoreError
+    from node.ledger.store import Store
+
+    for spec in specs:
+        try:
+            Store.open(str(spec.home / DATA_DIR)).close()
+        except StoreError as exc:
+            if exc.code == STORE_FORMAT:
+                raise DevnetError(f"{spec.name}: {exc}") from None
 
 
 def _check_empty(home: Path) -> None:

@@ -242,11 +242,26 @@ class LinkProxy:
         self.links[(src, dst)] = link
         return link
 
-    async def start(self) -> None:
-        for link in self.links.values():
-            if link.server is None:
-                link.server = await asyncio.start_server(link.handle, self.host, link.port, reuse_address=True)
-                link.port = link.server.sockets[0].getsockname()[1]
+    async def start(self, avoid: set[int] | frozenset[int] = frozenset()) -> None:
+        """Listen on every link's port; a link without a fixed port takes a free one that is not in ``avoid``
+        (the nodes' own ports, chosen earlier but not bound until the nodes start)."""
+        rejected = []
+        try:
+            for link in self.links.values():
+                if link.server is not None:
+                    continue
+                for _ in range(20):
+                    server = await asyncio.start_server(link.handle, self.host, link.port, reuse_address=True)
+                    port = server.sockets[0].getsockname()[1]
+                    if link.port or port not in avoid:
+                        link.server, link.port = server, port
+                        break
+                    rejected.append(server)  # held open until the end, so the kernel offers another port
+                else:
+                    raise OSError(f"no free port outside {sorted(avoid)} for {link.name}")
+        finally:
+            for server in rejected:
+                server.close()
 
     async def close(self) -> None:
         for link in self.links.values():

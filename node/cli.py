@@ -123,10 +123,15 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from node.ledger.errors import StoreError
     from node.ledger.store import Store
     from node.config import DATA_DIR
 
-    store = Store.open(str(Path(args.home) / DATA_DIR))
+    try:
+        store = Store.open(str(Path(args.home) / DATA_DIR))
+    except StoreError as exc:  # e.g. store-format: one line that says what to do, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     try:
         height = store.height
         out: dict = {"height": height, "app_hash": store.app_hash.hex(), "chain_id": store.chain_id}

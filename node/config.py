@@ -62,6 +62,12 @@ class NodeConfig:
     """Largest request body accepted on any route."""
     create_empty_blocks_ms: int = 1_000
     """With an empty mempool, a proposer waits up to this long for transactions before proposing an empty block."""
+    clock_skew_warn_ms: int = 10_000
+    """This node warns (log and ``GET /v1/status`` ``clock.skewed``) when its clock is further than this from
+    the median of the other validators' precommit times."""
+    clock_offset_ms: int = 0
+    """Testing aid: shift this node's clock by this many milliseconds (may be negative) wherever consensus
+    reads the time (the times its votes carry).  Leave 0 in production."""
 
     def with_overrides(self, overrides: dict[str, object]) -> "NodeConfig":
         known = {f.name: f for f in fields(self)}

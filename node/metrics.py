@@ -28,6 +28,11 @@ class NodeMetrics:
         mempool_bytes.set_function(lambda: node.mempool.total_bytes)
         peers = Gauge("ledger_peers_up", "Peers answering gossip", registry=r)
         peers.set_function(lambda: node.gossip.peers_up)
+        refused_txs = Gauge("ledger_gossip_rejected_txs", "Gossiped transactions a peer refused (dropped)", registry=r)
+        refused_txs.set_function(lambda: node.gossip.rejected_txs)
+        refused_messages = Gauge("ledger_gossip_rejected_messages", "Consensus messages a peer refused (dropped)",
+                                 registry=r)
+        refused_messages.set_function(lambda: node.gossip.rejected_messages)
         hits = Gauge("ledger_signature_cache_hits", "Signature checks answered from the cache", registry=r)
         hits.set_function(lambda: node.sig_cache.hits)
         misses = Gauge("ledger_signature_cache_misses", "Signature checks that ran", registry=r)

@@ -29,6 +29,7 @@ import httpx
 
 from genesis.document import genesis_hash, genesis_to_json, validator_set_of
 from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, SIGNER_FILE, WAL_FILE, NodeConfig
+from node.consensus.bft_time import block_time
 from node.consensus.certificate import CertificateError, verify_commit
 from node.consensus.driver import (
     BroadcastProposal,
@@ -39,28 +40,36 @@ from node.consensus.driver import (
     ScheduleTimeout,
     TimeoutParams,
 )
-from node.consensus.messages import Commit, Proposal, Vote, proposal_digest, vote_digest
+from node.consensus.messages import Commit
+from node.consensus.relay import STATUS_INTERVAL_MS, Relay, Verdict
+from node.consensus.round_status import RELAY_PROTOCOL_VERSION, RoundStatus
 from node.consensus.signer import DurableSigner
 from node.consensus.wal import FileWAL
-from node.crypto import verify_signature
 from node.encoding import DecodeError, Reader
 from node.home import load_key_file
 from node.ledger.blocks import ZERO_HASH, Block, Header, commit_hash
 from node.ledger.errors import BlockError, LedgerError, TxError
-from node.ledger.rules import BlockBuilder, BlockResult, SignatureCache, execute_block
+from node.ledger.rules import BlockBuilder, BlockResult, SignatureCache, check_block_body, execute_block
 from node.ledger.store import Store
 from node.ledger.transactions import Transaction
 from node.mempool import AlreadyCommitted, Mempool, MempoolError, MempoolJournal
 from node.metrics import NodeMetrics
 from node.p2p.gossip import Gossip
-from node.p2p.wire import decode_block_batch, encode_consensus_message
+from node.p2p.wire import (
+    ConsensusMessage,
+    decode_block_batch,
+    decode_status_answer,
+    encode_consensus_message,
+    encode_status_answer,
+)
 
 log = logging.getLogger("ledger.node")
 
 SYNC_BATCH = 50
 MAX_EXECUTED_CACHE = 64
-MAX_SEEN_MESSAGES = 50_000
 EVIDENCE_FILE = "evidence.jsonl"
+CLOCK_WARNING_INTERVAL_S = 60.0
+"""A node whose clock is off says so at most this often."""
 GENESIS_FILE_DIGEST = "genesis_file_sha256"
 JOURNAL_FILE = "mempool.journal"
 
@@ -112,16 +121,18 @@ class Node:
             is_valid=self._is_valid,
             value_id=self._value_id,
             get_value=self._get_value,
+            now_ms=self._now_ms,
             wal=self.wal,
+            value_time=self._value_time,
         )
         self.own_url = f"http://{config.host}:{config.port}"
         self.gossip = Gossip(list(config.peers), self.own_url, config.gossip_batch_txs, config.gossip_flush_ms,
                              config.gossip_queue_max, config.peer_timeout_ms)
         self.metrics = NodeMetrics(self)
         self.executed: collections.OrderedDict[bytes, tuple[Block, BlockResult]] = collections.OrderedDict()
+        self._last_decoded: tuple[bytes, Block] | None = None
         self.last_commit: Commit | None = self.store.get_commit(self.store.height) if self.store.height > 0 else None
-        self.seen: collections.OrderedDict[bytes, None] = collections.OrderedDict()
-        self.own_messages: list[bytes] = []
+        self.relay = Relay(self.driver, self._decided_at)
         self.commit_waiters: dict[bytes, list[asyncio.Future]] = {}
         self.height_changed = asyncio.Event()
         self.catching_up = False
@@ -134,6 +145,10 @@ class Node:
         self._sync_wakeup = asyncio.Event()
         self._timers: list[asyncio.TimerHandle] = []
         self.fatal: BaseException | None = None
+        self.clock_offset_ms: int | None = None
+        """This clock minus the median of the other validators' latest precommit times (None: none seen yet)."""
+        self._peer_clock_offsets: dict[bytes, int] = {}
+        self._skew_warned_at = -CLOCK_WARNING_INTERVAL_S
         self._stop_event = asyncio.Event()
 
     def _load_genesis(self):
@@ -189,8 +204,9 @@ class Node:
         self.loop = asyncio.get_running_loop()
         self.gossip.start()
         self._tasks.append(asyncio.create_task(self._sync_loop(), name="block-sync"))
-        self._tasks.append(asyncio.create_task(self._rebroadcast_loop(), name="rebroadcast"))
-        self._run_actions(self.driver.start_height(self.store.height + 1))
+        for link in self.gossip.links:
+            self._tasks.append(asyncio.create_task(self._status_loop(link), name=f"round-state:{link.url}"))
+        self._start_height(self.store.height + 1)
         log.info("node started name=%s chain=%s height=%d validator=%s peers=%d", self.config.name,
                  self.chain_id, self.store.height, self.is_validator, len(self.config.peers))
 
@@ -219,18 +235,40 @@ class Node:
     # ------------------------------------------------------------------ consensus callbacks (synchronous)
 
     def _decode_block(self, value: bytes) -> Block:
-        # a block this node proposed or already validated is not decoded again
-        try:
-            cached = self.executed.get(self._value_id(value))
-        except (DecodeError, ValueError):
-            cached = None
+        """The block in ``value``, whose body its header commits to (else BlockError ``bad-blk-txroot``).
+
+        A block this node proposed or already validated is not decoded again, and the last decoded value is
+        remembered, so the driver's ``value_id`` and ``is_valid`` calls on one proposal decode it once."""
+        last = self._last_decoded
+        if last is not None and last[0] is value:
+            return last[1]
+        header_hash = Header.decode(Reader(value).var_bytes(1024)).hash
+        cached = self.executed.get(header_hash)
         if cached is not None and cached[0].encoded == value:
-            return cached[0]
-        return Block.decode(value, known=self.mempool.by_encoded)
+            block = cached[0]
+        else:
+            block = Block.decode(value, known=self.mempool.by_encoded)
+            check_block_body(block)
+        self._last_decoded = (value, block)
+        return block
 
     def _value_id(self, value: bytes) -> bytes:
-        r = Reader(value)
-        return Header.decode(r.var_bytes(1024)).hash
+        """A value's id is its header hash, and only bytes whose body that header commits to have one: a copy
+        with a tampered transaction under the genuine header is not a value of that id (the driver drops it)."""
+        return self._decode_block(value).hash
+
+    def _value_time(self, value: bytes) -> int:
+        """The time a proposed block carries (the driver dates its precommit for the block after it)."""
+        return Header.decode(Reader(value).var_bytes(1024)).time_ms
+
+    def _now_ms(self) -> int:
+        """This node's clock for consensus (Unix ms): the wall clock shifted by ``clock_offset_ms`` (a testing aid)."""
+        return int(time.time() * 1000) + self.config.clock_offset_ms
+
+    def _block_time(self, height: int, last_commit: Commit | None) -> int:
+        """The time block ``height`` must carry: BFT time, the weighted median of the precommit times in the
+        certificate of its parent it carries (``genesis_time_ms + 1`` for the first block)."""
+        return block_time(height, last_commit, self.validators, self.genesis.genesis_time_ms)
 
     def _parent_time(self, height: int) -> int:
         """Time of block ``height - 1`` (the genesis time for the first block): a block's time must pass it."""
@@ -244,9 +282,6 @@ class Node:
             raise BlockError("bad-blk-height", f"block height {header.height}, expected {height}")
         if header.prev_hash != self.store.tip_hash:
             raise BlockError("bad-blk-prevhash", "block does not build on this node's last block")
-        prev_time = self._parent_time(height)
-        if header.time_ms <= prev_time:
-            raise BlockError("bad-blk-time", f"block time {header.time_ms} is not after {prev_time}")
         if header.validators_hash != self.validators.hash:
             raise BlockError("bad-blk-validators", "validators hash does not match the validator set")
         if self.validators.get(header.proposer) is None:
@@ -263,8 +298,16 @@ class Node:
                 verify_commit(self.chain_id, self.validators, block.last_commit, header.prev_hash, height - 1)
             except CertificateError as exc:
                 raise BlockError("bad-blk-commit", f"parent certificate: {exc}") from exc
+        expected = self._block_time(height, block.last_commit)
+        if header.time_ms != expected:
+            raise BlockError("bad-blk-time", f"block time {header.time_ms} is not {expected}, the " + (
+                "genesis time + 1" if height == 1 else "weighted median of the precommit times in its last commit"))
+        prev_time = self._parent_time(height)
+        if header.time_ms <= prev_time:
+            raise BlockError("bad-blk-time", f"block time {header.time_ms} is not after {prev_time}")
 
     def _execute(self, block: Block) -> BlockResult:
+        check_block_body(block)  # a result cached by id belongs to the bytes the id covers, and to no others
         cached = self.executed.get(block.hash)
         if cached is not None:
             return cached[1]
@@ -296,11 +339,10 @@ class Node:
             except (TxError, BlockError) as exc:
                 log.debug("left out of block txid=%s code=%s", tx.txid.hex(), exc.code)
         result = builder.finish()
-        prev_time = self._parent_time(height)
         header = Header(
             chain_id=self.chain_id,
             height=height,
-            time_ms=max(int(time.time() * 1000), prev_time + 1),
+            time_ms=self._block_time(height, self.last_commit if height > 1 else None),
             prev_hash=self.store.tip_hash,
             tx_root=result.tx_root,
             app_hash=result.app_hash,
@@ -322,9 +364,7 @@ class Node:
             if isinstance(action, (BroadcastProposal, BroadcastVote)):
                 message = action.proposal if isinstance(action, BroadcastProposal) else action.vote
                 encoded = encode_consensus_message(message)
-                self._mark_seen(encoded)
-                if message.height == self.driver.height:
-                    self.own_messages.append(encoded)
+                self.relay.mark_seen(hashlib.sha256(encoded).digest())
                 self.gossip.broadcast_consensus(encoded)
             elif isinstance(action, ScheduleTimeout):
                 assert self.loop is not None
@@ -352,7 +392,38 @@ class Node:
             self._diverge(decision.height, f"decided block does not execute here: {exc}")
             return
         self._commit(block, decision.commit, result, decision.round)
+        self._observe_clocks(decision.commit)
         self._schedule_next_height(decision.height, decision.commit)
+
+    def _observe_clocks(self, commit: Commit) -> None:
+        """Compare this node's clock with the precommit times of the other validators in a commit it has just
+        decided (signed moments ago) and say so, at most once a minute, when it is far off.
+
+        The offset is the median over the other validators of (this clock - their latest precommit time), the
+        middle value nearer to this clock for an even count.  Block time does not depend on it.
+        """
+        now = self._now_ms()
+        for cs in commit.signatures:
+            if cs.validator != self.address:
+                self._peer_clock_offsets[cs.validator] = now - cs.time_ms
+        offsets = sorted(self._peer_clock_offsets.values())
+        if not offsets:
+            return
+        mid = len(offsets) // 2
+        self.clock_offset_ms = min(offsets[mid - 1:mid + 1] if len(offsets) % 2 == 0 else [offsets[mid]], key=abs)
+        if self.clock_skewed and time.monotonic() - self._skew_warned_at >= CLOCK_WARNING_INTERVAL_S:
+            self._skew_warned_at = time.monotonic()
+            log.warning("clock: this node's clock is %+d ms off the median of the other validators' precommit "
+                        "times (more than clock_skew_warn_ms=%d); block times come from the validators and are "
+                        "not affected, but fix this machine's clock (NTP)%s", self.clock_offset_ms,
+                        self.config.clock_skew_warn_ms,
+                        f"; clock_offset_ms={self.config.clock_offset_ms} is set" if self.config.clock_offset_ms
+                        else "")
+
+    @property
+    def clock_skewed(self) -> bool:
+        """True when this node's clock is more than ``clock_skew_warn_ms`` off the other validators'."""
+        return self.clock_offset_ms is not None and abs(self.clock_offset_ms) > self.config.clock_skew_warn_ms
 
     def _schedule_next_height(self, height: int, commit: Commit) -> None:
         if self._next_height_task is not None and not self._next_height_task.done():
@@ -372,8 +443,7 @@ class Node:
         late = self.driver.commit_for_decided()
         if late is not None and late.block_hash == commit.block_hash:
             self.last_commit = late
-        self.own_messages = []
-        self._run_actions(self.driver.start_height(decided + 1))
+        self._start_height(decided + 1)
 
     # ------------------------------------------------------------------ commit
 
@@ -410,54 +480,50 @@ class Node:
 
     # ------------------------------------------------------------------ inbound
 
-    def _mark_seen(self, encoded: bytes) -> bool:
-        digest = hashlib.sha256(encoded).digest()
-        if digest in self.seen:
-            return False
-        self.seen[digest] = None
-        if len(self.seen) > MAX_SEEN_MESSAGES:
-            self.seen.popitem(last=False)
-        return True
+    def _start_height(self, height: int) -> None:
+        """Start consensus at ``height``; messages the relay buffered for it are offered again."""
+        actions, reoffered = self.relay.start_height(height)
+        self._run_actions(actions)
+        for encoded, received in reoffered:
+            self._after_receive(encoded, received)
 
-    def _authentic(self, message: Proposal | Vote) -> bool:
-        signer = message.proposer if isinstance(message, Proposal) else message.validator
-        validator = self.validators.get(signer)
-        if validator is None:
-            return False
-        if isinstance(message, Proposal):
-            digest = proposal_digest(self.chain_id, message.height, message.round, message.pol_round,
-                                     message.block_hash)
-        else:
-            digest = vote_digest(self.chain_id, message.vote_type, message.height, message.round,
-                                 message.block_hash)
-        return verify_signature(validator.public_key, digest, message.signature)
+    def _after_receive(self, encoded, received) -> None:
+        if received.flood and encoded is not None:
+            self.gossip.broadcast_consensus(encoded)
+        if received.actions:
+            self._run_actions(received.actions)
 
-    def receive_consensus(self, messages: list[tuple[Proposal | Vote | DecodeError, bytes]]) -> dict:
-        """Messages from a peer, each with its framed bytes: drop the bad, re-flood the new, feed the driver."""
-        accepted = dropped = duplicate = 0
+    def receive_consensus(self, messages: list[tuple[ConsensusMessage | DecodeError, bytes]],
+                          peer: str = "") -> dict:
+        """Messages from a peer, each with its framed bytes: the relay decides what the driver gets and what
+        is re-flooded (only what the driver kept, with the bytes it arrived in)."""
+        counts = {verdict: 0 for verdict in Verdict}
+        malformed = 0
         for message, encoded in messages:
             if isinstance(message, DecodeError):
-                dropped += 1
+                malformed += 1
                 continue
-            if not self._mark_seen(encoded):
-                duplicate += 1
-                continue
-            if message.height + 1 < self.driver.height or not self._authentic(message):
-                dropped += 1
-                continue
-            if message.height > self.driver.height + 1 or (
-                    message.height > self.store.height + 1 and self.store.height + 1 != self.driver.height):
-                self._sync_wakeup.set()
-            self.gossip.broadcast_consensus(encoded)
-            accepted += 1
             if self.fatal is not None:
-                continue
-            if isinstance(message, Proposal):
-                actions = self.driver.on_proposal(message)
-            else:
-                actions = self.driver.on_vote(message)
-            self._run_actions(actions)
-        return {"accepted": accepted, "dropped": dropped, "duplicate": duplicate}
+                break
+            received = self.relay.receive(peer, message, hashlib.sha256(encoded).digest(), encoded)
+            counts[received.verdict] += 1
+            if received.verdict is Verdict.BUFFERED:
+                self._sync_wakeup.set()
+            self._after_receive(encoded, received)
+        return {"accepted": counts[Verdict.KEPT], "duplicate": counts[Verdict.DUPLICATE],
+                "buffered": counts[Verdict.BUFFERED], "stale": counts[Verdict.STALE],
+                "dropped": counts[Verdict.DROPPED] + malformed}
+
+    def answer_round_status(self, status: RoundStatus) -> bytes:
+        """A peer's round status: this node's own status, then what the peer lacks of what this node holds."""
+        if self.relay.peer_is_ahead(status):
+            self._sync_wakeup.set()
+        missing = self.relay.answer(status)
+        return encode_status_answer(self.relay.status(), [encode_consensus_message(m) for m in missing])
+
+    def _decided_at(self, height: int) -> tuple[bytes, Commit] | None:
+        block_bytes, commit = self.store.get_block_bytes(height), self.store.get_commit(height)
+        return None if block_bytes is None or commit is None else (block_bytes, commit)
 
     def receive_peer_txs(self, raw_txs: list[bytes]) -> dict:
         admitted = rejected = known = 0
@@ -580,6 +646,12 @@ class Node:
             body = response.json()
             if body.get("chain_id") != self.chain_id or body.get("genesis_hash") != self.genesis_hash.hex():
                 return -1
+            if body.get("protocol") != RELAY_PROTOCOL_VERSION:
+                if link.last_error != "protocol":
+                    log.warning("peer %s speaks protocol %s, this node %d: run the same ledger-node release on "
+                                "every node", link.url, body.get("protocol"), RELAY_PROTOCOL_VERSION)
+                    link.last_error = "protocol"
+                return -1
             link.height = int(body["height"])
             return link.height
         except (httpx.HTTPError, OSError, ValueError, KeyError, TypeError):
@@ -622,51 +694,75 @@ class Node:
                     break
                 if not items:
                     break
-                applied = self._apply_synced(items)
-                if applied == 0:
-                    break
+                applied, honest = self._apply_synced(items, link)
+                if applied == 0 or not honest:
+                    break  # the next candidate serves the same heights
             if self.store.height >= best:
                 break
         self.catching_up = False
 
-    def _apply_synced(self, items: list[tuple[Block, Commit]]) -> int:
-        applied = 0
+    def _apply_synced(self, items: list[tuple[Block, Commit]], link) -> tuple[int, bool]:
+        """Commit, in order, the certified blocks ``link`` served; return (how many, whether the peer was honest).
+
+        A block whose bytes are not the ones its certificate covers (a certificate for another header or
+        height, one that does not verify, or a body its header does not commit to: ``check_block_body``) is
+        the peer's lie, not this node's problem: the rest of the batch is dropped, the peer is marked down,
+        and the caller fetches the same heights from another peer.  Only certified bytes that fail to execute
+        here, or execute to another app hash than their header's, are a state divergence.
+        """
+        applied, honest = 0, True
         for block, commit in items:
             height = block.height
             if height != self.store.height + 1:
                 continue
+            lie = None
             if commit.block_hash != block.hash or commit.height != height:
-                log.warning("sync: certificate does not match block height=%d", height)
-                return applied
-            try:
-                verify_commit(self.chain_id, self.validators, commit, block.hash, height)
-            except CertificateError as exc:
-                log.warning("sync: bad certificate height=%d: %s", height, exc)
-                return applied
+                lie = f"its certificate is for block {commit.block_hash.hex()[:16]} at height {commit.height}"
+            else:
+                try:
+                    verify_commit(self.chain_id, self.validators, commit, block.hash, height)
+                    check_block_body(block)
+                except (CertificateError, BlockError) as exc:
+                    lie = f"{exc.code}: {exc.message}"
+            if lie is not None:
+                log.warning("sync: peer %s served block %d that is not the certified one (%s); dropping the peer "
+                            "and fetching these heights from another", link.url, height, lie)
+                link._mark(False, f"served an uncertified block {height}")
+                honest = False
+                break
             try:
                 result = self._execute(block)
             except (LedgerError, DecodeError) as exc:
                 self._diverge(height, f"certified block fails here: {getattr(exc, 'code', '')} {exc}")
-                return applied
+                return applied, True
             self._commit(block, commit, result, commit.round)
             applied += 1
         if applied:
             self.mempool.recheck()
-            self.own_messages = []
             log.info("block sync applied=%d height=%d", applied, self.store.height)
-            self._run_actions(self.driver.start_height(self.store.height + 1))
-        return applied
+            self._start_height(self.store.height + 1)
+        return applied, honest
 
-    async def _rebroadcast_loop(self) -> None:
-        """Liveness under loss: if a height stalls, send this node's messages for it again."""
-        period = max(self.params.timeout_propose_ms, 1000) / 1000
-        last_height = -1
+    async def _status_loop(self, link) -> None:
+        """The round-state exchange with one peer: send it this node's status, take what it says is missing.
+
+        What one peer does never delays the exchange with another (one task per peer)."""
+        period = STATUS_INTERVAL_MS / 1000
         while True:
             await asyncio.sleep(period)
-            if self.driver.height == last_height and self.own_messages:
-                for encoded in self.own_messages[-32:]:
-                    self.gossip.broadcast_consensus(encoded)
-            last_height = self.driver.height
+            if self.fatal is not None or not self.driver.started:
+                continue
+            try:
+                response = await link.client.post(link.url + "/p2p/round-state", content=self.relay.status().encode(),
+                                                   headers={"content-type": "application/octet-stream"})
+                if response.status_code != 200:
+                    continue
+                status, messages = decode_status_answer(response.content)
+            except (httpx.HTTPError, OSError, DecodeError, ValueError):
+                continue
+            if self.relay.peer_is_ahead(status):
+                self._sync_wakeup.set()
+            self.receive_consensus(messages, link.url)
 
     # ------------------------------------------------------------------ status
 
@@ -687,6 +783,9 @@ class Node:
             "consensus": {"height": self.driver.height, "round": self.driver.round, "step": self.driver.step.name.lower()},
             "mempool": {"size": len(self.mempool), "bytes": self.mempool.total_bytes},
             "peers": [{"url": link.url, "up": link.up, "height": link.height} for link in self.gossip.links],
+            "clock": {"offset_ms": self.clock_offset_ms, "skewed": self.clock_skewed,
+                      "warn_ms": self.config.clock_skew_warn_ms, "validators_seen": len(self._peer_clock_offsets),
+                      "injected_offset_ms": self.config.clock_offset_ms},
         }
 
     def key_address_text(self) -> str:

@@ -37,9 +37,10 @@ from node.runtime import Node  # noqa: E402
 
 def certificate(chain_id, keys, height, block_hash):
     sigs = []
-    digest = vote_digest(chain_id, VoteType.PRECOMMIT, height, 0, block_hash)
+    time_ms = int(time.time() * 1000) + height  # BFT time: the next block is dated by these, after this one
+    digest = vote_digest(chain_id, VoteType.PRECOMMIT, height, 0, block_hash, time_ms)
     for key in keys:
-        sigs.append(CommitSig(address_hash(derive_public_key(key)), sign_digest(key, digest)))
+        sigs.append(CommitSig(address_hash(derive_public_key(key)), time_ms, sign_digest(key, digest)))
     return Commit(height, 0, block_hash, tuple(sorted(sigs, key=lambda s: s.validator)))
 
 

@@ -19,9 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.crypto import encode_address
+from node.consensus.round_status import RoundStatus, VotesHeld
+from node.crypto import encode_address, sha256
 from node.encoding import Writer
-from node.p2p.wire import encode_consensus_batch, encode_consensus_message, encode_tx_batch
+from node.p2p.wire import decode_status_answer, encode_consensus_batch, encode_consensus_message, encode_tx_batch
 from tests.test_bad_input import (  # noqa: F401  (``node`` is the module-scoped fixture)
     assert_chain_intact,
     forged_consensus_messages,
@@ -31,7 +32,7 @@ from tests.test_bad_input import (  # noqa: F401  (``node`` is the module-scoped
     tip,
 )
 
-PEER_POSTS = ("/p2p/txs", "/p2p/consensus")
+PEER_POSTS = ("/p2p/txs", "/p2p/consensus", "/p2p/round-state")
 CI = settings(max_examples=300, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SOAK = settings(max_examples=5000, deadline=None, database=None,
@@ -133,6 +134,11 @@ def peer_body(net, samples, path: str) -> st.SearchStrategy[bytes]:
     if path not in _valid_cache:
         if path == "/p2p/txs":
             _valid_cache[path] = [tx.encoded for tx, _ in forged_transactions(net).values()]
+        elif path == "/p2p/round-state":
+            height = tip(net)["consensus"]["height"]
+            held = VotesHeld(0, (sha256(b"a"),), ((None, 0b1011), (sha256(b"b"), 0b1)), ((sha256(b"b"), 0b110),))
+            _valid_cache[path] = [RoundStatus(h, r, 2, (held,) if r == 0 else ()).encode()
+                                  for h in (height, height + 1, 1) for r in (0, 3)]
         else:
             height = tip(net)["consensus"]["height"]
             _valid_cache[path] = [encode_consensus_message(m) for m in forged_consensus_messages(net, height).values()]
@@ -157,6 +163,8 @@ def peer_body(net, samples, path: str) -> st.SearchStrategy[bytes]:
     items = st.one_of(mangled(), st.sampled_from(bases), st.binary(max_size=120))
     if path == "/p2p/txs":
         framed = st.lists(items, max_size=6).map(encode_tx_batch)
+    elif path == "/p2p/round-state":
+        framed = st.sampled_from(bases)
     else:
         framed = st.lists(items, max_size=6).map(lambda xs: encode_consensus_batch(xs))
         raw_items = st.lists(st.tuples(st.integers(0, 255), st.binary(max_size=80)), max_size=5).map(
@@ -179,7 +187,10 @@ def _peer_routes(net, data) -> None:
     body = data.draw(peer_body(net, net.fuzz_samples, path), label="body")
     response = net.client.post(net.url(0) + path, content=body)
     check_response(response, f"POST {path} {body[:80].hex()}")
-    if response.status_code == 200:  # a well-framed batch: nothing in it may count
+    if response.status_code == 200 and path == "/p2p/round-state":  # the node's own status and what it holds
+        _, messages = decode_status_answer(response.content)
+        assert not any(isinstance(m, Exception) for m, _ in messages), body.hex()
+    elif response.status_code == 200:  # a well-framed batch: nothing in it may count
         result = response.json()
         assert result.get("accepted", 0) == 0 and result.get("admitted", 0) == 0, (path, body.hex(), result)
 
@@ -231,5 +242,6 @@ def test_schema_lists_every_route(fuzz_node):
                 ("GET", "/v1/blocks/{height}"), ("GET", "/v1/blocks"), ("GET", "/v1/txs/{txid}"), ("POST", "/v1/txs"),
                 ("POST", "/v1/txs/batch"), ("GET", "/v1/addresses/{address}/balance"),
                 ("GET", "/v1/addresses/{address}/utxos"), ("GET", "/v1/addresses/{address}/txs"),
-                ("POST", "/p2p/txs"), ("POST", "/p2p/consensus"), ("GET", "/p2p/status"), ("GET", "/p2p/blocks")}
+                ("POST", "/p2p/txs"), ("POST", "/p2p/consensus"), ("POST", "/p2p/round-state"),
+                ("GET", "/p2p/status"), ("GET", "/p2p/blocks")}
     assert expected <= routes, expected - routes

@@ -90,7 +90,7 @@ def lying_proxy(url: str, how: str) -> httpx.MockTransport:
             commit = Commit.decode(bytes.fromhex(body["commit"]["hex"]))
             first = commit.signatures[0]
             forged = Commit(commit.height, commit.round, commit.block_hash,
-                            (CommitSig(first.validator, bytes(31) + b"\x01" + first.signature[32:]),
+                            (CommitSig(first.validator, first.time_ms, bytes(31) + b"\x01" + first.signature[32:]),
                              *commit.signatures[1:]))
             body["commit"]["hex"] = forged.encode().hex()
         if how == "proof" and request.url.path.startswith("/v1/txs/"):

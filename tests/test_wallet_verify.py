@@ -22,8 +22,7 @@ from node.api.views import block_json, tx_json, utxo_json
 from node.consensus.certificate import build_commit
 from node.consensus.messages import Commit, CommitSig, VoteType, sign_vote
 from node.crypto import address_hash, decode_address, derive_public_key, encode_address, sha256, verify_signature
-from node.ledger.blocks import ZERO_HASH, Block, Header, commit_hash
-from node.ledger.merkle import merkle_proof, merkle_root
+from node.ledger.blocks import ZERO_HASH, Block, Header, commit_hash, compute_tx_root
 from node.ledger.state import UtxoEntry
 from node.ledger.transactions import COIN, ZERO_SIGNATURE, OutPoint, Transaction, TxInput, TxOutput, signing_digest
 from wallet import cli
@@ -72,14 +71,14 @@ class FakeNode:
         prev_block, prev_commit = self.blocks[height - 2] if height > 1 else (None, None)
         body = [self.filler(height, 0), self.filler(height, 1), *txs, self.filler(height, 2)]
         header = Header(self.chain_id, height, self.genesis.genesis_time_ms + height * 1000,
-                        prev_block.hash if prev_block else ZERO_HASH, merkle_root([t.txid for t in body]),
+                        prev_block.hash if prev_block else ZERO_HASH, compute_tx_root(body),
                         sha256(b"app%d" % height), self.validators.validators[0].address,
                         commit_hash(prev_commit) if prev_commit else ZERO_HASH,
                         validators_hash or self.validators.hash)
         block = Block(header, tuple(body), prev_commit)
         keys = keys or self.validator_keys
         votes = [sign_vote(self.chain_id, k, address_hash(derive_public_key(k)), VoteType.PRECOMMIT, height, 0,
-                           block.hash) for k in list(keys.values())[:self.signers]]
+                           block.hash, header.time_ms + 500) for k in list(keys.values())[:self.signers]]
         return block, build_commit(height, 0, block.hash, votes)
 
     def apply(self, tx: Transaction) -> None:
@@ -157,7 +156,8 @@ class FakeNode:
             return httpx.Response(200, json=self.lie(path, {
                 "status": "committed", "txid": m.group(1), "height": height, "index": index,
                 "block_hash": block.hash.hex(), "tx_root": block.header.tx_root.hex(),
-                "proof": merkle_proof(block.txids, index).to_json(), "tx": tx_json(block.txs[index])}))
+                "wtxid": block.txs[index].wtxid.hex(), "proof": block.proof(index).to_json(),
+                "tx": tx_json(block.txs[index])}))
         if m := re.fullmatch(r"/v1/blocks/(\d+)", path):
             height = int(m.group(1))
             if not 1 <= height <= self.height:
@@ -308,7 +308,7 @@ def other_leaf_proof(node, path, answer):
     """The proof of a different transaction of the block, passed off as this one's."""
     if path.startswith("/v1/txs/"):
         block = node.blocks[answer["height"] - 1][0]
-        return {**answer, "index": 0, "proof": merkle_proof(block.txids, 0).to_json()}
+        return {**answer, "index": 0, "proof": block.proof(0).to_json()}
     return answer
 
 
@@ -316,7 +316,7 @@ def bad_signature(node, path, answer):
     if path.startswith("/v1/blocks/"):
         commit = Commit.decode(bytes.fromhex(answer["commit"]["hex"]))
         first = commit.signatures[0]
-        broken = CommitSig(first.validator, first.signature[:32] + bytes(31) + b"\x01")
+        broken = CommitSig(first.validator, first.time_ms, first.signature[:32] + bytes(31) + b"\x01")
         forged = dataclasses.replace(commit, signatures=(broken, *commit.signatures[1:]))
         return {**answer, "commit": {**answer["commit"], "hex": forged.encode().hex()}}
     return answer
@@ -341,6 +341,30 @@ def swapped_tx_bytes(node, path, answer):
     return answer
 
 
+def resigned_tx_bytes(node, path, answer):
+    """The asked transaction (same txid) with other signature bytes than the block holds."""
+    if path.startswith("/v1/txs/"):
+        tx = Transaction.decode(bytes.fromhex(answer["tx"]["hex"]))
+        txin = tx.inputs[0]
+        other = dataclasses.replace(txin, signature=txin.signature[:40] + bytes([txin.signature[40] ^ 1])
+                                    + txin.signature[41:])
+        return {**answer, "tx": tx_json(Transaction((other, *tx.inputs[1:]), tx.outputs))}
+    return answer
+
+
+def txid_proof(node, path, answer):
+    """A proof over the txid (which leaves the signatures out) instead of the served bytes' wtxid."""
+    if path.startswith("/v1/txs/"):
+        from node.ledger.merkle import merkle_proof
+        block = node.blocks[answer["height"] - 1][0]
+        return {**answer, "proof": merkle_proof(block.txids, answer["index"]).to_json()}
+    return answer
+
+
+def no_tx_bytes(node, path, answer):
+    return {**answer, "tx": {**answer["tx"], "hex": None}} if path.startswith("/v1/txs/") else answer
+
+
 @pytest.mark.parametrize("tamper, code", [
     (forge_header, "forged-block"),
     (forge_consistently, "bad-certificate"),
@@ -350,6 +374,9 @@ def swapped_tx_bytes(node, path, answer):
     (too_few_signers, "bad-certificate"),
     (no_certificate, "no-certificate"),
     (swapped_tx_bytes, "forged-transaction"),
+    (resigned_tx_bytes, "bad-proof"),
+    (txid_proof, "bad-proof"),
+    (no_tx_bytes, "malformed-answer"),
 ])
 def test_lies_are_refused(node, faucet, tamper, code, capsys):
     txid, _ = send_one(node, faucet)
@@ -435,4 +462,4 @@ def test_verify_function_directly(node, faucet):
     assert info.value.code == "malformed-block"
     with pytest.raises(VerificationError) as info:
         verify_tx_inclusion("unit", node.validators, bytes(32), {**tx_answer, "txid": "00" * 32}, block_answer)
-    assert info.value.code == "bad-proof"
+    assert info.value.code == "forged-transaction"  # the proven bytes are of another transaction

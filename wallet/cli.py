@@ -391,11 +391,11 @@ def cmd_tx(ctx: Context) -> int:
     verified = fetch_and_verify(ctx, chain, txid, answer)
     remember_height(store.path, chain, verified.block.header.height)
     outputs = [{"address": encode_address(o.address), "amount": amount_json(o.amount)}
-               for o in (verified.tx.outputs if verified.tx else ())]
+               for o in verified.tx.outputs]
     lines = [f"{txid.hex()}: committed in block {verified.block.header.height} at index {verified.index}",
              f"block {verified.block.block_hash.hex()}"]
     lines += [f"  output {i}: {describe_amount(o.amount)} to {encode_address(o.address)}"
-              for i, o in enumerate(verified.tx.outputs if verified.tx else ())]
+              for i, o in enumerate(verified.tx.outputs)]
     lines.append(verified.summary())
     ctx.emit({"txid": txid.hex(), "status": "committed", "index": verified.index, "outputs": outputs,
               "node": ctx.client.url, **verified_json(verified)}, lines)

@@ -11,8 +11,10 @@ the genesis it pinned (``wallet.trust``):
    commit certificate signs;
 3. the certificate holds valid precommit signatures from more than 2/3 of the
    pinned voting power (``node.consensus.certificate.verify_commit``);
-4. the merkle proof leads from the txid to the header's ``tx_root``;
-5. the transaction bytes the node served hash to the txid.
+4. the transaction bytes the node served (``tx.hex``) decode to a
+   transaction whose txid is the one asked about;
+5. the merkle proof leads from the SHA-256 of exactly those bytes (the
+   wtxid, which covers the signatures too) to the header's ``tx_root``.
 
 Any failure raises ``VerificationError`` with a stable code: the node lied (or
 served something broken), and the wallet says so instead of believing it.
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from node.consensus.certificate import CertificateError, verify_commit
 from node.consensus.messages import Commit
 from node.consensus.validators import ValidatorSet
+from node.crypto import sha256
 from node.encoding import DecodeError
 from node.ledger.blocks import Header
 from node.ledger.merkle import MerkleProof, verify_merkle_proof
@@ -72,8 +75,8 @@ class VerifiedTx:
     """Its position in the block."""
     block: VerifiedBlock
     """The block, with its certificate checked."""
-    tx: Transaction | None
-    """The transaction itself, when the node served its bytes (checked against the txid)."""
+    tx: Transaction
+    """The transaction itself: its bytes decode to the txid and are the proven leaf."""
 
     def summary(self) -> str:
         return self.block.summary()
@@ -142,21 +145,25 @@ def verify_tx_inclusion(chain_id: str, validators: ValidatorSet, txid: bytes, tx
         raise VerificationError("malformed-answer", "the answer lacks a valid height and index")
     claimed = _hex(tx_answer.get("block_hash"), "block_hash", 32)
     block = verify_block(chain_id, validators, height, block_answer, claimed)
+    served = tx_answer.get("tx")
+    if not isinstance(served, dict) or served.get("hex") is None:
+        raise VerificationError("malformed-answer", "the answer lacks the transaction bytes (tx.hex) its proof is "
+                                                    "about")
+    raw = _hex(served["hex"], "tx.hex")
+    try:
+        tx = Transaction.decode(raw)
+    except DecodeError as exc:
+        raise VerificationError("forged-transaction", f"the transaction bytes do not decode: {exc}") from None
+    if tx.txid != txid:
+        raise VerificationError("forged-transaction", f"the transaction bytes the node served are of transaction "
+                                                      f"{tx.txid.hex()}, not {txid.hex()}")
     try:
         proof = MerkleProof.from_json(tx_answer["proof"])
     except (KeyError, TypeError, ValueError) as exc:
         raise VerificationError("malformed-proof", f"the merkle proof is malformed: {exc}") from None
-    if proof.index != index or not verify_merkle_proof(txid, proof, block.header.tx_root):
-        raise VerificationError("bad-proof", f"the merkle proof does not lead from {txid.hex()} to the tx root of "
-                                             f"block {height}: the transaction is not proven to be in it")
-    tx = None
-    served = tx_answer.get("tx")
-    if isinstance(served, dict) and served.get("hex") is not None:
-        try:
-            tx = Transaction.decode(_hex(served["hex"], "tx.hex"))
-        except DecodeError as exc:
-            raise VerificationError("forged-transaction", f"the transaction bytes do not decode: {exc}") from None
-        if tx.txid != txid:
-            raise VerificationError("forged-transaction", "the transaction bytes the node served do not hash to "
-                                                          "the txid")
+    wtxid = sha256(raw)
+    if proof.index != index or not verify_merkle_proof(wtxid, proof, block.header.tx_root):
+        raise VerificationError("bad-proof", f"the merkle proof does not lead from the served bytes of {txid.hex()} "
+                                             f"(wtxid {wtxid.hex()}) to the tx root of block {height}: the "
+                                             f"transaction is not proven to be in it")
     return VerifiedTx(txid, index, block, tx)

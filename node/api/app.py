@@ -20,12 +20,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from node.api.views import amount_json, block_json, tx_json, utxo_json
+from node.consensus.round_status import RELAY_PROTOCOL_VERSION, RoundStatus
 from node.crypto import CryptoError, decode_address, encode_address
 from node.encoding import DecodeError
 from node.ledger.errors import ERROR_CODES
-from node.ledger.merkle import merkle_proof
 from node.ledger.transactions import MAX_TX_BYTES, OutPoint, Transaction
 from node.mempool import MempoolError
+from node.p2p.gossip import PEER_HEADER
 from node.p2p.wire import decode_consensus_batch, decode_tx_batch, encode_block_batch
 
 log = logging.getLogger("ledger.api")
@@ -260,10 +261,10 @@ def create_app(node) -> FastAPI:
         if location is not None:
             block = node.store.get_block(location.height)
             tx = block.txs[location.index]
-            proof = merkle_proof(block.txids, location.index)
+            # the proof's leaf is the wtxid, sha256 of tx["hex"]: it proves these exact signed bytes
             return {"status": "committed", "txid": txid, "height": location.height, "index": location.index,
                     "block_hash": location.block_hash.hex(), "tx_root": block.header.tx_root.hex(),
-                    "proof": proof.to_json(), "tx": tx_json(tx)}
+                    "wtxid": tx.wtxid.hex(), "proof": block.proof(location.index).to_json(), "tx": tx_json(tx)}
         entry = node.mempool.get(raw)
         if entry is not None:
             return {"status": "pending", "txid": txid, "fee": entry.fee, "tx": tx_json(entry.tx)}
@@ -403,12 +404,21 @@ def create_app(node) -> FastAPI:
             messages = decode_consensus_batch(body)
         except DecodeError as exc:
             raise ApiError(400, "bad-encoding", f"not a consensus batch: {exc}") from None
-        return node.receive_consensus(messages)
+        return node.receive_consensus(messages, request.headers.get(PEER_HEADER, "")[:256])
+
+    @app.post("/p2p/round-state", tags=["p2p"])
+    async def p2p_round_state(request: Request):
+        body = await read_peer_body(request)
+        try:
+            status = RoundStatus.decode(body)
+        except DecodeError as exc:
+            raise ApiError(400, "bad-encoding", f"not a round status: {exc}") from None
+        return Response(node.answer_round_status(status), media_type="application/octet-stream")
 
     @app.get("/p2p/status", tags=["p2p"])
     async def p2p_status():
         return {"chain_id": node.chain_id, "genesis_hash": node.genesis_hash.hex(), "height": node.store.height,
-                "name": node.config.name}
+                "name": node.config.name, "protocol": RELAY_PROTOCOL_VERSION}
 
     @app.get("/p2p/blocks", tags=["p2p"])
     async def p2p_blocks(from_: Annotated[int, Query(alias="from", ge=1)],

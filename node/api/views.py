@@ -45,7 +45,7 @@ def commit_json(commit: Commit | None) -> dict | None:
         "height": commit.height,
         "round": commit.round,
         "block_hash": commit.block_hash.hex(),
-        "signatures": [{"validator": encode_address(s.validator), "signature": s.signature.hex()}
+        "signatures": [{"validator": encode_address(s.validator), "time_ms": s.time_ms, "signature": s.signature.hex()}
                        for s in commit.signatures],
         "hex": commit.encode().hex(),
     }

@@ -36,13 +36,13 @@ def verify_commit(chain_id: str, validators: ValidatorSet, commit: Commit, block
         raise CertificateError("wrong-block", "certificate is for a different block")
     if not isinstance(commit.round, int) or not 0 <= commit.round < 1 << 32:
         raise CertificateError("malformed-commit", "certificate round out of range")
-    digest = vote_digest(chain_id, VoteType.PRECOMMIT, height, commit.round, block_hash)
     seen: set[bytes] = set()
     power = 0
     previous = b""
     for cs in commit.signatures:
         if not isinstance(cs, CommitSig) or not isinstance(cs.validator, bytes) or len(cs.validator) != ADDRESS_SIZE \
-                or not isinstance(cs.signature, bytes) or len(cs.signature) != SIGNATURE_SIZE:
+                or not isinstance(cs.signature, bytes) or len(cs.signature) != SIGNATURE_SIZE \
+                or not isinstance(cs.time_ms, int) or isinstance(cs.time_ms, bool) or not 0 <= cs.time_ms < 1 << 64:
             raise CertificateError("malformed-commit", "malformed signature entry")
         if cs.validator in seen:
             raise CertificateError("duplicate-signer", f"validator {cs.validator.hex()} signs twice")
@@ -53,6 +53,7 @@ def verify_commit(chain_id: str, validators: ValidatorSet, commit: Commit, block
         member = validators.get(cs.validator)
         if member is None:
             raise CertificateError("unknown-validator", f"{cs.validator.hex()} is not in the validator set")
+        digest = vote_digest(chain_id, VoteType.PRECOMMIT, height, commit.round, block_hash, cs.time_ms)
         if not verify_signature(member.public_key, digest, cs.signature):
             raise CertificateError("bad-signature", f"precommit signature of {cs.validator.hex()} does not verify")
         power += member.power
@@ -65,16 +66,16 @@ def verify_commit(chain_id: str, validators: ValidatorSet, commit: Commit, block
 def build_commit(height: int, round_: int, block_hash: bytes, precommits: Iterable[Vote]) -> Commit:
     """The certificate made of the given precommits for (height, round, block_hash), one per
     validator, sorted by address.  Votes for anything else are left out."""
-    by_validator: dict[bytes, bytes] = {}
+    by_validator: dict[bytes, CommitSig] = {}
     for vote in precommits:
         if vote.vote_type == VoteType.PRECOMMIT and vote.height == height and vote.round == round_ \
                 and vote.block_hash == block_hash:
-            by_validator.setdefault(vote.validator, vote.signature)
-    sigs = tuple(CommitSig(v, by_validator[v]) for v in sorted(by_validator))
+            by_validator.setdefault(vote.validator, CommitSig(vote.validator, vote.time_ms, vote.signature))
+    sigs = tuple(by_validator[v] for v in sorted(by_validator))
     return Commit(height, round_, block_hash, sigs)
 
 
 def commit_votes(commit: Commit) -> list[Vote]:
     """The precommits a certificate is made of, as votes (to replay them to a node that missed them)."""
-    return [Vote(VoteType.PRECOMMIT, commit.height, commit.round, commit.block_hash, cs.validator, cs.signature)
-            for cs in commit.signatures]
+    return [Vote(VoteType.PRECOMMIT, commit.height, commit.round, commit.block_hash, cs.time_ms, cs.validator,
+                 cs.signature) for cs in commit.signatures]

@@ -17,7 +17,16 @@ h + 1 are buffered (a bounded number per sender) and replayed on the next
 
 With a signer that never signs twice and a write-ahead log, a driver built
 after a crash and started at the same height replays the log and resumes the
-round it was in, re-sending its own messages and re-arming its timers.
+round it was in, re-sending its own messages and re-arming its timers.  The
+input that leads to a signature is synced to the log before the signer signs,
+and whatever the signer holds for the height is counted and sent again on a
+restart, also when the replay reaches a different vote than the one it holds
+(the signer refuses that one; the node is never silent for a step it signed).
+
+Votes carry this node's clock (``now_ms``, injected: the driver reads no
+clock of its own).  A precommit for a block is dated after that block's time
+(``value_time``), so the next block, whose time is the weighted median of
+these precommits (``node.consensus.bft_time``), is later than this one.
 """
 
 from __future__ import annotations
@@ -167,6 +176,7 @@ def _is_bytes(value: object, size: int) -> bool:
 def is_well_formed_vote(vote: object) -> bool:
     return (isinstance(vote, Vote) and isinstance(vote.vote_type, VoteType) and _is_u(vote.height, _U64_LIMIT)
             and _is_u(vote.round, _U32_LIMIT) and (vote.block_hash is None or _is_bytes(vote.block_hash, HASH_SIZE))
+            and _is_u(vote.time_ms, _U64_LIMIT)
             and _is_bytes(vote.validator, ADDRESS_SIZE) and _is_bytes(vote.signature, SIGNATURE_SIZE))
 
 
@@ -186,7 +196,10 @@ class ConsensusDriver:
 
     def __init__(self, *, chain_id: str, validators: ValidatorSet, signer: ConsensusSigner | None,
                  params: TimeoutParams, is_valid: Callable[[int, bytes], bool], value_id: Callable[[bytes], bytes],
-                 get_value: Callable[[int, int], bytes], wal: ConsensusWAL | None = None):
+                 get_value: Callable[[int, int], bytes], now_ms: Callable[[], int],
+                 wal: ConsensusWAL | None = None, value_time: Callable[[bytes], int] | None = None):
+        """``now_ms`` is this node's clock (Unix ms) for the times its votes carry; ``value_time`` gives the
+        time a value (block) carries, so a precommit for it is dated later (None: values carry no time)."""
         if signer is not None and signer.chain_id != chain_id:
             raise ConsensusError("signer-chain-mismatch", "the signer signs for another chain")
         self.chain_id = chain_id
@@ -197,6 +210,8 @@ class ConsensusDriver:
         self._value_id = value_id
         self._get_value = get_value
         self._wal = wal
+        self._now_ms = now_ms
+        self._value_time = value_time
         self._height = 0
         self._started = False
         self._replaying = False
@@ -217,7 +232,7 @@ class ConsensusDriver:
         self._future_rounds: dict[bytes, set[int]] = {}
         self._own: list[Proposal | Vote] = []
         self._replay_own_proposals: dict[int, Proposal] = {}
-        self._certified: dict[tuple[int, bytes], dict[bytes, bytes]] = {}
+        self._certified: dict[tuple[int, bytes], dict[bytes, CommitSig]] = {}
         self._decided: Decide | None = None
 
     @property
@@ -284,8 +299,8 @@ class ConsensusDriver:
         """Counted precommits for (round, value), plus any from a verified certificate."""
         sigs = dict(self._certified.get((round_, value_id), {}))
         for vote in self._keeper.precommits_for(round_, value_id):
-            sigs[vote.validator] = vote.signature
-        return Commit(self._height, round_, value_id, tuple(CommitSig(v, sigs[v]) for v in sorted(sigs)))
+            sigs[vote.validator] = CommitSig(vote.validator, vote.time_ms, vote.signature)
+        return Commit(self._height, round_, value_id, tuple(sigs[v] for v in sorted(sigs)))
 
     def proposal_for(self, block_hash: bytes) -> Proposal | None:
         """An accepted proposal of this height carrying ``block_hash``."""
@@ -297,26 +312,54 @@ class ConsensusDriver:
                 return p
         return None
 
-    def messages_for_peer(self, height: int, round_: int) -> list[Proposal | Vote]:
-        """What a peer at (height, round) may be missing from us, for gossip: the round's proposal and
-        the prevotes of its POL round (L28), every vote we counted in that round (L34-L47), and our own
-        votes from that round on (L55 lets it catch up to our round)."""
-        if height != self._height or not self._started:
-            return []
-        out: list[Proposal | Vote] = []
-        proposal = self._proposals.get(round_)
-        if proposal is not None:
-            out.append(proposal)
-            if proposal.pol_round >= 0:
-                out.extend(self._keeper.votes_for(proposal.pol_round, VoteType.PREVOTE, proposal.block_hash))
-        out.extend(self._keeper.votes(round_, VoteType.PREVOTE))
-        out.extend(self._keeper.votes(round_, VoteType.PRECOMMIT))
-        out.extend(m for m in self._own if isinstance(m, Vote) and m.round > round_)
-        if self._state.round > round_:
-            ahead = self._proposals.get(self._state.round)
-            if ahead is not None:
-                out.append(ahead)
+    # ------------------------------------------------------------------ what the relay asks
+
+    @property
+    def started(self) -> bool:
+        """True once ``start_height`` has been called."""
+        return self._started
+
+    def proposals_in(self, round_: int) -> list[Proposal]:
+        """The proposals accepted for ``round_`` of this height (a second one only with a quorum behind it)."""
+        out = [self._proposals[round_]] if round_ in self._proposals else []
+        out.extend(p for (r, _), p in self._extra_proposals.items() if r == round_)
         return out
+
+    def votes_in(self, round_: int, vote_type: VoteType) -> list[Vote]:
+        """Every counted vote of one round and type (an equivocator's conflicting ones included)."""
+        return self._keeper.counted_votes(round_, vote_type)
+
+    def rounds_held(self) -> list[int]:
+        """Rounds of this height for which a proposal or a vote is held, ascending."""
+        return sorted(set(self._keeper.rounds()) | set(self._proposals) | {r for r, _ in self._extra_proposals})
+
+    def quorum_values(self) -> set[bytes]:
+        """Values with a polka or precommits from more than 2/3 of the power in some round of this height."""
+        return self._keeper.quorum_values()
+
+    def precommit_quorum_rounds(self) -> list[int]:
+        """Rounds with precommits from more than 2/3 of the power for one value."""
+        return [r for r, _ in self._keeper.precommit_quorums()]
+
+    def holds(self, message: Proposal | Vote) -> bool:
+        """True if the driver kept ``message``: counted, stored, or buffered for the next height."""
+        if message.height == self._height + 1:
+            sender = message.proposer if isinstance(message, Proposal) else message.validator
+            return message in self._future.get(sender, ())
+        if message.height != self._height:
+            return False
+        if isinstance(message, Vote):
+            return self._keeper.is_counted(message)  # a held vote may be evicted: not kept for good
+        return any(p == message for p in self.proposals_in(message.round))
+
+    def can_still_matter(self, message: Proposal | Vote) -> bool:
+        """False for a message that nothing at this node will ever use again: an earlier height, or a
+        proposal or prevote of a height already decided (only late precommits still count)."""
+        if message.height < self._height:
+            return False
+        if message.height == self._height and self._decided is not None:
+            return isinstance(message, Vote) and message.vote_type == VoteType.PRECOMMIT
+        return True
 
     # ------------------------------------------------------------------ entry points
 
@@ -347,6 +390,7 @@ class ConsensusDriver:
         else:
             self._restore_signer_lock()
             actions = self._enter_round(0)
+        actions += self._resend_signed(actions)
         for message in buffered:
             actions += self._dispatch(message)
         self._sync(actions)
@@ -389,7 +433,7 @@ class ConsensusDriver:
         self._values.setdefault(value_id, value)
         if not self._is_valid(value_id):
             return []
-        self._certified[(commit.round, value_id)] = {cs.validator: cs.signature for cs in commit.signatures}
+        self._certified[(commit.round, value_id)] = {cs.validator: cs for cs in commit.signatures}
         actions = self._apply(ProposalWithCommitQuorum(commit.round, value_id))
         self._sync(actions)
         return actions
@@ -469,6 +513,19 @@ class ConsensusDriver:
         if p.proposer == self.address:
             self._own.append(p)
         self._log(p)
+        self._count_held(p.block_hash)
+
+    def _count_held(self, value_id: bytes) -> None:
+        """Count an equivocator's votes for ``value_id`` that arrived before any proposal for it (the keeper
+        held them); logged after the proposal, so a replay counts them the same way."""
+        for vote, result in self._keeper.count_held(value_id):
+            if result.counted:
+                self._kept_vote(vote)
+
+    def _kept_vote(self, vote: Vote) -> None:
+        if vote.validator == self.address:
+            self._own.append(vote)
+        self._log(vote)
 
     def _receive_vote(self, vote: Vote) -> list[Action]:
         if self._keeper.contains(vote):
@@ -476,7 +533,7 @@ class ConsensusDriver:
         member = self._validators.get(vote.validator)
         if member is None:
             return []
-        digest = vote_digest(self.chain_id, vote.vote_type, vote.height, vote.round, vote.block_hash)
+        digest = vote_digest(self.chain_id, vote.vote_type, vote.height, vote.round, vote.block_hash, vote.time_ms)
         if not verify_signature(member.public_key, digest, vote.signature):
             return []
         if not self._admit_round(vote.validator, vote.round):
@@ -485,13 +542,13 @@ class ConsensusDriver:
         return actions + self._advance()
 
     def _store_vote(self, vote: Vote) -> list[Action]:
-        # An equivocator's other vote counts for its value only if we hold a proposal for that value,
-        # so junk votes cannot crowd out the one a relayed polka or commit needs (see vote_keeper).
+        # An equivocator's other vote counts for its value whenever we hold a proposal for that value (any
+        # round of this height), however many values it signed first: what bounds them is our proposal
+        # admission, so junk cannot crowd out the vote a relayed polka or commit needs.  A vote for a value
+        # without a proposal yet is held by the keeper and counted by _store_proposal (see vote_keeper).
         result = self._keeper.add_vote(vote, count_conflicting=vote.block_hash in self._values)
         if result.counted:
-            if vote.validator == self.address:
-                self._own.append(vote)
-            self._log(vote)
+            self._kept_vote(vote)
         if result.evidence is not None:
             self._evidence.append(result.evidence)
             del self._evidence[:-MAX_EVIDENCE_KEPT]
@@ -616,7 +673,7 @@ class ConsensusDriver:
 
     def _propose(self, out: Propose) -> list[Action]:
         assert self._signer is not None
-        proposal = self._replay_own_proposals.get(out.round)
+        proposal = self._replay_own_proposals.get(out.round) or self._held(Proposal, None, out.round)
         if proposal is None:
             value_id, pol_round = out.value_id, out.valid_round
             value = None if value_id is None else self._values.get(value_id)
@@ -624,6 +681,7 @@ class ConsensusDriver:
                 value = self._get_value(self._height, out.round)
                 value_id, pol_round = self._value_id(value), -1
                 self._values.setdefault(value_id, value)
+            self._make_inputs_durable()
             try:
                 proposal = self._signer.sign_proposal(self._height, out.round, pol_round, value_id, value)
             except DoubleSignError:
@@ -637,12 +695,30 @@ class ConsensusDriver:
     def _cast_vote(self, out: CastVote) -> list[Action]:
         if self._signer is None:
             return []
+        self._make_inputs_durable()
         try:
-            vote = self._signer.sign_vote(out.vote_type, self._height, out.round, out.value_id)
+            vote = self._signer.sign_vote(out.vote_type, self._height, out.round, out.value_id,
+                                          self._vote_time(out.value_id))
         except DoubleSignError:
-            return []  # signed something else here before a crash; never sign twice
+            # Signed another vote here before a crash (the log had lost what led to it).  Never sign twice,
+            # but count and send the vote already signed: peers may never have got it, and it is ours.
+            vote = self._held(Vote, out.vote_type, out.round)
+            if vote is None:
+                return []
         self._store_vote(vote)
         return [BroadcastVote(vote)]
+
+    def _vote_time(self, value_id: bytes | None) -> int:
+        """This node's clock, but later than the time of the block voted for: the next block's time is the
+        weighted median of the precommits for this one, so an honest precommit is dated after it."""
+        time_ms = self._now_ms()
+        value = None if value_id is None or self._value_time is None else self._values.get(value_id)
+        if value is not None:
+            try:
+                time_ms = max(time_ms, self._value_time(value) + 1)
+            except Exception as exc:  # a value we could not date cannot have been valid; keep our clock
+                log.warning("value_time raised on block %s: %r", value_id.hex(), exc)
+        return min(max(int(time_ms), 0), _U64_LIMIT - 1)
 
     def _decide(self, out: Decision) -> list[Action]:
         commit = self._build_commit(out.round, out.value_id)
@@ -659,6 +735,43 @@ class ConsensusDriver:
         """Make the log durable before anything we return can leave the node."""
         if self._wal is not None and actions:
             self._wal.sync()
+
+    def _make_inputs_durable(self) -> None:
+        """Sync what the log holds before the signer signs: after a crash the replay then reaches the same
+        proposal or vote, which the signer hands back, instead of a different one it must refuse."""
+        if self._wal is not None and not self._replaying:
+            self._wal.sync()
+
+    def _held(self, kind: type, vote_type: VoteType | None, round_: int):
+        """The proposal (``kind`` Proposal) or vote of ``vote_type`` the signer holds for ``round_`` of this
+        height, or None."""
+        if self._signer is None:
+            return None
+        for message in self._signer.signed_messages(self._height):
+            if isinstance(message, kind) and message.round == round_ \
+                    and (vote_type is None or message.vote_type == vote_type):
+                return message
+        return None
+
+    def _resend_signed(self, sent: list[Action]) -> list[Action]:
+        """On (re)starting a height: count and send again every proposal and vote the signer holds for it that
+        ``sent`` does not already carry (signed, then the power went before the log had it)."""
+        if self._signer is None:
+            return []
+        already = {a.proposal if isinstance(a, BroadcastProposal) else a.vote
+                   for a in sent if isinstance(a, (BroadcastProposal, BroadcastVote))}
+        out: list[Action] = []
+        for message in self._signer.signed_messages(self._height):
+            if message in already:
+                continue
+            if isinstance(message, Proposal):
+                if message.round not in self._proposals:
+                    self._store_proposal(message)
+                out.append(BroadcastProposal(message))
+            else:
+                out += self._store_vote(message)
+                out.append(BroadcastVote(message))
+        return out + self._advance() if out else out
 
     def _restore_signer_lock(self) -> None:
         lock = None if self._signer is None else self._signer.last_locked

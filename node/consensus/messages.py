@@ -36,6 +36,9 @@ class Vote:
     """u32."""
     block_hash: bytes | None
     """32-byte block hash, or None for nil."""
+    time_ms: int
+    """u64 Unix milliseconds on the signer's clock when it voted (BFT time: a block's time is the
+    power-weighted median of the precommit times in the commit it carries).  The signature covers it."""
     validator: bytes
     """20-byte address of the signer."""
     signature: bytes
@@ -46,6 +49,7 @@ class Vote:
         w.boolean(self.block_hash is not None)
         if self.block_hash is not None:
             w.fixed(self.block_hash, HASH_SIZE)
+        w.u64(self.time_ms)
         return w.fixed(self.validator, ADDRESS_SIZE).fixed(self.signature, SIGNATURE_SIZE).getvalue()
 
     @classmethod
@@ -57,7 +61,8 @@ class Vote:
             raise DecodeError(f"unknown vote type {raw_type}") from exc
         height, round_ = r.u64(), r.u32()
         block_hash = r.fixed(HASH_SIZE) if r.boolean() else None
-        return cls(vote_type, height, round_, block_hash, r.fixed(ADDRESS_SIZE), r.fixed(SIGNATURE_SIZE))
+        time_ms = r.u64()
+        return cls(vote_type, height, round_, block_hash, time_ms, r.fixed(ADDRESS_SIZE), r.fixed(SIGNATURE_SIZE))
 
     @classmethod
     def decode(cls, data: bytes) -> "Vote":
@@ -67,18 +72,19 @@ class Vote:
         return vote
 
 
-def vote_digest(chain_id: str, vote_type: VoteType, height: int, round_: int, block_hash: bytes | None) -> bytes:
+def vote_digest(chain_id: str, vote_type: VoteType, height: int, round_: int, block_hash: bytes | None,
+                time_ms: int) -> bytes:
     w = Writer().text("ledger/vote").text(chain_id).u8(int(vote_type)).u64(height).u32(round_)
     w.boolean(block_hash is not None)
     if block_hash is not None:
         w.fixed(block_hash, HASH_SIZE)
-    return sha256(w.getvalue())
+    return sha256(w.u64(time_ms).getvalue())
 
 
 def sign_vote(chain_id: str, private_key: bytes, validator: bytes, vote_type: VoteType,
-              height: int, round_: int, block_hash: bytes | None) -> Vote:
-    sig = sign_digest(private_key, vote_digest(chain_id, vote_type, height, round_, block_hash))
-    return Vote(vote_type, height, round_, block_hash, validator, sig)
+              height: int, round_: int, block_hash: bytes | None, time_ms: int) -> Vote:
+    sig = sign_digest(private_key, vote_digest(chain_id, vote_type, height, round_, block_hash, time_ms))
+    return Vote(vote_type, height, round_, block_hash, time_ms, validator, sig)
 
 
 @dataclass(frozen=True)
@@ -135,8 +141,11 @@ class CommitSig:
 
     validator: bytes
     """20-byte validator address."""
+    time_ms: int
+    """u64: the precommit's time (its signer's clock), which the signature covers; the next block's
+    time is the power-weighted median of these."""
     signature: bytes
-    """64-byte signature over the precommit digest for the certificate's block."""
+    """64-byte signature over the precommit digest for the certificate's block at ``time_ms``."""
 
 
 @dataclass(frozen=True)
@@ -155,13 +164,14 @@ class Commit:
     def encode(self) -> bytes:
         w = Writer().u64(self.height).u32(self.round).fixed(self.block_hash, HASH_SIZE).u32(len(self.signatures))
         for cs in self.signatures:
-            w.fixed(cs.validator, ADDRESS_SIZE).fixed(cs.signature, SIGNATURE_SIZE)
+            w.fixed(cs.validator, ADDRESS_SIZE).u64(cs.time_ms).fixed(cs.signature, SIGNATURE_SIZE)
         return w.getvalue()
 
     @classmethod
     def read(cls, r: Reader) -> "Commit":
         height, round_, block_hash = r.u64(), r.u32(), r.fixed(HASH_SIZE)
-        sigs = tuple(CommitSig(r.fixed(ADDRESS_SIZE), r.fixed(SIGNATURE_SIZE)) for _ in range(r.count(MAX_COMMIT_SIGS)))
+        sigs = tuple(CommitSig(r.fixed(ADDRESS_SIZE), r.u64(), r.fixed(SIGNATURE_SIZE))
+                     for _ in range(r.count(MAX_COMMIT_SIGS)))
         validators = [s.validator for s in sigs]
         if validators != sorted(set(validators)):
             raise DecodeError("commit signatures must be sorted by validator with no duplicates")

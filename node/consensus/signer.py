@@ -9,7 +9,13 @@ the driver can restore it.  This is what keeps a validator that crashes and
 comes back from equivocating by accident.
 
 Only the latest height's records are needed (earlier heights are refused
-wholesale), so the file is compacted when a new height is first signed.
+wholesale), so the file is compacted when a new height is first signed.  A
+record keeps everything needed to rebuild the signed message (a vote's time,
+a proposal's value), so a restarted node can send again exactly what it
+signed (``signed_messages``).
+
+The file starts with a header naming its format (``_MAGIC``) and is refused,
+with what to do, when it was written in another format.
 """
 
 from __future__ import annotations
@@ -20,12 +26,23 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
 
-from node.consensus.messages import HASH_SIZE, Proposal, Vote, VoteType, proposal_digest, vote_digest
+from node.consensus.messages import (
+    HASH_SIZE,
+    MAX_PROPOSAL_VALUE_BYTES,
+    Proposal,
+    Vote,
+    VoteType,
+    proposal_digest,
+    vote_digest,
+)
 from node.consensus.records import AppendLog, load_log, replace_log
 from node.crypto import SIGNATURE_SIZE, address_hash, derive_public_key, sign_digest
 from node.encoding import DecodeError, Reader, Writer
 
-_MAGIC = "ledger/signer/1"
+_MAGIC = "ledger/signer/2"
+"""Format of the signer file.  2: records keep the vote's time and the proposal's value (1 did not)."""
+_MAGIC_PREFIX = "ledger/signer/"
+MAX_SIGNED_VALUE_BYTES = MAX_PROPOSAL_VALUE_BYTES
 
 
 class SignerError(Exception):
@@ -49,6 +66,7 @@ class SignKind(IntEnum):
 
 
 _KIND_OF_VOTE = {VoteType.PREVOTE: SignKind.PREVOTE, VoteType.PRECOMMIT: SignKind.PRECOMMIT}
+_VOTE_OF_KIND = {kind: vote_type for vote_type, kind in _KIND_OF_VOTE.items()}
 
 
 @dataclass(frozen=True)
@@ -67,12 +85,17 @@ class SignedRecord:
     """The proposal's POL round; -1 for votes."""
     signature: bytes
     """The signature handed out, returned again on an identical request."""
+    time_ms: int = 0
+    """A vote's signed time (0 for a proposal): an identical request gets this vote back, whatever its time."""
+    value: bytes = b""
+    """A proposal's value (empty for a vote), so the proposal can be sent again after a restart."""
 
     def encode(self) -> bytes:
         w = Writer().u8(int(self.kind)).u64(self.height).u32(self.round).i32(self.pol_round)
         w.boolean(self.block_hash is not None)
         if self.block_hash is not None:
             w.fixed(self.block_hash, HASH_SIZE)
+        w.u64(self.time_ms).var_bytes(self.value)
         return w.fixed(self.signature, SIGNATURE_SIZE).getvalue()
 
     @classmethod
@@ -84,9 +107,21 @@ class SignedRecord:
             raise DecodeError("unknown signed-record kind") from exc
         height, round_, pol_round = r.u64(), r.u32(), r.i32()
         block_hash = r.fixed(HASH_SIZE) if r.boolean() else None
-        record = cls(kind, height, round_, block_hash, pol_round, r.fixed(SIGNATURE_SIZE))
+        time_ms, value = r.u64(), r.var_bytes(MAX_SIGNED_VALUE_BYTES)
+        record = cls(kind, height, round_, block_hash, pol_round, r.fixed(SIGNATURE_SIZE), time_ms, value)
         r.finish()
+        if kind == SignKind.PROPOSAL and block_hash is None:
+            raise DecodeError("a signed proposal record without its block hash")
         return record
+
+    def message(self, chain_id: str, address: bytes) -> Proposal | Vote:
+        """The proposal or vote this record signed, as it was handed out."""
+        if self.kind == SignKind.PROPOSAL:
+            assert self.block_hash is not None
+            return Proposal(self.height, self.round, self.pol_round, self.block_hash, self.value, address,
+                            self.signature)
+        return Vote(_VOTE_OF_KIND[self.kind], self.height, self.round, self.block_hash, self.time_ms, address,
+                    self.signature)
 
 
 @dataclass(frozen=True)
@@ -109,10 +144,13 @@ class ConsensusSigner(Protocol):
 
     def sign_proposal(self, height: int, round_: int, pol_round: int, block_hash: bytes, value: bytes) -> Proposal: ...
 
-    def sign_vote(self, vote_type: VoteType, height: int, round_: int, block_hash: bytes | None) -> Vote: ...
+    def sign_vote(self, vote_type: VoteType, height: int, round_: int, block_hash: bytes | None,
+                  time_ms: int) -> Vote: ...
 
     @property
     def last_locked(self) -> SignerLock | None: ...
+
+    def signed_messages(self, height: int) -> list[Proposal | Vote]: ...
 
 
 class _GuardedSigner(ABC):
@@ -141,11 +179,11 @@ class _GuardedSigner(ABC):
         self._last = max(self._last, (record.height, record.round))
 
     def _sign(self, kind: SignKind, height: int, round_: int, pol_round: int, block_hash: bytes | None,
-              digest: bytes) -> bytes:
+              digest: bytes, time_ms: int = 0, value: bytes = b"") -> SignedRecord:
         held = self._records.get((height, round_, kind))
         if held is not None:
             if held.block_hash == block_hash and held.pol_round == pol_round:
-                return held.signature
+                return held  # the same vote (with the time it was first signed at) or the same proposal
             raise DoubleSignError("double-sign", f"already signed a different {kind.name.lower()} "
                                                  f"at height {height} round {round_}")
         if height < self._last[0]:
@@ -154,20 +192,22 @@ class _GuardedSigner(ABC):
             raise DoubleSignError("round-regression",
                                   f"already signed at height {height} round {self._last[1]}, refusing round {round_}")
         signature = sign_digest(self._key, digest)
-        record = SignedRecord(kind, height, round_, block_hash, pol_round, signature)
+        record = SignedRecord(kind, height, round_, block_hash, pol_round, signature, time_ms, value)
         self._persist(record, new_height=height > self._last[0])
         self._remember(record)
-        return signature
+        return record
 
     def sign_proposal(self, height: int, round_: int, pol_round: int, block_hash: bytes, value: bytes) -> Proposal:
         digest = proposal_digest(self.chain_id, height, round_, pol_round, block_hash)
-        sig = self._sign(SignKind.PROPOSAL, height, round_, pol_round, block_hash, digest)
-        return Proposal(height, round_, pol_round, block_hash, value, self.address, sig)
+        record = self._sign(SignKind.PROPOSAL, height, round_, pol_round, block_hash, digest, value=value)
+        return Proposal(height, round_, pol_round, block_hash, value, self.address, record.signature)
 
-    def sign_vote(self, vote_type: VoteType, height: int, round_: int, block_hash: bytes | None) -> Vote:
-        digest = vote_digest(self.chain_id, vote_type, height, round_, block_hash)
-        sig = self._sign(_KIND_OF_VOTE[vote_type], height, round_, -1, block_hash, digest)
-        return Vote(vote_type, height, round_, block_hash, self.address, sig)
+    def sign_vote(self, vote_type: VoteType, height: int, round_: int, block_hash: bytes | None,
+                  time_ms: int) -> Vote:
+        """A vote at ``time_ms``; asked again for the same vote, the one already signed (with its own time)."""
+        digest = vote_digest(self.chain_id, vote_type, height, round_, block_hash, time_ms)
+        record = self._sign(_KIND_OF_VOTE[vote_type], height, round_, -1, block_hash, digest, time_ms=time_ms)
+        return record.message(self.chain_id, self.address)  # type: ignore[return-value]
 
     @property
     def last_signed(self) -> tuple[int, int] | None:
@@ -188,6 +228,12 @@ class _GuardedSigner(ABC):
         """Records of the latest height, oldest first."""
         return list(self._records.values())
 
+    def signed_messages(self, height: int) -> list[Proposal | Vote]:
+        """The proposals and votes signed at ``height`` (only the latest height is kept), oldest first:
+        what a restarted node sends again."""
+        return [record.message(self.chain_id, self.address) for record in self._records.values()
+                if record.height == height]
+
 
 class DurableSigner(_GuardedSigner):
     """A signer whose memory is a file: each signature is appended and fsynced before it is returned."""
@@ -199,8 +245,7 @@ class DurableSigner(_GuardedSigner):
         payloads = load_log(self.path)
         if payloads:
             if payloads[0] != header:
-                raise SignerError("signer-state-mismatch",
-                                  f"{self.path} belongs to another chain or key; refusing to use it")
+                self._refuse_header(payloads)
             for payload in payloads[1:]:
                 try:
                     self._remember(SignedRecord.decode(payload))
@@ -210,6 +255,30 @@ class DurableSigner(_GuardedSigner):
             replace_log(self.path, [header])
         self._header = header
         self._log = AppendLog(self.path)
+
+    def _refuse_header(self, payloads: list[bytes]) -> None:
+        """Say why the file's header is not ours: another format (and what to do), or another chain or key."""
+        try:
+            magic = Reader(payloads[0]).text(64)
+        except DecodeError:
+            magic = ""
+        if magic.startswith(_MAGIC_PREFIX) and magic != _MAGIC:
+            last = "nothing"
+            try:
+                tail = Reader(payloads[-1]) if len(payloads) > 1 else None
+                if tail is not None:
+                    tail.u8()
+                    last = f"height {tail.u64()} round {tail.u32()}"
+            except DecodeError:
+                pass
+            raise SignerError(
+                "signer-format-old",
+                f"{self.path} was written in signer format {magic}; this node uses {_MAGIC} (votes carry their "
+                f"time, records keep full messages) and cannot read it. It records signatures up to {last}. "
+                f"Wait until the network has committed past that height, then move the file aside "
+                f"(e.g. mv {self.path} {self.path}.old) and start again; never delete it while that height "
+                f"is still being decided.")
+        raise SignerError("signer-state-mismatch", f"{self.path} belongs to another chain or key; refusing to use it")
 
     def _persist(self, record: SignedRecord, new_height: bool) -> None:
         if new_height:

@@ -12,12 +12,18 @@ unknown blocks, an invalid proposer, messages for future heights and rounds,
 or a colluding "split" that feeds two halves of the honest nodes two
 different blocks and votes for each half's block towards it.
 
-Nodes repair lost messages as real ones do: a node that has been at one
-height for ``GOSSIP_MS`` sends its (height, round) to its peers, and a peer
-answers with what the node may be missing (``messages_for_peer``: the round's
-proposal, the prevotes behind its POL round, the votes of that round and its
-own votes of later rounds), or, if the node is behind, the decided block with its commit
-certificate (block sync, ``ConsensusDriver.on_commit``).
+Every node runs the node's own relay (``node.consensus.relay``) around its
+driver, exactly as the runtime does: a message is re-flooded to the other
+nodes when the relay says the driver kept it, messages for later heights are
+buffered and offered again, and every ``STATUS_INTERVAL_MS`` each honest node
+sends its peers its ``RoundStatus``; a peer answers with the proposals and
+votes the node lacks, or with the decided block and its certificate when the
+node is still at a height the peer has decided.  The simulator has no gossip
+model of its own: only the network (delay, loss, partitions) is simulated.
+
+A "lag" fault mix pauses one honest node (it hears nothing and its timers
+wait, as under SIGSTOP) long enough to fall heights behind, while a
+Byzantine node that "quits" goes silent during the pause.
 
 Checked at every step: no two honest nodes decide different values at one
 height (safety), every decision is a valid value with a certificate that
@@ -44,7 +50,9 @@ from node.consensus.driver import (
     ScheduleTimeout,
 )
 from node.consensus.messages import Commit, Proposal, Vote, VoteType, sign_proposal, sign_vote
+from node.consensus.relay import STATUS_INTERVAL_MS, Relay
 from node.consensus.round_machine import TimeoutParams
+from node.consensus.round_status import Decided, RoundStatus
 from node.consensus.signer import MemorySigner, SignerLock
 from node.consensus.validators import Validator, ValidatorSet
 from node.consensus.wal import MemoryWAL
@@ -55,13 +63,14 @@ CHAIN_ID = "sim"
 SIM_TIMEOUTS = TimeoutParams(propose_ms=200, prevote_ms=100, precommit_ms=100, delta_ms=50)
 POST_GST_DELAY_MS = 30
 """Upper bound on message delay after GST."""
-GOSSIP_MS = 250
-"""A node that has been at one height this long asks its peers for what it is missing, and again as often."""
+GOSSIP_MS = STATUS_INTERVAL_MS
+"""Each honest node sends its peers its round status this often (the runtime's interval)."""
 HEIGHT_BOUND_MS = 15_000
 """Liveness bound: every honest node decides height k by GST + k * HEIGHT_BOUND_MS."""
 MAX_SIM_EVENTS = 5_000_000
 
-BEHAVIOURS = ("equivocate", "double-vote", "silent", "invalid-votes", "invalid-proposal", "future", "split")
+BEHAVIOURS = ("equivocate", "double-vote", "silent", "invalid-votes", "invalid-proposal", "future", "split",
+              "quits", "tamper", "slot-fill")
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,10 @@ class FaultMix:
     """Split the nodes in two until GST."""
     crashes: int
     """Honest nodes that crash and restart before GST."""
+    pause: bool = False
+    """One honest node is paused (SIGSTOP-like) for a while before GST, long enough to fall behind."""
+    torn: bool = False
+    """Crashes strike right after the node signed something, before it could send it."""
 
 
 FAULT_MIXES: dict[str, FaultMix] = {m.name: m for m in (
@@ -90,29 +103,19 @@ FAULT_MIXES: dict[str, FaultMix] = {m.name: m for m in (
     FaultMix("partition", (1000, 5000), 0.05, 0.02, (1, 60), True, 0),
     FaultMix("crash", (1000, 4000), 0.05, 0.02, (1, 60), False, 2),
     FaultMix("chaos", (1000, 6000), 0.25, 0.1, (1, 500), True, 2),
+    FaultMix("lag", (3000, 7000), 0.02, 0.02, (1, 60), False, 0, pause=True),
+    FaultMix("torn", (1000, 4000), 0.05, 0.02, (1, 60), False, 2, torn=True),
 )}
 
 
 @dataclass(frozen=True)
-class Status:
-    """Simulator gossip: "I am at (height, round)" from a node that has not decided for a while."""
+class StatusMessage:
+    """A node's round status on its way to a peer (the runtime posts it to ``/p2p/round-state``)."""
 
     sender: int
-    """Node index."""
-    height: int
-    """Its height."""
-    round: int
-    """Its round."""
-
-
-@dataclass(frozen=True)
-class CatchUp:
-    """Simulator block sync: a decided block and its certificate, for a node that is behind."""
-
-    value: bytes
-    """The block."""
-    commit: Commit
-    """Its certificate."""
+    """Node index of the sender, who gets the answer."""
+    status: RoundStatus
+    """What the sender holds."""
 
 
 @dataclass
@@ -165,6 +168,16 @@ def invalid_value(height: int, nonce: int) -> bytes:
     return b"X" + height.to_bytes(8, "big") + nonce.to_bytes(8, "big")
 
 
+def tampered_value(value: bytes) -> bytes:
+    """The same block with one byte changed (as if one transaction's signature were altered)."""
+    return value[:-1] + bytes([value[-1] ^ 1]) if value else b"\x01"
+
+
+def tampered_proposal(p: Proposal) -> Proposal:
+    """A proposal's tampered copy under its genuine block hash and signature."""
+    return Proposal(p.height, p.round, p.pol_round, p.block_hash, tampered_value(p.value), p.proposer, p.signature)
+
+
 def is_valid_value(height: int, value: bytes) -> bool:
     """The simulated ledger rule: a 23-byte 'V' record naming its own height."""
     return len(value) == 23 and value[:1] == b"V" and int.from_bytes(value[1:9], "big") == height
@@ -187,12 +200,19 @@ class _UnguardedSigner:
         return sign_proposal(self.chain_id, self.private_key, self.address, height, round_, pol_round,
                              block_hash, value)
 
-    def sign_vote(self, vote_type: VoteType, height: int, round_: int, block_hash: bytes | None) -> Vote:
-        return sign_vote(self.chain_id, self.private_key, self.address, vote_type, height, round_, block_hash)
+    def sign_vote(self, vote_type: VoteType, height: int, round_: int, block_hash: bytes | None,
+                  time_ms: int = 0) -> Vote:
+        """Any vote, at any time it is asked for (0, a stopped clock, when none is given)."""
+        return sign_vote(self.chain_id, self.private_key, self.address, vote_type, height, round_, block_hash,
+                         time_ms)
 
     @property
     def last_locked(self) -> SignerLock | None:
         return None
+
+    def signed_messages(self, height: int) -> list[Proposal | Vote]:
+        """It remembers nothing."""
+        return []
 
 
 # ---------------------------------------------------------------------------- the world
@@ -214,9 +234,18 @@ class _Node:
         self.decided: dict[int, tuple[bytes, Proposal | None, Commit]] = {}
         self.decide_times: list[int] = []
         self.nonce = 0
-        self.progress = -1
-        self.last_answer: dict[tuple[int, int], int] = {}
+        self.paused_until = 0
+        """Virtual time until which the node is paused (it hears nothing; its timers wait)."""
+        self.quit_at: int | None = None
+        """For the "quits" behaviour: when it goes silent for good."""
+        self.crash_on_sign = False
+        """Crash right after the next signature, before the message leaves (the "torn" mix)."""
         self.driver = self._new_driver()
+        self.relay = Relay(self.driver, self._decided_at)
+
+    def _decided_at(self, height: int) -> tuple[bytes, Commit] | None:
+        entry = self.decided.get(height)
+        return None if entry is None else (entry[0], entry[2])
 
     def _get_value(self, height: int, round_: int) -> bytes:
         self.nonce += 1
@@ -225,7 +254,7 @@ class _Node:
     def _new_driver(self) -> ConsensusDriver:
         return ConsensusDriver(chain_id=CHAIN_ID, validators=self.sim.validators, signer=self.signer,
                                params=SIM_TIMEOUTS, is_valid=is_valid_value, value_id=sha256,
-                               get_value=self._get_value, wal=self.wal)
+                               get_value=self._get_value, now_ms=lambda: self.sim.now, wal=self.wal)
 
     @property
     def next_height(self) -> int:
@@ -288,20 +317,24 @@ class _Simulation:
             delay = rng.randint(*mix.delay_ms)
         else:
             delay = rng.randint(1, POST_GST_DELAY_MS)
-        self.push(self.now + delay, "deliver", dst, message)
+        self.push(self.now + delay, "deliver", dst, src, message)
         if rng.random() < (mix.duplicate if before_gst else 0.02):
             self.push(self.now + rng.randint(1, POST_GST_DELAY_MS if not before_gst else mix.delay_ms[1]),
-                      "deliver", dst, message)
+                      "deliver", dst, src, message)
 
-    def broadcast(self, src: int, message: object) -> None:
+    def broadcast(self, src: int, message: object, skip: int | None = None) -> None:
         for node in self.nodes:
-            if node.index != src:
+            if node.index != src and node.index != skip:
                 self.send(src, node.index, message)
 
     # ------------------------------------------------------------------ node actions
 
     def perform(self, node: _Node, actions: list) -> None:
         for action in actions:
+            if node.crash_on_sign and isinstance(action, (BroadcastProposal, BroadcastVote)):
+                node.crash_on_sign = False
+                self.crash(node)  # signed and durable in the signer, never sent
+                return
             if isinstance(action, BroadcastProposal):
                 if node.honest:
                     self.broadcast(node.index, action.proposal)
@@ -334,7 +367,7 @@ class _Simulation:
             node.decide_times.append(self.now)
         if self.result.safety_violations:
             return
-        self.perform(node, node.driver.start_height(d.height + 1))
+        self.start_height(node, d.height + 1)
 
     def check_decision(self, node: _Node, d: Decide) -> None:
         result = self.result
@@ -364,7 +397,7 @@ class _Simulation:
     def byzantine_proposal(self, node: _Node, p: Proposal) -> None:
         signer: _UnguardedSigner = node.signer  # type: ignore[assignment]
         b = node.behaviour
-        if b == "silent":
+        if b == "silent" or (node.quit_at is not None and self.now >= node.quit_at):
             return
         if b == "equivocate":
             alt_value = simulated_value(p.height, p.round, node.index, self.rng.getrandbits(63))
@@ -374,6 +407,13 @@ class _Simulation:
                 self.send(node.index, peer, p)
             for peer in second:
                 self.send(node.index, peer, alt)
+            return
+        if b == "tamper":
+            first, second = self._halves(node)
+            for peer in first:
+                self.send(node.index, peer, p)
+            for peer in second:
+                self.send(node.index, peer, tampered_proposal(p))
             return
         if b == "invalid-proposal":
             bad = invalid_value(p.height, self.rng.getrandbits(63)) if self.rng.random() < 0.5 \
@@ -409,7 +449,7 @@ class _Simulation:
     def byzantine_vote(self, node: _Node, v: Vote) -> None:
         signer: _UnguardedSigner = node.signer  # type: ignore[assignment]
         b, rng = node.behaviour, self.rng
-        if b == "silent":
+        if b == "silent" or (node.quit_at is not None and self.now >= node.quit_at):
             return
         if b == "split":
             if (v.height, v.round) not in self.conspiracy:
@@ -425,6 +465,17 @@ class _Simulation:
                 self.send(node.index, peer, alt)
             if rng.random() < 0.5:
                 self.broadcast(node.index, alt)
+            return
+        if b == "slot-fill":
+            # Fill the validator's slots with nil and other values proposed at this height before the real vote.
+            fillers: list[bytes | None] = [None] if v.block_hash is not None else []
+            for r in node.driver.rounds_held():
+                fillers.extend(p.block_hash for p in node.driver.proposals_in(r) if p.block_hash != v.block_hash)
+            while len(fillers) < 4:
+                fillers.append(sha256(rng.getrandbits(64).to_bytes(8, "big")))
+            for target in fillers[:6]:
+                self.broadcast(node.index, signer.sign_vote(v.vote_type, v.height, v.round, target))
+            self.broadcast(node.index, v)
             return
         if b == "invalid-votes":
             if rng.random() < 0.5:
@@ -450,30 +501,35 @@ class _Simulation:
     # ------------------------------------------------------------------ gossip
 
     def gossip_tick(self, node: _Node) -> None:
-        d = node.driver
-        marker = d.height
-        if marker == node.progress:
-            self.broadcast(node.index, Status(node.index, d.height, d.round))
-        node.progress = marker
+        """The round-state exchange: an honest node sends each peer its status."""
+        if node.honest:
+            self.broadcast(node.index, StatusMessage(node.index, node.relay.status()))
         self.push(self.now + GOSSIP_MS, "gossip", node.index, node.epoch)
 
-    def answer_status(self, node: _Node, status: Status) -> None:
-        key = (status.sender, status.height)
-        if self.now - node.last_answer.get(key, -GOSSIP_MS) < GOSSIP_MS:
+    def answer_status(self, node: _Node, message: StatusMessage) -> None:
+        """An honest peer answers with what the sender lacks; a Byzantine one keeps its own counsel, except
+        a tamperer, which answers with tampered copies (blocks under their genuine ids and certificates)."""
+        if not node.honest and node.behaviour != "tamper":
             return
-        node.last_answer[key] = self.now
-        d = node.driver
-        if status.height < d.height:
-            entry = node.decided.get(status.height)
-            if entry is None:
-                return
-            value, _, commit = entry
-            self.send(node.index, status.sender, CatchUp(value, commit))  # type: ignore[arg-type]
-        elif status.height == d.height:
-            for message in d.messages_for_peer(status.height, status.round):
-                self.send(node.index, status.sender, message)
-        else:
-            self.send(node.index, status.sender, Status(node.index, d.height, d.round))
+        for missing in node.relay.answer(message.status):
+            if node.behaviour == "tamper":
+                missing = tampered_proposal(missing) if isinstance(missing, Proposal) else \
+                    Decided(tampered_value(missing.value), missing.commit) if isinstance(missing, Decided) else missing
+            self.send(node.index, message.sender, missing)
+
+    def start_height(self, node: _Node, height: int) -> None:
+        actions, reoffered = node.relay.start_height(height)
+        self.perform(node, actions)
+        for message, received in reoffered:
+            self.after_receive(node, None, message, received)
+
+    def after_receive(self, node: _Node, src: int | None, message: object, received) -> None:
+        if received.flood and node.honest:
+            self.broadcast(node.index, message, skip=src)
+        elif received.flood and node.behaviour == "tamper" and isinstance(message, Proposal):
+            self.broadcast(node.index, tampered_proposal(message), skip=src)  # a relay that tampers
+        if received.actions:
+            self.perform(node, received.actions)
 
     # ------------------------------------------------------------------ crashes
 
@@ -487,9 +543,9 @@ class _Simulation:
         self.result.restarts += 1
         node.up = True
         node.epoch += 1
-        node.progress = -1
         node.driver = node._new_driver()
-        self.perform(node, node.driver.start_height(node.next_height))
+        node.relay = Relay(node.driver, node._decided_at)  # what it had seen is gone with the process
+        self.start_height(node, node.next_height)
         self.push(self.now + GOSSIP_MS, "gossip", node.index, node.epoch)
 
     # ------------------------------------------------------------------ main loop
@@ -500,16 +556,21 @@ class _Simulation:
             if node.behaviour == "silent":
                 node.up = False
                 continue
-            self.perform(node, node.driver.start_height(1))
+            self.start_height(node, 1)
             self.push(rng.randint(1, GOSSIP_MS), "gossip", node.index, node.epoch)
         faults_end = 0
         if self.mix.crashes and self.gst > 1:
             for node in rng.sample(self.honest, min(self.mix.crashes, len(self.honest))):
                 down = rng.randint(0, self.gst // 2)
                 up = rng.randint(down + 1, self.gst)
-                self.push(down, "crash", node.index)
+                self.push(down, "torn-crash" if self.mix.torn else "crash", node.index)
                 self.push(up, "restart", node.index)
                 faults_end = max(faults_end, up)
+        if self.mix.pause and self.honest:
+            faults_end = max(faults_end, self.schedule_pause())
+        for node in self.byzantine:
+            if node.behaviour == "quits" and node.quit_at is None:
+                node.quit_at = rng.randint(0, max(self.gst, 1))
         events = 0
         while self.queue:
             at, _, kind, payload = heapq.heappop(self.queue)
@@ -519,11 +580,14 @@ class _Simulation:
                 if events > MAX_SIM_EVENTS:
                     result.liveness_failures.append(f"event budget exhausted at t={at}ms")
                 break
+            if kind in ("timer", "gossip") and self.nodes[payload[0]].paused_until > self.now:
+                self.push(self.nodes[payload[0]].paused_until, kind, *payload)  # runs when the node resumes
+                continue
             if kind == "deliver":
                 node = self.nodes[payload[0]]
-                if node.up:
+                if node.up and node.paused_until <= self.now:
                     result.messages += 1
-                    self.deliver(node, payload[1])
+                    self.deliver(node, payload[1], payload[2])
             elif kind == "timer":
                 node = self.nodes[payload[0]]
                 if node.up and node.epoch == payload[1]:
@@ -532,10 +596,18 @@ class _Simulation:
                 node = self.nodes[payload[0]]
                 if node.up and node.epoch == payload[1]:
                     self.gossip_tick(node)
+            elif kind == "pause":
+                self.nodes[payload[0]].paused_until = payload[1]
             elif kind == "crash":
                 self.crash(self.nodes[payload[0]])
+            elif kind == "torn-crash":
+                self.nodes[payload[0]].crash_on_sign = True
             elif kind == "restart":
-                self.restart(self.nodes[payload[0]])
+                node = self.nodes[payload[0]]
+                if node.up:  # a torn crash that found nothing to sign crashes now
+                    node.crash_on_sign = False
+                    self.crash(node)
+                self.restart(node)
             if result.safety_violations:
                 break
             if self.now >= faults_end and all(len(n.decided) >= self.heights for n in self.honest):
@@ -547,15 +619,27 @@ class _Simulation:
             result.liveness_failures.append(f"stopped at t={self.now}ms with {result.heights_decided} heights decided")
         return result
 
-    def deliver(self, node: _Node, message: object) -> None:
-        if isinstance(message, Status):
+    def schedule_pause(self) -> int:
+        """Pause one honest node for a while before GST; a Byzantine node that quits does so meanwhile.
+        Returns when the pause ends."""
+        rng = self.rng
+        node = rng.choice(self.honest)
+        start = rng.randint(0, self.gst // 3)
+        end = rng.randint(start + (self.gst - start) // 2, self.gst)
+        self.push(start, "pause", node.index, end)
+        for byz in self.byzantine:
+            if byz.behaviour == "quits":
+                byz.quit_at = rng.randint((start + end) // 2, end)
+        return end
+
+    def deliver(self, node: _Node, src: int, message: object) -> None:
+        """Everything a node hears goes through its relay, as in the runtime."""
+        if isinstance(message, StatusMessage):
             self.answer_status(node, message)
-        elif isinstance(message, Proposal):
-            self.perform(node, node.driver.on_proposal(message))
-        elif isinstance(message, Vote):
-            self.perform(node, node.driver.on_vote(message))
-        elif isinstance(message, CatchUp):
-            self.perform(node, node.driver.on_commit(message.value, message.commit))
+        elif isinstance(message, (Proposal, Vote, Decided)):
+            # Messages are immutable objects here: the object itself stands for the digest of its bytes.
+            received = node.relay.receive(src, message, message)  # type: ignore[arg-type]
+            self.after_receive(node, src, message, received)
 
     def check_liveness(self) -> bool:
         if self.now <= self.next_deadline:

@@ -16,8 +16,21 @@ that locked on v relies on every correct node eventually seeing the polka it
 saw (the paper's gossip assumption); if an equivocator sent its prevote for v
 to one node and nil to another, the second node must be able to count the
 relayed vote for v, or the locked node and the rest wait for each other
-forever (CometBFT accepts such votes per block for the same reason).  At most
-``MAX_VALUES_PER_VALIDATOR`` values are kept per validator per (round, type).
+forever (CometBFT accepts such votes per block for the same reason).
+
+Such votes are kept per value, not in first-come slots: a validator that sent
+nil and then votes for every other value it can name first still gets its vote
+for the value that matters counted, so it cannot choose which of its votes a
+node ignores.  The keeper puts no bound on them itself; the caller bounds them
+by counting conflicting votes only for values it holds a proposal for, and it
+admits a bounded number of proposals per height.
+
+A conflicting vote the caller does not count yet (its value has no proposal
+at this node so far: a relayed vote can overtake the proposal it votes for) is
+*held* rather than dropped, at most ``MAX_HELD_PER_VALIDATOR`` per validator
+for the whole height, the oldest dropped first; ``count_held(value_id)``
+counts the held votes for a value once the caller has its proposal.  Only
+equivocators' votes are ever held, and never a vote for nil.
 
 Votes reach the keeper already checked (signature, membership, height); it
 does no cryptography.
@@ -90,7 +103,8 @@ class Evidence:
         return cls(first, second)
 
 
-MAX_VALUES_PER_VALIDATOR = 4
+MAX_HELD_PER_VALIDATOR = 8
+"""Conflicting votes held per validator (whole height) until their value's proposal arrives; the oldest goes first."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +117,8 @@ class AddResult:
     """Thresholds crossed for the first time by this vote."""
     evidence: Evidence | None = None
     """Set when the vote is the validator's first conflicting vote in its (round, type)."""
+    held: bool = False
+    """True if the vote conflicts, does not count yet, and is kept until ``count_held`` of its value."""
 
 
 class _Tally:
@@ -146,6 +162,8 @@ class VoteKeeper:
         self._polka_values: dict[int, bytes] = {}
         self._precommit_values: dict[int, bytes] = {}
         self._skip_rounds: list[int] = []
+        self._held: dict[bytes, dict[tuple[int, VoteType, bytes], Vote]] = {}
+        """Per validator, in arrival order: conflicting votes not counted yet, by (round, type, value)."""
         self.evidence: list[Evidence] = []
 
     # ------------------------------------------------------------------ adding
@@ -159,18 +177,28 @@ class VoteKeeper:
         return rv.prevotes if vote.vote_type == VoteType.PREVOTE else rv.precommits
 
     def contains(self, vote: Vote) -> bool:
-        """True if this vote's content is already counted (so it need not be checked again)."""
+        """True if this vote's content is already counted or held (so it need not be checked again)."""
         tally = self._tally(vote, create=False)
         if tally is None:
             return False
         signed = tally.signed.get(vote.validator)
+        if signed is not None and vote.block_hash in signed:
+            return True
+        held = self._held.get(vote.validator)
+        return held is not None and (vote.round, vote.vote_type, vote.block_hash) in held
+
+    def is_counted(self, vote: Vote) -> bool:
+        """True if this vote's content counts (held votes do not: they may still be evicted)."""
+        tally = self._tally(vote, create=False)
+        signed = None if tally is None else tally.signed.get(vote.validator)
         return signed is not None and vote.block_hash in signed
 
     def add_vote(self, vote: Vote, count_conflicting: bool = False) -> AddResult:
         """Count ``vote`` (for this height, from a member) and report what it crossed.
 
         A vote that conflicts with the validator's first one is reported as evidence (once per
-        round and type) and counts for its own value only if ``count_conflicting``.
+        round and type) and counts for its own value only if ``count_conflicting``; otherwise a
+        conflicting vote for a value (not nil) is held until ``count_held`` of that value.
         """
         power = self.validators.power_of(vote.validator)
         if vote.height != self.height or power == 0:
@@ -195,11 +223,38 @@ class VoteKeeper:
             tally.equivocators.add(vote.validator)
             evidence = Evidence(tally.first[vote.validator], vote)
             self.evidence.append(evidence)
-        if not count_conflicting or len(signed) >= MAX_VALUES_PER_VALIDATOR:
-            return AddResult(False, (), evidence)
+        key = (vote.round, vote.vote_type, vote.block_hash)
+        held = self._held.get(vote.validator)
+        if not count_conflicting:
+            if vote.block_hash is None:
+                return AddResult(False, (), evidence)
+            if held is None:
+                held = self._held[vote.validator] = {}
+            held[key] = vote
+            if len(held) > MAX_HELD_PER_VALIDATOR:
+                del held[next(iter(held))]
+            return AddResult(False, (), evidence, held=True)
+        if held is not None and held.pop(key, None) is not None and not held:
+            del self._held[vote.validator]  # counted now: the caller learned its value's proposal first
         signed[vote.block_hash] = vote
         tally.weights[vote.block_hash] = tally.weights.get(vote.block_hash, 0) + power
         return AddResult(True, self._crossed(vote, tally, rv), evidence)
+
+    def count_held(self, value_id: bytes) -> list[tuple[Vote, AddResult]]:
+        """Count every held vote for ``value_id`` (the caller now holds a proposal for it)."""
+        found = [vote for held in self._held.values() for key, vote in held.items() if key[2] == value_id]
+        out = []
+        for vote in found:
+            held = self._held[vote.validator]
+            del held[(vote.round, vote.vote_type, vote.block_hash)]
+            if not held:
+                del self._held[vote.validator]
+            out.append((vote, self.add_vote(vote, count_conflicting=True)))
+        return out
+
+    def held_count(self, validator: bytes) -> int:
+        """How many of ``validator``'s conflicting votes are held, waiting for their value's proposal."""
+        return len(self._held.get(validator, ()))
 
     def _emit(self, out: list[Threshold], kind: ThresholdKind, round_: int, value_id: bytes | None = None) -> None:
         key = (kind, round_, value_id)
@@ -288,3 +343,11 @@ class VoteKeeper:
     def precommits_for(self, round_: int, value_id: bytes) -> list[Vote]:
         """Counted precommits for ``value_id`` in ``round_``, sorted by validator address."""
         return self.votes_for(round_, VoteType.PRECOMMIT, value_id)
+
+    def counted_votes(self, round_: int, vote_type: VoteType) -> list[Vote]:
+        """Every counted vote of one round and type: each validator's first, plus conflicting ones counted."""
+        rv = self._rounds.get(round_)
+        if rv is None:
+            return []
+        tally = rv.prevotes if vote_type == VoteType.PREVOTE else rv.precommits
+        return [vote for signed in tally.signed.values() for vote in signed.values()]

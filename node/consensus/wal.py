@@ -7,6 +7,9 @@ a fresh driver brings it back to the round and step it was in, with the same
 votes counted.  Only the current height matters (earlier heights are in the
 block store), so ``start_height`` replaces the log with an empty one for the
 new height.  A torn last entry (a crash mid-append) is dropped on open.
+
+The first record names the height and the log's format (``_MAGIC``); a log
+written in another format is refused with what to do.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from node.consensus.records import AppendLog, load_log, replace_log
 from node.consensus.round_machine import Timeout, TimeoutKind
 from node.encoding import DecodeError, Reader, Writer
 
+_MAGIC = "ledger/wal/2"
+"""Format of the log.  2: votes carry their time (1 had no format name in its height marker)."""
 _TAG_HEIGHT = 0
 _TAG_PROPOSAL = 1
 _TAG_VOTE = 2
@@ -67,7 +72,7 @@ def decode_entry(data: bytes) -> WALEntry:
 
 
 def _height_marker(height: int) -> bytes:
-    return Writer().u8(_TAG_HEIGHT).u64(height).getvalue()
+    return Writer().u8(_TAG_HEIGHT).u64(height).text(_MAGIC).getvalue()
 
 
 class ConsensusWAL(Protocol):
@@ -94,16 +99,31 @@ class FileWAL:
         self._height = 0
         self._entries: list[WALEntry] = []
         if payloads:
-            head = Reader(payloads[0])
-            if head.u8() != _TAG_HEIGHT:
-                raise WALError("wal-corrupt", f"{self.path} does not start with a height marker")
-            self._height = head.u64()
+            self._height = self._read_marker(payloads[0])
             for payload in payloads[1:]:
                 try:
                     self._entries.append(decode_entry(payload))
                 except DecodeError as exc:
                     raise WALError("wal-corrupt", f"{self.path}: {exc}") from exc
         self._log = AppendLog(self.path)
+
+    def _read_marker(self, payload: bytes) -> int:
+        """The height in the log's first record, after checking the log's format."""
+        head = Reader(payload)
+        try:
+            if head.u8() != _TAG_HEIGHT:
+                raise WALError("wal-corrupt", f"{self.path} does not start with a height marker")
+            height = head.u64()
+            magic = head.text(64) if head.remaining() else "ledger/wal/1"
+        except DecodeError as exc:
+            raise WALError("wal-corrupt", f"{self.path}: {exc}") from exc
+        if magic != _MAGIC:
+            raise WALError("wal-format-old",
+                           f"{self.path} was written in WAL format {magic}; this node uses {_MAGIC} (votes carry "
+                           f"their time) and cannot replay it. It only holds the messages of height {height}, "
+                           f"which peers send again: remove it (rm {self.path}) and start again; the signer file "
+                           f"still keeps this validator from signing twice.")
+        return height
 
     @property
     def height(self) -> int:

@@ -1,9 +1,11 @@
 """Blocks and headers.
 
-The header commits to everything: the previous block, the txids (merkle
-root), the UTXO set *after* the block (app hash), the proposer, the
-certificate that committed the previous block and the validator set.
-``block_hash = H(header)``.
+The header commits to everything: the previous block, the transactions'
+full signed bytes (merkle root of their wtxids), the UTXO set *after* the
+block (app hash), the proposer, the certificate that committed the previous
+block and the validator set.  ``block_hash = H(header)``, and since the
+header commits to every byte of the body, two blocks with one hash are the
+same block once the body is checked against it (``rules.check_block_body``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class Header:
     prev_hash: bytes
     """Hash of block height-1 (zeros for height 1)."""
     tx_root: bytes
-    """Merkle root of the block's txids."""
+    """Merkle root of the block's wtxids (SHA-256 of each transaction's full signed encoding), in block order."""
     app_hash: bytes
     """Multiset hash of the UTXO set after applying this block."""
     proposer: bytes
@@ -92,6 +94,16 @@ class Block:
         return [tx.txid for tx in self.txs]
 
     @cached_property
+    def wtxids(self) -> list[bytes]:
+        """The tx_root's leaves: SHA-256 of each transaction's signed encoding."""
+        return [tx.wtxid for tx in self.txs]
+
+    @cached_property
+    def computed_tx_root(self) -> bytes:
+        """Merkle root of the transactions this block carries (the header's tx_root must equal it)."""
+        return merkle_root(self.wtxids) if self.txs else EMPTY_ROOT
+
+    @cached_property
     def encoded(self) -> bytes:
         w = Writer().var_bytes(self.header.encode()).u32(len(self.txs))
         for tx in self.txs:
@@ -122,11 +134,13 @@ class Block:
         return block
 
     def proof(self, index: int) -> MerkleProof:
-        return merkle_proof(self.txids, index)
+        """Merkle path from transaction ``index``'s wtxid to the tx_root."""
+        return merkle_proof(self.wtxids, index)
 
 
 def compute_tx_root(txs: tuple[Transaction, ...] | list[Transaction]) -> bytes:
-    return merkle_root([tx.txid for tx in txs]) if txs else EMPTY_ROOT
+    """Merkle root of the wtxids of ``txs``: commits to every byte of every transaction, signatures included."""
+    return merkle_root([tx.wtxid for tx in txs]) if txs else EMPTY_ROOT
 
 
 def commit_hash(commit: Commit | None) -> bytes:

@@ -57,6 +57,7 @@ STORE_GENESIS_MISMATCH = "store-genesis-mismatch"
 STORE_CORRUPT = "store-corrupt"
 STORE_LOCKED = "store-locked"
 STORE_RESERVED_KEY = "store-reserved-key"
+STORE_FORMAT = "store-format"
 
 ERROR_CODES: dict[str, str] = {
     TX_VIN_EMPTY: "the transaction has no inputs",
@@ -79,12 +80,14 @@ ERROR_CODES: dict[str, str] = {
     BLK_DOUBLE_SPEND: "two transactions of one block spend the same output",
     BLK_LENGTH: "the block holds more transactions than the genesis limit",
     BLK_SIZE: "the block's transactions take more bytes than the genesis limit",
-    BLK_TXROOT: "the header's tx_root is not the merkle root of the block's txids",
+    BLK_TXROOT: "the header's tx_root is not the merkle root of the block's wtxids (its transactions' "
+                "signed bytes)",
     BLK_APPHASH: "the header's app_hash is not the UTXO set hash after executing the block",
     BLK_CHAIN_ID: "the header names another chain",
     BLK_HEIGHT: "the block is not at the next height",
     BLK_PREVHASH: "the header's prev_hash is not the hash of the current tip",
-    BLK_COMMIT: "the commit certificate is for another block or height",
+    BLK_COMMIT: "the commit certificate is for another block or height, or the block carries a last commit "
+                "other than the one its header names",
     BLK_RESULT: "the execution result given does not belong to this block or to the current state",
     GENESIS_ALLOCATION: "a genesis allocation has a bad address or amount, or they sum above MAX_SUPPLY",
     STORE_NOT_INITIALIZED: "the store holds no genesis yet; run init first",
@@ -92,6 +95,8 @@ ERROR_CODES: dict[str, str] = {
     STORE_CORRUPT: "the stored height, app hash and blocks disagree",
     STORE_LOCKED: "the database cannot be opened (missing, or in use by another process)",
     STORE_RESERVED_KEY: "that metadata key belongs to the ledger and cannot be written from outside",
+    STORE_FORMAT: "the database was written in another store format than this release reads; start from a "
+                  "fresh home",
 }
 
 

@@ -23,7 +23,7 @@ from node.ledger.errors import (
     BlockError,
     StoreError,
 )
-from node.ledger.rules import BlockResult, compute_genesis_muhash, genesis_utxos
+from node.ledger.rules import BlockResult, check_block_body, compute_genesis_muhash, genesis_utxos
 from node.ledger.state import UtxoEntry
 from node.ledger.transactions import OutPoint
 
@@ -79,6 +79,7 @@ class MemoryState:
             raise BlockError(BLK_PREVHASH, "prev_hash is not the tip")
         if commit.height != header.height or commit.block_hash != block.hash:
             raise BlockError(BLK_COMMIT, "certificate is for another block")
+        check_block_body(block)
         if (result.height != header.height or result.proposer != header.proposer
                 or result.tx_root != header.tx_root or result.base_app_hash != self.app_hash):
             raise BlockError(BLK_RESULT, "the execution result belongs to another block or state")

@@ -1,4 +1,4 @@
-"""Merkle tree of txids with inclusion proofs (RFC 6962 shape: leaves and
+"""Merkle tree of a block's wtxids with inclusion proofs (RFC 6962 shape: leaves and
 inner nodes hashed under different prefixes, an odd node promoted unchanged),
 so a proof cannot pass an inner node off as a leaf."""
 

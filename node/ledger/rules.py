@@ -15,7 +15,10 @@ A block's life:
 * a proposer uses ``BlockBuilder``: add candidate transactions one by one
   (invalid ones are refused without disturbing the others), ``finish()``
   gives the result whose ``app_hash`` and ``tx_root`` go in the header, and
-  ``check_block_result`` confirms a block matches a result computed earlier.
+  ``check_block_result`` confirms a block matches a result computed earlier;
+* anyone holding a block's bytes (block sync, the store) can run
+  ``check_block_body`` first, without state: it confirms the bytes are the
+  ones the block's id commits to, so a result cached by id belongs to them.
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from node.crypto import ADDRESS_SIZE, P as _FIELD_P, PUBLIC_KEY_SIZE, SIGNATURE_SIZE, address_hash, verify_signature
-from node.ledger.blocks import ZERO_HASH, Block, compute_tx_root
+from node.ledger.blocks import ZERO_HASH, Block, commit_hash, compute_tx_root
 from node.ledger.errors import (
     BLK_APPHASH,
     BLK_CHAIN_ID,
+    BLK_COMMIT,
     BLK_DOUBLE_SPEND,
     BLK_HEIGHT,
     BLK_LENGTH,
@@ -304,7 +308,7 @@ class BlockResult:
     proposer: bytes
     """20-byte address paid the fees."""
     tx_root: bytes
-    """Merkle root of the executed txids (must equal the header's)."""
+    """Merkle root of the executed transactions' wtxids (must equal the header's)."""
     spent: tuple[tuple[OutPoint, UtxoEntry], ...]
     """Outputs that existed before the block and are gone after it, in spending order."""
     created: tuple[tuple[OutPoint, UtxoEntry], ...]
@@ -408,7 +412,7 @@ class BlockBuilder:
     def finish(self, tx_root: bytes | None = None) -> BlockResult:
         """Pay the fees to the proposer and hash the new UTXO set; the builder is spent afterwards.
 
-        ``tx_root`` is the merkle root of ``self.txs`` if the caller already computed it.
+        ``tx_root`` is the merkle root of ``self.txs``' wtxids if the caller already computed it.
         """
         if self._finished:
             raise RuntimeError("BlockBuilder.finish() was already called")
@@ -498,6 +502,24 @@ def compute_block_result(
     return _execute_checked(builder, txs, totals)
 
 
+def check_block_body(block: Block) -> None:
+    """The block's bytes are the ones its header (hence its id) commits to; pure, no state, no execution.
+
+    Its transactions' wtxids must hash to the header's tx_root
+    (``bad-blk-txroot``) and the certificate it carries for its parent must
+    hash to the header's last_commit_hash (``bad-blk-commit``).  A block
+    that passes is the only block with its id, so a certificate for the id
+    certifies these bytes and a result cached by id belongs to them.
+    """
+    header = block.header
+    computed = block.computed_tx_root
+    if header.tx_root != computed:
+        raise BlockError(BLK_TXROOT, f"header tx_root {header.tx_root.hex()}, the block's transactions hash to "
+                                     f"{computed.hex()}: the body is not the one its header commits to")
+    if header.last_commit_hash != commit_hash(block.last_commit):
+        raise BlockError(BLK_COMMIT, "the carried last commit is not the one the header's last_commit_hash names")
+
+
 def check_block_header(block: Block, state: StateView, chain_id: str) -> None:
     """Chain id, and (when ``state`` is a chain view) height and parent hash."""
     header = block.header
@@ -528,9 +550,10 @@ def execute_block(
     """Validate ``block`` on top of ``state`` and return what committing it would do; writes nothing.
 
     Order: chain id, height and parent (when ``state`` is a chain view such
-    as the Store), transaction count, stateless checks, byte size, tx root,
-    then every transaction in order (signatures through ``sig_cache`` when
-    given), the fee output, and the app hash against the header unless
+    as the Store), transaction count, stateless checks, byte size, body
+    (``check_block_body``: tx root and carried last commit), then every
+    transaction in order (signatures through ``sig_cache`` when given), the
+    fee output, and the app hash against the header unless
     ``expected_app_hash_check`` is False.  ``muhash_state`` defaults to
     ``state.muhash_state``.
     """
@@ -544,11 +567,9 @@ def execute_block(
     size = block_tx_bytes(txs)
     if size > max_block_bytes:
         raise BlockError(BLK_SIZE, f"transactions take {size} bytes, limit {max_block_bytes}")
-    tx_root = compute_tx_root(txs)
-    if header.tx_root != tx_root:
-        raise BlockError(BLK_TXROOT, f"header tx_root {header.tx_root.hex()}, computed {tx_root.hex()}")
+    check_block_body(block)
     builder = BlockBuilder(state, chain_id, header.height, header.proposer, muhash_state, sig_cache=sig_cache)
-    result = _execute_checked(builder, txs, totals, tx_root)
+    result = _execute_checked(builder, txs, totals, block.computed_tx_root)
     if expected_app_hash_check and header.app_hash != result.app_hash:
         raise BlockError(BLK_APPHASH, f"header app_hash {header.app_hash.hex()}, computed {result.app_hash.hex()}")
     return result
@@ -567,7 +588,7 @@ def check_block_result(block: Block, result: BlockResult, chain_id: str) -> None
         raise BlockError(BLK_RESULT, "the result was computed for another height or proposer")
     if header.tx_root != result.tx_root:
         raise BlockError(BLK_TXROOT, "header tx_root does not match the executed transactions")
-    if compute_tx_root(block.txs) != result.tx_root:
+    if block.computed_tx_root != result.tx_root:
         raise BlockError(BLK_TXROOT, "the block's transactions are not the executed ones")
     if header.app_hash != result.app_hash:
         raise BlockError(BLK_APPHASH, f"header app_hash {header.app_hash.hex()}, computed {result.app_hash.hex()}")
@@ -618,6 +639,7 @@ __all__ = [
     "SignatureCache",
     "apply_transaction",
     "block_tx_bytes",
+    "check_block_body",
     "check_block_header",
     "check_block_result",
     "check_chain_id",

@@ -25,6 +25,12 @@ its certificate, the UTXO deletions and insertions, every index update,
 the new app hash, MuHash state and height marker: a crash leaves the store
 at the old height or the new one, never between.  Nothing is preloaded;
 the UTXO set is read on demand, so opening is instant at any size.
+
+The layout and what is hashed into it (block ids, tx roots) have a version,
+``STORE_FORMAT_VERSION``, written when a store is created; a store of any
+other version (or of none: written before versions existed) is refused with
+``store-format`` rather than read wrongly.  There is no migration: a node
+starts again from a fresh home and syncs the chain from its peers.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from node.ledger.errors import (
     BLK_PREVHASH,
     BLK_RESULT,
     STORE_CORRUPT,
+    STORE_FORMAT,
     STORE_GENESIS_MISMATCH,
     STORE_LOCKED,
     STORE_NOT_INITIALIZED,
@@ -55,7 +62,7 @@ from node.ledger.errors import (
     StoreError,
 )
 from node.ledger.muhash import MuHash
-from node.ledger.rules import BlockResult, check_genesis_allocations, genesis_utxos
+from node.ledger.rules import BlockResult, check_block_body, check_genesis_allocations, genesis_utxos
 from node.ledger.state import UtxoEntry, genesis_txid, utxo_element
 from node.ledger.transactions import OutPoint, Transaction, fee_outpoint
 
@@ -77,6 +84,9 @@ P_HISTORY = b"h"
 P_TXID = b"T"
 P_META = b"M"
 
+STORE_FORMAT_VERSION: int = 2
+"""Version of the layout and hashing this release reads and writes; 2: tx_root over wtxids (issue 10)."""
+
 FEE_INDEX: int = 0xFFFF_FFFF
 """History index of a block's fee output (it is not a transaction of the block)."""
 
@@ -88,8 +98,9 @@ META_GENESIS_HASH = "genesis_hash"
 META_GENESIS_DOC = "genesis_doc"
 META_GENESIS_APP_HASH = "genesis_app_hash"
 META_GENESIS_PENDING = "genesis_pending"
+META_FORMAT_VERSION = "format_version"
 RESERVED_META = frozenset({META_HEIGHT, META_APP_HASH, META_MUHASH, META_CHAIN_ID, META_GENESIS_HASH,
-                           META_GENESIS_DOC, META_GENESIS_APP_HASH, META_GENESIS_PENDING})
+                           META_GENESIS_DOC, META_GENESIS_APP_HASH, META_GENESIS_PENDING, META_FORMAT_VERSION})
 
 GENESIS_CHUNK = 50_000
 """Allocations written per batch when a genesis is large."""
@@ -101,6 +112,29 @@ def _meta_key(name: str | bytes) -> bytes:
 
 def _outpoint_key(outpoint: OutPoint) -> bytes:
     return outpoint.txid + _U32.pack(outpoint.index)
+
+
+def _check_format(db: "plyvel.DB", path: str) -> None:
+    """Stamp an empty (new) database with ``STORE_FORMAT_VERSION``; refuse one written in another format."""
+    key = _meta_key(META_FORMAT_VERSION)
+    raw = db.get(key)
+    if raw is None:
+        with db.iterator(include_value=False) as it:
+            empty = next(it, None) is None
+        if empty:
+            db.put(key, _U32.pack(STORE_FORMAT_VERSION), sync=True)
+            return
+        found = "no format version (written before versions existed)"
+    elif len(raw) != _U32.size:
+        found = f"an unreadable format version {raw.hex()}"
+    else:
+        version = _U32.unpack(raw)[0]
+        if version == STORE_FORMAT_VERSION:
+            return
+        found = f"format version {version}"
+    raise StoreError(STORE_FORMAT, f"the store at {path} has {found}, this release reads format "
+                                   f"{STORE_FORMAT_VERSION}; re-run `ledger-node init` on a fresh home, or for a "
+                                   f"devnet `ledger-devnet up --fresh`")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +212,7 @@ class Store:
             raise StoreError(STORE_LOCKED, f"cannot open the database at {path} (another process using it?): "
                                            f"{exc}") from exc
         try:
+            _check_format(db, str(path))
             store = cls(db, str(path))
             store.verify_integrity()
         except BaseException:
@@ -275,6 +310,11 @@ class Store:
     def genesis_app_hash(self) -> bytes | None:
         return self._db.get(_meta_key(META_GENESIS_APP_HASH))
 
+    @property
+    def format_version(self) -> int:
+        """The store format this database was written in (checked on open: ``STORE_FORMAT_VERSION``)."""
+        return _U32.unpack(self._db.get(_meta_key(META_FORMAT_VERSION)))[0]
+
     def _require_initialized(self) -> None:
         if self._height < 0:
             raise StoreError(STORE_NOT_INITIALIZED, f"{self.path} holds no genesis; run `ledger-node init` first")
@@ -368,7 +408,8 @@ class Store:
     # ------------------------------------------------------------------ commit
 
     def build_commit_batch(self, block: Block, commit: Commit, result: BlockResult) -> CommitBatch:
-        """Check that ``block`` extends the tip and ``result`` belongs to it, and stage every write."""
+        """Check that ``block`` extends the tip, its bytes are the ones its id commits to and ``result``
+        belongs to it, and stage every write."""
         self._require_initialized()
         header = block.header
         height = header.height
@@ -382,6 +423,7 @@ class Store:
         block_hash = block.hash
         if commit.height != height or commit.block_hash != block_hash:
             raise BlockError(BLK_COMMIT, f"certificate is for block {commit.block_hash.hex()} at {commit.height}")
+        check_block_body(block)  # never store bytes other than those the certified id covers
         if result.height != height or result.proposer != header.proposer or result.tx_root != header.tx_root:
             raise BlockError(BLK_RESULT, "the execution result was computed for another block")
         if result.base_app_hash != self._app_hash:
@@ -594,4 +636,4 @@ class Store:
         return out
 
 
-__all__ = ["CommitBatch", "FEE_INDEX", "HistoryEntry", "Store", "genesis_txid"]
+__all__ = ["CommitBatch", "FEE_INDEX", "HistoryEntry", "STORE_FORMAT_VERSION", "Store", "genesis_txid"]

@@ -1,9 +1,13 @@
 """Transactions: the records users sign.
 
 ``txid = H(unsigned body)``, where the unsigned body is the transaction with
-every signature left out, so a signature can never change a txid.  Every
-input signs ``H(chain_id || unsigned body)``, so a transaction made for one
-chain is void on another.
+every signature left out, so a signature can never change a txid: the txid is
+the transaction's identity everywhere (outpoints, indexes, the mempool, REST).
+``wtxid = H(signed encoding)`` (Bitcoin's witness txid) covers every byte,
+signatures included: a block's tx_root is the merkle root of its wtxids, so a
+block id covers its transactions' bytes.  Every input signs
+``H(chain_id || unsigned body)``, so a transaction made for one chain is void
+on another.
 """
 
 from __future__ import annotations
@@ -95,6 +99,11 @@ class Transaction:
     @cached_property
     def encoded(self) -> bytes:
         return encode_transaction(self)
+
+    @cached_property
+    def wtxid(self) -> bytes:
+        """SHA-256 of the full signed encoding: the leaf of the block's tx_root, covering every byte."""
+        return sha256(self.encoded)
 
     def encode(self) -> bytes:
         return self.encoded

@@ -5,19 +5,39 @@ others or consensus.
 Transactions travel in batches (one HTTP request carries up to
 ``gossip_batch_txs``; a partial batch waits ``gossip_flush_ms`` for company).
 Consensus messages go first, in their own batch, and are never held back by
-transactions.  A failed send is retried with exponential backoff.
+transactions.
+
+Every batch is cut to the peer's limits: at most ``MAX_BATCH_MESSAGES``
+consensus messages or ``MAX_BATCH_TXS`` transactions, and at most
+``max_batch_bytes`` of body (the peer's request-body limit).  A batch counts as
+delivered only on a 2xx answer.  A 413 splits it and the halves are retried
+(and the link lowers its byte limit, so later batches fit); a single message
+that is still too large, or a batch the peer refuses with another 4xx
+(malformed in its eyes: the same bytes would be refused again), is dropped
+with a warning and counted as rejected, never as sent.  A failed send
+(connection error, 5xx, 408, 429) is retried with exponential backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import enum
 import logging
 import time
+from typing import Callable
 
 import httpx
 
-from node.p2p.wire import encode_consensus_batch, encode_tx_batch
+from node.p2p.wire import (
+    BATCH_HEADER_BYTES,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_MESSAGES,
+    MAX_BATCH_TXS,
+    encode_consensus_batch,
+    encode_tx_batch,
+    tx_batch_item_bytes,
+)
 
 log = logging.getLogger("ledger.p2p")
 
@@ -25,15 +45,33 @@ PEER_HEADER = "x-ledger-peer"
 MAX_CONSENSUS_QUEUE = 20_000
 BACKOFF_START_S = 0.1
 BACKOFF_MAX_S = 3.0
+RETRY_STATUSES = frozenset({408, 429})
+"""4xx answers that mean "not now" rather than "never": retried like a 5xx."""
+
+
+class Outcome(enum.Enum):
+    """How a peer answered one batch."""
+
+    DELIVERED = "delivered"
+    """2xx: the peer took the batch."""
+    TOO_LARGE = "too-large"
+    """413: over the peer's body limit; split and retry."""
+    REJECTED = "rejected"
+    """Another 4xx (or a 1xx/3xx): refused for good; drop it."""
+    FAILED = "failed"
+    """No answer, a 5xx, 408 or 429: retry the same items with backoff."""
 
 
 class PeerLink:
     """Queues and the sender task for one peer."""
 
-    def __init__(self, url: str, own_name: str, batch_txs: int, flush_s: float, queue_max: int, timeout_s: float):
+    def __init__(self, url: str, own_name: str, batch_txs: int, flush_s: float, queue_max: int, timeout_s: float,
+                 max_batch_bytes: int = MAX_BATCH_BYTES):
         self.url = url.rstrip("/")
         self.own_name = own_name
-        self.batch_txs = batch_txs
+        self.batch_txs = max(1, min(batch_txs, MAX_BATCH_TXS))
+        self.max_batch_bytes = max_batch_bytes
+        """Largest body sent to this peer; lowered when the peer answers 413."""
         self.flush_s = flush_s
         self.timeout_s = timeout_s
         self.txs: collections.deque[bytes] = collections.deque(maxlen=queue_max)
@@ -42,7 +80,15 @@ class PeerLink:
         self.up = False
         self.last_error = ""
         self.sent_txs = 0
+        """Transactions the peer acknowledged (2xx)."""
         self.sent_messages = 0
+        """Consensus messages the peer acknowledged (2xx)."""
+        self.rejected_txs = 0
+        """Transactions dropped because the peer refused them (4xx, or 413 for one alone)."""
+        self.rejected_messages = 0
+        """Consensus messages dropped because the peer refused them."""
+        self.last_rejection = ""
+        """The peer's last refusal (status and error code), for status and logs."""
         self.failures = 0
         self.height = 0
         """Last height the peer reported (from block sync polling)."""
@@ -86,33 +132,90 @@ class PeerLink:
         self.up = up
         self.last_error = error
 
-    async def _post(self, path: str, body: bytes) -> bool:
+    async def _post(self, path: str, body: bytes) -> tuple[Outcome, str]:
+        """Post one body; how the peer answered, and its status and error code when it refused."""
         try:
             response = await self.client.post(self.url + path, content=body,
                                               headers={"content-type": "application/octet-stream"})
         except (httpx.HTTPError, OSError) as exc:
             self.failures += 1
             self._mark(False, type(exc).__name__)
-            return False
-        if response.status_code >= 500:
+            return Outcome.FAILED, type(exc).__name__
+        status = response.status_code
+        if status >= 500 or status in RETRY_STATUSES:
             self.failures += 1
-            self._mark(False, f"HTTP {response.status_code}")
-            return False
+            self._mark(False, f"HTTP {status}")
+            return Outcome.FAILED, f"HTTP {status}"
         self._mark(True)
-        return True
+        if 200 <= status < 300:
+            return Outcome.DELIVERED, ""
+        try:
+            code = str(response.json()["error"]["code"])[:64]
+        except Exception:  # not the node's error shape: the status says enough
+            code = ""
+        detail = f"HTTP {status} {code}".rstrip()
+        return (Outcome.TOO_LARGE if status == 413 else Outcome.REJECTED), detail
 
-    async def _send(self, path: str, body: bytes, batch: list[bytes], queue: collections.deque,
-                    backoff: float) -> float:
-        """Post one batch; on failure put it back at the front and wait. Returns the next backoff."""
-        if await self._post(path, body):
-            if queue is self.txs:
-                self.sent_txs += len(batch)
+    def _take(self, queue: collections.deque, max_items: int, item_bytes: Callable[[bytes], int]) -> list[bytes]:
+        """Pop the longest prefix of ``queue`` that fits one batch for this peer (always at least one item:
+        one that is too large on its own is refused by the peer and counted as rejected)."""
+        batch: list[bytes] = []
+        size = BATCH_HEADER_BYTES
+        while queue and len(batch) < max_items:
+            n = item_bytes(queue[0])
+            if batch and size + n > self.max_batch_bytes:
+                break
+            batch.append(queue.popleft())
+            size += n
+        return batch
+
+    def _count(self, is_txs: bool, n: int, delivered: bool) -> None:
+        if is_txs:
+            if delivered:
+                self.sent_txs += n
             else:
-                self.sent_messages += len(batch)
-            return BACKOFF_START_S
-        queue.extendleft(reversed(batch))
-        await asyncio.sleep(backoff)
-        return min(backoff * 2, BACKOFF_MAX_S)
+                self.rejected_txs += n
+        elif delivered:
+            self.sent_messages += n
+        else:
+            self.rejected_messages += n
+
+    async def _send(self, path: str, batch: list[bytes], queue: collections.deque, backoff: float) -> float:
+        """Post one batch, splitting it on 413; drop what the peer refuses (counted as rejected, never as
+        sent); on failure put what is left back at the front of the queue and wait. Returns the next backoff."""
+        is_txs = queue is self.txs
+        encode = encode_tx_batch if is_txs else encode_consensus_batch
+        parts = [batch]  # a stack: the next part to post is the last one
+        while parts:
+            if is_txs and self.consensus:  # consensus first: what is left of a split batch waits in the queue
+                queue.extendleft(reversed([item for rest in reversed(parts) for item in rest]))
+                break
+            part = parts.pop()
+            body = encode(part)
+            if len(part) > 1 and len(body) > self.max_batch_bytes:  # a 413 taught us it cannot fit: split now
+                half = len(part) // 2
+                parts += [part[half:], part[:half]]
+                continue
+            outcome, detail = await self._post(path, body)
+            if outcome is Outcome.DELIVERED:
+                self._count(is_txs, len(part), delivered=True)
+            elif outcome is Outcome.TOO_LARGE and len(part) > 1:
+                self.max_batch_bytes = min(self.max_batch_bytes, max(1, len(body) // 2))
+                half = len(part) // 2
+                parts += [part[half:], part[:half]]
+                log.info("peer %s: %d-byte batch too large (%s); splitting it, batches now up to %d bytes",
+                         self.url, len(body), detail, self.max_batch_bytes)
+            elif outcome is Outcome.FAILED:
+                left = part + [item for rest in reversed(parts) for item in rest]
+                queue.extendleft(reversed(left))
+                await asyncio.sleep(backoff)
+                return min(backoff * 2, BACKOFF_MAX_S)
+            else:
+                self._count(is_txs, len(part), delivered=False)
+                self.last_rejection = f"{path} {detail}"
+                log.warning("peer %s refused %d %s in a %d-byte batch (%s); dropped", self.url, len(part),
+                            "transactions" if is_txs else "consensus messages", len(body), detail)
+        return BACKOFF_START_S
 
     async def _run(self) -> None:
         backoff = BACKOFF_START_S
@@ -121,9 +224,8 @@ class PeerLink:
                 self.wakeup.clear()
                 await self.wakeup.wait()
             if self.consensus:
-                batch = [self.consensus.popleft() for _ in range(len(self.consensus))]
-                backoff = await self._send("/p2p/consensus", encode_consensus_batch(batch), batch,
-                                           self.consensus, backoff)
+                batch = self._take(self.consensus, MAX_BATCH_MESSAGES, len)
+                backoff = await self._send("/p2p/consensus", batch, self.consensus, backoff)
                 continue
             if len(self.txs) < self.batch_txs:
                 # Let a partial batch fill up a little, but never delay consensus messages.
@@ -139,20 +241,19 @@ class PeerLink:
                         break
                 if self.consensus:
                     continue
-            n = min(len(self.txs), self.batch_txs)
-            batch = [self.txs.popleft() for _ in range(n)]
+            batch = self._take(self.txs, self.batch_txs, tx_batch_item_bytes)
             if not batch:
                 continue
-            backoff = await self._send("/p2p/txs", encode_tx_batch(batch), batch, self.txs, backoff)
+            backoff = await self._send("/p2p/txs", batch, self.txs, backoff)
 
 
 class Gossip:
     """All peer links; fan-out helpers used by the node runtime."""
 
     def __init__(self, peers: list[str], own_name: str, batch_txs: int, flush_ms: int, queue_max: int,
-                 timeout_ms: int):
-        self.links = [PeerLink(url, own_name, batch_txs, flush_ms / 1000, queue_max, timeout_ms / 1000)
-                      for url in peers]
+                 timeout_ms: int, max_batch_bytes: int = MAX_BATCH_BYTES):
+        self.links = [PeerLink(url, own_name, batch_txs, flush_ms / 1000, queue_max, timeout_ms / 1000,
+                               max_batch_bytes) for url in peers]
 
     def start(self) -> None:
         for link in self.links:
@@ -180,3 +281,13 @@ class Gossip:
     @property
     def peers_up(self) -> int:
         return sum(1 for link in self.links if link.up)
+
+    @property
+    def rejected_txs(self) -> int:
+        """Transactions the peers refused (summed over links)."""
+        return sum(link.rejected_txs for link in self.links)
+
+    @property
+    def rejected_messages(self) -> int:
+        """Consensus messages the peers refused (summed over links)."""
+        return sum(link.rejected_messages for link in self.links)

@@ -7,6 +7,7 @@ malformed or oversized body is refused before anything is allocated for it.
 from __future__ import annotations
 
 from node.consensus.messages import Commit, Proposal, Vote
+from node.consensus.round_status import Decided, RoundStatus
 from node.encoding import DecodeError, Reader, Writer
 from node.ledger.blocks import Block
 from node.ledger.transactions import MAX_TX_BYTES, Transaction
@@ -16,9 +17,16 @@ MAX_BATCH_MESSAGES = 10_000
 MAX_BATCH_BLOCKS = 100
 MAX_BLOCK_BYTES_WIRE = 64 * 1024 * 1024
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+MAX_BATCH_BYTES = 16 * 1024 * 1024
+"""Largest batch body a sender builds: a peer's default request-body limit (``NodeConfig.max_request_bytes``).
+A peer with a smaller limit answers 413 and the sender splits the batch."""
+BATCH_HEADER_BYTES = 4
+"""The u32 item count in front of every batch."""
 
 KIND_PROPOSAL = 1
 KIND_VOTE = 2
+KIND_DECIDED = 3
+_KINDS = {KIND_PROPOSAL: Proposal, KIND_VOTE: Vote, KIND_DECIDED: Decided}
 
 
 def encode_tx_batch(raw_txs: list[bytes]) -> bytes:
@@ -26,6 +34,11 @@ def encode_tx_batch(raw_txs: list[bytes]) -> bytes:
     for raw in raw_txs:
         w.var_bytes(raw)
     return w.getvalue()
+
+
+def tx_batch_item_bytes(raw: bytes) -> int:
+    """Bytes one transaction adds to ``encode_tx_batch`` (its u32 length, then itself)."""
+    return 4 + len(raw)
 
 
 def decode_tx_batch(data: bytes) -> list[bytes]:
@@ -36,8 +49,11 @@ def decode_tx_batch(data: bytes) -> list[bytes]:
     return out
 
 
-def encode_consensus_message(message: Proposal | Vote) -> bytes:
-    kind = KIND_PROPOSAL if isinstance(message, Proposal) else KIND_VOTE
+ConsensusMessage = Proposal | Vote | Decided
+
+
+def encode_consensus_message(message: ConsensusMessage) -> bytes:
+    kind = KIND_PROPOSAL if isinstance(message, Proposal) else KIND_VOTE if isinstance(message, Vote) else KIND_DECIDED
     return Writer().u8(kind).var_bytes(message.encode()).getvalue()
 
 
@@ -49,28 +65,45 @@ def encode_consensus_batch(encoded_messages: list[bytes]) -> bytes:
     return w.getvalue()
 
 
-def decode_consensus_batch(data: bytes) -> list[tuple[Proposal | Vote | DecodeError, bytes]]:
+def decode_consensus_batch(data: bytes) -> list[tuple[ConsensusMessage | DecodeError, bytes]]:
     """Each message decoded on its own (one bad message does not spoil the batch), paired with its
     framed bytes as they arrived: decoding is strict, so those equal ``encode_consensus_message``
     of the message and can be hashed and re-flooded without encoding it again."""
     r = Reader(data)
-    out: list[tuple[Proposal | Vote | DecodeError, bytes]] = []
+    out = _read_consensus_messages(r, data)
+    r.finish()
+    return out
+
+
+def _read_consensus_messages(r: Reader, data: bytes) -> list[tuple[ConsensusMessage | DecodeError, bytes]]:
+    out: list[tuple[ConsensusMessage | DecodeError, bytes]] = []
     for _ in range(r.count(MAX_BATCH_MESSAGES)):
         start = len(data) - r.remaining()
         kind = r.u8()
         payload = r.var_bytes(MAX_MESSAGE_BYTES)
         framed = data[start:len(data) - r.remaining()]
+        cls = _KINDS.get(kind)
+        if cls is None:
+            out.append((DecodeError(f"unknown consensus message kind {kind}"), framed))
+            continue
         try:
-            if kind == KIND_PROPOSAL:
-                out.append((Proposal.decode(payload), framed))
-            elif kind == KIND_VOTE:
-                out.append((Vote.decode(payload), framed))
-            else:
-                out.append((DecodeError(f"unknown consensus message kind {kind}"), framed))
+            out.append((cls.decode(payload), framed))
         except DecodeError as exc:
             out.append((exc, framed))
-    r.finish()
     return out
+
+
+def encode_status_answer(status: RoundStatus, encoded_messages: list[bytes]) -> bytes:
+    """A peer's answer to a round status: its own status, then the messages the asker lacks."""
+    return Writer().var_bytes(status.encode()).raw(encode_consensus_batch(encoded_messages)).getvalue()
+
+
+def decode_status_answer(data: bytes) -> tuple[RoundStatus, list[tuple[ConsensusMessage | DecodeError, bytes]]]:
+    r = Reader(data)
+    status = RoundStatus.decode(r.var_bytes(MAX_MESSAGE_BYTES))
+    messages = _read_consensus_messages(r, data)
+    r.finish()
+    return status, messages
 
 
 def encode_block_batch(items: list[tuple[bytes, bytes]]) -> bytes:

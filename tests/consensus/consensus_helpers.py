@@ -30,9 +30,13 @@ def value(tag: str) -> bytes:
     return b"value:" + tag.encode()
 
 
+CLOCK_MS = 1_700_000_000_000
+"""The fixed clock (Unix ms) of the harness drivers and of the votes the helpers sign."""
+
+
 def vote(keys: dict[bytes, bytes], address: bytes, vote_type: VoteType, height: int, round_: int,
-         block_hash: bytes | None) -> Vote:
-    return sign_vote(CHAIN, keys[address], address, vote_type, height, round_, block_hash)
+         block_hash: bytes | None, time_ms: int = CLOCK_MS) -> Vote:
+    return sign_vote(CHAIN, keys[address], address, vote_type, height, round_, block_hash, time_ms)
 
 
 def proposal(vs: ValidatorSet, keys: dict[bytes, bytes], height: int, round_: int, val: bytes,
@@ -60,7 +64,8 @@ class Harness:
 
     def new_driver(self) -> ConsensusDriver:
         return ConsensusDriver(chain_id=CHAIN, validators=self.vs, signer=self.signer, params=PARAMS,
-                               is_valid=self._is_valid, value_id=sha256, get_value=self._get_value, wal=self.wal)
+                               is_valid=self._is_valid, value_id=sha256, get_value=self._get_value,
+                               now_ms=lambda: CLOCK_MS, wal=self.wal)
 
     def _is_valid(self, height: int, v: bytes) -> bool:
         self.valid_calls.append(v)

@@ -35,7 +35,7 @@ def test_valid_certificate_verifies_and_round_trips():
 def test_forged_signature_is_rejected_even_with_enough_other_power():
     vs, _, commit = certificate([0, 1, 2, 3])
     sigs = list(commit.signatures)
-    sigs[1] = CommitSig(sigs[1].validator, sigs[0].signature)
+    sigs[1] = replace(sigs[1], signature=sigs[0].signature)
     assert code_of(vs, replace(commit, signatures=tuple(sigs))) == "bad-signature"
 
 
@@ -69,7 +69,8 @@ def test_wrong_block_height_round_or_chain():
     assert code_of(vs, replace(commit, round=3)) == "bad-signature"  # signed for round 2
     assert code_of(vs, commit, chain="other-chain") == "bad-signature"
     prevotes = build_commit(5, 2, BLOCK, [])
-    sigs = tuple(CommitSig(a, vote(keys, a, VoteType.PREVOTE, 5, 2, BLOCK).signature) for a in vs.addresses)
+    prevote = {a: vote(keys, a, VoteType.PREVOTE, 5, 2, BLOCK) for a in vs.addresses}
+    sigs = tuple(CommitSig(a, prevote[a].time_ms, prevote[a].signature) for a in vs.addresses)
     assert code_of(vs, replace(prevotes, signatures=sigs)) == "bad-signature"  # prevotes are not precommits
 
 
@@ -77,7 +78,8 @@ def test_unknown_validator_and_unsorted_signatures():
     vs, _, commit = certificate([0, 1, 2])
     other_vs, other_keys = make_set([1, 1, 1, 1, 1])
     stranger = [a for a in other_vs.addresses if a not in vs][0]
-    stranger_sig = CommitSig(stranger, vote(other_keys, stranger, PC, 5, 2, BLOCK).signature)
+    stranger_vote = vote(other_keys, stranger, PC, 5, 2, BLOCK)
+    stranger_sig = CommitSig(stranger, stranger_vote.time_ms, stranger_vote.signature)
     sigs = tuple(sorted(commit.signatures + (stranger_sig,), key=lambda cs: cs.validator))
     assert code_of(vs, replace(commit, signatures=sigs)) == "unknown-validator"
     assert code_of(vs, replace(commit, signatures=tuple(reversed(commit.signatures)))) == "unsorted-signatures"

@@ -110,7 +110,7 @@ def test_proposer_builds_a_value_and_reproposes_its_valid_value():
     proposer_round = next(r for r in range(1, 20) if h.proposer_index(1, r) == 0)
     feed_votes(h, others[:2], PV, proposer_round, None)  # f+1 at that round: L55 skips there
     assert h.driver.round == proposer_round
-    [again] = [p for p in h.driver.messages_for_peer(1, proposer_round) if hasattr(p, "pol_round")]
+    [again] = h.driver.proposals_in(proposer_round)
     assert (again.value, again.pol_round) == (proposal.value, 0) and h.built == 1
 
 
@@ -328,8 +328,7 @@ def test_restart_replays_the_wal_and_resumes_the_round():
     feed_votes(h, others, PC, 0, None)
     h.driver.on_timeout(Timeout(TimeoutKind.PRECOMMIT, 1, 0))  # now in round 1
     h.driver.on_timeout(Timeout(TimeoutKind.PROPOSE, 1, 1))  # prevoted nil in round 1
-    own_before = [m for m in h.driver.messages_for_peer(1, 0)
-                  if isinstance(m, Vote) and m.validator == h.me and m.round == 0]
+    own_before = [m for t in (PV, PC) for m in h.driver.votes_in(0, t) if m.validator == h.me]
     wal.crash()
     h.driver = h.new_driver()  # same signer, same WAL
     actions = h.driver.start_height(1)
@@ -363,9 +362,10 @@ def test_restart_without_wal_restores_the_lock_and_never_signs_twice():
     h.driver = h.new_driver()  # the log is gone, the signer's file is not
     h.driver.start_height(1)
     assert (h.driver.locked_round, h.driver.locked_value) == (0, VID)
-    # Round 0 again: the node would now prevote nil on a timeout, but it already prevoted VAL there.
+    # Round 0 again: the node would now prevote nil on a timeout, but it already prevoted VAL there:
+    # it never signs the nil prevote, and sends the one it holds again instead of staying silent.
     actions = h.driver.on_timeout(Timeout(TimeoutKind.PROPOSE, 1, 0))
-    assert votes_of(actions) == []
+    assert [(v.vote_type, v.round, v.block_hash) for v in votes_of(actions)] == [(PV, 0, VID)]
     assert isinstance(signer, MemorySigner)
     # And in a later round the restored lock decides its prevote.
     skip_to(h, 1)
@@ -386,7 +386,8 @@ def test_callbacks_that_raise_on_untrusted_bytes_do_not_stop_the_driver():
 
     h = non_proposer(valid=exploding_valid)
     h.driver = type(h.driver)(chain_id=CHAIN, validators=h.vs, signer=h.signer, params=PARAMS,
-                              is_valid=exploding_valid, value_id=picky_id, get_value=lambda hh, r: b"x")
+                              is_valid=exploding_valid, value_id=picky_id, get_value=lambda hh, r: b"x",
+                              now_ms=lambda: 0)
     h.driver.start_height(1)
     from node.consensus.messages import sign_proposal
     proposer = h.addresses[h.proposer_index(1, 0)]

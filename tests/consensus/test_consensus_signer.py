@@ -8,14 +8,15 @@ from node.consensus.signer import DoubleSignError, DurableSigner, MemorySigner, 
 from node.crypto import derive_public_key, sha256, verify_signature
 
 V, W = sha256(b"v"), sha256(b"w")
+T = 1_700_000_000_000
 PV, PC = VoteType.PREVOTE, VoteType.PRECOMMIT
 
 
 def test_signatures_verify(tmp_path):
     s = DurableSigner(tmp_path / "signer", key(0), CHAIN)
     pub = derive_public_key(key(0))
-    v = s.sign_vote(PV, 3, 1, V)
-    assert verify_signature(pub, vote_digest(CHAIN, PV, 3, 1, V), v.signature)
+    v = s.sign_vote(PV, 3, 1, V, T)
+    assert verify_signature(pub, vote_digest(CHAIN, PV, 3, 1, V, T), v.signature)
     p = s.sign_proposal(3, 2, 1, W, b"block")
     assert verify_signature(pub, proposal_digest(CHAIN, 3, 2, 1, W), p.signature)
     assert p.value == b"block" and p.proposer == s.address
@@ -24,28 +25,28 @@ def test_signatures_verify(tmp_path):
 def test_refuses_conflicting_signature_after_reopening_from_disk(tmp_path):
     path = tmp_path / "signer"
     s = DurableSigner(path, key(0), CHAIN)
-    first = s.sign_vote(PV, 3, 1, V)
+    first = s.sign_vote(PV, 3, 1, V, T)
     s.sign_proposal(3, 1, -1, V, b"x")
     s.close()
     s = DurableSigner(path, key(0), CHAIN)
     for block in (W, None):
         with pytest.raises(DoubleSignError) as exc:
-            s.sign_vote(PV, 3, 1, block)
+            s.sign_vote(PV, 3, 1, block, T)
         assert exc.value.code == "double-sign"
     with pytest.raises(DoubleSignError):
         s.sign_proposal(3, 1, 0, V, b"x")  # same block, other POL round: a different proposal
-    assert s.sign_vote(PV, 3, 1, V) == first  # idempotent
-    s.sign_vote(PC, 3, 1, None)  # other type: fine
+    assert s.sign_vote(PV, 3, 1, V, T) == first  # idempotent
+    s.sign_vote(PC, 3, 1, None, T)  # other type: fine
 
 
 def test_restores_the_last_lock(tmp_path):
     path = tmp_path / "signer"
     s = DurableSigner(path, key(0), CHAIN)
     assert s.last_locked is None
-    s.sign_vote(PC, 4, 0, V)
-    s.sign_vote(PC, 4, 1, None)
-    s.sign_vote(PC, 4, 2, W)
-    s.sign_vote(PC, 4, 3, None)
+    s.sign_vote(PC, 4, 0, V, T)
+    s.sign_vote(PC, 4, 1, None, T)
+    s.sign_vote(PC, 4, 2, W, T)
+    s.sign_vote(PC, 4, 3, None, T)
     s.close()
     s = DurableSigner(path, key(0), CHAIN)
     assert s.last_locked == SignerLock(4, 2, W)
@@ -54,12 +55,12 @@ def test_restores_the_last_lock(tmp_path):
 
 def test_refuses_to_go_back_in_height_or_round(tmp_path):
     s = DurableSigner(tmp_path / "signer", key(0), CHAIN)
-    s.sign_vote(PV, 5, 2, V)
+    s.sign_vote(PV, 5, 2, V, T)
     with pytest.raises(DoubleSignError) as exc:
-        s.sign_vote(PV, 4, 9, V)
+        s.sign_vote(PV, 4, 9, V, T)
     assert exc.value.code == "height-regression"
     with pytest.raises(DoubleSignError) as exc:
-        s.sign_vote(PC, 5, 1, V)
+        s.sign_vote(PC, 5, 1, V, T)
     assert exc.value.code == "round-regression"
 
 
@@ -67,22 +68,22 @@ def test_new_height_compacts_the_file(tmp_path):
     path = tmp_path / "signer"
     s = DurableSigner(path, key(0), CHAIN)
     for r in range(20):
-        s.sign_vote(PV, 1, r, V)
+        s.sign_vote(PV, 1, r, V, T)
     big = os.path.getsize(path)
-    s.sign_vote(PV, 2, 0, V)
+    s.sign_vote(PV, 2, 0, V, T)
     assert os.path.getsize(path) < big / 5
     s.close()
     s = DurableSigner(path, key(0), CHAIN)
     assert s.last_signed == (2, 0)
     with pytest.raises(DoubleSignError):
-        s.sign_vote(PV, 1, 19, V)
+        s.sign_vote(PV, 1, 19, V, T)
 
 
 def test_torn_last_record_is_dropped(tmp_path):
     path = tmp_path / "signer"
     s = DurableSigner(path, key(0), CHAIN)
-    s.sign_vote(PV, 1, 0, V)
-    s.sign_vote(PC, 1, 0, V)
+    s.sign_vote(PV, 1, 0, V, T)
+    s.sign_vote(PC, 1, 0, V, T)
     s.close()
     size = os.path.getsize(path)
     with open(path, "r+b") as f:
@@ -90,7 +91,7 @@ def test_torn_last_record_is_dropped(tmp_path):
     s = DurableSigner(path, key(0), CHAIN)
     assert os.path.getsize(path) < size - 10  # the torn tail is cut off
     assert s.last_locked is None  # that precommit never left the node
-    s.sign_vote(PC, 1, 0, None)  # so a different one is fine
+    s.sign_vote(PC, 1, 0, None, T)  # so a different one is fine
 
 
 def test_state_of_another_key_or_chain_is_refused(tmp_path):
@@ -104,7 +105,7 @@ def test_state_of_another_key_or_chain_is_refused(tmp_path):
 
 def test_memory_signer_follows_the_same_rules():
     s = MemorySigner(key(0), CHAIN)
-    s.sign_vote(PC, 1, 0, V)
+    s.sign_vote(PC, 1, 0, V, T)
     with pytest.raises(DoubleSignError):
-        s.sign_vote(PC, 1, 0, W)
+        s.sign_vote(PC, 1, 0, W, T)
     assert s.last_locked == SignerLock(1, 0, V)

@@ -79,10 +79,13 @@ def test_runs_are_deterministic():
 
 def test_checker_detects_a_safety_violation_with_f_plus_1_byzantine():
     # Two of four validators (f = 1) collude: each half of the honest nodes is shown its own block with
-    # enough votes to decide it.  The checker must notice the fork.
-    results = [run_simulation(seed, 4, 2, 4, fault_mix="calm", behaviours=("split",)) for seed in range(3)]
-    assert all(r.safety_violations for r in results)
-    assert "decided" in results[0].safety_violations[0]
+    # enough votes to decide it.  The checker must notice the fork.  (Honest nodes re-flood what they keep,
+    # so in some runs the halves see both blocks and stall instead: that run fails on liveness.)
+    results = [run_simulation(seed, 4, 2, 4, fault_mix="calm", behaviours=("split",)) for seed in range(6)]
+    assert all(not r.ok for r in results)
+    forked = [r for r in results if r.safety_violations]
+    assert len(forked) >= 3
+    assert "decided" in forked[0].safety_violations[0]
 
 
 def test_checker_detects_a_liveness_failure_without_a_quorum():

@@ -25,12 +25,12 @@ u32 = st.integers(0, 2**32 - 1)
 chain_ids = st.text(max_size=20).filter(lambda t: len(t.encode("utf-8")) <= 64)
 
 headers = st.builds(Header, chain_ids, u64, u64, h32, h32, h32, a20, h32, h32)
-votes = st.builds(Vote, st.sampled_from(list(VoteType)), u64, u32, st.none() | h32, a20,
+votes = st.builds(Vote, st.sampled_from(list(VoteType)), u64, u32, st.none() | h32, u64, a20,
                   st.binary(min_size=64, max_size=64))
 commits = st.builds(
     Commit, u64, u32, h32,
     st.lists(a20, max_size=5, unique=True).flatmap(
-        lambda vals: st.tuples(*[st.builds(CommitSig, st.just(v), st.binary(min_size=64, max_size=64))
+        lambda vals: st.tuples(*[st.builds(CommitSig, st.just(v), u64, st.binary(min_size=64, max_size=64))
                                  for v in sorted(vals)])),
 )
 txs = st.builds(

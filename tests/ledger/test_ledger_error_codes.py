@@ -14,10 +14,10 @@ from node.ledger import errors as E
 from node.ledger.blocks import Block
 from node.ledger.errors import ERROR_CODES, BlockError, GenesisError, StoreError, TxError
 from node.ledger.memory import MemoryState
-from node.ledger.rules import (SignatureCache, check_chain_id, check_transaction_stateless, execute_block,
-                               validate_transaction)
+from node.ledger.rules import (SignatureCache, check_block_body, check_chain_id, check_transaction_stateless,
+                               execute_block, validate_transaction)
 from node.ledger.state import OverlayState
-from node.ledger.store import Store
+from node.ledger.store import STORE_FORMAT_VERSION, Store
 from node.ledger.transactions import (MAX_SUPPLY, MAX_TX_INPUTS, OutPoint, Transaction, TxInput, TxOutput,
                                       ZERO_SIGNATURE)
 
@@ -211,6 +211,26 @@ def test_blk_size(state):
 def test_blk_txroot(state):
     block, _ = build_block(state, [good_tx()])
     raises(BlockError, E.BLK_TXROOT, execute_block, tamper(block, tx_root=b"\x01" * 32), state, CHAIN, 100, BIG)
+    # the same header over a transaction with other signature bytes: same id, not the body the id commits to
+    tx = block.txs[0]
+    sig = bytes([tx.inputs[0].signature[0] ^ 1]) + tx.inputs[0].signature[1:]
+    resigned = Transaction((dataclasses.replace(tx.inputs[0], signature=sig),), tx.outputs)
+    swapped = Block(block.header, (resigned,), block.last_commit)
+    assert swapped.hash == block.hash
+    raises(BlockError, E.BLK_TXROOT, check_block_body, swapped)
+    raises(BlockError, E.BLK_TXROOT, execute_block, swapped, state, CHAIN, 100, BIG)
+
+
+def test_store_refuses_a_body_its_certified_id_does_not_cover(store):
+    block, result = build_block(store, [good_tx()])
+    tx = block.txs[0]
+    sig = bytes([tx.inputs[0].signature[0] ^ 1]) + tx.inputs[0].signature[1:]
+    swapped = Block(block.header, (Transaction((dataclasses.replace(tx.inputs[0], signature=sig),), tx.outputs),),
+                    None)
+    raises(BlockError, E.BLK_TXROOT, store.commit_block, swapped, certificate(block), result)
+    raises(BlockError, E.BLK_COMMIT, store.commit_block, Block(block.header, block.txs, certificate(block)),
+           certificate(block), result)
+    assert store.height == 0
 
 
 def test_blk_apphash(state):
@@ -300,6 +320,29 @@ def test_store_reserved_key(store):
     raises(StoreError, E.STORE_RESERVED_KEY, store.put_meta, "height", b"\x00" * 8)
     store.put_meta("consensus/wal", b"x")
     assert store.get_meta("consensus/wal") == b"x"
+
+
+def test_store_format(tmp_path):
+    """A new store is stamped with STORE_FORMAT_VERSION; one without it, or with another, is refused."""
+    path = str(tmp_path / "db")
+    with Store.open(path) as s:
+        s.initialize_genesis(CHAIN, b"G" * 32, allocations(4), b"{}")
+        assert s.format_version == STORE_FORMAT_VERSION == 2
+        raises(StoreError, E.STORE_RESERVED_KEY, s.put_meta, "format_version", b"\x00\x00\x00\x01")
+    db = plyvel.DB(path)
+    db.delete(b"Mformat_version")  # what a store written before versions existed looks like
+    db.close()
+    err = raises(StoreError, E.STORE_FORMAT, Store.open, path)
+    assert "re-run `ledger-node init` on a fresh home, or for a devnet `ledger-devnet up --fresh`" in err.message
+    db = plyvel.DB(path)
+    db.put(b"Mformat_version", (1).to_bytes(4, "big"))
+    db.close()
+    assert "format version 1" in raises(StoreError, E.STORE_FORMAT, Store.open, path).message
+    db = plyvel.DB(path)
+    db.put(b"Mformat_version", STORE_FORMAT_VERSION.to_bytes(4, "big"))
+    db.close()
+    with Store.open(path) as s:
+        assert s.height == 0
 
 
 def test_every_code_has_a_test():
