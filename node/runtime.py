@@ -493,8 +493,7 @@ class Node:
         if received.actions:
             self._run_actions(received.actions)
 
-    def receive_consensus(self, messages: list[tuple[ConsensusMessage | DecodeError, bytes]],
-                          peer: str = "") -> dict:
+    def receive_consensus(self, messages: list[tuple[ConsensusMessage | DecodeError, bytes]]) -> dict:
         """Messages from a peer, each with its framed bytes: the relay decides what the driver gets and what
         is re-flooded (only what the driver kept, with the bytes it arrived in)."""
         counts = {verdict: 0 for verdict in Verdict}
@@ -505,10 +504,10 @@ class Node:
                 continue
             if self.fatal is not None:
                 break
-            received = self.relay.receive(peer, message, hashlib.sha256(encoded).digest(), encoded)
+            received = self.relay.receive(message, hashlib.sha256(encoded).digest(), encoded)
             counts[received.verdict] += 1
-            if received.verdict is Verdict.BUFFERED:
-                self._sync_wakeup.set()
+            if received.verdict is Verdict.BUFFERED and message.height > self.driver.height + 1:
+                self._sync_wakeup.set()  # peers are heights ahead: block sync gets there faster
             self._after_receive(encoded, received)
         return {"accepted": counts[Verdict.KEPT], "duplicate": counts[Verdict.DUPLICATE],
                 "buffered": counts[Verdict.BUFFERED], "stale": counts[Verdict.STALE],
@@ -762,7 +761,7 @@ class Node:
                 continue
             if self.relay.peer_is_ahead(status):
                 self._sync_wakeup.set()
-            self.receive_consensus(messages, link.url)
+            self.receive_consensus(messages)
 
     # ------------------------------------------------------------------ status
 

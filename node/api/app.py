@@ -26,7 +26,6 @@ from node.encoding import DecodeError
 from node.ledger.errors import ERROR_CODES
 from node.ledger.transactions import MAX_TX_BYTES, OutPoint, Transaction
 from node.mempool import MempoolError
-from node.p2p.gossip import PEER_HEADER
 from node.p2p.wire import decode_consensus_batch, decode_tx_batch, encode_block_batch
 
 log = logging.getLogger("ledger.api")
@@ -404,7 +403,7 @@ def create_app(node) -> FastAPI:
             messages = decode_consensus_batch(body)
         except DecodeError as exc:
             raise ApiError(400, "bad-encoding", f"not a consensus batch: {exc}") from None
-        return node.receive_consensus(messages, request.headers.get(PEER_HEADER, "")[:256])
+        return node.receive_consensus(messages)
 
     @app.post("/p2p/round-state", tags=["p2p"])
     async def p2p_round_state(request: Request):

@@ -337,6 +337,10 @@ class ConsensusDriver:
         """Values with a polka or precommits from more than 2/3 of the power in some round of this height."""
         return self._keeper.quorum_values()
 
+    def first_votes_in(self, round_: int, vote_type: VoteType) -> list[Vote]:
+        """Each validator's first vote of one round and type (the one its "anything" counts use)."""
+        return self._keeper.votes(round_, vote_type)
+
     def precommit_quorum_rounds(self) -> list[int]:
         """Rounds with precommits from more than 2/3 of the power for one value."""
         return [r for r, _ in self._keeper.precommit_quorums()]
@@ -489,7 +493,7 @@ class ConsensusDriver:
             return []
         if (p.round, p.block_hash) in self._extra_proposals:
             return []
-        backed = p.block_hash in self._keeper.quorum_values()
+        backed = self._keeper.is_backed(p.block_hash)
         if first is not None and not backed:
             return []  # a conflicting proposal is only worth keeping if a quorum is behind its value
         if self._id_of(p.value) != p.block_hash:

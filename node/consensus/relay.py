@@ -11,10 +11,13 @@ runtime and the simulator run the same decisions:
   re-flooded again) only once the driver kept it, or when it can no longer
   matter (an earlier height, a proposal of a decided height).  A message
   dropped for any other reason may be offered again later.
-- **Later heights are buffered**: messages two or more heights ahead (the
-  driver itself buffers the next height) are kept per peer within a bound,
-  after their signature is checked, and offered again when the node gets
-  there.
+- **Later heights are buffered**: messages for any later height are kept
+  once each (by digest), within a bound per signing validator and one on
+  their total size, after their signature is checked, and offered to
+  the driver when the node gets there (not before: a message the driver
+  buffered itself could still be refused at replay, for instance a proposal
+  that lost to a conflicting one buffered earlier, and it would already count
+  as seen).
 - **Round-state exchange**: a node sends its peers a ``RoundStatus`` (height,
   round, step, and which proposals and votes it holds); a peer answers with
   the proposals and votes it holds that the node lacks, or, when the node is
@@ -37,11 +40,20 @@ from typing import Callable, Hashable
 from node.consensus.driver import Action, ConsensusDriver
 from node.consensus.messages import Commit, Proposal, Vote, VoteType, proposal_digest, vote_digest
 from node.consensus.round_machine import Step
-from node.consensus.round_status import MAX_STATUS_ROUNDS, MAX_STATUS_VALUES, Decided, RoundStatus, VotesHeld
+from node.consensus.round_status import (
+    MAX_PROPOSALS_PER_ROUND,
+    MAX_STATUS_ROUNDS,
+    MAX_STATUS_VALUES,
+    Decided,
+    RoundStatus,
+    VotesHeld,
+)
 from node.crypto import verify_signature
 
-MAX_BUFFERED_PER_PEER = 256
-"""Messages for later heights kept per peer; more are dropped (the round-state exchange repairs that)."""
+MAX_BUFFERED_PER_SIGNER = 256
+"""Messages for later heights kept per signing validator; more are dropped (the exchange repairs that)."""
+MAX_BUFFERED_BYTES = 64 * 1024 * 1024
+"""Bytes of buffered messages (proposal values counted) over all signers."""
 MAX_HEIGHTS_AHEAD = 16
 """Messages further ahead than this are dropped: block sync brings the node there first."""
 MAX_SEEN = 50_000
@@ -64,7 +76,7 @@ class Verdict(Enum):
     STALE = "stale"
     """Can no longer matter here; remembered as seen."""
     BUFFERED = "buffered"
-    """For a later height: held until the node gets there."""
+    """For a later height: held by the relay until the node gets there."""
     DROPPED = "dropped"
     """Not kept: forged, from a non-validator, too far ahead, over a bound, or not (yet) usable."""
 
@@ -87,25 +99,30 @@ class Received:
 @dataclass
 class _Buffered:
     message: Proposal | Vote
-    digest: bytes
     payload: object
+    size: int
 
 
 class Relay:
     """The relay of one node, around its consensus driver."""
 
     def __init__(self, driver: ConsensusDriver, decided_at: Callable[[int], tuple[bytes, Commit] | None], *,
-                 max_buffered_per_peer: int = MAX_BUFFERED_PER_PEER, max_heights_ahead: int = MAX_HEIGHTS_AHEAD,
-                 max_seen: int = MAX_SEEN, max_answer_bytes: int = MAX_ANSWER_BYTES):
+                 max_buffered_per_signer: int = MAX_BUFFERED_PER_SIGNER, max_buffered_bytes: int = MAX_BUFFERED_BYTES,
+                 max_heights_ahead: int = MAX_HEIGHTS_AHEAD, max_seen: int = MAX_SEEN,
+                 max_answer_bytes: int = MAX_ANSWER_BYTES):
         self.driver = driver
         """The driver; a caller that rebuilds it after a crash assigns the new one here."""
         self._decided_at = decided_at
-        self._max_buffered = max_buffered_per_peer
+        self._max_buffered = max_buffered_per_signer
+        self._max_buffered_bytes = max_buffered_bytes
         self._max_ahead = max_heights_ahead
         self._max_seen = max_seen
         self._max_answer_bytes = max_answer_bytes
         self._seen: collections.OrderedDict[bytes, None] = collections.OrderedDict()
-        self._buffered: dict[Hashable, list[_Buffered]] = {}
+        self._buffered: dict[Hashable, _Buffered] = {}
+        """Messages for later heights by digest, in arrival order."""
+        self._buffered_by_signer: dict[bytes, int] = {}
+        self._buffered_bytes = 0
 
     # ------------------------------------------------------------------ seen
 
@@ -121,8 +138,8 @@ class Relay:
 
     # ------------------------------------------------------------------ intake
 
-    def receive(self, peer: Hashable, message: Message, digest: bytes, payload: object = None) -> Received:
-        """A message from ``peer`` (``digest`` identifies its bytes; ``payload`` comes back on re-offer)."""
+    def receive(self, message: Message, digest: Hashable, payload: object = None) -> Received:
+        """A message from a peer (``digest`` identifies its bytes; ``payload`` comes back on re-offer)."""
         if digest in self._seen:
             return Received(Verdict.DUPLICATE)
         driver = self.driver
@@ -132,8 +149,8 @@ class Relay:
             if driver.started:
                 self.mark_seen(digest)
             return Received(Verdict.STALE if driver.started else Verdict.DROPPED)
-        if message.height >= driver.height + 2:
-            return self._buffer(peer, message, digest, payload)
+        if message.height > driver.height:
+            return self._buffer(message, digest, payload)
         if isinstance(message, Proposal):
             actions = driver.on_proposal(message)
         else:
@@ -173,43 +190,44 @@ class Relay:
                                  message.block_hash, message.time_ms)
         return verify_signature(member.public_key, digest, message.signature)
 
-    def _buffer(self, peer: Hashable, message: Proposal | Vote, digest: bytes, payload: object) -> Received:
-        if message.height > self.driver.height + self._max_ahead:
+    def _buffer(self, message: Proposal | Vote, digest: Hashable, payload: object) -> Received:
+        if message.height > self.driver.height + self._max_ahead or digest in self._buffered:
             return Received(Verdict.DROPPED)
-        queue = self._buffered.setdefault(peer, [])
-        if len(queue) >= self._max_buffered or any(b.digest == digest for b in queue):
+        signer = message.proposer if isinstance(message, Proposal) else message.validator
+        size = 200 + (len(message.value) if isinstance(message, Proposal) else 0)
+        if self._buffered_by_signer.get(signer, 0) >= self._max_buffered \
+                or self._buffered_bytes + size > self._max_buffered_bytes:
             return Received(Verdict.DROPPED)
         if not self._authentic(message):
             return Received(Verdict.DROPPED)
-        queue.append(_Buffered(message, digest, payload))
+        self._buffered[digest] = _Buffered(message, payload, size)
+        self._buffered_by_signer[signer] = self._buffered_by_signer.get(signer, 0) + 1
+        self._buffered_bytes += size
         return Received(Verdict.BUFFERED)
 
     def start_height(self, height: int) -> tuple[list[Action], list[tuple[object, Received]]]:
-        """Start the driver at ``height`` and offer it the buffered messages that are now usable.
+        """Start the driver at ``height`` and offer it the buffered messages of that height.
 
         Returns the driver's start actions and, for each re-offered message, its payload and what
         happened to it (the caller floods the ones kept)."""
         actions = self.driver.start_height(height)
-        reoffered: list[tuple[object, Received]] = []
-        for peer in list(self._buffered):
-            keep: list[_Buffered] = []
-            due: list[_Buffered] = []
-            for item in self._buffered[peer]:
-                if item.message.height < height:
-                    continue
-                (due if item.message.height <= height + 1 else keep).append(item)
-            if keep:
-                self._buffered[peer] = keep
-            else:
-                del self._buffered[peer]
-            for item in due:
-                reoffered.append((item.payload, self.receive(peer, item.message, item.digest, item.payload)))
-        return actions, reoffered
+        due: list[tuple[Hashable, _Buffered]] = []
+        for digest, item in list(self._buffered.items()):
+            if item.message.height <= height:
+                del self._buffered[digest]
+                signer = item.message.proposer if isinstance(item.message, Proposal) else item.message.validator
+                self._buffered_by_signer[signer] -= 1
+                if not self._buffered_by_signer[signer]:
+                    del self._buffered_by_signer[signer]
+                self._buffered_bytes -= item.size
+                if item.message.height == height:
+                    due.append((digest, item))
+        return actions, [(item.payload, self.receive(item.message, digest, item.payload)) for digest, item in due]
 
     @property
     def buffered(self) -> int:
         """Messages held for later heights, over all peers."""
-        return sum(len(q) for q in self._buffered.values())
+        return len(self._buffered)
 
     # ------------------------------------------------------------------ round-state exchange
 
@@ -230,14 +248,19 @@ class Relay:
     def _held(self, round_: int) -> VotesHeld:
         driver = self.driver
         validators = driver.validators
+        quorum = driver.quorum_values()
         tallies = []
         for vote_type in (VoteType.PREVOTE, VoteType.PRECOMMIT):
             masks: dict[bytes | None, int] = {}
             for vote in driver.votes_in(round_, vote_type):
                 masks[vote.block_hash] = masks.get(vote.block_hash, 0) | 1 << validators.index_of(vote.validator)
-            tallies.append(tuple(list(masks.items())[:MAX_STATUS_VALUES]))
-        proposals = tuple(p.block_hash for p in driver.proposals_in(round_))
-        return VotesHeld(round_, proposals, tallies[0], tallies[1])
+            # Past the bound, values with a quorum and nil come first, then the most voted: an equivocator's
+            # junk values cannot push out the ones that matter.
+            ranked = sorted(masks.items(), key=lambda kv: (kv[0] is not None and kv[0] not in quorum,
+                                                           -kv[1].bit_count()))
+            tallies.append(tuple(ranked[:MAX_STATUS_VALUES]))
+        proposals = sorted((p.block_hash for p in driver.proposals_in(round_)), key=lambda h: h not in quorum)
+        return VotesHeld(round_, tuple(proposals[:MAX_PROPOSALS_PER_ROUND]), tallies[0], tallies[1])
 
     def answer(self, status: RoundStatus) -> list[Message]:
         """What a peer whose status this is lacks from what this node holds."""
@@ -255,30 +278,45 @@ class Relay:
         return self._missing(status)
 
     def _missing(self, status: RoundStatus) -> list[Message]:
+        """What the asker lacks of the rounds that can still move it: its round and the rounds it lists (among
+        them the POL rounds of its proposals), this node's round when later (L55), the POL rounds of the
+        proposals this node holds for the asker's round (L28), and rounds with a commit quorum (L49).
+
+        Votes go first, so a second proposal for a round arrives after the quorum behind it (the only kind
+        of second proposal a driver keeps).  A vote that conflicts with one the asker already holds from the
+        same validator is sent only for a value with a quorum here: a driver counts such a vote only for a
+        value it holds a proposal for, and anything else would be sent again on every status."""
         driver = self.driver
-        rounds = {status.round} | set(driver.precommit_quorum_rounds())
+        validators = driver.validators
+        quorum = driver.quorum_values()
+        rounds = {status.round} | {e.round for e in status.rounds} | set(driver.precommit_quorum_rounds())
         if driver.round > status.round:
             rounds.add(driver.round)
         for p in driver.proposals_in(status.round):
             if p.pol_round >= 0:
                 rounds.add(p.pol_round)
-        out: list[Message] = []
-        size = 0
+        votes: list[Message] = []
+        proposals: list[Message] = []
         for round_ in sorted(rounds):
             held = status.held(round_) or VotesHeld(round_, (), (), ())
-            # A second proposal for a round the asker holds one of is sent only with a quorum behind it:
-            # that is the only kind its driver keeps (an equivocating proposer's other block is not).
-            candidates: list[Message] = [p for p in driver.proposals_in(round_) if p.block_hash not in held.proposals
-                                         and (not held.proposals or p.block_hash in driver.quorum_values())]
             for vote_type in (VoteType.PREVOTE, VoteType.PRECOMMIT):
-                candidates.extend(v for v in driver.votes_in(round_, vote_type)
-                                  if not held.has_vote(v, driver.validators.index_of(v.validator)))
-            for message in candidates:
-                cost = len(message.value) + 200 if isinstance(message, Proposal) else 200
-                if out and size + cost > self._max_answer_bytes:
-                    return out
-                out.append(message)
-                size += cost
+                for vote in driver.votes_in(round_, vote_type):
+                    index = validators.index_of(vote.validator)
+                    if held.has_vote(vote, index):
+                        continue
+                    if held.has_any_vote(vote_type, index) and (vote.block_hash is None or vote.block_hash not in quorum):
+                        continue
+                    votes.append(vote)
+            proposals.extend(p for p in driver.proposals_in(round_) if p.block_hash not in held.proposals
+                             and (not held.proposals or p.block_hash in quorum))
+        out: list[Message] = []
+        size = 0
+        for message in votes + proposals:
+            cost = len(message.value) + 200 if isinstance(message, Proposal) else 200
+            if out and size + cost > self._max_answer_bytes:
+                break
+            out.append(message)
+            size += cost
         return out
 
     def peer_is_ahead(self, status: RoundStatus) -> bool:

@@ -51,6 +51,11 @@ class VotesHeld:
                 return bool(mask >> index & 1)
         return False
 
+    def has_any_vote(self, vote_type: VoteType, index: int) -> bool:
+        """True if the validator at ``index`` has some vote of ``vote_type`` counted here, for any value."""
+        pairs = self.prevotes if vote_type == VoteType.PREVOTE else self.precommits
+        return any(mask >> index & 1 for _, mask in pairs)
+
     def write(self, w: Writer) -> None:
         w.u32(self.round).u32(len(self.proposals))
         for block_hash in self.proposals:

@@ -638,7 +638,7 @@ class _Simulation:
             self.answer_status(node, message)
         elif isinstance(message, (Proposal, Vote, Decided)):
             # Messages are immutable objects here: the object itself stands for the digest of its bytes.
-            received = node.relay.receive(src, message, message)  # type: ignore[arg-type]
+            received = node.relay.receive(message, message)  # type: ignore[arg-type]
             self.after_receive(node, src, message, received)
 
     def check_liveness(self) -> bool:

@@ -252,6 +252,25 @@ class VoteKeeper:
             out.append((vote, self.add_vote(vote, count_conflicting=True)))
         return out
 
+    def is_backed(self, value_id: bytes) -> bool:
+        """True if ``value_id`` has, in some round and type, votes from more than 2/3 of the power, counting
+        the held votes for it too (they are real signed votes, waiting only for the value's proposal)."""
+        if value_id in self._polka_values.values() or value_id in self._precommit_values.values():
+            return True
+        extra: dict[tuple[int, VoteType], int] = {}
+        for validator, held in self._held.items():
+            for round_, vote_type, value in held:
+                if value == value_id:
+                    key = (round_, vote_type)
+                    extra[key] = extra.get(key, 0) + self.validators.power_of(validator)
+        for (round_, vote_type), power in extra.items():
+            rv = self._rounds.get(round_)
+            tally = None if rv is None else rv.prevotes if vote_type == VoteType.PREVOTE else rv.precommits
+            counted = 0 if tally is None else tally.weights.get(value_id, 0)
+            if counted + power >= self._quorum:
+                return True
+        return False
+
     def held_count(self, validator: bytes) -> int:
         """How many of ``validator``'s conflicting votes are held, waiting for their value's proposal."""
         return len(self._held.get(validator, ()))
