@@ -150,7 +150,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             return fail(str(exc), 2)
         from genesis.build import make_devnet_genesis
 
-        genesis, validator_keys, wallets = make_devnet_genesis(args.validators, chain_id=args.chain_id,
+        genesis, validator_keys, wallets = make_devnet_genesis(args.validators,
+                                                               chain_id=args.chain_id or new_devnet_chain_id(),
                                                                demo_wallets=args.demo_wallets,
                                                                params=devnet_params())
         specs = write_network(home, genesis, validator_keys, base_port=args.base_port)
@@ -163,6 +164,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         return fail(f"{problem} (nodes left running; `ledger-devnet down` stops them)")
     show_up(home, specs, elapsed)
     return 0
+
+
+def new_devnet_chain_id() -> str:
+    """``devnet-`` and 8 random hex digits: every devnet made by ``up`` is its own chain, by name too, so a
+    wallet of one devnet can tell a node of another apart (its genesis hash differs anyway)."""
+    import secrets
+
+    return f"devnet-{secrets.token_hex(4)}"
 
 
 def _check_stores(specs: list[NodeSpec]) -> None:
@@ -211,6 +220,9 @@ def show_up(home: Path, specs: list[NodeSpec], elapsed: float) -> None:
         store = load_keystore(path)
         wallets.add_row(store.name, store.address, format_coins(funds.get(store.address, 0)), str(path))
     out.print(wallets)
+    from genesis.document import genesis_hash
+
+    print(f"chain {genesis.chain_id}, genesis {genesis_hash(genesis).hex()}")
     print(f"devnet up: {len(specs)} validators at height >= 1 in {elapsed:.1f} s")
     print(f"try: ledger-wallet --wallet {home / WALLETS_DIR / 'faucet.json'} balance")
 
@@ -423,7 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="stop and wipe an existing devnet first")
     p.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT,
                    help="first REST port when the ports from here are free (else any free ports); 0: any")
-    p.add_argument("--chain-id", default="devnet")
+    p.add_argument("--chain-id", default=None,
+                   help="chain id of a new devnet (default: devnet- and 8 random hex digits, one per devnet)")
     p.add_argument("--demo-wallets", type=int, default=3, help="funded wallets besides the faucet")
     p.add_argument("--timeout", type=float, default=UP_TIMEOUT_S, help="seconds to reach height 1")
     p.set_defaults(func=cmd_up)

@@ -2,6 +2,10 @@
 
     python -m genesis new --validators 4 --chain-id mynet --out genesis.json
     python -m genesis check genesis.json
+
+Without ``--chain-id`` a new genesis gets a chain id of its own, ``ledger-``
+and 8 hex digits (random, or derived from ``--seed``): a new set of keys is a
+new network, and two networks should not share a name.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 from genesis.build import FAUCET_AMOUNT, make_devnet_genesis
 from genesis.document import dump_genesis, format_genesis_time, genesis_hash, load_genesis
 from genesis.errors import GenesisError
-from node.crypto import address_of, derive_public_key
+from node.crypto import address_of, derive_public_key, sha256
 
 
 def write_key_file(path: Path, name: str, private_key: bytes) -> None:
@@ -33,18 +37,25 @@ def write_key_file(path: Path, name: str, private_key: bytes) -> None:
     os.chmod(path, 0o600)  # O_CREAT's mode does not apply to a file that already existed
 
 
+def default_chain_id(seed: bytes | None) -> str:
+    """``ledger-`` and 8 hex digits: random, or a function of ``seed`` (same seed, same keys and chain id)."""
+    suffix = os.urandom(4).hex() if seed is None else sha256(b"chain-id" + seed).hex()[:8]
+    return f"ledger-{suffix}"
+
+
 def run_new(args: argparse.Namespace) -> int:
     out = Path(args.out)
     keys_dir = Path(args.keys_dir) if args.keys_dir else out.parent / "keys"
     if out.exists() and not args.force:
         print(f"error: {out} exists (use --force to overwrite)", file=sys.stderr)
         return 1
+    seed = bytes.fromhex(args.seed) if args.seed is not None else None
     genesis, validator_keys, wallet_keys = make_devnet_genesis(
         args.validators,
-        chain_id=args.chain_id,
+        chain_id=args.chain_id or default_chain_id(seed),
         faucet_amount=args.faucet_amount,
         demo_wallets=args.demo_wallets,
-        seed=bytes.fromhex(args.seed) if args.seed is not None else None,
+        seed=seed,
     )
     key_files = {keys_dir / f"{name}.json": (name, key) for name, key in {**validator_keys, **wallet_keys}.items()}
     existing = [str(path) for path in key_files if path.exists()]
@@ -76,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     new = commands.add_parser("new", help="make a genesis with fresh validator and wallet keys")
     new.add_argument("--validators", type=int, required=True, help="number of validators")
-    new.add_argument("--chain-id", default="devnet")
+    new.add_argument("--chain-id", help="the network's name (default: ledger- and 8 hex digits, random or from "
+                                        "--seed)")
     new.add_argument("--out", required=True, help="genesis JSON file to write")
     new.add_argument("--keys-dir", help="where key files go (default: keys/ beside --out)")
     new.add_argument("--faucet-amount", type=int, default=FAUCET_AMOUNT, help="base units for the faucet wallet")

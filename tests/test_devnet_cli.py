@@ -104,6 +104,23 @@ def test_devnet_wallets_trust_the_devnet_genesis(stopped_devnet):
     assert (stopped_devnet / "wallets" / "faucet.chain.json").exists()
 
 
+def test_up_names_each_devnet_apart(monkeypatch, tmp_path):
+    """`up` gives each new devnet a chain id of its own unless --chain-id says otherwise."""
+    import re
+
+    assert cli.build_parser().parse_args(["up"]).chain_id is None
+    assert cli.build_parser().parse_args(["up", "--chain-id", "mine"]).chain_id == "mine"
+    ids = {cli.new_devnet_chain_id() for _ in range(20)}
+    assert len(ids) == 20 and all(re.fullmatch(r"devnet-[0-9a-f]{8}", i) for i in ids)
+    seen = []
+    monkeypatch.setattr(cli, "write_network", lambda home, genesis, *a, **k: seen.append(genesis.chain_id) or [])
+    monkeypatch.setattr(cli, "write_wallets", lambda *a, **k: None)
+    monkeypatch.setattr(cli, "wait_until_height", lambda *a, **k: (False, "stopped here"))
+    for extra in ([], ["--chain-id", "mine"]):
+        assert cli.main(["up", "--home", str(tmp_path / f"n{len(seen)}"), "--validators", "1", *extra]) == 1
+    assert seen[0].startswith("devnet-") and seen[1] == "mine"
+
+
 def test_up_refuses_a_folder_that_is_not_a_devnet(tmp_path, capsys):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 from dataclasses import fields, replace
 
@@ -608,6 +609,18 @@ def test_cli_new_then_check(tmp_path, capsys):
     assert before == {p.name: p.read_bytes() for p in keys_dir.iterdir()}
     assert main(["new", "--validators", "3", "--out", str(out), "--force"]) == 0
     assert before != {p.name: p.read_bytes() for p in keys_dir.iterdir()}
+
+
+def test_cli_new_names_each_network_apart(tmp_path, capsys):
+    """Without --chain-id a genesis gets a name of its own, never the devnet's: random, or derived from --seed."""
+    ids = []
+    for i, seed in enumerate([[], [], ["--seed", "00ff"], ["--seed", "00ff"], ["--seed", "0100"]]):
+        out = tmp_path / str(i) / "genesis.json"
+        assert main(["new", "--validators", "1", "--out", str(out), *seed]) == 0
+        ids.append(load_genesis(out).chain_id)
+        assert f"chain {ids[-1]}," in capsys.readouterr().out
+    assert all(re.fullmatch(r"ledger-[0-9a-f]{8}", c) for c in ids), ids
+    assert ids[0] != ids[1] and ids[2] == ids[3] != ids[4]
 
 
 def test_cli_reports_errors_with_their_code(tmp_path, capsys):

@@ -275,6 +275,54 @@ def test_client_skips_unhealthy_and_unreachable_nodes():
         assert client.get("/v1/status")["host"] == "good"
 
 
+def test_default_node_comes_from_the_wallets_own_devnet(tmp_path, monkeypatch):
+    """--node, else $LEDGER_NODE, else the devnet the wallet file is in, else ./.devnet, else the default."""
+    def network(home, port):
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "network.json").write_text(json.dumps({"nodes": [{"host": "127.0.0.1", "port": port}]}))
+
+    network(tmp_path / ".devnet", 1111)
+    network(tmp_path / "two", 2222)
+    (tmp_path / "two" / "wallets").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LEDGER_NODE", raising=False)
+
+    def urls(*argv):
+        args = cli.build_parser().parse_args([*argv, "balance"])
+        for key, value in cli.COMMON_DEFAULTS.items():
+            if not hasattr(args, key):
+                setattr(args, key, value)
+        return cli.Context(args, None).node_urls()
+
+    assert urls("--wallet", "two/wallets/faucet.json") == ["http://127.0.0.1:2222"]
+    assert urls("--wallet", str(tmp_path / "two" / "me.json")) == ["http://127.0.0.1:2222"]
+    assert urls("--wallet", "elsewhere/w.json") == ["http://127.0.0.1:1111"]  # outside any devnet: ./.devnet
+    assert urls("--wallet", "two/wallets/faucet.json", "--node", "http://a,http://b") == ["http://a", "http://b"]
+    monkeypatch.setenv("LEDGER_NODE", "http://env")
+    assert urls("--wallet", "two/wallets/faucet.json") == ["http://env"]
+    monkeypatch.delenv("LEDGER_NODE")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert urls("--wallet", "w.json") == [cli.DEFAULT_NODE]
+
+
+def test_trust_shows_the_pin_with_no_node_up(tmp_path, capsys):
+    from devnet.network import free_ports
+    from genesis.build import make_devnet_genesis
+    from genesis.document import genesis_hash
+    from wallet.trust import TrustedChain, pin_chain
+
+    genesis, _, wallets = make_devnet_genesis(1, chain_id="offline", seed=b"o", genesis_time_ms=1)
+    store = create_keystore(tmp_path / "w.json", wallets["faucet"], None)
+    pin_chain(store, TrustedChain.of(genesis))
+    port = free_ports(1)[0]
+    assert cli.main(["--wallet", str(store.path), "--node", f"http://127.0.0.1:{port}", "--json", "trust"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["genesis_hash"] == genesis_hash(genesis).hex() and out["node"] is None
+    assert "not compared with any node" in captured.err
+
+
 def test_cli_prompts_for_the_passphrase(tmp_path, capsys, monkeypatch):
     answers = iter(["first", "second", "same", "same"])
     monkeypatch.setattr(cli.getpass, "getpass", lambda prompt="": next(answers))

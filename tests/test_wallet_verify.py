@@ -120,6 +120,9 @@ class FakeNode:
         if path == "/v1/genesis":
             return httpx.Response(200, json=self.lie(path, {"genesis_hash": genesis_hash(self.genesis).hex(),
                                                             "genesis": genesis_to_json(self.genesis)}))
+        if path == "/v1/status":
+            return httpx.Response(200, json=self.lie(path, {"chain_id": self.genesis.chain_id, "height": self.height,
+                                                            "genesis_hash": genesis_hash(self.genesis).hex()}))
         if m := re.fullmatch(r"/v1/addresses/(\w+)/(utxos|balance|txs)", path):
             account = decode_address(m.group(1))
             mine = [(op, e) for op, e in self.utxos.items() if e.address == account]
@@ -236,7 +239,9 @@ def test_reads_ask_for_the_height_already_seen(node, faucet):
     node.requests.clear()
     code, _ = run(node, "--wallet", str(faucet), "balance")
     assert code == 0
-    assert [r.url.params.get("min_height") for r in node.requests] == ["1"]
+    assert [r.url.path for r in node.requests] == ["/v1/status", f"/v1/addresses/{load_keystore(faucet).address}"
+                                                                 "/balance"]  # its genesis checked first, once
+    assert [r.url.params.get("min_height") for r in node.requests] == [None, "1"]
 
 
 def test_insufficient_funds_names_the_shortfall(node, faucet, tmp_path):
@@ -422,11 +427,37 @@ def test_genesis_swap_is_refused(node, faucet):
     other = FakeNode(chain_id="unit")
     other.genesis = make_devnet_genesis(4, chain_id="unit", seed=b"another", genesis_time_ms=1)[0]
     code, out = run(other, "--wallet", str(faucet), "tx", "ab" * 32)
-    assert code == 1  # unknown tx: no genesis needed yet
+    assert code == 4 and out["error"]["code"] == "wrong-genesis"  # not "unknown": the node runs another chain
     to = encode_address(address_hash(derive_public_key(node.wallet_keys["bob"])))
+    for argv in (["send", to, "1"], ["balance"], ["utxos"], ["history"], ["trust"]):
+        code, out = run(other, "--wallet", str(faucet), *argv)
+        assert code == 4 and out["error"]["code"] == "wrong-genesis", argv
+        assert "trust --reset" in out["error"]["message"]
+        assert out["error"]["node_genesis_hash"] == genesis_hash(other.genesis).hex()
+        assert out["error"]["genesis_hash"] == genesis_hash(node.genesis).hex()
+    # a node whose status claims the pinned genesis but which serves another document is refused too
+    other.tamper = lambda _node, path, answer: (
+        {**answer, "genesis_hash": genesis_hash(node.genesis).hex()} if path == "/v1/status" else answer)
     code, out = run(other, "--wallet", str(faucet), "send", to, "1")
     assert code == 4 and out["error"]["code"] == "genesis-mismatch"
     assert "trust --reset" in out["error"]["message"]
+
+
+def test_genesis_is_checked_once_per_node_and_session(node, faucet):
+    """A node without a genesis hash in its status is judged by the genesis document it serves; a fallback node
+    is checked before it is used too."""
+    send_one(node, faucet)
+    node.requests.clear()
+    node.tamper = lambda _node, path, answer: (
+        {k: v for k, v in answer.items() if k != "genesis_hash"} if path == "/v1/status" else answer)
+    code, out = run(node, "--wallet", str(faucet), "history")
+    assert code == 0
+    assert [r.url.path for r in node.requests].count("/v1/genesis") == 1
+    other = FakeNode(chain_id="unit")
+    other.genesis = make_devnet_genesis(4, chain_id="unit", seed=b"another", genesis_time_ms=1)[0]
+    other.tamper = node.tamper
+    code, out = run(other, "--wallet", str(faucet), "balance")
+    assert code == 4 and out["error"]["code"] == "wrong-genesis"
 
 
 def test_genesis_whose_hash_is_misstated_is_refused(node, tmp_path):
@@ -440,6 +471,7 @@ def test_genesis_whose_hash_is_misstated_is_refused(node, tmp_path):
 def test_trust_shows_and_resets_the_pin(node, faucet):
     code, out = run(node, "--wallet", str(faucet), "trust")
     assert code == 0 and out["genesis_hash"] == genesis_hash(node.genesis).hex() and out["total_power"] == 40
+    assert out["node"] == NODE  # compared with the node's
     other = FakeNode(chain_id="unit2")
     code, out = run(other, "--wallet", str(faucet), "trust", "--reset")
     assert code == 0 and load_keystore(faucet).trusted_genesis["chain_id"] == "unit2"

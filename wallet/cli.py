@@ -1,12 +1,16 @@
 """``ledger-wallet``: keys, addresses, balances, payments and verified confirmations.
 
-Talks to any node over its REST API.  Without ``--node`` it uses the nodes of
-the devnet in ``./.devnet`` (the first one that answers), else ``$LEDGER_NODE``,
-else http://127.0.0.1:26657.
+Talks to any node over its REST API.  Without ``--node`` it uses
+``$LEDGER_NODE``, else the nodes of the devnet the wallet file belongs to (the
+``network.json`` beside it, or beside its ``wallets/`` folder), else those of
+``./.devnet`` (the first one that answers), else http://127.0.0.1:26657.  A
+node that runs another genesis than the one the wallet pinned is refused
+(``wrong-genesis``, exit 4) before any of its answers is used.
 
 Exit codes: 0 done; 1 the operation failed (rejected, unknown, insufficient
 funds, timed out); 2 bad input (address, amount, wallet file, passphrase);
-3 no node reachable; 4 a node served something that does not verify.
+3 no node reachable; 4 a node runs another genesis than the pinned one, or
+served something that does not verify.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import httpx
 from node.crypto import CryptoError, decode_address, encode_address
 from node.ledger.transactions import OutPoint, TxOutput, sign_transaction
 from wallet.amounts import AmountError, amount_json, describe_amount, format_coins, parse_amount
-from wallet.client import NodeClient, NodeError, NodeUnreachable
+from wallet.client import NodeClient, NodeError, NodeUnreachable, WrongGenesis
 from wallet.coins import DEFAULT_FEE_RATE, Coin, SelectionError, select_coins
 from wallet.keystore import Keystore, KeystoreError, create_keystore, load_keystore
 from wallet.trust import TrustedChain, fetch_genesis, known_height, load_trust, parse_trusted, pin_chain, \
@@ -35,6 +39,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_UNVERIFIED = 0, 1, 2, 3
 DEFAULT_NODE = "http://127.0.0.1:26657"
 DEFAULT_WALLET = "~/.ledger-wallet/wallet.json"
 DEVNET_NETWORK_FILE = Path(".devnet") / "network.json"
+NETWORK_FILE_NAME = "network.json"
 COMMIT_WAIT_S = 60.0
 UTXO_PAGE = 1000
 HINTS = {
@@ -69,6 +74,8 @@ class Context:
         self.json = bool(getattr(args, "json", False))
         self.transport = transport
         self._client: NodeClient | None = None
+        self.pin: dict | None = None
+        """The genesis pinned by the wallet file in use: every node must run it."""
 
     @property
     def wallet_path(self) -> Path:
@@ -80,21 +87,31 @@ class Context:
             return [u.strip() for u in self.args.node.split(",") if u.strip()]
         if os.environ.get("LEDGER_NODE"):
             return [os.environ["LEDGER_NODE"]]
-        urls = devnet_urls(DEVNET_NETWORK_FILE)
+        urls = wallet_devnet_urls(self.wallet_path) or devnet_urls(DEVNET_NETWORK_FILE)
         return urls or [DEFAULT_NODE]
 
     @property
     def client(self) -> NodeClient:
         if self._client is None:
-            self._client = NodeClient(self.node_urls(), timeout_s=self.args.timeout, transport=self.transport)
+            pin = self.pin or {}
+            self._client = NodeClient(self.node_urls(), timeout_s=self.args.timeout, transport=self.transport,
+                                      expect_genesis=pin.get("genesis_hash"), expect_chain=pin.get("chain_id"))
         return self._client
+
+    def expect(self, pin: dict | None) -> None:
+        """Use only nodes that run the genesis of ``pin`` (``{"chain_id", "genesis_hash"}``; None: any)."""
+        self.pin = pin
+        if self._client is not None:
+            self._client.expect((pin or {}).get("genesis_hash"), (pin or {}).get("chain_id"))
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
 
     def keystore(self) -> Keystore:
-        return load_keystore(self.wallet_path)
+        store = load_keystore(self.wallet_path)
+        self.expect(store.trusted_genesis)
+        return store
 
     def passphrase(self, store: Keystore | None = None, confirm: bool = False) -> str | None:
         if store is not None and not store.encrypted:
@@ -116,6 +133,7 @@ class Context:
 
     def trusted_chain(self, store: Keystore) -> TrustedChain:
         chain, pinned_now = load_trust(store, self.client)
+        self.expect({"chain_id": chain.chain_id, "genesis_hash": chain.genesis_hash.hex()})
         if pinned_now:
             note(f"trusting chain {chain.chain_id!r}, genesis {chain.genesis_hash.hex()} from {self.client.url}; "
                  f"pinned in {store.path}")
@@ -144,6 +162,17 @@ def devnet_urls(network_file: Path) -> list[str]:
         return [f"http://{n['host']}:{n['port']}" for n in obj["nodes"]]
     except (OSError, ValueError, KeyError, TypeError):
         return []
+
+
+def wallet_devnet_urls(wallet_path: Path) -> list[str]:
+    """The nodes of the devnet ``wallet_path`` belongs to: ``network.json`` in its folder (``HOME/me.json``),
+    or beside its ``wallets/`` folder (``HOME/wallets/faucet.json``); [] for a wallet outside any devnet."""
+    folder = Path(wallet_path).expanduser().absolute().parent
+    homes = [folder] + ([folder.parent] if folder.name == "wallets" else [])
+    for home in homes:
+        if (home / NETWORK_FILE_NAME).exists():
+            return devnet_urls(home / NETWORK_FILE_NAME)
+    return []
 
 
 def parse_address_arg(text: str) -> bytes:
@@ -279,18 +308,28 @@ def cmd_history(ctx: Context) -> int:
 
 def cmd_trust(ctx: Context) -> int:
     store = ctx.keystore()
+    node = None
     if ctx.args.reset:
         old = store.trusted_genesis
+        ctx.expect(None)  # whatever the node runs now is what gets pinned
         chain = fetch_genesis(ctx.client)
         pin_chain(store, chain)
+        node = ctx.client.url
         note(f"re-pinned: genesis {chain.genesis_hash.hex()} of chain {chain.chain_id!r} from {ctx.client.url}"
              + (f" (was {old.get('genesis_hash')})" if old else ""))
     else:
         chain = ctx.trusted_chain(store)
+        try:  # the pin is shown even with no node up, but a node that runs another genesis is refused
+            ctx.client.status()
+            node = ctx.client.url
+        except NodeUnreachable as exc:
+            note(f"not compared with any node: {exc.message}")
     vs = chain.validators
     ctx.emit({"chain_id": chain.chain_id, "genesis_hash": chain.genesis_hash.hex(), "total_power": vs.total_power,
-              "validators": [{"name": v.name, "address": encode_address(v.address), "power": v.power} for v in vs]},
-             [f"chain {chain.chain_id}, genesis {chain.genesis_hash.hex()}",
+              "validators": [{"name": v.name, "address": encode_address(v.address), "power": v.power} for v in vs],
+              "node": node},
+             [f"chain {chain.chain_id}, genesis {chain.genesis_hash.hex()}"
+              + (f" (run by the node at {node})" if node else ""),
               f"{len(vs)} validators, total voting power {vs.total_power}"]
              + [f"  {v.name:<16} {encode_address(v.address)}  power {v.power}" for v in vs])
     return EXIT_OK
@@ -408,8 +447,9 @@ def cmd_tx(ctx: Context) -> int:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--node", default=argparse.SUPPRESS,
-                        help="node REST URL (comma-separated for fallbacks); default: the ./.devnet nodes, "
-                             f"else $LEDGER_NODE, else {DEFAULT_NODE}")
+                        help="node REST URL (comma-separated for fallbacks); default: $LEDGER_NODE, else the "
+                             "nodes of the devnet the wallet file belongs to, else the ./.devnet nodes, "
+                             f"else {DEFAULT_NODE}")
     common.add_argument("--wallet", default=argparse.SUPPRESS,
                         help=f"wallet file (default $LEDGER_WALLET, else {DEFAULT_WALLET})")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
@@ -477,6 +517,10 @@ def main(argv: list[str] | None = None, transport: httpx.BaseTransport | None = 
         return report(ctx, exc.code, exc.message, EXIT_USAGE)
     except NodeUnreachable as exc:
         return report(ctx, exc.code, exc.message, EXIT_UNREACHABLE)
+    except WrongGenesis as exc:
+        return report(ctx, exc.code, f"NOT BELIEVED: {exc.message}", EXIT_UNVERIFIED,
+                      {"node": exc.url, "node_chain_id": exc.chain_id, "node_genesis_hash": exc.served,
+                       "chain_id": exc.expected_chain, "genesis_hash": exc.expected})
     except NodeError as exc:
         details = dict(exc.details)
         hint = HINTS.get(exc.code, "")
