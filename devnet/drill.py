@@ -1,5 +1,6 @@
 """Fault drills: a bank workload on a real devnet under crashes, pauses,
-partitions, slow links and a Byzantine twin, then a check that nothing was lost.
+partitions, slow links, overlapping faults, skewed clocks and Byzantine
+validators, then a check that nothing was lost and the chain kept moving.
 
     python -m devnet.drill --seed 1 --duration 300
     ledger-devnet drill --seed 1 --duration 300 --faults kill,partition --json drill.json
@@ -27,7 +28,20 @@ recover:
   (every node sees a majority, no two nodes the same one), then heal;
 - ``slow``: delay, jitter, retransmission stalls and resets on every link;
 - ``twin``: a fifth process with a copy of one validator's key (own home, own
-  signer state, peered with everyone), so that key signs conflicting votes.
+  signer state, peered with everyone), so that key signs conflicting votes;
+- ``lag``: overlapping faults: SIGSTOP one validator until the others are 3
+  heights ahead, take a second one down (SIGSTOP or SIGKILL), SIGCONT the
+  first: with 3 of 4 up the chain must move on; then heal the second;
+- ``clock``: restart one validator with its clock off by minutes to years
+  (``clock_offset_ms``), later with the true time again;
+- ``tamper``: replace one validator's process by a Byzantine one
+  (``devnet/byzantine.py``) that sends some peers tampered proposals and
+  serves them tampered blocks (block sync, round-state answers; same block
+  id, one transaction signature changed), while a targeted honest node lags
+  behind with only the Byzantine one to fetch from; then restore the honest one.
+
+The new kinds live in ``devnet/drill_faults.py``, with the liveness watch: after
+every heal a new height must follow within 30 s (the next fault waits for it).
 
 **Checks** once every fault is healed and the nodes converged: every node has
 the same block hash and app hash at every height; replaying the chain from
@@ -39,7 +53,11 @@ was acknowledged with; every balance read matches the replay at the height
 the node reported; the twin's equivocation is in ``GET /v1/evidence`` of an
 honest node (with valid signatures) and no honest validator is accused; no
 request got a 500; no node died on its own; the chain commits a transfer after
-healing.  Any violation makes the exit status 1.
+healing; no heal is followed by a stall longer than the liveness bound (the
+verdict reports the longest); block times strictly increase and lie within
+the honest clocks (after the drill's start, before the drill saw the height,
+5 s slack each); while a Byzantine validator tampered, the chain moved on and
+no honest node stopped.  Any violation makes the exit status 1.
 """
 
 from __future__ import annotations
@@ -62,6 +80,7 @@ from pathlib import Path
 
 import httpx
 
+from devnet import drill_faults
 from devnet.network import NodeSpec, devnet_params, free_ports, start_node, write_network
 from devnet.proxy import LinkProxy
 from genesis.build import derive_private_key, make_genesis
@@ -71,16 +90,19 @@ from node.home import init_home
 from node.ledger.state import genesis_txid
 from node.ledger.transactions import COIN, OutPoint, TxOutput, fee_outpoint, sign_transaction
 
-FAULT_KINDS = ("kill", "killall", "pause", "partition", "slow", "twin")
+FAULT_KINDS = ("kill", "killall", "pause", "partition", "slow", "twin", "lag", "clock", "tamper")
 PARTITION_SHAPES = ("isolate", "split", "ring")
 TWIN_NAME = "twin"
 
 WARMUP_S = 4.0
 TAIL_S = 4.0
-MIN_DURATION_S = {"kill": 3.0, "killall": 0.5, "pause": 3.0, "partition": 4.0, "slow": 4.0, "twin": 15.0}
-MAX_DURATION_S = {"kill": 10.0, "killall": 3.0, "pause": 8.0, "partition": 12.0, "slow": 12.0, "twin": 35.0}
+MIN_DURATION_S = {"kill": 3.0, "killall": 0.5, "pause": 3.0, "partition": 4.0, "slow": 4.0, "twin": 15.0,
+                  "lag": 12.0, "clock": 10.0, "tamper": 15.0}
+MAX_DURATION_S = {"kill": 10.0, "killall": 3.0, "pause": 8.0, "partition": 12.0, "slow": 12.0, "twin": 35.0,
+                  "lag": 25.0, "clock": 25.0, "tamper": 30.0}
 GAP_S = (3.0, 6.0)
-FAULT_WEIGHTS = {"kill": 3, "killall": 1, "pause": 2, "partition": 3, "slow": 2, "twin": 1}
+FAULT_WEIGHTS = {"kill": 3, "killall": 1, "pause": 2, "partition": 3, "slow": 2, "twin": 1, "lag": 2, "clock": 1,
+                 "tamper": 1}
 """How often each kind is drawn once every requested kind has had its turn."""
 
 NODE_OVERRIDES = {
@@ -126,7 +148,7 @@ class FaultStep:
                     f"reset={d['reset']:.1%} for {self.duration_s:.1f}s")
         if self.kind == "twin":
             return f"Byzantine twin of {d['victim']} for up to {self.duration_s:.1f}s"
-        return self.kind
+        return drill_faults.describe(self)
 
 
 def validator_names(count: int) -> list[str]:
@@ -185,7 +207,7 @@ def _detail(rng: random.Random, kind: str, names: list[str], shape_cycle: list[s
                 "loss": rng.choice([0.0, 0.02, 0.05, 0.1]), "reset": rng.choice([0.0, 0.005, 0.02])}
     if kind == "twin":
         return {"victim": rng.choice(names)}
-    raise ValueError(kind)
+    return drill_faults.fault_detail(rng, kind, names)
 
 
 def plan_faults(seed: int, duration_s: float, kinds: list[str], validators: int) -> list[FaultStep]:
@@ -198,6 +220,7 @@ def plan_faults(seed: int, duration_s: float, kinds: list[str], validators: int)
     """
     rng = random.Random(f"drill-plan-{seed}")
     names = validator_names(validators)
+    kinds = [k for k in kinds if validators >= drill_faults.MIN_VALIDATORS.get(k, 1)]
     required = [k for k in FAULT_KINDS if k in kinds]
     if "partition" in required and duration_s >= 120:
         required += ["partition"] * (len(PARTITION_SHAPES) - 1)  # room for every shape
@@ -244,6 +267,8 @@ class DrillNetwork:
         self.base = base
         self.seed = seed
         self.out = out
+        self.started_wall = time.time()
+        """Wall-clock time before the genesis was made: no honest block time is earlier."""
         self.names = validator_names(validators)
         seed_bytes = f"drill-{seed}".encode()
         self.account_keys = [derive_private_key(seed_bytes, f"account-{i}") for i in range(accounts)]
@@ -282,14 +307,15 @@ class DrillNetwork:
         specs = write_network(self.base, self.genesis, self.validator_keys, config_overrides=NODE_OVERRIDES)
         self.specs = {s.name: s for s in specs}
         if self.with_twin:
-            port = free_ports(1)[0]
+            taken = {s.port for s in specs}
+            port = next(p for p in free_ports(len(taken) + 1) if p not in taken)
             self.specs[TWIN_NAME] = NodeSpec(TWIN_NAME, self.base / TWIN_NAME, "127.0.0.1", port)
         members = list(self.specs)
         for src in members:
             for dst in members:
                 if src != dst and not (src == TWIN_NAME and dst == TWIN_NAME):
                     self.proxy.add_link(src, dst, self.specs[dst].port)
-        await self.proxy.start()
+        await self.proxy.start(avoid={s.port for s in self.specs.values()})
         for name in self.names:
             home = self.specs[name].home
             config = load_config(home)
@@ -803,11 +829,17 @@ class Nemesis:
         self.events: list[dict] = []
         self.applied: Counter = Counter()
         self.evidence_seen_during_twin: list[dict] = []
+        self.monitor = drill_faults.HeightMonitor(net, workload)
+        self.clock_offsets: dict[str, int] = {}
+        self.byzantine: set[str] = set()
+        self.tamper_runs: list[dict] = []
 
     def event(self, what: str, text: str, **extra) -> None:
         t = self.workload.now()
         self.events.append({"t": round(t, 2), "event": what, "text": text, **extra})
         self.out(f"[{t:7.1f}s] {what:<9} {text}")
+        if what in drill_faults.HEAL_EVENTS:
+            self.monitor.heal(f"{what} {text}"[:120], t)
 
     async def sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -823,14 +855,18 @@ class Nemesis:
             wait = step.at_s - self.workload.now()
             if wait > 0:
                 await self.sleep(wait)
+            await self.monitor.settle()  # the last heal's new height first (quick unless the chain stalls)
             if self.workload.stop.is_set():
                 self.event("skip", f"{step.kind}: workload over")
                 continue
-            await self.apply(step)
+            if await self.apply(step) is False:
+                continue
             self.applied[step.kind if step.kind != "partition" else f"partition/{step.detail['shape']}"] += 1
 
-    async def apply(self, step: FaultStep) -> None:
+    async def apply(self, step: FaultStep) -> bool | None:
         net, d = self.net, step.detail
+        if step.kind in drill_faults.NEW_KINDS:
+            return await drill_faults.apply(self, step)
         if step.kind == "kill":
             pids = await net.kill([d["node"]])
             self.event("kill", f"SIGKILL {d['node']} (pid {pids[0] if pids else '-'})")
@@ -915,12 +951,14 @@ class Nemesis:
         return records
 
     async def heal_all(self) -> None:
-        """Undo everything: links, pauses, dead validators, the twin."""
+        """Undo everything: links, pauses, Byzantine processes, skewed clocks, dead validators, the twin."""
         net = self.net
+        net.check_crashes()  # a validator that died on its own is reported, not silently restarted below
         net.proxy.heal()
         for name in net.names:
             if name in net.paused:
                 net.resume(name)
+        await drill_faults.heal(self)  # Byzantine processes and skewed clocks stop; restarted honest below
         for name in net.names:
             if not net.running(name):
                 net.start(name)
@@ -1034,6 +1072,7 @@ class Checker:
         self.add("nodes converged after heal", "yes" if ok else f"no: {self.details.get('heights_at_timeout')}", ok)
         live, text = await self.liveness_probe()
         self.add("transfer commits after heal", text, live)
+        drill_faults.check_liveness(self)
         await self.converge(60)
         heights = {}
         for name in net.names:
@@ -1138,6 +1177,10 @@ class Checker:
         critical = self.scan_logs()
         self.add("CRITICAL / internal-error log lines", len(critical), not critical, f"log: {critical[:3]}")
         self.details["replay_heights"] = top
+
+        # 8. block times (BFT time under a skewed clock) and the tampering validator
+        drill_faults.check_block_times(self, ref)
+        drill_faults.check_tamper(self)
 
     def replay(self, blocks: list[dict]) -> dict:
         """Rebuild the UTXO set from genesis and the blocks; balances of every address at every height."""
@@ -1272,7 +1315,8 @@ class Checker:
                                 (b.vote_type, b.height, b.round, b.validator)
                     pk = keys[a.validator.hex()]
                     signed = all(verify_signature(pk, vote_digest(net.chain_id, v.vote_type, v.height, v.round,
-                                                                  v.block_hash), v.signature) for v in (a, b))
+                                                                  v.block_hash, v.time_ms), v.signature)
+                                 for v in (a, b))
                     if not (same_slot and signed and a.block_hash != b.block_hash):
                         invalid.append(f"{name}: {rec['validator']} h={rec['height']} not a valid equivocation")
                 except (KeyError, ValueError) as exc:
@@ -1381,6 +1425,7 @@ async def run_drill_async(opts: DrillOptions, out=print) -> DrillResult:
             workload.http = http
             await wait_serving(net, http, 60)
             workload.t0 = time.monotonic()
+            nemesis.monitor.start()
             nemesis_task = asyncio.create_task(nemesis.run(), name="nemesis")
             progress_task = asyncio.create_task(progress(workload, net, http, out), name="progress")
             try:
@@ -1394,6 +1439,8 @@ async def run_drill_async(opts: DrillOptions, out=print) -> DrillResult:
                     task.cancel()
                 await asyncio.gather(nemesis_task, progress_task, return_exceptions=True)
                 await nemesis.heal_all()
+                await nemesis.monitor.settle()
+                await nemesis.monitor.stop()
             checker = Checker(net, workload, nemesis, http, twin_enabled="twin" in opts.faults and bool(twin_steps),
                               out=out)
             out("checking ...")
@@ -1412,6 +1459,7 @@ async def run_drill_async(opts: DrillOptions, out=print) -> DrillResult:
                 "counts": dict(workload.counts),
                 "acks": len(workload.acks), "submissions": len(workload.submissions), "reads": len(workload.reads),
                 "server_errors": workload.server_errors, "unexpected_exits": net.unexpected_exits,
+                "liveness": nemesis.monitor.report(),
                 "proxy": {k: v for k, v in net.proxy.stats().items() if v["connections"]},
             }
             result = DrillResult(not checker.violations, checker.checks, checker.violations, report)
@@ -1489,7 +1537,12 @@ def add_drill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1, help="fault schedule and workload seed (default 1)")
     parser.add_argument("--duration", type=float, default=60.0, help="workload seconds (default 60)")
     parser.add_argument("--faults", type=parse_faults, default=FAULT_KINDS,
-                        help=f"comma-separated subset of {','.join(FAULT_KINDS)}, 'all' (default) or ''")
+                        help=f"comma-separated subset of {','.join(FAULT_KINDS)}, 'all' (default) or ''. "
+                             "kill/killall: SIGKILL one/all validators; pause: SIGSTOP; partition: isolate, "
+                             "split or ring; slow: slow, lossy links; twin: a second process with a validator's "
+                             "key; lag: a paused validator falls behind while another goes down, then must "
+                             "catch up with 3 of 4 up; clock: one validator's clock off by minutes to years; "
+                             "tamper: a Byzantine validator sends tampered blocks while a node lags behind it")
     parser.add_argument("--validators", type=int, default=4, help="number of validators (default 4)")
     parser.add_argument("--accounts", type=int, default=8, help="bank accounts (default 8)")
     parser.add_argument("--outputs-per-account", dest="outputs_per_account", type=int, default=4,

@@ -9,7 +9,8 @@ destination's real port, so the drill can perturb each link on its own:
   are accepted and black-holed (nothing forwarded, nothing answered) until
   ``heal``, the way a firewall DROP rule looks to the sender: the request
   hangs until the sender's own timeout.
-- ``partition(groups)`` cuts every pair of nodes in different groups.
+- ``partition(groups)`` cuts every pair of nodes in different groups;
+  ``cut_one_way(a, b)`` only the connections ``a`` opens to ``b``.
 - ``set_slow(...)`` adds delay and jitter to every chunk, "loss" as a
   retransmission stall (a lost TCP segment costs the sender a retransmit
   timeout, it is not a hole in the byte stream), and an occasional reset.
@@ -294,6 +295,13 @@ class LinkProxy:
     def cut(self, a: str, b: str) -> None:
         """Drop all traffic between ``a`` and ``b``, both directions."""
         self._set_cut(a, b, True)
+
+    def cut_one_way(self, src: str, dst: str) -> None:
+        """Drop the connections ``src`` opens to ``dst`` (its pushes to ``dst``); ``dst``'s own requests to
+        ``src``, and their answers, still pass."""
+        link = self.links[(src, dst)]
+        link.faults.cut = True
+        link.abort_all()
 
     def partition(self, groups: list[list[str]]) -> list[tuple[str, str]]:
         """Cut every pair in different groups; nodes in no group keep their links.  Returns the cut pairs."""

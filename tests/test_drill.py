@@ -22,11 +22,25 @@ from devnet.drill import (
     run_drill_sync,
     validator_names,
 )
+from devnet import drill_faults
+from devnet.byzantine import Targets, tamper_block, tamper_block_batch, tamper_status_answer
 from devnet.proxy import LinkProxy
 from genesis.build import make_genesis
-from node.crypto import address_hash, derive_public_key, encode_address
+from node.consensus.messages import Commit
+from node.consensus.round_status import Decided, RoundStatus
+from node.crypto import address_hash, derive_public_key, encode_address, verify_signature
+from node.ledger.blocks import ZERO_HASH, Block, Header, compute_tx_root
+from node.ledger.errors import BlockError
+from node.ledger.rules import check_block_body
 from node.ledger.state import genesis_txid
-from node.ledger.transactions import fee_outpoint
+from node.ledger.transactions import OutPoint, TxOutput, fee_outpoint, sign_transaction, signing_digest
+from node.p2p.wire import (
+    decode_block_batch,
+    decode_status_answer,
+    encode_block_batch,
+    encode_consensus_message,
+    encode_status_answer,
+)
 
 # --------------------------------------------------------------------------- proxy
 
@@ -147,6 +161,39 @@ def test_plan_is_a_function_of_the_seed_and_covers_every_kind():
     assert plan_faults(1, 60, [], 4) == []
 
 
+def test_old_kinds_keep_their_plans():
+    """Adding kinds must not change the schedule a seed gives for the kinds it asks for."""
+    plan = plan_faults(7, 60, ["kill", "killall", "partition", "pause"], 4)
+    assert [(s.kind, s.at_s, s.duration_s) for s in plan] == [
+        ("kill", 4.0, 6.5), ("partition", 15.3, 10.1), ("killall", 29.7, 1.7), ("pause", 35.0, 4.5),
+        ("kill", 42.7, 4.1)]
+
+
+def test_plan_of_the_overlapping_clock_and_byzantine_faults():
+    names = validator_names(4)
+    for seed in range(1, 40):
+        plan = plan_faults(seed, 120, ["lag", "clock", "tamper"], 4)
+        assert {s.kind for s in plan} == {"lag", "clock", "tamper"}, seed
+        for step in plan:
+            d = step.detail
+            assert step.describe() and step.describe() != step.kind
+            if step.kind == "lag":
+                assert d["lagger"] in names and d["faulty"] in names and d["lagger"] != d["faulty"]
+                assert d["mode"] in ("stop", "kill") and d["ahead"] >= 3
+            elif step.kind == "clock":
+                assert d["node"] in names and d["offset_ms"] != 0
+                assert -11 * 60_000 <= d["offset_ms"] <= 10 * 365 * 86_400_000 + 60_000
+            else:
+                honest = set(names) - {d["victim"]}
+                assert set(d["targets"]) < honest and d["targets"]  # some peers, never all: a mix
+                assert d["lagger"] in d["targets"]
+    assert plan_faults(5, 120, ["lag", "clock", "tamper"], 4) == plan_faults(5, 120, ["lag", "clock", "tamper"], 4)
+    # With fewer than 4 validators one more node down halts the chain: no lag or tamper steps then.
+    assert {s.kind for s in plan_faults(1, 120, ["lag", "clock", "tamper"], 3)} == {"clock"}
+    assert drill_faults.format_offset(-600_000) == "-10.0min"
+    assert drill_faults.format_offset(10 * 365 * 86_400_000) == "+10.0y"
+
+
 def test_ring_of_majorities():
     for n in (3, 4, 5, 7):
         names = validator_names(n)
@@ -221,6 +268,92 @@ def test_replay_catches_double_spends_and_phantom_inputs():
     assert r["supply"][2] != 1500  # money from nowhere shows in the supply line too
 
 
+# --------------------------------------------------------------------------- Byzantine tampering
+
+
+def _signed_block(height: int, with_tx: bool) -> Block:
+    key = bytes([7]) * 32
+    txs = ()
+    if with_tx:
+        txs = (sign_transaction("drill-test", [(OutPoint(bytes([1]) * 32, 0), key)],
+                                [TxOutput(address_hash(derive_public_key(key)), 5)]),)
+    header = Header("drill-test", height, 1_000 + height, ZERO_HASH, compute_tx_root(txs), ZERO_HASH,
+                    bytes(20), ZERO_HASH, ZERO_HASH)
+    return Block(header, txs, None)
+
+
+def test_tampered_block_keeps_its_id_but_not_its_bytes():
+    block = _signed_block(1, with_tx=True)
+    check_block_body(block)
+    forged = Block.decode(tamper_block(block.encode()))
+    assert forged.hash == block.hash  # same header: the same id and the same proposal signature
+    assert forged.txs[0].txid == block.txs[0].txid and forged.txs[0].wtxid != block.txs[0].wtxid
+    tx, bad = block.txs[0], forged.txs[0]
+    digest = signing_digest(tx, "drill-test")
+    assert verify_signature(tx.inputs[0].public_key, digest, tx.inputs[0].signature)
+    assert not verify_signature(bad.inputs[0].public_key, digest, bad.inputs[0].signature)  # high-S
+    with pytest.raises(BlockError):
+        check_block_body(forged)  # the id covers every byte: the copy is not the certified block
+    assert tamper_block(_signed_block(2, with_tx=False).encode()) is None
+
+
+def test_tampered_sync_and_round_state_answers():
+    empty, full = _signed_block(1, with_tx=False), _signed_block(2, with_tx=True)
+    commit = Commit(2, 0, full.hash, ())
+    batch = encode_block_batch([(empty.encode(), Commit(1, 0, empty.hash, ()).encode()),
+                                (full.encode(), commit.encode())])
+    body, height = tamper_block_batch(batch)
+    assert height == 2
+    (b1, _), (b2, c2) = decode_block_batch(body)
+    assert b1.encoded == empty.encode() and b2.hash == full.hash and b2.encoded != full.encode() and c2 == commit
+    assert tamper_block_batch(encode_block_batch([(empty.encode(), commit.encode())]))[1] is None
+    status = RoundStatus(3, 0, 1, ())
+    answer = encode_status_answer(status, [encode_consensus_message(Decided(full.encode(), commit))])
+    body, heights = tamper_status_answer(answer)
+    assert heights == [2]
+    got_status, messages = decode_status_answer(body)
+    assert got_status == status and messages[0][0].value != full.encode() and messages[0][0].commit == commit
+    # Which peers: the URLs given, or a fixed choice per seed.
+    assert "http://a:1" in Targets(0, ["http://a:1/"]) and "http://b:1" not in Targets(0, ["http://a:1"])
+    urls = [f"http://127.0.0.1:{p}" for p in range(100)]
+    assert [u in Targets(5) for u in urls] == [u in Targets(5) for u in urls]
+    assert 0 < sum(u in Targets(5) for u in urls) < 100
+
+
+# --------------------------------------------------------------------------- liveness and block times
+
+
+def test_stall_after_a_heal_is_measured_from_answers_asked_after_it():
+    net = types.SimpleNamespace(names=["a", "b"], check_crashes=lambda: [])
+    monitor = drill_faults.HeightMonitor(net, types.SimpleNamespace(http=None), bound_s=0.5)
+    monitor.observe("a", 5, 0.0, 0.0, 100.0)
+    point = monitor.heal("restart a", 1.0)
+    t = point.t
+    monitor.observe("b", 6, t - 0.1, t + 0.2, 101.0)  # asked before the heal: does not count
+    assert point.stall_s is None and monitor.tip == 6 and monitor.seen_wall == {1: 100.0, 2: 100.0, 3: 100.0,
+                                                                               4: 100.0, 5: 100.0, 6: 101.0}
+    monitor.observe("a", 6, t + 0.1, t + 0.3, 101.5)  # not above the height at the heal
+    assert point.stall_s is None
+    monitor.observe("a", 7, t + 0.1, t + 1.25, 102.0)
+    assert point.stall_s == 1.25
+    stuck = monitor.heal("heal partition", 2.0)
+    asyncio.run(monitor.settle())  # bounded by bound_s
+    assert stuck.timed_out and stuck.stall_s is None
+    report = monitor.report()
+    assert report["longest_stall_s"] == 1.25 and report["exceeded"] == ["heal partition"]
+
+
+def test_block_times_must_lie_within_the_honest_clocks():
+    seen = {1: 1_000.0, 2: 1_001.0, 3: 1_002.0}
+    ok = drill_faults.block_time_findings([(1, 999_000), (2, 1_000_500), (3, 1_001_900)], 990.0, seen, 1_100.0)
+    assert ok["not_increasing"] == [] and ok["early"] == [] and ok["late"] == []
+    skewed = drill_faults.block_time_findings(
+        [(1, 999_000), (2, 999_000), (3, 1_002_000 + 365 * 86_400_000), (4, 900_000)], 990.0, seen, 1_100.0)
+    assert skewed["not_increasing"] == [2, 4]
+    assert [x["height"] for x in skewed["late"]] == [3]  # a year ahead of when the drill saw it
+    assert [x["height"] for x in skewed["early"]] == [4]  # before the drill started
+
+
 # --------------------------------------------------------------------------- real drills
 
 
@@ -252,6 +385,33 @@ def test_ci_drill_60s_kills_partition_pause(tmp_path):
     faults = ("kill", "killall", "partition", "pause")
     result, table = _run(tmp_path, 7, 60, faults)
     _assert_clean(result, table, faults)
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(420)
+def test_drill_60s_lagging_node_and_skewed_clock(tmp_path):
+    """Seed 1, 60 s: a paused validator falls 3+ heights behind, a second goes down, the first resumes and the
+    chain must move on with 3 of 4 (the stall a user hit); then one validator's clock runs a year ahead."""
+    faults = ("lag", "clock")
+    result, table = _run(tmp_path, 1, 60, faults)
+    _assert_clean(result, table, faults)
+    checks = {c.name: c for c in result.checks}
+    assert checks["longest stall after a heal"].ok, table
+    assert result.report["liveness"]["heals"] >= 3, table
+    assert any(name.startswith("block times within") and c.ok for name, c in checks.items()), table
+
+
+@pytest.mark.slow
+@pytest.mark.processes
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("seed", [2, 3])
+def test_drill_byzantine_tampering(tmp_path, seed):
+    """A Byzantine validator serves tampered blocks while a targeted node lags behind it (run with --runslow)."""
+    faults = ("tamper", "lag", "clock")
+    result, table = _run(tmp_path, seed, 120, faults)
+    _assert_clean(result, table, faults)
+    checks = [c for c in result.checks if c.name.startswith("tamper by")]
+    assert checks and all(c.ok for c in checks), table
 
 
 @pytest.mark.slow
