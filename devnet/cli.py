@@ -400,7 +400,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 PLUGINS = {
     "bench": ("devnet.bench", "add_bench_arguments", "run_bench", "measure throughput and latency of a devnet"),
-    "drill": ("devnet.drill", "add_drill_arguments", "run_drill", "fault drills: crashes, partitions, slow links"),
+    "drill": ("devnet.drill", "add_drill_arguments", "run_drill",
+              "fault drills: crashes, partitions, slow links, Byzantine twin and tamperer, lag, bad clocks"),
 }
 
 
