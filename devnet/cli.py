@@ -8,7 +8,7 @@
     ledger-devnet down               stop every node (data kept: `up` resumes, `up --fresh` starts over)
     ledger-devnet init --validators N --hosts h1,h2,... --out DIR
                                      homes for one network spread over several machines
-    ledger-devnet bench ... / drill ...   benchmark and fault drills (devnet/bench.py, devnet/drill.py)
+    ledger-devnet bench ... / drill ...   benchmark and fault drills (devnet/bench/, devnet/drill/)
 
 NODE is a node name (validator-0) or its index (0).  The devnet lives in
 ``--home`` (default ./.devnet): one folder per node (config, key, LevelDB,
@@ -18,7 +18,6 @@ node.log, node.pid), genesis.json, network.json and wallets/.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import importlib
 import json
 import shutil
@@ -27,9 +26,10 @@ import sys
 import time
 from pathlib import Path
 
-from devnet.network import (
+from devnet.cluster import (
     LOG_FILE,
     NETWORK_FILE,
+    STDOUT_FILE,
     DevnetError,
     NodeSpec,
     devnet_params,
@@ -37,14 +37,15 @@ from devnet.network import (
     is_loopback,
     load_network,
     network_info,
-    node_status,
     pid_alive,
     process_paused,
     read_pid,
     signal_node,
-    start_node,
+    start_nodes,
+    statuses,
     stop_node,
     stop_nodes,
+    wait_for_height,
     wait_stopped,
     write_multi_host_network,
     write_network,
@@ -102,26 +103,6 @@ def write_wallets(home: Path, wallets: dict[str, bytes], genesis) -> dict[str, P
     return out
 
 
-def wait_until_height(specs: list[NodeSpec], height: int, timeout_s: float) -> tuple[bool, str]:
-    """Poll every node until all are at ``height``; stop early when a process dies."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for spec in specs:
-            if not pid_alive(read_pid(spec.home)):
-                return False, f"{spec.name} exited during start-up; see {spec.home / LOG_FILE} and " \
-                              f"{spec.home / 'stdout.log'}"
-        statuses = _statuses(specs, 0.5)
-        if all(st is not None and st.get("height", 0) >= height for st in statuses):
-            return True, ""
-        time.sleep(0.1)
-    return False, f"not every node reached height {height} within {timeout_s:.0f} s; see `ledger-devnet logs NODE`"
-
-
-def _statuses(specs: list[NodeSpec], timeout_s: float) -> list[dict | None]:
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(specs))) as pool:
-        return list(pool.map(lambda s: node_status(s, timeout_s), specs))
-
-
 def cmd_up(args: argparse.Namespace) -> int:
     started_at = time.monotonic()
     home = Path(args.home)
@@ -141,8 +122,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         except DevnetError as exc:
             return fail(str(exc), 2)
         print(f"starting the existing devnet in {home} (its chain is kept; `up --fresh` starts over)")
-        for spec in specs:
-            start_node(spec)
+        start_nodes(specs)
     else:
         try:
             wipe_home(home) if args.fresh else _check_empty(home)
@@ -156,12 +136,12 @@ def cmd_up(args: argparse.Namespace) -> int:
                                                                params=devnet_params())
         specs = write_network(home, genesis, validator_keys, base_port=args.base_port)
         write_wallets(home, wallets, genesis)
-        for spec in specs:
-            start_node(spec)
-    ok, problem = wait_until_height(specs, 1, args.timeout)
+        start_nodes(specs)
+    waited = wait_for_height(specs, 1, args.timeout, status_timeout_s=0.5)
     elapsed = time.monotonic() - started_at
-    if not ok:
-        return fail(f"{problem} (nodes left running; `ledger-devnet down` stops them)")
+    if not waited:
+        hint = "" if waited.exited else "; see `ledger-devnet logs NODE`"
+        return fail(f"{waited.problem}{hint} (nodes left running; `ledger-devnet down` stops them)")
     show_up(home, specs, elapsed)
     return 0
 
@@ -202,11 +182,10 @@ def show_up(home: Path, specs: list[NodeSpec], elapsed: float) -> None:
     from wallet.keystore import load_keystore
 
     out = console()
-    statuses = _statuses(specs, 1.0)
     nodes = Table(title=f"devnet {home}", title_justify="left")
     for col in ("node", "REST URL", "validator address", "pid", "height"):
         nodes.add_column(col, no_wrap=True)
-    for spec, st in zip(specs, statuses):
+    for spec, st in zip(specs, statuses(specs, 1.0)):
         nodes.add_row(spec.name, spec.url, (st or {}).get("validator_address", "?"), str(read_pid(spec.home)),
                       str((st or {}).get("height", "?")))
     out.print(nodes)
@@ -263,8 +242,7 @@ def node_report(spec: NodeSpec, status: dict | None) -> dict:
 
 def cmd_status(args: argparse.Namespace) -> int:
     specs = _specs(args)
-    statuses = _statuses(specs, args.timeout)
-    reports = [node_report(s, st) for s, st in zip(specs, statuses)]
+    reports = [node_report(s, st) for s, st in zip(specs, statuses(specs, args.timeout))]
     if args.json:
         print(json.dumps({"nodes": reports}, indent=2))
         return 0
@@ -288,7 +266,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     spec = find_node(_specs(args), args.node)
     path = spec.home / LOG_FILE
     if not path.exists():
-        path = spec.home / "stdout.log"
+        path = spec.home / STDOUT_FILE
     if not path.exists():
         return fail(f"{spec.name} has no log yet ({spec.home / LOG_FILE})")
     with open(path, "r", encoding="utf-8", errors="replace") as handle:
@@ -356,16 +334,13 @@ def cmd_start(args: argparse.Namespace) -> int:
     if pid_alive(read_pid(spec.home)):
         print(f"{spec.name} is already running (pid {read_pid(spec.home)})")
         return 0
-    start_node(spec)
-    deadline = time.monotonic() + args.timeout
-    while time.monotonic() < deadline:
-        if not pid_alive(read_pid(spec.home)):
-            return fail(f"{spec.name} exited at start; see `ledger-devnet logs {spec.name}`")
-        status = node_status(spec, 0.5)
-        if status is not None:
-            print(f"started {spec.name} (pid {read_pid(spec.home)}) at {spec.url}, height {status['height']}")
-            return 0
-        time.sleep(0.1)
+    start_nodes([spec])
+    waited = wait_for_height([spec], 0, args.timeout, status_timeout_s=0.5)
+    if waited:
+        print(f"started {spec.name} (pid {read_pid(spec.home)}) at {spec.url}, height {waited.heights[spec.name]}")
+        return 0
+    if not pid_alive(read_pid(spec.home)):
+        return fail(f"{spec.name} exited at start; see `ledger-devnet logs {spec.name}`")
     return fail(f"{spec.name} started (pid {read_pid(spec.home)}) but does not answer yet")
 
 
@@ -399,8 +374,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- bench and drill (other modules)
 
 PLUGINS = {
-    "bench": ("devnet.bench", "add_bench_arguments", "run_bench", "measure throughput and latency of a devnet"),
-    "drill": ("devnet.drill", "add_drill_arguments", "run_drill",
+    "bench": ("devnet.bench.cli", "add_bench_arguments", "run_bench", "measure throughput and latency of a devnet"),
+    "drill": ("devnet.drill.cli", "add_drill_arguments", "run_drill",
               "fault drills: crashes, partitions, slow links, Byzantine twin and tamperer, lag, bad clocks"),
 }
 
@@ -410,7 +385,7 @@ def run_plugin(name: str, argv: list[str]) -> int:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name == module_name:
+        if exc.name == module_name or module_name.startswith(f"{exc.name}."):
             return fail(f"`ledger-devnet {name}` is not available: module {module_name} is not installed", 2)
         raise
     parser = argparse.ArgumentParser(prog=f"ledger-devnet {name}", description=help_text)

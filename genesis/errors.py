@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from node.errors import CodedError
+
 UNREADABLE = "bad-genesis-file"
 BAD_JSON = "bad-genesis-json"
 UNKNOWN_FIELD = "bad-genesis-unknown-field"
@@ -24,10 +26,7 @@ SUPPLY_TOO_LARGE = "bad-genesis-supply"
 BAD_PARAMS = "bad-genesis-params"
 
 
-class GenesisError(ValueError):
+class GenesisError(CodedError, ValueError):
     """A genesis document that cannot start a chain; ``code`` is stable, ``message`` names the field."""
 
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+    code_in_str = True

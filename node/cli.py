@@ -76,7 +76,7 @@ async def run_node(home: Path, config: NodeConfig) -> int:
                                     access_log=False, lifespan="off", timeout_keep_alive=30))
     node.start_consensus()
     serve_task = asyncio.create_task(server.serve())
-    stop_task = asyncio.create_task(node._stop_event.wait())
+    stop_task = asyncio.create_task(node.wait_stopped())
     done, _ = await asyncio.wait({serve_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
     server.should_exit = True
     with contextlib.suppress(Exception):
@@ -182,7 +182,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show)
 
     if "simulate" in (argv or sys.argv[1:2]):
-        from node.consensus.simulate import add_simulate_arguments, run_simulate_command
+        from simulation import add_simulate_arguments, run_simulate_command
         p = sub.add_parser("simulate", help="deterministic multi-node consensus simulation")
         add_simulate_arguments(p)
         p.set_defaults(func=run_simulate_command)

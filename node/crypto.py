@@ -16,6 +16,8 @@ import os
 import ecdsa
 from ecdsa.util import sigdecode_string, sigencode_strings_canonize
 
+from node.errors import CodedError
+
 try:  # fast backend
     from coincurve._libsecp256k1 import ffi as _ffi
     from coincurve._libsecp256k1 import lib as _lib
@@ -39,13 +41,8 @@ ADDRESS_SIZE = 20
 ADDRESS_HRP = "lg"
 
 
-class CryptoError(ValueError):
+class CryptoError(CodedError, ValueError):
     """A key, address or signature that cannot be used; ``code`` is stable."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def sha256(data: bytes) -> bytes:
@@ -92,18 +89,44 @@ def is_valid_public_key(public_key: bytes) -> bool:
 # --------------------------------------------------------------------------- signatures
 
 
-def sign_digest(private_key: bytes, digest: bytes) -> bytes:
-    """Deterministic (RFC 6979, HMAC-SHA256) low-S signature as 64-byte r||s.
+class SigningKey:
+    """A private key parsed once, for signing many digests (a wallet, a benchmark's accounts).
 
-    libsecp256k1 and ``ecdsa`` derive the same nonce, so both backends give
-    the same bytes (tests/test_crypto.py checks it).
+    ``sign_digest`` is this with a fresh key per call; both give the same bytes.
     """
-    check_private_key(private_key)
-    if len(digest) != DIGEST_SIZE:
-        raise CryptoError("bad-digest", "digest must be 32 bytes")
-    if HAVE_FAST_BACKEND:
-        return _CCPrivateKey(private_key).sign_recoverable(digest, hasher=None)[:SIGNATURE_SIZE]
-    return sign_digest_reference(private_key, digest)
+
+    __slots__ = ("private_key", "_fast", "_public_key")
+
+    def __init__(self, private_key: bytes):
+        check_private_key(private_key)
+        self.private_key = private_key
+        self._fast = _CCPrivateKey(private_key) if HAVE_FAST_BACKEND else None
+        self._public_key: bytes | None = None
+
+    @property
+    def public_key(self) -> bytes:
+        """33-byte compressed public key."""
+        if self._public_key is None:
+            self._public_key = (self._fast.public_key.format(compressed=True) if self._fast is not None
+                                else derive_public_key(self.private_key))
+        return self._public_key
+
+    def sign(self, digest: bytes) -> bytes:
+        """Deterministic (RFC 6979, HMAC-SHA256) low-S signature as 64-byte r||s.
+
+        libsecp256k1 and ``ecdsa`` derive the same nonce, so both backends give
+        the same bytes (tests/test_crypto.py checks it).
+        """
+        if len(digest) != DIGEST_SIZE:
+            raise CryptoError("bad-digest", "digest must be 32 bytes")
+        if self._fast is not None:
+            return self._fast.sign_recoverable(digest, hasher=None)[:SIGNATURE_SIZE]
+        return sign_digest_reference(self.private_key, digest)
+
+
+def sign_digest(private_key: bytes, digest: bytes) -> bytes:
+    """``SigningKey(private_key).sign(digest)``: a deterministic low-S signature as 64-byte r||s."""
+    return SigningKey(private_key).sign(digest)
 
 
 def sign_digest_reference(private_key: bytes, digest: bytes) -> bytes:

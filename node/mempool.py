@@ -12,34 +12,27 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+from node.errors import CodedError
 from node.ledger.errors import TxError
 from node.ledger.rules import SignatureCache, check_transaction_stateless, validate_transaction
 from node.ledger.state import StateView, UtxoEntry
 from node.ledger.transactions import OutPoint, Transaction
 
 
-class MempoolError(Exception):
-    """A transaction the mempool will not take; ``code`` is stable, ``status`` is the HTTP status."""
-
-    status = 400
-
-    def __init__(self, code: str, message: str, **details: object):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details
+class MempoolError(CodedError):
+    """A transaction the mempool will not take; ``code`` is stable."""
 
 
 class MempoolFull(MempoolError):
-    status = 503
+    """The pool is at its bounds: the same transaction may be taken later."""
 
 
 class MempoolConflict(MempoolError):
-    status = 409
+    """A pending transaction already spends one of its inputs (first seen wins)."""
 
 
 class AlreadyCommitted(MempoolError):
-    status = 409
+    """The transaction is already in a block."""
 
 
 @dataclass(eq=False)

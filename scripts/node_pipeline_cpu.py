@@ -3,9 +3,9 @@
     python scripts/node_pipeline_cpu.py [--blocks 8] [--txs 1000] [--utxos 0]
 
 Two nodes of one 4-validator genesis: the proposer admits the transfers as a
-client batch (``admit_client_txs``) and builds the block (``_get_value``); the
+client batch (``admit_client_txs``) and builds the block (``get_value``); the
 other admits them as gossip (``receive_peer_txs``), validates the proposal
-(``_is_valid``) and commits it the way a decision does (``_decode_block`` +
+(``is_valid``) and commits it the way a decision does (``decode_block`` +
 ``_commit``).  Process CPU time per stage, per transaction.  Not a
 throughput figure: no HTTP, no consensus messages, no other processes; it
 shows where one node's CPU goes per transaction, and compares code versions
@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.getcwd())
 
-from devnet.bench import Signer, Workload, bench_params, write_homes  # noqa: E402
+from devnet.bench import Signer, Workload, bench_params  # noqa: E402
 from genesis.build import make_genesis  # noqa: E402
 from node.config import load_config  # noqa: E402
 from node.consensus.messages import Commit, CommitSig, VoteType, vote_digest  # noqa: E402
@@ -33,6 +33,32 @@ from node.crypto import address_hash, derive_public_key, generate_private_key, s
 from node.ledger.state import genesis_outpoint  # noqa: E402
 from node.ledger.transactions import Transaction  # noqa: E402
 from node.runtime import Node  # noqa: E402
+
+try:  # the homes writer: devnet.cluster, or devnet.bench in a checkout from before devnet.cluster
+    from devnet.cluster import write_network
+except ImportError:
+    from devnet.bench import write_homes
+else:
+    def write_homes(base, genesis, validator_keys, overrides):
+        return write_network(base, genesis, validator_keys, config_overrides=overrides)
+
+
+class _OnTheNode:
+    """A checkout from before ``node.application``: the same methods on the node, with a leading underscore."""
+
+    def __init__(self, node):
+        object.__setattr__(self, "node", node)
+
+    def __getattr__(self, name):
+        return getattr(self.node, "_" + name)
+
+    def __setattr__(self, name, value):  # last_commit was a public attribute of the node
+        setattr(self.node, name, value)
+
+
+def parts(node):
+    """(application adapter, admission) of ``node``, in this checkout's layout or an older one's."""
+    return getattr(node, "application", None) or _OnTheNode(node), getattr(node, "admission", node)
 
 
 def certificate(chain_id, keys, height, block_hash):
@@ -55,6 +81,7 @@ async def main_async(args) -> None:
     specs = write_homes(base, genesis, vkeys, {"log_level": "WARNING"})
     nodes = [Node(s.home, load_config(s.home)) for s in specs[:2]]
     proposer, validator = nodes
+    (proposer_app, proposer_in), (validator_app, validator_in) = parts(proposer), parts(validator)
     wl = Workload("bench", signers, 1)
     for i in range(n_slots):
         wl.add_slot(i % 50, genesis_outpoint("bench", i), amount)
@@ -69,35 +96,35 @@ async def main_async(args) -> None:
         t = time.process_time()
         from node.api.app import decode_tx_hex  # the REST path decodes hex
         txs = [decode_tx_hex(raw.hex()) for raw in chunk]
-        if hasattr(proposer, "admit_client_txs"):
-            proposer.admit_client_txs(txs)
+        if hasattr(proposer_in, "admit_client_txs"):
+            proposer_in.admit_client_txs(txs)
         else:
             for tx in txs:
                 proposer.submit_transaction(tx)
         stages["admit_client"] += time.process_time() - t
         t = time.process_time()
-        validator.receive_peer_txs(chunk)
+        validator_in.receive_peer_txs(chunk)
         stages["admit_peer"] += time.process_time() - t
         height = proposer.store.height + 1
         t = time.process_time()
-        value = proposer._get_value(height, 0)
+        value = proposer_app.get_value(height, 0)
         stages["propose"] += time.process_time() - t
         t = time.process_time()
-        assert validator._is_valid(height, value)
+        assert validator_app.is_valid(height, value)
         stages["validate"] += time.process_time() - t
-        block = validator._decode_block(value)
+        block = validator_app.decode_block(value)
         commit = certificate("bench", keys, height, block.hash)
         t = time.process_time()
-        block = validator._decode_block(value)
-        validator._commit(block, commit, validator._execute(block), 0)
+        block = validator_app.decode_block(value)
+        validator._commit(block, commit, validator_app.execute(block), 0)
         stages["decide_commit"] += time.process_time() - t
         t = time.process_time()
-        pblock = proposer._decode_block(value)
-        proposer._commit(pblock, commit, proposer._execute(pblock), 0)
+        pblock = proposer_app.decode_block(value)
+        proposer._commit(pblock, commit, proposer_app.execute(pblock), 0)
         stages["proposer_commit"] += time.process_time() - t
         assert len(block.txs) == len(chunk), (len(block.txs), len(chunk))
-        for node in nodes:
-            node.last_commit = commit
+        for app in (proposer_app, validator_app):
+            app.last_commit = commit
     total_txs = args.txs * args.blocks
     print(f"{args.blocks} blocks x {args.txs} txs, {args.utxos} extra UTXOs, code from {os.getcwd()}")
     for k, v in stages.items():

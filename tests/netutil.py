@@ -1,22 +1,25 @@
-"""A real network of node processes on loopback for tests: start, wait, always stop."""
+"""A real network of node processes on loopback for tests: start, wait, always stop (on ``devnet.cluster``)."""
 
 from __future__ import annotations
 
 import signal
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-from devnet.network import (
+from devnet.cluster import (
+    STDOUT_FILE,
     NodeSpec,
     devnet_params,
     node_status,
     read_pid,
+    same_chain,
     signal_node,
-    start_node,
+    start_nodes,
     stop_node,
+    stop_nodes,
+    wait_for_height,
     wait_stopped,
     write_network,
 )
@@ -37,8 +40,7 @@ class Network:
         self.client = httpx.Client(timeout=30)
 
     def start(self, *indexes: int) -> None:
-        for i in indexes or range(len(self.specs)):
-            start_node(self.specs[i])
+        start_nodes([self.specs[i] for i in indexes or range(len(self.specs))])
 
     def kill(self, i: int) -> None:
         signal_node(self.specs[i], signal.SIGKILL)
@@ -48,11 +50,10 @@ class Network:
         stop_node(self.specs[i])
 
     def close(self) -> None:
-        for spec in self.specs:
-            try:
-                stop_node(spec, timeout_s=5)
-            except ProcessLookupError:
-                pass
+        try:
+            stop_nodes(self.specs, timeout_s=5)
+        except ProcessLookupError:
+            pass
         self.client.close()
 
     def url(self, i: int) -> str:
@@ -61,29 +62,29 @@ class Network:
     def status(self, i: int) -> dict | None:
         return node_status(self.specs[i])
 
-    def wait_ready(self, indexes=None, timeout_s: float = 30) -> None:
+    def _specs(self, indexes) -> tuple[list[int], list[NodeSpec]]:
         indexes = list(indexes if indexes is not None else range(len(self.specs)))
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if all(self.status(i) is not None for i in indexes):
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"nodes {indexes} not serving after {timeout_s}s; logs: {self.log_tail(indexes[0])}")
+        return indexes, [self.specs[i] for i in indexes]
+
+    def wait_ready(self, indexes=None, timeout_s: float = 30) -> None:
+        indexes, specs = self._specs(indexes)
+        if not wait_for_height(specs, 0, timeout_s, watch_pids=False):
+            raise AssertionError(f"nodes {indexes} not serving after {timeout_s}s; logs: {self.log_tail(indexes[0])}")
 
     def wait_height(self, height: int, indexes=None, timeout_s: float = 60) -> None:
-        indexes = list(indexes if indexes is not None else range(len(self.specs)))
-        deadline = time.monotonic() + timeout_s
-        last = None
-        while time.monotonic() < deadline:
-            last = [self.status(i) for i in indexes]
-            if all(s is not None and s["height"] >= height for s in last):
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"height {height} not reached by {indexes}: "
-                             f"{[s and s['height'] for s in last or []]}")
+        indexes, specs = self._specs(indexes)
+        waited = wait_for_height(specs, height, timeout_s, watch_pids=False)
+        if not waited:
+            raise AssertionError(f"height {height} not reached by {indexes}: {waited.problem}")
+
+    def assert_same_chain(self, height: int, indexes=None) -> None:
+        """Every node in ``indexes`` holds the same block hash and app hash at every height up to ``height``."""
+        _indexes, specs = self._specs(indexes)
+        check = same_chain(specs, height)
+        assert check.ok, check.describe()
 
     def log_tail(self, i: int, lines: int = 40) -> str:
-        path = self.specs[i].home / "stdout.log"
+        path = self.specs[i].home / STDOUT_FILE
         return "\n".join(path.read_text().splitlines()[-lines:]) if path.exists() else ""
 
     def pid(self, i: int) -> int | None:

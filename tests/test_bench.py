@@ -9,6 +9,7 @@ import os
 import pytest
 
 from devnet import bench
+from devnet.cluster import write_genesis_json
 from genesis.build import make_genesis
 from genesis.document import genesis_hash, load_genesis
 
@@ -18,7 +19,7 @@ def test_fast_genesis_file_loads_back_to_the_same_genesis(tmp_path):
     genesis, _keys = make_genesis("bench", 3, [(addresses[i % 5], 1000 + i) for i in range(50)],
                                   bench.bench_params())
     path = tmp_path / "genesis.json"
-    bench.write_genesis_json(genesis, path)
+    write_genesis_json(genesis, path)
     loaded = load_genesis(path)
     assert loaded == genesis
     assert genesis_hash(loaded) == genesis_hash(genesis)
@@ -60,6 +61,23 @@ def test_workload_chains_spend_the_previous_change():
 
     child = Transaction.decode(bytes.fromhex(nxt[0].hex))
     assert child.inputs[0].prev.txid.hex() == first[0].txid and child.inputs[0].prev.index == 1
+
+
+def test_matplotlib_is_only_the_bench_plots_extra(tmp_path, monkeypatch, capsys):
+    """The node, the devnet tools and the bench import without matplotlib; --plot without it says what to install,
+    before anything runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import node.cli, devnet.cli, devnet.bench, devnet.drill, devnet.cluster; "
+            "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    assert bench.main(["--plot", str(tmp_path / "p.png"), "--home", str(tmp_path / "net"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--plot needs matplotlib" in err and "[bench]" in err, err
+    assert not (tmp_path / "net").exists()
 
 
 @pytest.mark.processes

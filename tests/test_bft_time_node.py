@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from devnet.network import devnet_params, write_network
+from devnet.cluster import devnet_params, write_network
 from genesis.build import make_devnet_genesis
 from node.config import NodeConfig, load_config, save_config
 from node.consensus.bft_time import weighted_median_time
@@ -20,6 +20,7 @@ from node.crypto import address_hash, derive_public_key
 from node.ledger.blocks import Block, commit_hash
 from node.ledger.errors import BlockError
 from node.runtime import Node
+from node.status import node_status
 from tests.netutil import running_network
 
 TEN_YEARS_MS = 10 * 365 * 24 * 3600 * 1000
@@ -50,44 +51,44 @@ def redated(block: Block, time_ms: int) -> bytes:
 
 def bad_time_code(node, value: bytes) -> str:
     with pytest.raises(BlockError) as exc:
-        node._check_chain_fields(Block.decode(value))
+        node.application.check_chain_fields(Block.decode(value))
     return exc.value.code
 
 
 def test_first_block_is_dated_genesis_plus_one_and_nothing_else(node):
-    value = node._get_value(1, 0)
+    value = node.application.get_value(1, 0)
     block = Block.decode(value)
     assert block.header.time_ms == node.genesis.genesis_time_ms + 1
-    assert node._is_valid(1, value)
+    assert node.application.is_valid(1, value)
     for other in (int(time.time() * 1000), node.genesis.genesis_time_ms + 2):
-        assert not node._is_valid(1, redated(block, other))
+        assert not node.application.is_valid(1, redated(block, other))
         assert bad_time_code(node, redated(block, other)) == "bad-blk-time"
 
 
 def test_a_proposal_dated_other_than_the_median_of_its_last_commit_is_rejected(node):
-    value = node._get_value(1, 0)
+    value = node.application.get_value(1, 0)
     block = Block.decode(value)
     now = int(time.time() * 1000)
     times = [now, now + 10, now + 20, now + TEN_YEARS_MS]  # one validator's clock ten years ahead
     commit = build_commit(1, 0, block.hash, precommits(node, 1, block.hash, times))
-    node._commit(block, commit, node._execute(block), 0)
-    value2 = node._get_value(2, 0)
+    node._commit(block, commit, node.application.execute(block), 0)
+    value2 = node.application.get_value(2, 0)
     block2 = Block.decode(value2)
     median = weighted_median_time(commit, node.validators)
     assert now + 10 <= median <= now + 20
     assert block2.header.time_ms == median
-    assert node._is_valid(2, value2)
+    assert node.application.is_valid(2, value2)
     # The proposer's own clock, the skewed validator's, or one millisecond off: all refused.
     for other in (now + 5_000, now + TEN_YEARS_MS, median + 1, median - 1):
         assert bad_time_code(node, redated(block2, other)) == "bad-blk-time"
-        assert not node._is_valid(2, redated(block2, other))
+        assert not node.application.is_valid(2, redated(block2, other))
     # Another valid certificate for the parent (three of the four) dates the block by its own median.
     subset = build_commit(1, 0, block.hash, precommits(node, 1, block.hash, times[1:], signers=[1, 2, 3]))
     header = replace(block2.header, time_ms=weighted_median_time(subset, node.validators),
                      last_commit_hash=commit_hash(subset))
     with_subset = Block(header, block2.txs, subset)
     assert with_subset.header.time_ms == now + 20
-    node._check_chain_fields(with_subset)
+    node.application.check_chain_fields(with_subset)
 
 
 def test_clock_config_keys():
@@ -97,34 +98,34 @@ def test_clock_config_keys():
 
 
 def test_clock_offset_shifts_the_node_clock_and_status_reports_it(node):
-    assert abs(node._now_ms() - time.time() * 1000) < 1_000
-    clock = node.status()["clock"]
+    assert abs(node.clock.now_ms() - time.time() * 1000) < 1_000
+    clock = node_status(node)["clock"]
     assert clock["offset_ms"] is None and clock["skewed"] is False
     node.config = node.config.with_overrides({"clock_offset_ms": TEN_YEARS_MS})
-    assert node._now_ms() - time.time() * 1000 > TEN_YEARS_MS - 1_000
-    assert node.status()["clock"]["injected_offset_ms"] == TEN_YEARS_MS
+    assert node.clock.now_ms() - time.time() * 1000 > TEN_YEARS_MS - 1_000
+    assert node_status(node)["clock"]["injected_offset_ms"] == TEN_YEARS_MS
 
 
 def test_a_far_off_clock_is_reported_and_logged_at_most_once_a_minute(node, caplog):
-    block = Block.decode(node._get_value(1, 0))
+    block = Block.decode(node.application.get_value(1, 0))
     now = int(time.time() * 1000)
     # validator-0 (this node) against three others, one of them ten years ahead: this clock is fine
     times = [now, now - 20, now + 30, now + TEN_YEARS_MS]
     commit = build_commit(1, 0, block.hash, precommits(node, 1, block.hash, times))
-    node._observe_clocks(commit)
-    clock = node.status()["clock"]
+    node.clock.observe(commit)
+    clock = node_status(node)["clock"]
     assert clock["validators_seen"] == 3 and abs(clock["offset_ms"]) < 1_000 and clock["skewed"] is False
     # only two others seen so far, one far off: the middle value nearer this clock is taken
-    node._peer_clock_offsets.clear()
+    node.clock.peer_offsets.clear()
     two_others = precommits(node, 1, block.hash, [now, now, now + TEN_YEARS_MS], signers=[0, 1, 3])
-    node._observe_clocks(build_commit(1, 0, block.hash, two_others))
-    assert node.status()["clock"]["skewed"] is False
+    node.clock.observe(build_commit(1, 0, block.hash, two_others))
+    assert node_status(node)["clock"]["skewed"] is False
     # this node ten years ahead of everyone else
     node.config = node.config.with_overrides({"clock_offset_ms": TEN_YEARS_MS})
     with caplog.at_level("WARNING", logger="ledger.node"):
         for _ in range(3):
-            node._observe_clocks(commit)
-    clock = node.status()["clock"]
+            node.clock.observe(commit)
+    clock = node_status(node)["clock"]
     assert clock["skewed"] is True and clock["offset_ms"] > TEN_YEARS_MS - 60_000
     assert len([r for r in caplog.records if "clock" in r.getMessage()]) == 1
 

@@ -10,7 +10,7 @@ import types
 import pytest
 
 from devnet import cli
-from devnet.network import NETWORK_FILE, devnet_params, load_network, write_network
+from devnet.cluster import NETWORK_FILE, HeightWait, devnet_params, load_network, write_network
 from genesis.build import make_devnet_genesis
 from genesis.document import load_genesis
 from wallet.keystore import load_keystore
@@ -115,7 +115,7 @@ def test_up_names_each_devnet_apart(monkeypatch, tmp_path):
     seen = []
     monkeypatch.setattr(cli, "write_network", lambda home, genesis, *a, **k: seen.append(genesis.chain_id) or [])
     monkeypatch.setattr(cli, "write_wallets", lambda *a, **k: None)
-    monkeypatch.setattr(cli, "wait_until_height", lambda *a, **k: (False, "stopped here"))
+    monkeypatch.setattr(cli, "wait_for_height", lambda *a, **k: HeightWait(False, 1, problem="stopped here"))
     for extra in ([], ["--chain-id", "mine"]):
         assert cli.main(["up", "--home", str(tmp_path / f"n{len(seen)}"), "--validators", "1", *extra]) == 1
     assert seen[0].startswith("devnet-") and seen[1] == "mine"
@@ -177,7 +177,7 @@ def test_logs_follow_until_ctrl_c(stopped_devnet, capsys, monkeypatch):
 def test_stale_pid_file_never_names_an_unrelated_process(stopped_devnet, capsys):
     import os
 
-    from devnet.network import pid_alive, read_pid
+    from devnet.cluster import pid_alive, read_pid
 
     spec = load_network(stopped_devnet)[0]
     (spec.home / "node.pid").write_text(str(os.getpid()))  # this test process: alive, but not that node

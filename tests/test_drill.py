@@ -22,7 +22,9 @@ from devnet.drill import (
     run_drill_sync,
     validator_names,
 )
-from devnet import drill_faults
+from devnet.drill.fault_checks import block_time_findings
+from devnet.drill.liveness import HeightMonitor
+from devnet.drill.plan import format_offset
 from devnet.byzantine import Targets, tamper_block, tamper_block_batch, tamper_status_answer
 from devnet.proxy import LinkProxy
 from genesis.build import make_genesis
@@ -190,8 +192,8 @@ def test_plan_of_the_overlapping_clock_and_byzantine_faults():
     assert plan_faults(5, 120, ["lag", "clock", "tamper"], 4) == plan_faults(5, 120, ["lag", "clock", "tamper"], 4)
     # With fewer than 4 validators one more node down halts the chain: no lag or tamper steps then.
     assert {s.kind for s in plan_faults(1, 120, ["lag", "clock", "tamper"], 3)} == {"clock"}
-    assert drill_faults.format_offset(-600_000) == "-10.0min"
-    assert drill_faults.format_offset(10 * 365 * 86_400_000) == "+10.0y"
+    assert format_offset(-600_000) == "-10.0min"
+    assert format_offset(10 * 365 * 86_400_000) == "+10.0y"
 
 
 def test_ring_of_majorities():
@@ -325,7 +327,7 @@ def test_tampered_sync_and_round_state_answers():
 
 def test_stall_after_a_heal_is_measured_from_answers_asked_after_it():
     net = types.SimpleNamespace(names=["a", "b"], check_crashes=lambda: [])
-    monitor = drill_faults.HeightMonitor(net, types.SimpleNamespace(http=None), bound_s=0.5)
+    monitor = HeightMonitor(net, types.SimpleNamespace(http=None), bound_s=0.5)
     monitor.observe("a", 5, 0.0, 0.0, 100.0)
     point = monitor.heal("restart a", 1.0)
     t = point.t
@@ -345,9 +347,9 @@ def test_stall_after_a_heal_is_measured_from_answers_asked_after_it():
 
 def test_block_times_must_lie_within_the_honest_clocks():
     seen = {1: 1_000.0, 2: 1_001.0, 3: 1_002.0}
-    ok = drill_faults.block_time_findings([(1, 999_000), (2, 1_000_500), (3, 1_001_900)], 990.0, seen, 1_100.0)
+    ok = block_time_findings([(1, 999_000), (2, 1_000_500), (3, 1_001_900)], 990.0, seen, 1_100.0)
     assert ok["not_increasing"] == [] and ok["early"] == [] and ok["late"] == []
-    skewed = drill_faults.block_time_findings(
+    skewed = block_time_findings(
         [(1, 999_000), (2, 999_000), (3, 1_002_000 + 365 * 86_400_000), (4, 900_000)], 990.0, seen, 1_100.0)
     assert skewed["not_increasing"] == [2, 4]
     assert [x["height"] for x in skewed["late"]] == [3]  # a year ahead of when the drill saw it

@@ -29,7 +29,8 @@ class Peer:
         self.statuses: list[int] = []
         self.fail_first = fail_first
         node = types.SimpleNamespace(config=NodeConfig(max_request_bytes=limit),
-                                     receive_peer_txs=self._txs, receive_consensus=self._consensus)
+                                     admission=types.SimpleNamespace(receive_peer_txs=self._txs),
+                                     consensus_io=types.SimpleNamespace(receive_consensus=self._consensus))
         self.app = create_app(node)
 
     def _txs(self, raw_txs):

@@ -13,7 +13,7 @@ import signal
 
 import pytest
 
-from devnet.network import signal_node
+from devnet.cluster import signal_node
 from tests.netutil import running_network
 
 pytestmark = pytest.mark.processes

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from node.api.app import tx_error_status
 from node.ledger.errors import TxError
 from node.ledger.memory import MemoryState
 from node.ledger.rules import SignatureCache
 from node.ledger.transactions import OutPoint
-from node.mempool import Mempool, MempoolConflict, MempoolFull
+from node.mempool import AlreadyCommitted, Mempool, MempoolConflict, MempoolError, MempoolFull
 from tests.ledger.ledger_helpers import CHAIN, addr, allocations, build_block, commit, gen_op, key, transfer
 
 
@@ -47,7 +48,7 @@ def test_first_seen_wins_on_conflict():
     pool.add(first)
     with pytest.raises(MempoolConflict) as info:
         pool.add(second)
-    assert info.value.code == "txn-mempool-conflict" and info.value.status == 409
+    assert info.value.code == "txn-mempool-conflict" and tx_error_status(info.value) == 409
     assert info.value.details["conflicting_txid"] == first.txid.hex()
 
 
@@ -56,7 +57,7 @@ def test_invalid_transaction_is_refused_with_its_code():
     bad = transfer([(gen_op(0), key(1))], [(addr(key(1)), 900_000)])  # key 1 does not own output 0
     with pytest.raises(TxError) as info:
         pool.add(bad)
-    assert info.value.code == "bad-txns-pubkey-mismatch"
+    assert info.value.code == "bad-txns-pubkey-mismatch" and tx_error_status(info.value) == 422
     assert len(pool) == 0
 
 
@@ -66,8 +67,14 @@ def test_full_pool_answers_503_and_keeps_what_it_has():
         pool.add(transfer([(gen_op(i), key(i))], [(addr(key(5)), 900_000)]))
     with pytest.raises(MempoolFull) as info:
         pool.add(transfer([(gen_op(2), key(2))], [(addr(key(5)), 900_000)]))
-    assert info.value.status == 503
+    assert tx_error_status(info.value) == 503
     assert len(pool) == 2
+
+
+def test_the_api_not_the_mempool_picks_the_http_status():
+    assert not hasattr(MempoolError("x", "y"), "status")
+    assert tx_error_status(AlreadyCommitted("txn-already-committed", "in a block")) == 409
+    assert tx_error_status(MempoolError("other-refusal", "no")) == 400
 
 
 def test_chained_spend_and_parent_first_selection():

@@ -17,15 +17,6 @@ from tests.netutil import running_network
 pytestmark = pytest.mark.processes
 
 
-def same_chain(net, indexes, height):
-    """Every node in ``indexes`` holds the same block hashes up to ``height`` and the same app hash there."""
-    for h in range(1, height + 1):
-        hashes = {net.client.get(net.url(i) + f"/v1/blocks/{h}").json()["hash"] for i in indexes}
-        assert len(hashes) == 1, f"nodes disagree at height {h}: {hashes}"
-    app = {net.client.get(net.url(i) + f"/v1/blocks/{height}").json()["header"]["app_hash"] for i in indexes}
-    assert len(app) == 1
-
-
 def balance(net, node, address: bytes, min_height: int | None = None) -> int:
     params = {"min_height": min_height} if min_height is not None else {}
     r = net.client.get(net.url(node) + f"/v1/addresses/{encode_address(address)}/balance", params=params)
@@ -71,7 +62,7 @@ def test_transfers_agree_and_double_spend_commits_once(tmp_path):
         assert sum(committed) == 1  # the network is healthy: exactly one of them made it
         final = max(net.status(i)["height"] for i in range(4))
         net.wait_height(final)
-        same_chain(net, range(4), final)
+        net.assert_same_chain(final, range(4))
         # Total supply is unchanged: fees went to proposers.
         supply = net.genesis.total_supply
         total = 0
@@ -102,7 +93,7 @@ def test_kill_one_restart_catches_up_then_kill_all(tmp_path):
         net.start(3)
         net.wait_ready([3])
         net.wait_height(h_before, [3], timeout_s=60)
-        same_chain(net, range(4), h_before)
+        net.assert_same_chain(h_before, range(4))
         # It rejoins consensus: a new transfer commits with all four up.
         tx = net.transfer("faucet", bob, 2 * COIN, node=0)
         r = net.submit(tx, node=3, wait="commit")
@@ -137,7 +128,7 @@ def test_kill_one_restart_catches_up_then_kill_all(tmp_path):
         tx = net.transfer("faucet", bob, 3 * COIN, node=0)
         assert net.submit(tx, node=1, wait="commit").status_code == 200
         final = min(net.status(i)["height"] for i in range(4))
-        same_chain(net, range(4), final)
+        net.assert_same_chain(final, range(4))
 
 
 def test_two_of_four_down_halts_and_resumes(tmp_path):
@@ -162,7 +153,7 @@ def test_two_of_four_down_halts_and_resumes(tmp_path):
             r = net.client.get(net.url(0) + f"/v1/txs/{tx.txid.hex()}")
         assert r.json()["status"] == "committed"
         net.wait_height(r.json()["height"], [0, 1, 2])  # validator-2 may commit that height a moment later
-        same_chain(net, (0, 1, 2), r.json()["height"])
+        net.assert_same_chain(r.json()["height"], (0, 1, 2))
 
 
 def test_acknowledged_pending_transaction_survives_sigkill(tmp_path):

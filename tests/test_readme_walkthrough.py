@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from devnet import cli as devnet_cli
-from devnet.network import load_network, node_status, pid_alive, read_pid, stop_node
+from devnet.cluster import load_network, node_status, pid_alive, read_pid, same_chain, stop_node
 from node.consensus.messages import Commit, CommitSig
 from node.ledger.transactions import COIN
 from wallet import cli as wallet_cli
@@ -52,24 +52,6 @@ def bash(script: str, cwd: Path, timeout: float = 150) -> subprocess.CompletedPr
     assert result.returncode == 0, f"script failed ({result.returncode}):\n{script}\n--- stdout\n{result.stdout}" \
                                    f"\n--- stderr\n{result.stderr}"
     return result
-
-
-def same_block_everywhere(specs, at_least: int, timeout_s: float = 45) -> tuple[int, str]:
-    """Wait until every node has committed a common height >= ``at_least`` with the same block and app hash."""
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        statuses = [node_status(s, 1.0) for s in specs]
-        if all(statuses):
-            height = min(st["height"] for st in statuses)
-            if height >= at_least:
-                blocks = [httpx.get(f"{s.url}/v1/blocks/{height}", timeout=5).json() for s in specs]
-                hashes = {(b["hash"], b["header"]["app_hash"]) for b in blocks}
-                assert len(hashes) == 1, f"nodes disagree at height {height}: {hashes}"
-                return height, blocks[0]["header"]["app_hash"]
-            last = [st["height"] for st in statuses]
-        time.sleep(0.2)
-    raise AssertionError(f"nodes did not reach a common height >= {at_least}; heights {last}")
 
 
 def run_cli(main, argv, **kwargs) -> tuple[int, str]:
@@ -144,7 +126,9 @@ def test_readme_walkthrough(tmp_path, capsys):
             assert balance["balance"] == 350_000_000 == int(3.5 * COIN)
 
         # the killed node came back and agrees with the others, block for block
-        _height, app_hash = same_block_everywhere(specs, heights[1])
+        chain = same_chain(specs, at_least=heights[1], timeout_s=45)
+        assert chain.ok, chain.describe()
+        app_hash = chain.app_hash
         code, text = run_cli(devnet_cli.main, ["status", "--json", "--home", str(home)])
         nodes = json.loads(text)["nodes"]
         assert code == 0 and [n["name"] for n in nodes] == [s.name for s in specs]

@@ -9,7 +9,7 @@ from pathlib import Path
 import plyvel
 
 from devnet import cli as devnet_cli
-from devnet.network import devnet_params, read_pid, write_network
+from devnet.cluster import devnet_params, read_pid, write_network
 from genesis.build import make_devnet_genesis
 from node.config import DATA_DIR
 

@@ -2,7 +2,7 @@
 
 A real one-validator chain is made in-process (the validator's own
 consensus, store and execution), then a full node with a real Store in a
-temporary home drives ``Node._sync_once`` against two stubbed peer links
+temporary home drives ``BlockSync.sync_once`` against two stubbed peer links
 serving that chain: the first tampers with what it serves, the second is
 honest.  The full node must drop the tampering peer, fetch the same heights
 from the honest one and reach the tip; it must never stop on the lie.  It
@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devnet.network import devnet_params
+from devnet.cluster import devnet_params
 from genesis.build import make_devnet_genesis
 from genesis.document import dump_genesis, genesis_hash
 from node.config import DATA_DIR, NodeConfig
@@ -55,7 +55,7 @@ async def _make_chain(home: Path, wallets: dict[str, bytes], chain_id: str) -> N
                 outpoint, entry = node.store.utxos_of(owner, limit=1)[0]
                 tx = sign_transaction(chain_id, [(outpoint, key)],
                                       [TxOutput(bytes(20), 1000 + sent), TxOutput(owner, entry.amount - 2000)])
-                assert node.admit_client_txs([tx]) == [True]
+                assert node.admission.admit_client_txs([tx]) == [True]
                 sent += 1
             await asyncio.sleep(0.02)
         assert node.fatal is None, node.fatal
@@ -156,7 +156,7 @@ def full_node(tmp_path: Path, chain, tamper) -> Node:
 
 async def sync_until(node: Node, height: int, rounds: int = 4) -> None:
     for _ in range(rounds):
-        await node._sync_once()
+        await node.sync.sync_once()
         if node.store.height >= height or node.fatal is not None:
             return
 
@@ -192,7 +192,7 @@ def test_certified_bytes_that_fail_here_are_a_divergence(tmp_path, chain):
         def refuse(block):
             raise BlockError(BLK_APPHASH, "computed another app hash")
 
-        node._execute = refuse
+        node.application.execute = refuse
         try:
             await sync_until(node, chain[1].height)
             return node.fatal, node.store.height, [link.up for link in node.gossip.links]

@@ -233,7 +233,7 @@ def test_cli_node_unreachable(tmp_path, capsys):
     wallet = tmp_path / "w.json"
     cli.main(["--wallet", str(wallet), "new", "--no-passphrase"])
     capsys.readouterr()
-    from devnet.network import free_ports
+    from devnet.cluster import free_ports
 
     port = free_ports(1)[0]
     assert cli.main(["--wallet", str(wallet), "--node", f"http://127.0.0.1:{port}", "balance"]) == cli.EXIT_UNREACHABLE
@@ -307,7 +307,7 @@ def test_default_node_comes_from_the_wallets_own_devnet(tmp_path, monkeypatch):
 
 
 def test_trust_shows_the_pin_with_no_node_up(tmp_path, capsys):
-    from devnet.network import free_ports
+    from devnet.cluster import free_ports
     from genesis.build import make_devnet_genesis
     from genesis.document import genesis_hash
     from wallet.trust import TrustedChain, pin_chain

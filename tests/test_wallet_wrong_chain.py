@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from devnet.network import load_network, stop_node
+from devnet.cluster import load_network, stop_node
 from genesis.document import genesis_hash, load_genesis
 
 pytestmark = pytest.mark.processes

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import re
 
+from node.errors import CodedError
 from node.ledger.transactions import COIN, MAX_SUPPLY
 
 DECIMALS = 8
 _COIN_PATTERN = re.compile(r"(\d*)(?:\.(\d*))?")
 
 
-class AmountError(ValueError):
+class AmountError(CodedError, ValueError):
     """An amount that cannot be used; ``code`` is stable."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def parse_amount(text: str, base_units: bool = False, allow_zero: bool = False) -> int:

@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 
 from node.crypto import CryptoError, decode_address, encode_address
+from node.errors import CodedError
 from node.ledger.transactions import OutPoint, TxOutput, sign_transaction
 from wallet.amounts import AmountError, amount_json, describe_amount, format_coins, parse_amount
 from wallet.client import NodeClient, NodeError, NodeUnreachable, WrongGenesis
@@ -52,15 +53,12 @@ HINTS = {
 COMMON_DEFAULTS = {"node": None, "wallet": None, "json": False, "passphrase_env": None, "timeout": 10.0}
 
 
-class CliError(Exception):
+class CliError(CodedError):
     """A failure to report: stable code, message for people, exit status."""
 
     def __init__(self, code: str, message: str, exit_code: int = EXIT_FAILED, **details: object):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(code, message, **details)
         self.exit_code = exit_code
-        self.details = details
 
 
 # --------------------------------------------------------------------------- plumbing

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import httpx
 
+from node.errors import CodedError
+
 DEFAULT_TIMEOUT_S = 10.0
 
 
@@ -30,14 +32,12 @@ class NodeUnreachable(Exception):
         super().__init__(self.message)
 
 
-class NodeError(Exception):
+class NodeError(CodedError):
     """The node answered with an error (its ``code`` is the node's stable code)."""
 
     def __init__(self, status: int, code: str, message: str, details: dict | None = None, url: str = ""):
-        super().__init__(message)
+        super().__init__(code, message)
         self.status = status
-        self.code = code
-        self.message = message
         self.details = details or {}
         self.url = url
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from node.crypto import ADDRESS_SIZE, PUBLIC_KEY_SIZE, SIGNATURE_SIZE
+from node.errors import CodedError
 from node.ledger.transactions import MAX_SUPPLY, MAX_TX_BYTES, MAX_TX_INPUTS, TXID_SIZE, OutPoint
 
 DEFAULT_FEE_RATE = 10
@@ -60,14 +61,8 @@ class Selection:
         return estimate_size(len(self.inputs), 2 if self.change else 1)
 
 
-class SelectionError(Exception):
-    """A transfer the wallet's coins cannot pay for; ``code`` is stable."""
-
-    def __init__(self, code: str, message: str, **details: int):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details
+class SelectionError(CodedError):
+    """A transfer the wallet's coins cannot pay for; ``code`` is stable, ``details`` are amounts."""
 
 
 def _fee(fixed: int | None, rate: int, n_in: int, n_out: int) -> int:

@@ -36,6 +36,7 @@ from node.crypto import (
     derive_public_key,
     generate_private_key,
 )
+from node.errors import CodedError
 
 FORMAT = "ledger-wallet"
 VERSION = 1
@@ -47,13 +48,8 @@ SALT_SIZE = 16
 NONCE_SIZE = 12
 
 
-class KeystoreError(Exception):
+class KeystoreError(CodedError):
     """A wallet file that cannot be used; ``code`` is stable."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def _kdf(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:

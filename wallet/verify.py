@@ -29,18 +29,14 @@ from node.consensus.messages import Commit
 from node.consensus.validators import ValidatorSet
 from node.crypto import sha256
 from node.encoding import DecodeError
+from node.errors import CodedError
 from node.ledger.blocks import Header
 from node.ledger.merkle import MerkleProof, verify_merkle_proof
 from node.ledger.transactions import Transaction
 
 
-class VerificationError(Exception):
+class VerificationError(CodedError):
     """What a node served does not prove what it claims; ``code`` is stable."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)

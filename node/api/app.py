@@ -23,10 +23,12 @@ from node.api.views import amount_json, block_json, tx_json, utxo_json
 from node.consensus.round_status import RELAY_PROTOCOL_VERSION, RoundStatus
 from node.crypto import CryptoError, decode_address, encode_address
 from node.encoding import DecodeError
+from node.errors import CodedError
 from node.ledger.errors import ERROR_CODES
 from node.ledger.transactions import MAX_TX_BYTES, OutPoint, Transaction
-from node.mempool import MempoolError
+from node.mempool import AlreadyCommitted, MempoolConflict, MempoolError, MempoolFull
 from node.p2p.wire import decode_consensus_batch, decode_tx_batch, encode_block_batch
+from node.status import node_status
 
 log = logging.getLogger("ledger.api")
 
@@ -35,15 +37,12 @@ MAX_BLOCK_RANGE = 100
 MAX_BATCH_SUBMIT = 10_000
 
 
-class ApiError(Exception):
-    """A client-facing error with a stable code."""
+class ApiError(CodedError):
+    """A client-facing error with a stable code and the HTTP status it is answered with."""
 
     def __init__(self, status: int, code: str, message: str, **details: object):
-        super().__init__(message)
+        super().__init__(code, message, **details)
         self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
 
 
 def error_response(status: int, code: str, message: str, **details: object) -> JSONResponse:
@@ -94,8 +93,15 @@ def decode_tx_hex(value: str) -> Transaction:
 
 
 def tx_error_status(exc: Exception) -> int:
+    """The HTTP status of a refused transaction: 503 when the mempool is full (retry later), 409 when it
+    conflicts with a pending transaction or is already committed, 400 for another mempool refusal, 422 when
+    it breaks a ledger rule."""
+    if isinstance(exc, MempoolFull):
+        return 503
+    if isinstance(exc, (MempoolConflict, AlreadyCommitted)):
+        return 409
     if isinstance(exc, MempoolError):
-        return exc.status
+        return 400
     return 422
 
 
@@ -167,7 +173,7 @@ def create_app(node) -> FastAPI:
     ) -> None:
         if min_height is None:
             return
-        ok = await node.wait_for_height(min_height, config.min_height_wait_ms / 1000)
+        ok = await node.waiters.wait_for_height(min_height, config.min_height_wait_ms / 1000)
         if not ok:
             raise ApiError(503, "height-not-reached",
                            f"node is at height {node.store.height}, below min_height {min_height}; retry later "
@@ -185,7 +191,7 @@ def create_app(node) -> FastAPI:
 
     @app.get("/v1/status", tags=["node"], dependencies=[Guard])
     async def status():
-        return node.status()
+        return node_status(node)
 
     @app.get("/v1/validators", tags=["node"], dependencies=[Guard])
     async def validators():
@@ -200,7 +206,7 @@ def create_app(node) -> FastAPI:
 
     @app.get("/v1/evidence", tags=["node"], dependencies=[Guard])
     async def evidence():
-        return {"evidence": node.evidence}
+        return {"evidence": node.evidence.records}
 
     @app.get("/v1/mempool", tags=["node"], dependencies=[Guard])
     async def mempool(limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100):
@@ -256,7 +262,7 @@ def create_app(node) -> FastAPI:
     @app.get("/v1/txs/{txid}", tags=["transactions"], dependencies=[Guard])
     async def get_tx(txid: str):
         raw = parse_hex(txid, "txid", 32)
-        location = node.locate(raw)
+        location = node.waiters.locate(raw)
         if location is not None:
             block = node.store.get_block(location.height)
             tx = block.txs[location.index]
@@ -279,21 +285,21 @@ def create_app(node) -> FastAPI:
     async def submit_tx(body: SubmitTx, wait: Literal["mempool", "commit"] = "mempool"):
         check_chain(body.chain_id)
         tx = decode_tx_hex(body.tx)
-        if node.catching_up:
+        if node.sync.catching_up:
             raise ApiError(503, "catching-up", "node is catching up with its peers; retry shortly or use another node")
-        outcome = node.admit_client_txs([tx])[0]
+        outcome = node.admission.admit_client_txs([tx])[0]
         if isinstance(outcome, Exception):
             exc = outcome
             details = getattr(exc, "details", {})
             if getattr(exc, "code", "") == "txn-already-committed":
-                location = node.locate(tx.txid)
+                location = node.waiters.locate(tx.txid)
                 if location is not None:
                     return JSONResponse(status_code=200, content={
                         "txid": tx.txid.hex(), "status": "committed", "height": location.height,
                         "index": location.index, "block_hash": location.block_hash.hex()})
-            raise ApiError(tx_error_status(exc), exc.code, exc.message, txid=tx.txid.hex(), **details)
+            raise ApiError(tx_error_status(exc), exc.code, exc.message, **{**details, "txid": tx.txid.hex()})
         if wait == "commit":
-            location = await node.wait_for_commit(tx.txid, config.commit_wait_ms / 1000)
+            location = await node.waiters.wait_for_commit(tx.txid, config.commit_wait_ms / 1000)
             if location is None:
                 raise ApiError(504, "commit-timeout", f"not committed within {config.commit_wait_ms} ms; "
                                                       f"poll GET /v1/txs/{tx.txid.hex()}", txid=tx.txid.hex())
@@ -305,7 +311,7 @@ def create_app(node) -> FastAPI:
     @app.post("/v1/txs/batch", tags=["transactions"])
     async def submit_batch(body: SubmitBatch):
         check_chain(body.chain_id)
-        if node.catching_up:
+        if node.sync.catching_up:
             raise ApiError(503, "catching-up", "node is catching up with its peers; retry shortly or use another node")
         results: list[dict | None] = []
         decoded: list[Transaction] = []
@@ -315,7 +321,7 @@ def create_app(node) -> FastAPI:
                 results.append(None)
             except ApiError as exc:
                 results.append({"status": "rejected", "code": exc.code, "message": exc.message})
-        outcomes = iter(node.admit_client_txs(decoded))
+        outcomes = iter(node.admission.admit_client_txs(decoded))
         txs = iter(decoded)
         for i, slot in enumerate(results):
             if slot is not None:
@@ -394,7 +400,7 @@ def create_app(node) -> FastAPI:
             raw_txs = decode_tx_batch(body)
         except DecodeError as exc:
             raise ApiError(400, "bad-encoding", f"not a transaction batch: {exc}") from None
-        return node.receive_peer_txs(raw_txs)
+        return node.admission.receive_peer_txs(raw_txs)
 
     @app.post("/p2p/consensus", tags=["p2p"])
     async def p2p_consensus(request: Request):
@@ -403,7 +409,7 @@ def create_app(node) -> FastAPI:
             messages = decode_consensus_batch(body)
         except DecodeError as exc:
             raise ApiError(400, "bad-encoding", f"not a consensus batch: {exc}") from None
-        return node.receive_consensus(messages)
+        return node.consensus_io.receive_consensus(messages)
 
     @app.post("/p2p/round-state", tags=["p2p"])
     async def p2p_round_state(request: Request):
@@ -412,7 +418,7 @@ def create_app(node) -> FastAPI:
             status = RoundStatus.decode(body)
         except DecodeError as exc:
             raise ApiError(400, "bad-encoding", f"not a round status: {exc}") from None
-        return Response(node.answer_round_status(status), media_type="application/octet-stream")
+        return Response(node.consensus_io.answer_round_status(status), media_type="application/octet-stream")
 
     @app.get("/p2p/status", tags=["p2p"])
     async def p2p_status():

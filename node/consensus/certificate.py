@@ -8,18 +8,14 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from node.consensus.messages import HASH_SIZE, Commit, CommitSig, Vote, VoteType, vote_digest
+from node.consensus.messages import HASH_SIZE, Commit, CommitSig, Vote, VoteType, vote_signature_valid
 from node.consensus.validators import ValidatorSet
-from node.crypto import ADDRESS_SIZE, SIGNATURE_SIZE, verify_signature
+from node.crypto import ADDRESS_SIZE, SIGNATURE_SIZE
+from node.errors import CodedError
 
 
-class CertificateError(Exception):
+class CertificateError(CodedError):
     """A commit certificate that does not prove its block; ``code`` is stable."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def verify_commit(chain_id: str, validators: ValidatorSet, commit: Commit, block_hash: bytes, height: int) -> None:
@@ -53,8 +49,8 @@ def verify_commit(chain_id: str, validators: ValidatorSet, commit: Commit, block
         member = validators.get(cs.validator)
         if member is None:
             raise CertificateError("unknown-validator", f"{cs.validator.hex()} is not in the validator set")
-        digest = vote_digest(chain_id, VoteType.PRECOMMIT, height, commit.round, block_hash, cs.time_ms)
-        if not verify_signature(member.public_key, digest, cs.signature):
+        if not vote_signature_valid(chain_id, member.public_key, VoteType.PRECOMMIT, height, commit.round, block_hash,
+                                    cs.time_ms, cs.signature):
             raise CertificateError("bad-signature", f"precommit signature of {cs.validator.hex()} does not verify")
         power += member.power
     if power < validators.quorum_power:

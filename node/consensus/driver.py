@@ -44,8 +44,8 @@ from node.consensus.messages import (
     Proposal,
     Vote,
     VoteType,
-    proposal_digest,
-    vote_digest,
+    verify_proposal,
+    verify_vote,
 )
 from node.consensus.proposer import proposer_for
 from node.consensus.round_machine import (
@@ -78,7 +78,8 @@ from node.consensus.signer import ConsensusSigner, DoubleSignError
 from node.consensus.validators import ValidatorSet
 from node.consensus.vote_keeper import Evidence, VoteKeeper
 from node.consensus.wal import ConsensusWAL
-from node.crypto import ADDRESS_SIZE, SIGNATURE_SIZE, verify_signature
+from node.crypto import ADDRESS_SIZE, SIGNATURE_SIZE
+from node.errors import CodedError
 
 __all__ = [
     "Action", "BroadcastProposal", "BroadcastVote", "ConsensusDriver", "ConsensusError", "Decide",
@@ -97,13 +98,8 @@ _U32_LIMIT = 1 << 32
 _U64_LIMIT = 1 << 64
 
 
-class ConsensusError(Exception):
+class ConsensusError(CodedError):
     """The driver was used wrongly; ``code`` is stable."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 # ---------------------------------------------------------------------------- actions
@@ -500,8 +496,7 @@ class ConsensusDriver:
             return []
         member = self._validators.get(p.proposer)
         assert member is not None
-        digest = proposal_digest(self.chain_id, p.height, p.round, p.pol_round, p.block_hash)
-        if not verify_signature(member.public_key, digest, p.signature):
+        if not verify_proposal(self.chain_id, member.public_key, p):
             return []
         if not backed and not self._admit_round(p.proposer, p.round):
             return []
@@ -537,8 +532,7 @@ class ConsensusDriver:
         member = self._validators.get(vote.validator)
         if member is None:
             return []
-        digest = vote_digest(self.chain_id, vote.vote_type, vote.height, vote.round, vote.block_hash, vote.time_ms)
-        if not verify_signature(member.public_key, digest, vote.signature):
+        if not verify_vote(self.chain_id, member.public_key, vote):
             return []
         if not self._admit_round(vote.validator, vote.round):
             return []

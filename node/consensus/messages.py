@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from functools import cached_property
 
-from node.crypto import ADDRESS_SIZE, SIGNATURE_SIZE, sha256, sign_digest
+from node.crypto import ADDRESS_SIZE, SIGNATURE_SIZE, sha256, sign_digest, verify_signature
 from node.encoding import DecodeError, Reader, Writer
 
 HASH_SIZE = 32
@@ -87,6 +87,19 @@ def sign_vote(chain_id: str, private_key: bytes, validator: bytes, vote_type: Vo
     return Vote(vote_type, height, round_, block_hash, time_ms, validator, sig)
 
 
+def vote_signature_valid(chain_id: str, public_key: bytes, vote_type: VoteType, height: int, round_: int,
+                         block_hash: bytes | None, time_ms: int, signature: bytes) -> bool:
+    """True when ``signature`` is ``public_key``'s over this vote (also a commit certificate's precommit)."""
+    return verify_signature(public_key, vote_digest(chain_id, vote_type, height, round_, block_hash, time_ms),
+                            signature)
+
+
+def verify_vote(chain_id: str, public_key: bytes, vote: Vote) -> bool:
+    """True when ``vote`` carries ``public_key``'s signature."""
+    return vote_signature_valid(chain_id, public_key, vote.vote_type, vote.height, vote.round, vote.block_hash,
+                                vote.time_ms, vote.signature)
+
+
 @dataclass(frozen=True)
 class Proposal:
     """The proposer's block for (height, round), with the round of its polka (-1 if none)."""
@@ -133,6 +146,13 @@ def sign_proposal(chain_id: str, private_key: bytes, proposer: bytes, height: in
                   pol_round: int, block_hash: bytes, value: bytes) -> Proposal:
     sig = sign_digest(private_key, proposal_digest(chain_id, height, round_, pol_round, block_hash))
     return Proposal(height, round_, pol_round, block_hash, value, proposer, sig)
+
+
+def verify_proposal(chain_id: str, public_key: bytes, proposal: Proposal) -> bool:
+    """True when ``proposal`` carries ``public_key``'s signature (over its block id, not the value bytes)."""
+    return verify_signature(public_key, proposal_digest(chain_id, proposal.height, proposal.round,
+                                                        proposal.pol_round, proposal.block_hash),
+                            proposal.signature)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ from enum import Enum
 from typing import Callable, Hashable
 
 from node.consensus.driver import Action, ConsensusDriver
-from node.consensus.messages import Commit, Proposal, Vote, VoteType, proposal_digest, vote_digest
+from node.consensus.messages import Commit, Proposal, Vote, VoteType, verify_proposal, verify_vote
 from node.consensus.round_machine import Step
 from node.consensus.round_status import (
     MAX_PROPOSALS_PER_ROUND,
@@ -48,7 +48,6 @@ from node.consensus.round_status import (
     RoundStatus,
     VotesHeld,
 )
-from node.crypto import verify_signature
 
 MAX_BUFFERED_PER_SIGNER = 256
 """Messages for later heights kept per signing validator; more are dropped (the exchange repairs that)."""
@@ -183,12 +182,8 @@ class Relay:
         if member is None:
             return False
         if isinstance(message, Proposal):
-            digest = proposal_digest(driver.chain_id, message.height, message.round, message.pol_round,
-                                     message.block_hash)
-        else:
-            digest = vote_digest(driver.chain_id, message.vote_type, message.height, message.round,
-                                 message.block_hash, message.time_ms)
-        return verify_signature(member.public_key, digest, message.signature)
+            return verify_proposal(driver.chain_id, member.public_key, message)
+        return verify_vote(driver.chain_id, member.public_key, message)
 
     def _buffer(self, message: Proposal | Vote, digest: Hashable, payload: object) -> Received:
         if message.height > self.driver.height + self._max_ahead or digest in self._buffered:

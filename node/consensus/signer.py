@@ -38,6 +38,7 @@ from node.consensus.messages import (
 from node.consensus.records import AppendLog, load_log, replace_log
 from node.crypto import SIGNATURE_SIZE, address_hash, derive_public_key, sign_digest
 from node.encoding import DecodeError, Reader, Writer
+from node.errors import CodedError
 
 _MAGIC = "ledger/signer/2"
 """Format of the signer file.  2: records keep the vote's time and the proposal's value (1 did not)."""
@@ -45,13 +46,8 @@ _MAGIC_PREFIX = "ledger/signer/"
 MAX_SIGNED_VALUE_BYTES = MAX_PROPOSAL_VALUE_BYTES
 
 
-class SignerError(Exception):
+class SignerError(CodedError):
     """The signer cannot be used; ``code`` is stable."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class DoubleSignError(SignerError):

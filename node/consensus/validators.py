@@ -13,6 +13,7 @@ from typing import Iterable, Iterator
 
 from node.crypto import PUBLIC_KEY_SIZE, address_hash, is_valid_public_key, sha256
 from node.encoding import Writer
+from node.errors import CodedError
 
 MAX_TOTAL_POWER = (1 << 63) // 8
 """CometBFT's bound on the total power, so proposer priorities never overflow an int64."""
@@ -20,13 +21,8 @@ MAX_VALIDATORS = 10_000
 MAX_NAME_BYTES = 64
 
 
-class ValidatorSetError(ValueError):
+class ValidatorSetError(CodedError, ValueError):
     """A validator or validator set that cannot be used; ``code`` is stable."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)

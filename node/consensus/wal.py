@@ -21,6 +21,7 @@ from node.consensus.messages import Proposal, Vote
 from node.consensus.records import AppendLog, load_log, replace_log
 from node.consensus.round_machine import Timeout, TimeoutKind
 from node.encoding import DecodeError, Reader, Writer
+from node.errors import CodedError
 
 _MAGIC = "ledger/wal/2"
 """Format of the log.  2: votes carry their time (1 had no format name in its height marker)."""
@@ -32,13 +33,8 @@ _TAG_TIMEOUT = 3
 WALEntry = Proposal | Vote | Timeout
 
 
-class WALError(Exception):
+class WALError(CodedError):
     """The log cannot be used; ``code`` is stable."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def encode_entry(entry: WALEntry) -> bytes:

@@ -16,6 +16,8 @@ layer when a submission carries a ``chain_id`` field, and by
 
 from __future__ import annotations
 
+from node.errors import CodedError
+
 # --------------------------------------------------------------------------- transaction codes
 
 TX_VIN_EMPTY = "bad-txns-vin-empty"
@@ -47,6 +49,9 @@ BLK_HEIGHT = "bad-blk-height"
 BLK_PREVHASH = "bad-blk-prevhash"
 BLK_COMMIT = "bad-blk-commit"
 BLK_RESULT = "bad-blk-result"
+BLK_TIME = "bad-blk-time"
+BLK_VALIDATORS = "bad-blk-validators"
+BLK_PROPOSER = "bad-blk-proposer"
 
 # --------------------------------------------------------------------------- genesis and store codes
 
@@ -89,6 +94,10 @@ ERROR_CODES: dict[str, str] = {
     BLK_COMMIT: "the commit certificate is for another block or height, or the block carries a last commit "
                 "other than the one its header names",
     BLK_RESULT: "the execution result given does not belong to this block or to the current state",
+    BLK_TIME: "the block time is not BFT time (the weighted median of the precommit times in the parent "
+              "certificate it carries; genesis time + 1 for the first block), or not after its parent's",
+    BLK_VALIDATORS: "the header's validators_hash is not the hash of the validator set that decides the block",
+    BLK_PROPOSER: "the header's proposer is not a member of the validator set",
     GENESIS_ALLOCATION: "a genesis allocation has a bad address or amount, or they sum above MAX_SUPPLY",
     STORE_NOT_INITIALIZED: "the store holds no genesis yet; run init first",
     STORE_GENESIS_MISMATCH: "the store was initialized with a different genesis",
@@ -100,13 +109,10 @@ ERROR_CODES: dict[str, str] = {
 }
 
 
-class LedgerError(Exception):
+class LedgerError(CodedError):
     """Base of the ledger's typed errors: a stable ``code`` and a human ``message``."""
 
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+    code_in_str = True
 
 
 class TxError(LedgerError):

@@ -68,7 +68,6 @@ from node.ledger.transactions import OutPoint, Transaction, fee_outpoint
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")
-_ENTRY = struct.Struct(">20sQQ")
 _TXLOC = struct.Struct(">QIII")
 
 P_BLOCK = b"B"
@@ -454,7 +453,7 @@ class Store:
         for outpoint, entry in result.created:
             key = outpoint.txid + _U32.pack(outpoint.index)
             address = entry.address
-            value = _ENTRY.pack(address, entry.amount, entry.height)
+            value = entry.encode()
             put(P_UTXO + key, value)
             put(P_ADDR_UTXO + address + key, value)
             deltas[address] = deltas.get(address, 0) + entry.amount
@@ -504,13 +503,13 @@ class Store:
         raw = self._db.get(P_UTXO + outpoint.txid + _U32.pack(outpoint.index))
         if raw is None:
             return None
-        return UtxoEntry(*_ENTRY.unpack(raw))
+        return UtxoEntry.decode(raw)
 
     def iter_utxos(self) -> Iterator[tuple[OutPoint, UtxoEntry]]:
         """The whole UTXO set in outpoint order (for snapshots and checks; reads everything)."""
         with self._db.iterator(prefix=P_UTXO) as it:
             for key, value in it:
-                yield OutPoint(key[1:33], _U32.unpack_from(key, 33)[0]), UtxoEntry(*_ENTRY.unpack(value))
+                yield OutPoint(key[1:33], _U32.unpack_from(key, 33)[0]), UtxoEntry.decode(value)
 
     def recompute_app_hash(self) -> bytes:
         """App hash from a full scan of the UTXO set (slow; checks the incremental one)."""
@@ -609,7 +608,7 @@ class Store:
             return out
         with self._db.iterator(start=start, stop=stop, include_start=after is None, include_stop=True) as it:
             for key, value in it:
-                out.append((OutPoint(key[21:53], _U32.unpack_from(key, 53)[0]), UtxoEntry(*_ENTRY.unpack(value))))
+                out.append((OutPoint(key[21:53], _U32.unpack_from(key, 53)[0]), UtxoEntry.decode(value)))
                 if len(out) >= limit:
                     break
         return out

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from node.consensus.simulate import (
+from simulation import (
     BEHAVIOURS,
     FAULT_MIXES,
     add_simulate_arguments,
@@ -129,7 +129,7 @@ def test_command_rejects_nonsense(capsys):
 
 
 def test_runnable_as_a_module():
-    done = subprocess.run([sys.executable, "-m", "node.consensus.simulate", "--seeds", "2", "--heights", "2"],
+    done = subprocess.run([sys.executable, "-m", "simulation", "--seeds", "2", "--heights", "2"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0
     assert done.stdout.strip() == "runs=2 safety_violations=0 liveness_failures=0 heights=4"

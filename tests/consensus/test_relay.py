@@ -10,7 +10,7 @@ from node.consensus.messages import Proposal, Vote, VoteType
 from node.consensus.proposer import proposer_for
 from node.consensus.relay import Relay, Verdict
 from node.consensus.round_status import RELAY_PROTOCOL_VERSION, Decided, RoundStatus
-from node.consensus.simulate import HEIGHT_BOUND_MS, _Simulation, run_simulation
+from simulation import HEIGHT_BOUND_MS, Simulation, run_simulation
 from node.crypto import sha256
 from node.encoding import DecodeError
 from tests.consensus.consensus_helpers import Harness, value
@@ -236,12 +236,12 @@ def test_a_lagging_validator_returns_while_another_quits_and_the_chain_goes_on()
 
 def test_without_the_round_state_exchange_the_same_runs_stall(monkeypatch):
     """The check above can fail: the same runs with the exchange switched off lose liveness."""
-    monkeypatch.setattr(_Simulation, "gossip_tick", lambda self, node: None)
+    monkeypatch.setattr(Simulation, "gossip_tick", lambda self, node: None)
     results = [run_simulation(seed, 4, 1, 6, fault_mix="lag", behaviours=("quits",)) for seed in range(12)]
     assert any(r.liveness_failures for r in results)
 
 
-class _BacklogSim(_Simulation):
+class _BacklogSim(Simulation):
     """An honest validator A is paused at height 1 and has lost height 1's proposal; what its peers sent
     meanwhile reaches it when it resumes (as the runtime's gossip retries deliver it), before the decided
     block.  The Byzantine D keeps height 2 going with nil votes, prevotes the honest proposal of a round

@@ -7,11 +7,12 @@ import dataclasses
 import plyvel
 import pytest
 
-from ledger_helpers import (CHAIN, addr, allocations, build_block, certificate, commit, gen_op, key, raw_block,
-                            transfer)
+from ledger_helpers import (CHAIN, PROPOSER, VALIDATORS_HASH, addr, allocations, build_block, certificate, commit,
+                            gen_op, key, raw_block, transfer)
 from node.crypto import sha256
 from node.ledger import errors as E
-from node.ledger.blocks import Block
+from node.ledger.blocks import ZERO_HASH, Block
+from node.ledger.chain import ChainTip, check_chain_fields
 from node.ledger.errors import ERROR_CODES, BlockError, GenesisError, StoreError, TxError
 from node.ledger.memory import MemoryState
 from node.ledger.rules import (SignatureCache, check_block_body, check_chain_id, check_transaction_stateless,
@@ -270,6 +271,85 @@ def test_blk_result(store):
     other_height = dataclasses.replace(result, height=7)
     raises(BlockError, E.BLK_RESULT, store.commit_block, block, certificate(block), other_height)
     assert store.height == 0
+
+
+# ------------------------------------------------------------------ chain codes (node.ledger.chain)
+
+
+class Members:
+    """The validator set as the chain rules see it: its hash and who is in it."""
+
+    def __init__(self, *addresses: bytes, hash: bytes = VALIDATORS_HASH):
+        self.hash = hash
+        self.addresses = set(addresses)
+
+    def get(self, address: bytes) -> object | None:
+        return address if address in self.addresses else None
+
+
+GENESIS_TIP = ChainTip(0, ZERO_HASH, 500)
+
+
+def chain_check(block: Block, tip: ChainTip = GENESIS_TIP, validators: Members = Members(PROPOSER),
+                verify=lambda commit, block_hash, height: None, time_of=lambda height, last_commit: 1_000 * height):
+    """``check_chain_fields`` with a certificate check that accepts everything and ``build_block``'s dates."""
+    check_chain_fields(block, tip, validators, verify_commit=verify, block_time=time_of)
+
+
+def test_chain_fields_accept_the_next_block(state):
+    block, result = build_block(state, [good_tx()])
+    chain_check(block)
+    commit(state, block, result)
+    block2, _ = build_block(state, [good_tx(1)])
+    carried = certificate(block)
+    block2 = Block(dataclasses.replace(block2.header, last_commit_hash=carried.hash), block2.txs, carried)
+    chain_check(block2, ChainTip(1, block.hash, block.header.time_ms))
+
+
+def test_blk_time(state):
+    block, result = build_block(state, [good_tx()])
+    err = raises(BlockError, E.BLK_TIME, chain_check, block, time_of=lambda height, last_commit: 999)
+    assert "genesis time + 1" in err.message
+    err = raises(BlockError, E.BLK_TIME, chain_check, block, ChainTip(0, ZERO_HASH, 1_000))
+    assert "not after 1000" in err.message
+    commit(state, block, result)
+    block2, _ = build_block(state, [good_tx(1)])
+    carried = certificate(block)
+    block2 = Block(dataclasses.replace(block2.header, last_commit_hash=carried.hash), block2.txs, carried)
+    tip = ChainTip(1, block.hash, block.header.time_ms)
+    err = raises(BlockError, E.BLK_TIME, chain_check, block2, tip, time_of=lambda height, last_commit: 2_001)
+    assert "weighted median" in err.message
+
+
+def test_blk_validators(state):
+    block, _ = build_block(state, [good_tx()])
+    raises(BlockError, E.BLK_VALIDATORS, chain_check, tamper(block, validators_hash=b"\x06" * 32))
+    raises(BlockError, E.BLK_VALIDATORS, chain_check, block, validators=Members(PROPOSER, hash=b"\x07" * 32))
+
+
+def test_blk_proposer(state):
+    block, _ = build_block(state, [good_tx()])
+    raises(BlockError, E.BLK_PROPOSER, chain_check, block, validators=Members(A0, A1))
+    raises(BlockError, E.BLK_PROPOSER, chain_check, tamper(block, proposer=A2))
+
+
+def test_chain_fields_height_prevhash_and_parent_certificate(state):
+    block, result = build_block(state, [good_tx()])
+    raises(BlockError, E.BLK_HEIGHT, chain_check, tamper(block, height=2))
+    raises(BlockError, E.BLK_PREVHASH, chain_check, tamper(block, prev_hash=b"\x02" * 32))
+    carried = certificate(block)
+    # the first block carries no certificate, and names none
+    raises(BlockError, E.BLK_COMMIT, chain_check, Block(block.header, block.txs, carried))
+    raises(BlockError, E.BLK_COMMIT, chain_check, tamper(block, last_commit_hash=carried.hash))
+    commit(state, block, result)
+    block2, _ = build_block(state, [good_tx(1)])
+    tip = ChainTip(1, block.hash, block.header.time_ms)
+    raises(BlockError, E.BLK_COMMIT, chain_check, block2, tip)  # no certificate for its parent
+    named = Block(dataclasses.replace(block2.header, last_commit_hash=carried.hash), block2.txs, carried)
+    raises(BlockError, E.BLK_COMMIT, chain_check, Block(block2.header, block2.txs, carried), tip)  # not the named one
+    err = raises(BlockError, E.BLK_COMMIT, chain_check, named, tip,
+                 verify=lambda commit, block_hash, height: f"no quorum for {block_hash.hex()[:8]} at {height}")
+    assert err.message == f"parent certificate: no quorum for {block.hash.hex()[:8]} at 1"
 
 
 # ------------------------------------------------------------------ genesis and store codes

@@ -1,0 +1,84 @@
+"""Transaction admission: clients' and peers' transactions into the mempool, journaled and gossiped.
+
+A client's transaction is acknowledged only once it is in the mempool
+journal (one fsync per batch), then gossiped to every peer; after a crash the
+journal's transactions are admitted again.  A peer's transactions are
+admitted without journaling or relaying (a transaction a node missed still
+reaches it inside a block).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from node.encoding import DecodeError
+from node.ledger.errors import LedgerError
+from node.ledger.store import Store
+from node.ledger.transactions import Transaction
+from node.mempool import AlreadyCommitted, Mempool, MempoolError, MempoolJournal
+from node.p2p.gossip import Gossip
+
+log = logging.getLogger("ledger.node")
+
+JOURNAL_FILE = "mempool.journal"
+
+
+class Admission:
+    """The ways into the mempool."""
+
+    def __init__(self, store: Store, mempool: Mempool, journal: MempoolJournal, gossip: Gossip):
+        self.store = store
+        self.mempool = mempool
+        self.journal = journal
+        self.gossip = gossip
+
+    def recover_journal(self) -> None:
+        """Re-admit acknowledged transactions that had not committed before a crash."""
+        readmitted = 0
+        for raw in self.journal.recovered:
+            try:
+                _, new = self.mempool.add(Transaction.decode(raw))
+                readmitted += int(new)
+            except (DecodeError, LedgerError, MempoolError):
+                continue  # committed meanwhile, or conflicted: nothing acknowledged is pending any more
+        if self.journal.recovered:
+            log.info("mempool journal recovered=%d readmitted=%d", len(self.journal.recovered), readmitted)
+        self.journal.recovered = []
+        self.journal.compact(self.mempool)
+
+    def receive_peer_txs(self, raw_txs: list[bytes]) -> dict:
+        admitted = rejected = known = 0
+        for raw in raw_txs:
+            try:
+                tx = Transaction.decode(raw)
+                _, new = self.mempool.add(tx)
+                if new:
+                    admitted += 1
+                else:
+                    known += 1
+            except (DecodeError, LedgerError, MempoolError):
+                rejected += 1
+        return {"admitted": admitted, "rejected": rejected, "known": known}
+
+    def admit_client_txs(self, txs: list[Transaction]) -> list[Exception | bool]:
+        """Admit a client's transactions: journal them (one fsync), then gossip them.
+
+        Each result is True (new), False (already pending) or the exception
+        that refused it.  Nothing is acknowledged before it is on disk.
+        """
+        results: list[Exception | bool] = []
+        fresh: list[bytes] = []
+        for tx in txs:
+            try:
+                if self.store.get_tx_location(tx.txid) is not None:
+                    raise AlreadyCommitted("txn-already-committed",
+                                           f"transaction {tx.txid.hex()} is already committed", txid=tx.txid.hex())
+                _, new = self.mempool.add(tx)
+                if new:
+                    fresh.append(tx.encoded)
+                results.append(new)
+            except (LedgerError, MempoolError) as exc:
+                results.append(exc)
+        self.journal.append(fresh)
+        self.gossip.broadcast_txs(fresh)
+        return results

@@ -1,0 +1,32 @@
+"""The one shape of a typed error: a stable machine ``code`` and a ``message`` for people.
+
+A code never changes once published: clients, the REST layer, the wallet and
+tests match on it.  The message says what went wrong and what to do.  Every
+layer (node, genesis, wallet) derives its errors from ``CodedError``, so one
+``except CodedError`` sees the code of any of them; this module imports
+nothing, so anything may import it.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class CodedError(Exception):
+    """An error with a stable ``code``, a human ``message`` and optional machine-readable ``details``.
+
+    ``str(error)`` is the message, or ``"code: message"`` for classes that
+    set ``code_in_str``.
+    """
+
+    code_in_str: ClassVar[bool] = False
+    """Whether ``str(error)`` starts with the code."""
+
+    def __init__(self, code: str, message: str, **details: object):
+        super().__init__(f"{code}: {message}" if self.code_in_str else message)
+        self.code = code
+        """Stable machine code, for example ``bad-txns-sig``."""
+        self.message = message
+        """What went wrong and what to do, for people."""
+        self.details = details
+        """Extra fields for a machine reader (a REST error body carries them beside code and message)."""

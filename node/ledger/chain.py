@@ -1,0 +1,88 @@
+"""Chain rules: what a block must say about the chain it extends.
+
+The transition function (``rules.execute_block``) checks a block against the
+UTXO set.  These rules check it against the chain: it is at the next height
+and builds on the tip, names the validator set that decides it, was proposed
+by a member of that set, carries the certificate of its parent (none for the
+first block), and carries BFT time, after its parent's.  Pure: the caller
+passes the tip, the validator set and the two consensus computations needed.
+
+TODO(shared types): the ledger does not import ``node.consensus``, so the
+certificate check (``verify_commit``) and BFT time (``block_time``) come in as
+callables and the validator set is seen through ``ValidatorsView``.  Once
+``Commit``, ``ValidatorSet``, ``verify_commit`` and ``block_time`` live in a
+neutral shared-types package, import them here and drop those parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from node.ledger.blocks import ZERO_HASH, Block
+from node.ledger.errors import BLK_COMMIT, BLK_HEIGHT, BLK_PREVHASH, BLK_PROPOSER, BLK_TIME, BLK_VALIDATORS, BlockError
+
+Certificate = Any
+"""A commit certificate (``node.consensus.messages.Commit``), typed once it moves to the shared types."""
+
+
+@dataclass(frozen=True)
+class ChainTip:
+    """The last committed block, which the next block must extend (genesis at height 0)."""
+
+    height: int
+    """Height of the last block (0: none yet)."""
+    block_hash: bytes
+    """Its hash (``ZERO_HASH`` at height 0)."""
+    time_ms: int
+    """Its time (the genesis time at height 0): the next block's time must be later."""
+
+
+class ValidatorsView(Protocol):
+    """What the chain rules need of the validator set that decides the block."""
+
+    @property
+    def hash(self) -> bytes:
+        """The hash a header names in ``validators_hash``."""
+
+    def get(self, address: bytes) -> object | None:
+        """The member with this address, None for a non-member."""
+
+
+def check_chain_fields(block: Block, tip: ChainTip, validators: ValidatorsView, *,
+                       verify_commit: Callable[[Certificate, bytes, int], str | None],
+                       block_time: Callable[[int, Certificate | None], int]) -> None:
+    """Raise BlockError unless ``block`` is a valid next block on ``tip`` for ``validators``.
+
+    ``verify_commit(commit, block_hash, height)`` returns None when ``commit`` certifies ``block_hash`` at
+    ``height`` for ``validators``, else why not; ``block_time(height, last_commit)`` is the time block
+    ``height`` must carry (BFT time, from the parent certificate it carries).  Codes: ``bad-blk-height``,
+    ``bad-blk-prevhash``, ``bad-blk-validators``, ``bad-blk-proposer``, ``bad-blk-commit``, ``bad-blk-time``.
+    """
+    header = block.header
+    height = tip.height + 1
+    if header.height != height:
+        raise BlockError(BLK_HEIGHT, f"block height {header.height}, expected {height}")
+    if header.prev_hash != tip.block_hash:
+        raise BlockError(BLK_PREVHASH, "block does not build on this node's last block")
+    if header.validators_hash != validators.hash:
+        raise BlockError(BLK_VALIDATORS, "validators hash does not match the validator set")
+    if validators.get(header.proposer) is None:
+        raise BlockError(BLK_PROPOSER, "proposer is not a validator")
+    if height == 1:
+        if block.last_commit is not None or header.last_commit_hash != ZERO_HASH:
+            raise BlockError(BLK_COMMIT, "the first block carries no last commit")
+    else:
+        if block.last_commit is None:
+            raise BlockError(BLK_COMMIT, "block carries no certificate for its parent")
+        if header.last_commit_hash != block.last_commit.hash:
+            raise BlockError(BLK_COMMIT, "last_commit_hash does not match the carried certificate")
+        problem = verify_commit(block.last_commit, header.prev_hash, height - 1)
+        if problem is not None:
+            raise BlockError(BLK_COMMIT, f"parent certificate: {problem}")
+    expected = block_time(height, block.last_commit)
+    if header.time_ms != expected:
+        raise BlockError(BLK_TIME, f"block time {header.time_ms} is not {expected}, the " + (
+            "genesis time + 1" if height == 1 else "weighted median of the precommit times in its last commit"))
+    if header.time_ms <= tip.time_ms:
+        raise BlockError(BLK_TIME, f"block time {header.time_ms} is not after {tip.time_ms}")

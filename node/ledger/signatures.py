@@ -1,0 +1,75 @@
+"""Transaction signatures: the check, and the cache that makes it once per transaction per node."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+from node.crypto import verify_signature
+from node.ledger.errors import TX_SIG, TxError
+from node.ledger.transactions import Transaction, signing_digest
+
+
+def verify_transaction_signatures(
+    tx: Transaction,
+    chain_id: str,
+    verify: Callable[[bytes, bytes, bytes], bool] = verify_signature,
+) -> None:
+    """Every input signs ``signing_digest(tx, chain_id)`` with its key (``bad-txns-sig``)."""
+    digest = signing_digest(tx, chain_id)
+    checked: set[tuple[bytes, bytes]] = set()
+    for i, txin in enumerate(tx.inputs):
+        pair = (txin.public_key, txin.signature)
+        if pair in checked:
+            continue
+        if not verify(txin.public_key, digest, txin.signature):
+            raise TxError(TX_SIG, f"input {i}: signature does not verify for chain {chain_id!r}; "
+                                  "sign with the owner's key and this chain id")
+        checked.add(pair)
+
+
+class SignatureCache:
+    """Transactions whose signatures already verified, so each is checked once per node.
+
+    Keyed by (txid, SHA-256 of all signatures, chain id): the txid covers
+    the public keys and the body, the second part the exact signatures, so
+    a cached success can never vouch for different signatures.  Only
+    successes are remembered.  Bounded LRU; safe to share between threads.
+    """
+
+    def __init__(self, max_entries: int = 200_000, verify: Callable[[bytes, bytes, bytes], bool] = verify_signature):
+        if max_entries < 1:
+            raise ValueError("max_entries must be positive")
+        self.max_entries = max_entries
+        self._verify = verify
+        self._ok: OrderedDict[tuple[bytes, bytes, str], None] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        """Lookups answered from the cache."""
+        self.misses = 0
+        """Lookups that ran the signature checks."""
+
+    @staticmethod
+    def key(tx: Transaction, chain_id: str) -> tuple[bytes, bytes, str]:
+        signatures = hashlib.sha256(b"".join(txin.signature for txin in tx.inputs)).digest()
+        return (tx.txid, signatures, chain_id)
+
+    def verify_transaction(self, tx: Transaction, chain_id: str) -> None:
+        """Like ``verify_transaction_signatures``, but at most once per (tx, signatures, chain)."""
+        key = self.key(tx, chain_id)
+        with self._lock:
+            if key in self._ok:
+                self._ok.move_to_end(key)
+                self.hits += 1
+                return
+            self.misses += 1
+        verify_transaction_signatures(tx, chain_id, self._verify)
+        with self._lock:
+            self._ok[key] = None
+            if len(self._ok) > self.max_entries:
+                self._ok.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._ok)

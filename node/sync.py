@@ -1,0 +1,174 @@
+"""Block sync: a node that fell behind fetches certified blocks from its peers and commits them.
+
+Every ``sync_interval_ms`` (or sooner, when woken: a peer's round status or a
+buffered message says the network is heights ahead) the node asks each peer
+its height (``GET /p2p/status``) and fetches what it lacks in batches
+(``GET /p2p/blocks``).  A block served with a certificate that does not prove
+exactly those bytes is the peer's lie: the peer is dropped and the same
+heights come from another.  Certified bytes that fail here are a state
+divergence.  Blocks go through the node's own commit path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+import httpx
+
+from node.application import Application
+from node.consensus.certificate import CertificateError, verify_commit
+from node.consensus.messages import Commit
+from node.consensus.round_status import RELAY_PROTOCOL_VERSION
+from node.consensus.validators import ValidatorSet
+from node.encoding import DecodeError
+from node.ledger.blocks import Block
+from node.ledger.errors import BlockError, LedgerError
+from node.ledger.rules import BlockResult, check_block_body
+from node.ledger.store import Store
+from node.mempool import Mempool
+from node.p2p.gossip import PeerLink
+from node.p2p.wire import decode_block_batch
+
+log = logging.getLogger("ledger.node")
+
+SYNC_BATCH = 50
+"""Blocks asked of a peer in one request."""
+
+
+class BlockSync:
+    """Catching up with the peers' certified blocks."""
+
+    def __init__(self, *, chain_id: str, genesis_hash: bytes, validators: ValidatorSet, store: Store,
+                 links: list[PeerLink], application: Application, mempool: Mempool,
+                 commit: Callable[[Block, Commit, BlockResult, int], None], diverge: Callable[[int, str], None],
+                 start_height: Callable[[int], None], failed: Callable[[], bool], interval_ms: int):
+        """``commit`` writes a block (the node's commit path), ``diverge`` stops the node on a state
+        divergence, ``start_height`` starts consensus at a height and ``failed`` says the node has stopped
+        on an error (sync then does nothing)."""
+        self.chain_id = chain_id
+        self.genesis_hash = genesis_hash
+        self.validators = validators
+        self.store = store
+        self.links = links
+        self.application = application
+        self.mempool = mempool
+        self._commit = commit
+        self._diverge = diverge
+        self._start_height = start_height
+        self._failed = failed
+        self.interval_ms = interval_ms
+        self.catching_up = False
+        """True while a peer is more than one block ahead and this node is fetching from it."""
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        """Sync now rather than at the next interval (peers are heights ahead)."""
+        self._wakeup.set()
+
+    async def peer_height(self, link: PeerLink) -> int:
+        """The peer's height, or -1 when it is down, on another chain or speaks another protocol."""
+        try:
+            response = await link.client.get(link.url + "/p2p/status")
+            if response.status_code != 200:
+                return -1
+            body = response.json()
+            if body.get("chain_id") != self.chain_id or body.get("genesis_hash") != self.genesis_hash.hex():
+                return -1
+            if body.get("protocol") != RELAY_PROTOCOL_VERSION:
+                if link.last_error != "protocol":
+                    log.warning("peer %s speaks protocol %s, this node %d: run the same ledger-node release on "
+                                "every node", link.url, body.get("protocol"), RELAY_PROTOCOL_VERSION)
+                    link.last_error = "protocol"
+                return -1
+            link.height = int(body["height"])
+            return link.height
+        except (httpx.HTTPError, OSError, ValueError, KeyError, TypeError):
+            return -1
+
+    async def run(self) -> None:
+        interval = self.interval_ms / 1000
+        while True:
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), interval)
+            except asyncio.TimeoutError:
+                pass
+            self._wakeup.clear()
+            if not self.links or self._failed():
+                continue
+            try:
+                await self.sync_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a peer's bad answer must never end block sync
+                log.exception("block sync round failed")
+
+    async def sync_once(self) -> None:
+        heights = await asyncio.gather(*(self.peer_height(link) for link in self.links))
+        best = max(heights, default=-1)
+        self.catching_up = best > self.store.height + 1
+        if best <= self.store.height:
+            return
+        candidates = [link for link, h in zip(self.links, heights) if h > self.store.height]
+        for link in candidates:
+            while self.store.height < link.height and not self._failed():
+                start = self.store.height + 1
+                end = min(link.height, start + SYNC_BATCH - 1)
+                try:
+                    response = await link.client.get(link.url + "/p2p/blocks", params={"from": start, "to": end})
+                    if response.status_code != 200:
+                        break
+                    items = decode_block_batch(response.content)
+                except (httpx.HTTPError, OSError, DecodeError, ValueError):
+                    break
+                if not items:
+                    break
+                applied, honest = self.apply_synced(items, link)
+                if applied == 0 or not honest:
+                    break  # the next candidate serves the same heights
+            if self.store.height >= best:
+                break
+        self.catching_up = False
+
+    def apply_synced(self, items: list[tuple[Block, Commit]], link: PeerLink) -> tuple[int, bool]:
+        """Commit, in order, the certified blocks ``link`` served; return (how many, whether the peer was honest).
+
+        A block whose bytes are not the ones its certificate covers (a certificate for another header or
+        height, one that does not verify, or a body its header does not commit to: ``check_block_body``) is
+        the peer's lie, not this node's problem: the rest of the batch is dropped, the peer is marked down,
+        and the caller fetches the same heights from another peer.  Only certified bytes that fail to execute
+        here, or execute to another app hash than their header's, are a state divergence.
+        """
+        applied, honest = 0, True
+        for block, commit in items:
+            height = block.height
+            if height != self.store.height + 1:
+                continue
+            lie = None
+            if commit.block_hash != block.hash or commit.height != height:
+                lie = f"its certificate is for block {commit.block_hash.hex()[:16]} at height {commit.height}"
+            else:
+                try:
+                    verify_commit(self.chain_id, self.validators, commit, block.hash, height)
+                    check_block_body(block)
+                except (CertificateError, BlockError) as exc:
+                    lie = f"{exc.code}: {exc.message}"
+            if lie is not None:
+                log.warning("sync: peer %s served block %d that is not the certified one (%s); dropping the peer "
+                            "and fetching these heights from another", link.url, height, lie)
+                link._mark(False, f"served an uncertified block {height}")
+                honest = False
+                break
+            try:
+                result = self.application.execute(block)
+            except (LedgerError, DecodeError) as exc:
+                self._diverge(height, f"certified block fails here: {getattr(exc, 'code', '')} {exc}")
+                return applied, True
+            self._commit(block, commit, result, commit.round)
+            applied += 1
+        if applied:
+            self.mempool.recheck()
+            log.info("block sync applied=%d height=%d", applied, self.store.height)
+            self._start_height(self.store.height + 1)
+        return applied, honest
