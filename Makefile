@@ -1,10 +1,12 @@
-# The two commands of the quick start: `make devnet` and `make test`.
+# The two commands of the quick start: `make devnet` and `make test`; `make lint` runs ruff and mypy.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LINT_PATHS := node wallet genesis devnet simulation scripts tests
+TYPED_PATHS := node wallet genesis devnet simulation scripts
 
-.PHONY: install test test-all devnet down bench simulate clean
+.PHONY: install test test-all lint devnet down bench simulate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +21,13 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider --runslow $(PYTEST_ARGS)
+
+# both run, each reports all it finds; fails if either found anything (settings: pyproject.toml)
+lint: $(STAMP)
+	status=0; \
+	$(BIN)/ruff check $(LINT_PATHS) || status=1; \
+	$(BIN)/mypy $(TYPED_PATHS) || status=1; \
+	exit $$status
 
 devnet: $(STAMP)
 	$(BIN)/ledger-devnet up

@@ -44,8 +44,6 @@ from node.consensus.driver import BroadcastProposal
 from node.consensus.round_status import Decided
 from node.crypto import N
 from node.encoding import Reader
-from node.ledger.blocks import Block
-from node.ledger.transactions import Transaction, TxInput
 from node.p2p.gossip import PEER_HEADER
 from node.p2p.wire import (
     MAX_BATCH_BLOCKS,
@@ -57,6 +55,8 @@ from node.p2p.wire import (
     encode_status_answer,
 )
 from node.runtime import Node
+from node.types.block import Block
+from node.types.transaction import Transaction, TxInput
 
 log = logging.getLogger("ledger.byzantine")
 
@@ -211,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     from node import cli, runtime
 
     TamperingNode.targets = Targets(args.seed, [u for u in args.tamper_to.split(",") if u.strip()] or None)
-    runtime.Node = TamperingNode  # node.cli.run_node imports both names when it runs
+    # node.cli.run_node imports both names when it runs; mypy refuses assignments to a class
+    runtime.Node = TamperingNode  # type: ignore[misc]  # a deliberate monkeypatch, see above
     api_app.create_app = create_tampering_app
     return cli.main(["start", "--home", args.home])
 

@@ -185,7 +185,7 @@ def show_up(home: Path, specs: list[NodeSpec], elapsed: float) -> None:
     nodes = Table(title=f"devnet {home}", title_justify="left")
     for col in ("node", "REST URL", "validator address", "pid", "height"):
         nodes.add_column(col, no_wrap=True)
-    for spec, st in zip(specs, statuses(specs, 1.0)):
+    for spec, st in zip(specs, statuses(specs, 1.0), strict=True):
         nodes.add_row(spec.name, spec.url, (st or {}).get("validator_address", "?"), str(read_pid(spec.home)),
                       str((st or {}).get("height", "?")))
     out.print(nodes)
@@ -242,7 +242,7 @@ def node_report(spec: NodeSpec, status: dict | None) -> dict:
 
 def cmd_status(args: argparse.Namespace) -> int:
     specs = _specs(args)
-    reports = [node_report(s, st) for s, st in zip(specs, statuses(specs, args.timeout))]
+    reports = [node_report(s, st) for s, st in zip(specs, statuses(specs, args.timeout), strict=True)]
     if args.json:
         print(json.dumps({"nodes": reports}, indent=2))
         return 0
@@ -269,7 +269,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
         path = spec.home / STDOUT_FILE
     if not path.exists():
         return fail(f"{spec.name} has no log yet ({spec.home / LOG_FILE})")
-    with open(path, "r", encoding="utf-8", errors="replace") as handle:
+    with open(path, encoding="utf-8", errors="replace") as handle:
         lines = handle.readlines()
         for line in lines[-args.lines:] if args.lines > 0 else lines:
             sys.stdout.write(line)

@@ -38,6 +38,15 @@ CHUNK = 64 * 1024
 CONNECT_TIMEOUT_S = 2.0
 MAX_CONNECTIONS_PER_LINK = 64
 """Bound on open (forwarded or black-holed) connections per link; older ones are aborted first."""
+CLOSE_ERRORS = (OSError, RuntimeError)
+"""What closing a transport can raise: a socket error, or RuntimeError once the event loop is closed."""
+
+
+def _this_task() -> asyncio.Task:
+    task = asyncio.current_task()
+    if task is None:
+        raise RuntimeError("the proxy's handlers run inside asyncio tasks")
+    return task
 
 
 @dataclass
@@ -73,7 +82,7 @@ class LinkStats:
 class _Conn:
     """One accepted connection and (unless black-holed) its upstream connection."""
 
-    def __init__(self, link: "Link", reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    def __init__(self, link: Link, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.link = link
         self.reader = reader
         self.writer = writer
@@ -88,7 +97,7 @@ class _Conn:
         self.closed = True
         for w in (self.writer, self.up_writer):
             if w is not None:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(*CLOSE_ERRORS):
                     w.transport.abort()
         for task in self.tasks:
             if task is not asyncio.current_task():
@@ -98,7 +107,7 @@ class _Conn:
 class Link:
     """Traffic from node ``src`` to node ``dst``: a listening port forwarding to ``dst``'s real port."""
 
-    def __init__(self, proxy: "LinkProxy", src: str, dst: str, target_host: str, target_port: int):
+    def __init__(self, proxy: LinkProxy, src: str, dst: str, target_host: str, target_port: int):
         self.proxy = proxy
         self.src = src
         self.dst = dst
@@ -136,7 +145,7 @@ class Link:
             try:
                 up_reader, up_writer = await asyncio.wait_for(
                     asyncio.open_connection(self.target_host, self.target_port), CONNECT_TIMEOUT_S)
-            except (OSError, asyncio.TimeoutError):
+            except (TimeoutError, OSError):
                 self.stats.refused_upstream += 1
                 conn.abort()  # the destination is down: the sender sees a reset, as from a closed port
                 return
@@ -144,11 +153,13 @@ class Link:
                 up_writer.transport.abort()
                 return
             conn.up_writer = up_writer
-            conn.tasks = [asyncio.current_task()]  # type: ignore[list-item]
+            conn.tasks = [_this_task()]
             forward = asyncio.ensure_future(self._pump(conn, reader, up_writer))
             backward = asyncio.ensure_future(self._pump(conn, up_reader, writer))
             conn.tasks += [forward, backward]
-            await asyncio.gather(forward, backward, return_exceptions=True)
+            for ended in await asyncio.gather(forward, backward, return_exceptions=True):
+                if isinstance(ended, Exception):  # _pump handles connection errors: anything else is a bug
+                    log.error("link %s: forwarding failed: %s: %s", self.name, type(ended).__name__, ended)
         except asyncio.CancelledError:
             pass
         finally:
@@ -157,12 +168,12 @@ class Link:
                 conn.closed = True
                 for w in (writer, conn.up_writer):
                     if w is not None:
-                        with contextlib.suppress(Exception):
+                        with contextlib.suppress(*CLOSE_ERRORS):
                             w.close()
 
     async def _blackhole(self, conn: _Conn) -> None:
         """Swallow what the sender writes; answer nothing; end when healed (reset) or the sender gives up."""
-        conn.tasks = [asyncio.current_task()]  # type: ignore[list-item]
+        conn.tasks = [_this_task()]
         while not conn.closed:
             try:
                 data = await conn.reader.read(CHUNK)
@@ -184,7 +195,7 @@ class Link:
                 if wait > 0:
                     await asyncio.sleep(wait)
                 if not data:
-                    with contextlib.suppress(Exception):
+                    with contextlib.suppress(*CLOSE_ERRORS):
                         if writer.can_write_eof():
                             writer.write_eof()
                     return
@@ -271,7 +282,7 @@ class LinkProxy:
             link.abort_all()
         for link in self.links.values():
             if link.server is not None:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(TimeoutError):  # a connection still draining: close anyway
                     await asyncio.wait_for(link.server.wait_closed(), 2)
                 link.server = None
 
@@ -334,7 +345,7 @@ class LinkProxy:
                 link.abort_all()
 
     def cut_pairs(self) -> list[tuple[str, str]]:
-        return sorted({tuple(sorted(p)) for p, link in self.links.items() if link.faults.cut})  # type: ignore[misc]
+        return sorted({(min(p), max(p)) for p, link in self.links.items() if link.faults.cut})
 
     def stats(self) -> dict[str, dict]:
         return {link.name: vars(link.stats).copy() for link in self.links.values()}

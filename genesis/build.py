@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from genesis.document import Allocation, ConsensusParams, Genesis, GenesisValidator, parse_address, validate_genesis
 from node.crypto import N, address_hash, derive_public_key, generate_private_key, sha256
 from node.encoding import Writer
-from node.ledger.transactions import COIN
+from node.types.transaction import COIN
 
 DEFAULT_POWER = 10
 FAUCET_WALLET = "faucet"

@@ -12,8 +12,9 @@ import json
 import os
 import re
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from genesis import errors
 from genesis.errors import GenesisError
@@ -28,7 +29,8 @@ from node.crypto import (
     sha256,
 )
 from node.encoding import Reader, Writer
-from node.ledger.transactions import MAX_SUPPLY, MAX_TX_BYTES
+from node.types.transaction import MAX_SUPPLY, MAX_TX_BYTES
+from node.types.validators import Validator, ValidatorSet
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 """Chain ids and validator names: safe in file names, URLs and logs."""
@@ -44,7 +46,7 @@ MAX_GENESIS_TIME_MS = 253_402_300_799_999
 HASH_DOMAIN = "ledger-genesis"
 FORMAT_VERSION = 1
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TIME_PATTERN = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?Z")
 
 
@@ -240,9 +242,9 @@ def parse_genesis_time(text: str) -> int:
     hint = "genesis_time must be RFC 3339 UTC like 2026-11-21T00:00:00Z (optionally .123 milliseconds)"
     if not match:
         raise GenesisError(errors.BAD_TIME, f"{hint}; got {text!r}")
-    *parts, fraction = match.groups()
+    year, month, day, hour, minute, second, fraction = match.groups()
     try:
-        moment = datetime(*map(int, parts), tzinfo=timezone.utc)
+        moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC)
     except ValueError as exc:
         raise GenesisError(errors.BAD_TIME, f"genesis_time {text!r}: {exc}") from None
     millis = int((fraction or "0").ljust(3, "0"))
@@ -277,9 +279,11 @@ def _describe(value: object) -> str:
     return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
-def _expect(value: object, kind: type, where: str):
-    ok = _is_int(value) if kind is int else isinstance(value, kind)
-    if not ok:
+_T = TypeVar("_T")
+
+
+def _expect(value: object, kind: type[_T], where: str) -> _T:
+    if not isinstance(value, kind) or (kind is int and not _is_int(value)):
         raise GenesisError(errors.WRONG_TYPE, f"{where} must be {_JSON_TYPES[kind]}, got {_describe(value)}")
     return value
 
@@ -297,7 +301,8 @@ def _check_fields(obj: dict, where: str, spec: dict[str, bool]) -> None:
 def _parse_public_key(value: object, where: str) -> bytes:
     text = _expect(value, str, where)
     if len(text) != 2 * PUBLIC_KEY_SIZE or not re.fullmatch(r"[0-9a-fA-F]*", text):
-        raise GenesisError(errors.BAD_PUBLIC_KEY, f"{where} must be {2 * PUBLIC_KEY_SIZE} hex characters (a compressed key)")
+        raise GenesisError(errors.BAD_PUBLIC_KEY,
+                           f"{where} must be {2 * PUBLIC_KEY_SIZE} hex characters (a compressed key)")
     return bytes.fromhex(text)
 
 
@@ -311,8 +316,9 @@ def parse_address(value: object, where: str) -> bytes:
         raise GenesisError(code, f"{where} {text!r}: {exc.message}") from None
 
 
-def _parse_validator(obj: object, where: str) -> GenesisValidator:
-    _check_fields(_expect(obj, dict, where), where, _VALIDATOR_FIELDS)
+def _parse_validator(value: object, where: str) -> GenesisValidator:
+    obj = _expect(value, dict, where)
+    _check_fields(obj, where, _VALIDATOR_FIELDS)
     return GenesisValidator(
         name=_expect(obj["name"], str, f"{where}.name"),
         public_key=_parse_public_key(obj["public_key"], f"{where}.public_key"),
@@ -320,23 +326,26 @@ def _parse_validator(obj: object, where: str) -> GenesisValidator:
     )
 
 
-def _parse_allocation(obj: object, where: str) -> Allocation:
-    _check_fields(_expect(obj, dict, where), where, _ALLOCATION_FIELDS)
+def _parse_allocation(value: object, where: str) -> Allocation:
+    obj = _expect(value, dict, where)
+    _check_fields(obj, where, _ALLOCATION_FIELDS)
     return Allocation(
         address=parse_address(obj["address"], f"{where}.address"),
         amount=_expect(obj["amount"], int, f"{where}.amount"),
     )
 
 
-def _parse_params(obj: object) -> ConsensusParams:
+def _parse_params(value: object) -> ConsensusParams:
     """Omitted parameters take the defaults above; ``dump_genesis`` always writes them all."""
-    _check_fields(_expect(obj, dict, "params"), "params", _PARAM_FIELDS)
+    obj = _expect(value, dict, "params")
+    _check_fields(obj, "params", _PARAM_FIELDS)
     return ConsensusParams(**{key: _expect(value, int, f"params.{key}") for key, value in obj.items()})
 
 
-def parse_genesis(obj: object) -> Genesis:
+def parse_genesis(value: object) -> Genesis:
     """A validated ``Genesis`` from the decoded JSON document."""
-    _check_fields(_expect(obj, dict, "genesis"), "genesis", _TOP_FIELDS)
+    obj = _expect(value, dict, "genesis")
+    _check_fields(obj, "genesis", _TOP_FIELDS)
     validators = _expect(obj["validators"], list, "validators")
     allocations = _expect(obj["allocations"], list, "allocations")
     genesis = Genesis(
@@ -431,14 +440,8 @@ def genesis_hash(genesis: Genesis) -> bytes:
     return sha256(encode_genesis(genesis))
 
 
-def validator_set_of(genesis: Genesis):
-    """The consensus ``ValidatorSet`` of the genesis validators (it orders them itself).
-
-    Imported here rather than at the top so that the genesis tools work
-    without the consensus package.
-    """
-    from node.consensus.validators import Validator, ValidatorSet
-
+def validator_set_of(genesis: Genesis) -> ValidatorSet:
+    """The ``ValidatorSet`` of the genesis validators (it orders them itself)."""
     return ValidatorSet(tuple(Validator(v.name, v.public_key, v.power) for v in genesis.validators))
 
 

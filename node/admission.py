@@ -14,9 +14,9 @@ import logging
 from node.encoding import DecodeError
 from node.ledger.errors import LedgerError
 from node.ledger.store import Store
-from node.ledger.transactions import Transaction
 from node.mempool import AlreadyCommitted, Mempool, MempoolError, MempoolJournal
 from node.p2p.gossip import Gossip
+from node.types.transaction import Transaction
 
 log = logging.getLogger("ledger.node")
 

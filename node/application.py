@@ -18,15 +18,15 @@ import logging
 from genesis.document import ConsensusParams
 from node.consensus.bft_time import block_time
 from node.consensus.certificate import CertificateError, verify_commit
-from node.consensus.messages import Commit
-from node.consensus.validators import ValidatorSet
 from node.encoding import DecodeError, Reader
-from node.ledger.blocks import Block, Header, commit_hash
 from node.ledger.chain import ChainTip, check_chain_fields
 from node.ledger.errors import BlockError, LedgerError, TxError
 from node.ledger.rules import BlockBuilder, BlockResult, SignatureCache, check_block_body, execute_block
 from node.ledger.store import Store
 from node.mempool import Mempool
+from node.types.block import Block, Header
+from node.types.commit import Commit, commit_hash
+from node.types.validators import ValidatorSet
 
 log = logging.getLogger("ledger.node")
 

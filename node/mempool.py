@@ -16,7 +16,7 @@ from node.errors import CodedError
 from node.ledger.errors import TxError
 from node.ledger.rules import SignatureCache, check_transaction_stateless, validate_transaction
 from node.ledger.state import StateView, UtxoEntry
-from node.ledger.transactions import OutPoint, Transaction
+from node.types.transaction import OutPoint, Transaction
 
 
 class MempoolError(CodedError):

@@ -39,14 +39,12 @@ from node.consensus.driver import (
     ScheduleTimeout,
     TimeoutParams,
 )
-from node.consensus.messages import Commit
 from node.consensus.relay import Relay
 from node.consensus.signer import DurableSigner
 from node.consensus.wal import FileWAL
 from node.encoding import DecodeError
 from node.evidence import EVIDENCE_FILE, EvidenceLog
 from node.home import load_key_file
-from node.ledger.blocks import Block
 from node.ledger.errors import LedgerError
 from node.ledger.rules import BlockResult, SignatureCache
 from node.ledger.store import Store
@@ -57,6 +55,8 @@ from node.p2p.gossip import Gossip
 from node.p2p.wire import encode_consensus_message
 from node.status import ClockWatch
 from node.sync import BlockSync
+from node.types.block import Block
+from node.types.commit import Commit
 from node.waiters import Waiters
 
 log = logging.getLogger("ledger.node")

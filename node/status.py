@@ -14,9 +14,9 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 from node.config import NodeConfig
-from node.consensus.messages import Commit
 from node.crypto import encode_address
-from node.ledger.blocks import ZERO_HASH
+from node.types.commit import Commit
+from node.types.hashes import ZERO_HASH
 
 if TYPE_CHECKING:
     from node.runtime import Node

@@ -19,17 +19,17 @@ import httpx
 
 from node.application import Application
 from node.consensus.certificate import CertificateError, verify_commit
-from node.consensus.messages import Commit
 from node.consensus.round_status import RELAY_PROTOCOL_VERSION
-from node.consensus.validators import ValidatorSet
 from node.encoding import DecodeError
-from node.ledger.blocks import Block
 from node.ledger.errors import BlockError, LedgerError
 from node.ledger.rules import BlockResult, check_block_body
 from node.ledger.store import Store
 from node.mempool import Mempool
 from node.p2p.gossip import PeerLink
 from node.p2p.wire import decode_block_batch
+from node.types.block import Block
+from node.types.commit import Commit
+from node.types.validators import ValidatorSet
 
 log = logging.getLogger("ledger.node")
 

@@ -10,8 +10,8 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from node.ledger.blocks import Block
 from node.ledger.store import Store
+from node.types.block import Block
 
 
 @dataclass(frozen=True)

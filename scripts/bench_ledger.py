@@ -37,14 +37,15 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from node import crypto  # noqa: E402
-from node.consensus.messages import Commit  # noqa: E402
-from node.crypto import N, address_hash, derive_public_key, sha256  # noqa: E402
-from node.ledger.blocks import ZERO_HASH, Block, Header, compute_tx_root  # noqa: E402
-from node.ledger.rules import SignatureCache, execute_block  # noqa: E402
-from node.ledger.state import genesis_outpoint  # noqa: E402
-from node.ledger.store import Store  # noqa: E402
-from node.ledger.transactions import Transaction, TxOutput, sign_transaction  # noqa: E402
+from node import crypto  # noqa: E402 (after the sys.path line)
+from node.crypto import N, address_hash, derive_public_key, sha256  # noqa: E402 (after the sys.path line)
+from node.ledger.rules import SignatureCache, execute_block  # noqa: E402 (after the sys.path line)
+from node.ledger.state import genesis_outpoint  # noqa: E402 (after the sys.path line)
+from node.ledger.store import Store  # noqa: E402 (after the sys.path line)
+from node.types.block import Block, Header, compute_tx_root  # noqa: E402 (after the sys.path line)
+from node.types.commit import Commit  # noqa: E402 (after the sys.path line)
+from node.types.hashes import ZERO_HASH  # noqa: E402 (after the sys.path line)
+from node.types.transaction import Transaction, TxOutput, sign_transaction  # noqa: E402 (after the sys.path line)
 
 CHAIN = "bench-chain"
 AMOUNT = 1_000_000
@@ -94,7 +95,7 @@ def run_size(n_utxos: int, n_blocks: int, block_txs: int, n_keys: int, cached: b
                 cache.verify_transaction(tx, CHAIN)
         profiler = cProfile.Profile() if profile else None
         walls, cpus, execute_s, commit_s = [], [], 0.0, 0.0
-        for bt, root in zip(blocks_txs, roots):
+        for bt, root in zip(blocks_txs, roots, strict=True):
             height = store.height + 1
             header = Header(CHAIN, height, 1000 * height, store.tip_hash, root, ZERO_HASH, PROPOSER, ZERO_HASH,
                             ZERO_HASH)

@@ -25,19 +25,19 @@ from pathlib import Path
 
 sys.path.insert(0, os.getcwd())
 
-from devnet.bench import Signer, Workload, bench_params  # noqa: E402
-from genesis.build import make_genesis  # noqa: E402
-from node.config import load_config  # noqa: E402
-from node.consensus.messages import Commit, CommitSig, VoteType, vote_digest  # noqa: E402
-from node.crypto import address_hash, derive_public_key, generate_private_key, sign_digest  # noqa: E402
-from node.ledger.state import genesis_outpoint  # noqa: E402
-from node.ledger.transactions import Transaction  # noqa: E402
-from node.runtime import Node  # noqa: E402
+from devnet.bench import Signer, Workload, bench_params  # noqa: E402 (after the sys.path line)
+from genesis.build import make_genesis  # noqa: E402 (after the sys.path line)
+from node.config import load_config  # noqa: E402 (after the sys.path line)
+from node.consensus.messages import VoteType, vote_digest  # noqa: E402 (after the sys.path line)
+from node.crypto import address_hash, derive_public_key, generate_private_key, sign_digest  # noqa: E402 (after the sys.path line)
+from node.ledger.state import genesis_outpoint  # noqa: E402 (after the sys.path line)
+from node.runtime import Node  # noqa: E402 (after the sys.path line)
+from node.types.commit import Commit, CommitSig  # noqa: E402 (after the sys.path line)
 
 try:  # the homes writer: devnet.cluster, or devnet.bench in a checkout from before devnet.cluster
     from devnet.cluster import write_network
 except ImportError:
-    from devnet.bench import write_homes
+    from devnet.bench import write_homes  # type: ignore[attr-defined]  # only in checkouts before devnet.cluster
 else:
     def write_homes(base, genesis, validator_keys, overrides):
         return write_network(base, genesis, validator_keys, config_overrides=overrides)
@@ -90,7 +90,6 @@ async def main_async(args) -> None:
     keys = list(vkeys.values())
     stages = {k: 0.0 for k in ("admit_client", "admit_peer", "propose", "validate", "decide_commit",
                                "proposer_commit")}
-    last_commit = None
     for b in range(args.blocks):
         chunk = raws[b * args.txs:(b + 1) * args.txs]
         t = time.process_time()
@@ -100,7 +99,7 @@ async def main_async(args) -> None:
             proposer_in.admit_client_txs(txs)
         else:
             for tx in txs:
-                proposer.submit_transaction(tx)
+                proposer.submit_transaction(tx)  # type: ignore[attr-defined]  # checkouts before admit_client_txs
         stages["admit_client"] += time.process_time() - t
         t = time.process_time()
         validator_in.receive_peer_txs(chunk)

@@ -65,9 +65,16 @@ def _quiet(sim: Simulation, node: SimNode) -> bool:
     return node.behaviour == "silent" or (node.quit_at is not None and sim.now >= node.quit_at)
 
 
+def unguarded_signer(node: SimNode) -> UnguardedSigner:
+    """A Byzantine node's signer, which signs anything (an honest node's refuses to equivocate)."""
+    if not isinstance(node.signer, UnguardedSigner):
+        raise TypeError(f"node {node.index} is honest: it has no unguarded signer")
+    return node.signer
+
+
 def send_proposal(sim: Simulation, node: SimNode, p: Proposal) -> None:
     """How a Byzantine ``node`` sends the proposal ``p`` its driver made."""
-    signer: UnguardedSigner = node.signer  # type: ignore[assignment]
+    signer = unguarded_signer(node)
     b = node.behaviour
     if _quiet(sim, node):
         return
@@ -111,7 +118,7 @@ def send_proposal(sim: Simulation, node: SimNode, p: Proposal) -> None:
 
 def split_votes(sim: Simulation, node: SimNode, height: int, round_: int) -> None:
     """A colluder's prevote and precommit for each half's block, sent to that half."""
-    signer: UnguardedSigner = node.signer  # type: ignore[assignment]
+    signer = unguarded_signer(node)
     targets = sim.conspiracy[(height, round_)]
     halves = _halves(sim, node)
     for g in (0, 1):
@@ -123,7 +130,7 @@ def split_votes(sim: Simulation, node: SimNode, height: int, round_: int) -> Non
 
 def send_vote(sim: Simulation, node: SimNode, v: Vote) -> None:
     """How a Byzantine ``node`` sends the vote ``v`` its driver cast."""
-    signer: UnguardedSigner = node.signer  # type: ignore[assignment]
+    signer = unguarded_signer(node)
     b, rng = node.behaviour, sim.rng
     if _quiet(sim, node):
         return
@@ -167,7 +174,7 @@ def send_vote(sim: Simulation, node: SimNode, v: Vote) -> None:
 
 def future_messages(sim: Simulation, node: SimNode, height: int, round_: int) -> None:
     """Votes and proposals for the next height, later rounds, far heights and far rounds."""
-    signer: UnguardedSigner = node.signer  # type: ignore[assignment]
+    signer = unguarded_signer(node)
     rng = sim.rng
     for h, r in ((height + 1, 0), (height, round_ + rng.randint(1, 5)), (height + rng.randint(2, 50), 0),
                  (height, round_ + rng.randint(100, 10_000))):

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from node.consensus.driver import ConsensusDriver
-from node.consensus.messages import Commit, Proposal, Vote, VoteType, sign_proposal, sign_vote
+from node.consensus.messages import Proposal, Vote, VoteType, sign_proposal, sign_vote
 from node.consensus.relay import Relay
 from node.consensus.round_machine import TimeoutParams
 from node.consensus.signer import MemorySigner, SignerLock
 from node.consensus.wal import MemoryWAL
 from node.crypto import N as CURVE_ORDER
 from node.crypto import address_hash, derive_public_key, sha256
+from node.types.commit import Commit
 
 if TYPE_CHECKING:
     from simulation.world import Simulation

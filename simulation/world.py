@@ -16,8 +16,8 @@ from node.consensus.driver import BroadcastProposal, BroadcastVote, Decide, Repo
 from node.consensus.messages import Proposal, Vote
 from node.consensus.relay import STATUS_INTERVAL_MS, Relay
 from node.consensus.round_status import Decided, RoundStatus
-from node.consensus.validators import Validator, ValidatorSet
 from node.crypto import derive_public_key
+from node.types.validators import Validator, ValidatorSet
 from simulation.byzantine import BEHAVIOURS, send_proposal, send_vote, tampered, tampered_proposal
 from simulation.faults import FAULT_MIXES, POST_GST_DELAY_MS
 from simulation.invariants import (
@@ -85,7 +85,7 @@ class Simulation:
         self.next_deadline = self.gst + HEIGHT_BOUND_MS
         """When liveness is checked next."""
         self.result = SimResult(seed, validators, byzantine, heights, self.mix.name,
-                                tuple(n.behaviour for n in self.byzantine), self.gst)
+                                tuple(n.behaviour for n in self.byzantine if n.behaviour is not None), self.gst)
 
     # ------------------------------------------------------------------ clock and network
 
@@ -176,9 +176,7 @@ class Simulation:
         if not node.honest and node.behaviour != "tamper":
             return
         for missing in node.relay.answer(message.status):
-            if node.behaviour == "tamper":
-                missing = tampered(missing)
-            self.send(node.index, message.sender, missing)
+            self.send(node.index, message.sender, tampered(missing) if node.behaviour == "tamper" else missing)
 
     def start_height(self, node: SimNode, height: int) -> None:
         actions, reoffered = node.relay.start_height(height)
@@ -200,7 +198,7 @@ class Simulation:
             self.answer_status(node, message)
         elif isinstance(message, (Proposal, Vote, Decided)):
             # Messages are immutable objects here: the object itself stands for the digest of its bytes.
-            received = node.relay.receive(message, message)  # type: ignore[arg-type]
+            received = node.relay.receive(message, message)
             self.after_receive(node, src, message, received)
 
     # ------------------------------------------------------------------ crashes and pauses

@@ -25,7 +25,7 @@ from devnet.cluster import (
 )
 from genesis.build import make_devnet_genesis
 from node.crypto import address_hash, derive_public_key
-from node.ledger.transactions import OutPoint, Transaction, TxOutput, sign_transaction
+from node.types.transaction import OutPoint, Transaction, TxOutput, sign_transaction
 
 
 class Network:

@@ -6,10 +6,22 @@ rejection), never a 500, and the chain is not touched."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import struct
+import time
 import types
+
+import httpx
+import pytest
 
 from node.api.app import create_app
 from node.config import NodeConfig
+from node.consensus.messages import Proposal, Vote, VoteType, sign_proposal, sign_vote
+from node.crypto import address_hash, derive_public_key, encode_address, sha256
+from node.encoding import Writer
+from node.p2p.wire import encode_consensus_batch, encode_consensus_message, encode_tx_batch
+from node.types.transaction import COIN, OutPoint, Transaction, TxInput, TxOutput, sign_transaction
+from tests.netutil import running_network
 
 
 def _asgi_call(app, method: str, path: str, messages: list[dict], headers: list[tuple[bytes, bytes]]) -> list[dict]:
@@ -37,7 +49,8 @@ def test_peer_hanging_up_mid_body_is_not_an_internal_error():
     app = create_app(types.SimpleNamespace(config=NodeConfig()))
     for path in ("/p2p/consensus", "/p2p/txs", "/v1/txs"):
         sent = _asgi_call(app, "POST", path,
-                          [{"type": "http.request", "body": b"\x00\x00", "more_body": True}, {"type": "http.disconnect"}],
+                          [{"type": "http.request", "body": b"\x00\x00", "more_body": True},
+                           {"type": "http.disconnect"}],
                           [(b"content-type", b"application/octet-stream"), (b"content-length", b"100")])
         assert sent and sent[0]["type"] == "http.response.start"
         assert sent[0]["status"] < 500, (path, sent[0])
@@ -45,19 +58,6 @@ def test_peer_hanging_up_mid_body_is_not_an_internal_error():
 
 # --------------------------------------------------------------------------- a live node
 
-import contextlib  # noqa: E402
-import struct  # noqa: E402
-import time  # noqa: E402
-
-import httpx  # noqa: E402
-import pytest  # noqa: E402
-
-from node.consensus.messages import Proposal, Vote, VoteType, sign_proposal, sign_vote  # noqa: E402
-from node.crypto import address_hash, derive_public_key, encode_address, sha256  # noqa: E402
-from node.encoding import Writer  # noqa: E402
-from node.ledger.transactions import COIN, OutPoint, Transaction, TxInput, TxOutput, sign_transaction  # noqa: E402
-from node.p2p.wire import encode_consensus_batch, encode_consensus_message, encode_tx_batch  # noqa: E402
-from tests.netutil import running_network  # noqa: E402
 
 MAX_REQUEST_BYTES = 256 * 1024
 NODE_OVERRIDES = {"max_request_bytes": MAX_REQUEST_BYTES, "min_height_wait_ms": 100, "log_level": "INFO",
@@ -229,7 +229,8 @@ def test_wrong_types_in_paths_and_queries(node):
     cases = [
         ("/v1/blocks/abc", 400), ("/v1/blocks/1.5", 400), ("/v1/blocks/0", 404), ("/v1/blocks/-1", 404),
         (f"/v1/blocks/{big}", 404), ("/v1/blocks?from=-1", 400), ("/v1/blocks?from=x", 400),
-        ("/v1/blocks?txs=maybe", 400), ("/v1/blocks?from=1&to=500", (200, 400)), (f"/v1/blocks?to={big}&from=1", (200, 400)),
+        ("/v1/blocks?txs=maybe", 400), ("/v1/blocks?from=1&to=500", (200, 400)),
+        (f"/v1/blocks?to={big}&from=1", (200, 400)),
         ("/v1/status?min_height=-1", 400), ("/v1/status?min_height=x", 400), (f"/v1/status?min_height={big}", 400),
         ("/v1/status?min_height=99999999", 503), ("/v1/mempool?limit=0", 400), (f"/v1/mempool?limit={big}", 400),
         ("/v1/txs/zz", 400), ("/v1/txs/" + "00" * 31, 400), ("/v1/txs/" + "00" * 32, 404),

@@ -66,7 +66,8 @@ def value_strategy(samples: dict) -> st.SearchStrategy[str]:
 
 
 def json_strategy(samples: dict) -> st.SearchStrategy:
-    leaves = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=False, allow_infinity=False), _text,
+    leaves = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
+                       st.floats(allow_nan=False, allow_infinity=False), _text,
                        st.sampled_from([samples["tx_hex"], samples["tx_hex"][:-2], samples["tx_hex"] + "00"]))
     anything = st.recursive(leaves, lambda inner: st.lists(inner, max_size=4) |
                             st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
@@ -196,7 +197,7 @@ def _peer_routes(net, data) -> None:
 
 
 @pytest.fixture(scope="module")
-def fuzz_node(node):  # noqa: F811
+def fuzz_node(node):  # noqa: F811  (the ``node`` fixture imported above, requested by name)
     node.fuzz_ops = operations(node)
     node.fuzz_samples = _samples(node)
     node.client.timeout = httpx.Timeout(10)

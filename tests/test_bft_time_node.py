@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from itertools import pairwise
 
 import pytest
 
@@ -17,10 +18,11 @@ from node.consensus.bft_time import weighted_median_time
 from node.consensus.certificate import build_commit
 from node.consensus.messages import VoteType, sign_vote
 from node.crypto import address_hash, derive_public_key
-from node.ledger.blocks import Block, commit_hash
 from node.ledger.errors import BlockError
 from node.runtime import Node
 from node.status import node_status
+from node.types.block import Block
+from node.types.commit import commit_hash
 from tests.netutil import running_network
 
 TEN_YEARS_MS = 10 * 365 * 24 * 3600 * 1000
@@ -42,7 +44,7 @@ def node(tmp_path):
 def precommits(node, height: int, block_hash: bytes, times: list[int], signers=None):
     keys = node.test_keys if signers is None else [node.test_keys[i] for i in signers]
     return [sign_vote(node.chain_id, k, address_hash(derive_public_key(k)), VoteType.PRECOMMIT, height, 0,
-                      block_hash, t) for k, t in zip(keys, times)]
+                      block_hash, t) for k, t in zip(keys, times, strict=True)]
 
 
 def redated(block: Block, time_ms: int) -> bytes:
@@ -149,7 +151,7 @@ def test_a_validator_ten_years_ahead_does_not_date_the_chain(tmp_path):
         assert times[0] == net.genesis.genesis_time_ms + 1
         for t in times[1:]:
             assert started_ms - 3_000 <= t <= now_ms + 3_000, (t - now_ms, times)
-        assert all(b > a for a, b in zip(times, times[1:]))
+        assert all(b > a for a, b in pairwise(times))
         # validator-3's precommits (ten years ahead) are in the certificates: it takes part.
         address = net.status(3)["validator_address"]
         skewed_times = [s["time_ms"] for b in blocks[1:] for s in b["last_commit"]["signatures"]

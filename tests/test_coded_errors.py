@@ -9,12 +9,12 @@ from node.api.app import ApiError
 from node.consensus.certificate import CertificateError
 from node.consensus.driver import ConsensusError
 from node.consensus.signer import DoubleSignError, SignerError
-from node.consensus.validators import ValidatorSetError
 from node.consensus.wal import WALError
 from node.crypto import CryptoError
 from node.errors import CodedError
-from node.ledger.errors import BlockError, GenesisError, LedgerError, StoreError, TxError
+from node.ledger.errors import BlockError, GenesisAllocationError, LedgerError, StoreError, TxError
 from node.mempool import AlreadyCommitted, MempoolConflict, MempoolError, MempoolFull
+from node.types.validators import ValidatorSetError
 from wallet.amounts import AmountError
 from wallet.cli import CliError
 from wallet.client import NodeError
@@ -25,7 +25,7 @@ from wallet.verify import VerificationError
 PLAIN = [SignerError, DoubleSignError, ConsensusError, CertificateError, ValidatorSetError, WALError, CryptoError,
          MempoolError, MempoolFull, MempoolConflict, AlreadyCommitted, VerificationError, KeystoreError,
          SelectionError, AmountError]
-CODE_FIRST = [LedgerError, TxError, BlockError, GenesisError, StoreError, GenesisDocumentError]
+CODE_FIRST = [LedgerError, TxError, BlockError, GenesisAllocationError, StoreError, GenesisDocumentError]
 
 
 @pytest.mark.parametrize("cls", PLAIN + CODE_FIRST, ids=lambda c: c.__name__)

@@ -1,27 +1,33 @@
-import os
+import random
 
 import pytest
 
+from genesis.build import derive_private_key
 from node import crypto
 
 
+def key(label: str) -> bytes:
+    return derive_private_key(b"test_crypto", label)
+
+
 def test_sign_verify_roundtrip_and_backends_agree_on_signature_bytes():
-    for _ in range(20):
-        key = crypto.generate_private_key()
-        pub = crypto.derive_public_key(key)
-        digest = os.urandom(32)
-        sig = crypto.sign_digest(key, digest)
-        assert sig == crypto.sign_digest_reference(key, digest)
+    rng = random.Random(1)
+    for i in range(20):
+        private = key(f"roundtrip-{i}")
+        pub = crypto.derive_public_key(private)
+        digest = rng.randbytes(32)
+        sig = crypto.sign_digest(private, digest)
+        assert sig == crypto.sign_digest_reference(private, digest)
         assert int.from_bytes(sig[32:], "big") <= crypto.HALF_N
         assert crypto.verify_signature(pub, digest, sig)
         assert crypto.verify_signature_reference(pub, digest, sig)
 
 
 def test_high_s_is_rejected():
-    key = crypto.generate_private_key()
-    pub = crypto.derive_public_key(key)
-    digest = os.urandom(32)
-    sig = crypto.sign_digest(key, digest)
+    private = key("high-s")
+    pub = crypto.derive_public_key(private)
+    digest = random.Random(2).randbytes(32)
+    sig = crypto.sign_digest(private, digest)
     s = int.from_bytes(sig[32:], "big")
     high = sig[:32] + (crypto.N - s).to_bytes(32, "big")
     assert not crypto.verify_signature(pub, digest, high)
@@ -29,16 +35,17 @@ def test_high_s_is_rejected():
 
 
 def test_wrong_key_or_digest_fails():
-    key = crypto.generate_private_key()
-    other = crypto.derive_public_key(crypto.generate_private_key())
-    digest = os.urandom(32)
-    sig = crypto.sign_digest(key, digest)
+    rng = random.Random(3)
+    private = key("signer")
+    other = crypto.derive_public_key(key("other"))
+    digest = rng.randbytes(32)
+    sig = crypto.sign_digest(private, digest)
     assert not crypto.verify_signature(other, digest, sig)
-    assert not crypto.verify_signature(crypto.derive_public_key(key), os.urandom(32), sig)
+    assert not crypto.verify_signature(crypto.derive_public_key(private), rng.randbytes(32), sig)
 
 
 def test_address_roundtrip_and_typo_is_caught():
-    pub = crypto.derive_public_key(crypto.generate_private_key())
+    pub = crypto.derive_public_key(key("address"))
     addr = crypto.address_of(pub)
     assert addr.startswith("lg1")
     assert crypto.decode_address(addr) == crypto.address_hash(pub)

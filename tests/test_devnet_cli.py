@@ -71,7 +71,7 @@ def test_status_json_shape_when_stopped(stopped_devnet, capsys):
     obj = json.loads(capsys.readouterr().out)
     assert list(obj) == ["nodes"]
     assert [n["name"] for n in obj["nodes"]] == ["validator-0", "validator-1"]
-    for node, spec in zip(obj["nodes"], load_network(stopped_devnet)):
+    for node, spec in zip(obj["nodes"], load_network(stopped_devnet), strict=True):
         assert set(node) == STATUS_KEYS
         assert node["url"] == spec.url
         assert node["running"] is False and node["height"] is None and node["app_hash"] is None

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from devnet.byzantine import Targets, tamper_block, tamper_block_batch, tamper_status_answer
 from devnet.drill import (
     FAULT_KINDS,
     Checker,
@@ -25,17 +26,13 @@ from devnet.drill import (
 from devnet.drill.fault_checks import block_time_findings
 from devnet.drill.liveness import HeightMonitor
 from devnet.drill.plan import format_offset
-from devnet.byzantine import Targets, tamper_block, tamper_block_batch, tamper_status_answer
 from devnet.proxy import LinkProxy
 from genesis.build import make_genesis
-from node.consensus.messages import Commit
 from node.consensus.round_status import Decided, RoundStatus
 from node.crypto import address_hash, derive_public_key, encode_address, verify_signature
-from node.ledger.blocks import ZERO_HASH, Block, Header, compute_tx_root
 from node.ledger.errors import BlockError
 from node.ledger.rules import check_block_body
-from node.ledger.state import genesis_txid
-from node.ledger.transactions import OutPoint, TxOutput, fee_outpoint, sign_transaction, signing_digest
+from node.ledger.state import fee_outpoint, genesis_txid
 from node.p2p.wire import (
     decode_block_batch,
     decode_status_answer,
@@ -43,6 +40,10 @@ from node.p2p.wire import (
     encode_consensus_message,
     encode_status_answer,
 )
+from node.types.block import Block, Header, compute_tx_root
+from node.types.commit import Commit
+from node.types.hashes import ZERO_HASH
+from node.types.transaction import OutPoint, TxOutput, sign_transaction, signing_digest
 
 # --------------------------------------------------------------------------- proxy
 
@@ -66,7 +67,7 @@ async def _roundtrip(port: int, payload: bytes, timeout: float) -> bytes | None:
     """Send ``payload`` through ``port`` and read it back; None if nothing came back in time or it was reset."""
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return None
     try:
         writer.write(payload)
@@ -78,7 +79,7 @@ async def _roundtrip(port: int, payload: bytes, timeout: float) -> bytes | None:
                 return None
             got += chunk
         return got
-    except (OSError, asyncio.TimeoutError, ConnectionError):
+    except (TimeoutError, OSError, ConnectionError):
         return None
     finally:
         writer.transport.abort()

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from node.encoding import DecodeError, Reader, Writer
-from node.ledger.transactions import (
+from node.types.transaction import (
     MAX_TX_BYTES,
     MAX_TX_INPUTS,
     MAX_TX_OUTPUTS,
@@ -240,9 +240,10 @@ def test_transaction_round_trips(tx):
 @given(transactions, st.data())
 def test_txid_ignores_signatures_but_signing_digest_binds_chain(tx, data):
     assume(tx.inputs)
-    other_sigs = data.draw(st.lists(st.binary(min_size=64, max_size=64), min_size=len(tx.inputs), max_size=len(tx.inputs)))
+    n = len(tx.inputs)
+    other_sigs = data.draw(st.lists(st.binary(min_size=64, max_size=64), min_size=n, max_size=n))
     resigned = Transaction(
-        tuple(TxInput(i.prev, i.public_key, sig) for i, sig in zip(tx.inputs, other_sigs)), tx.outputs
+        tuple(TxInput(i.prev, i.public_key, sig) for i, sig in zip(tx.inputs, other_sigs, strict=True)), tx.outputs
     )
     assert resigned.txid == tx.txid
     assert signing_digest(resigned, "a") == signing_digest(tx, "a")

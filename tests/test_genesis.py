@@ -22,6 +22,7 @@ from genesis import (
     GenesisValidator,
     dump_genesis,
     encode_genesis,
+    errors,
     genesis_hash,
     genesis_to_json,
     load_genesis,
@@ -32,12 +33,11 @@ from genesis import (
     validate_genesis,
     validator_set_of,
 )
-from genesis import errors
 from genesis.build import derive_private_key
 from genesis.cli import main
 from genesis.document import MAX_TOTAL_POWER, PARAM_BOUNDS, format_genesis_time, parse_genesis_time
 from node.crypto import address_hash, address_of, decode_address, derive_public_key, encode_address
-from node.ledger.transactions import MAX_SUPPLY, MAX_TX_BYTES
+from node.types.transaction import MAX_SUPPLY, MAX_TX_BYTES
 
 SEED = b"test-genesis"
 TIME_MS = 1_795_219_200_000  # 2026-11-21T00:00:00Z
@@ -570,7 +570,7 @@ def test_devnet_genesis_funds_the_faucet_and_demo_wallets():
 
 
 def test_validator_set_of_genesis():
-    validators = pytest.importorskip("node.consensus.validators")
+    validators = pytest.importorskip("node.types.validators")
     g = parse_genesis(document())
     vset = validator_set_of(g)
     assert isinstance(vset, validators.ValidatorSet)

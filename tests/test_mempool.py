@@ -8,8 +8,8 @@ from node.api.app import tx_error_status
 from node.ledger.errors import TxError
 from node.ledger.memory import MemoryState
 from node.ledger.rules import SignatureCache
-from node.ledger.transactions import OutPoint
 from node.mempool import AlreadyCommitted, Mempool, MempoolConflict, MempoolError, MempoolFull
+from node.types.transaction import OutPoint
 from tests.ledger.ledger_helpers import CHAIN, addr, allocations, build_block, commit, gen_op, key, transfer
 
 

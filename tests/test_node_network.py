@@ -11,7 +11,7 @@ import pytest
 from node.consensus.records import load_log
 from node.consensus.signer import DurableSigner, SignedRecord
 from node.crypto import encode_address
-from node.ledger.transactions import COIN
+from node.types.transaction import COIN
 from tests.netutil import running_network
 
 pytestmark = pytest.mark.processes

@@ -27,8 +27,8 @@ import pytest
 
 from devnet import cli as devnet_cli
 from devnet.cluster import load_network, node_status, pid_alive, read_pid, same_chain, stop_node
-from node.consensus.messages import Commit, CommitSig
-from node.ledger.transactions import COIN
+from node.types.commit import Commit, CommitSig
+from node.types.transaction import COIN
 from wallet import cli as wallet_cli
 from wallet.keystore import load_keystore
 

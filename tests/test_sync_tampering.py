@@ -24,16 +24,16 @@ from devnet.cluster import devnet_params
 from genesis.build import make_devnet_genesis
 from genesis.document import dump_genesis, genesis_hash
 from node.config import DATA_DIR, NodeConfig
-from node.consensus.messages import Commit
 from node.consensus.round_status import RELAY_PROTOCOL_VERSION
 from node.crypto import address_hash, derive_public_key
 from node.home import init_home
-from node.ledger.blocks import Block
 from node.ledger.errors import BLK_APPHASH, BlockError
 from node.ledger.store import Store
-from node.ledger.transactions import TxOutput, sign_transaction
 from node.p2p.wire import encode_block_batch
 from node.runtime import Node, StateDivergence
+from node.types.block import Block
+from node.types.commit import Commit
+from node.types.transaction import TxOutput, sign_transaction
 
 TAMPERING = "http://tampering-peer.invalid"
 HONEST = "http://honest-peer.invalid"

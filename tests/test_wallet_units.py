@@ -8,8 +8,9 @@ import stat
 
 import pytest
 
-from node.crypto import address_hash, derive_public_key, encode_address, generate_private_key
-from node.ledger.transactions import COIN, MAX_SUPPLY, OutPoint, TxOutput, sign_transaction
+from genesis.build import derive_private_key
+from node.crypto import address_hash, derive_public_key, encode_address
+from node.types.transaction import COIN, MAX_SUPPLY, OutPoint, TxOutput, sign_transaction
 from wallet import cli
 from wallet.amounts import AmountError, amount_json, describe_amount, format_coins, parse_amount
 from wallet.coins import Coin, SelectionError, estimate_size, select_coins
@@ -66,7 +67,7 @@ def test_format_amounts_are_exact():
 
 
 def test_keystore_round_trip_with_passphrase(tmp_path):
-    key = generate_private_key()
+    key = derive_private_key(b"test_wallet_units", "round-trip")
     path = tmp_path / "w.json"
     store = create_keystore(path, key, "correct horse", scrypt_n=FAST_N)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -102,7 +103,7 @@ def test_keystore_ciphertext_bound_to_its_address(tmp_path):
 
 
 def test_keystore_without_passphrase_and_file_checks(tmp_path):
-    key = generate_private_key()
+    key = derive_private_key(b"test_wallet_units", "dev")
     path = tmp_path / "dev.json"
     create_keystore(path, key, None, name="dev")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -141,7 +142,7 @@ def coin(amount: int, n: int = 0, height: int = 1) -> Coin:
 
 
 def test_estimate_size_is_the_real_encoding_size():
-    key = generate_private_key()
+    key = derive_private_key(b"test_wallet_units", "size")
     addr = address_hash(derive_public_key(key))
     for n_in, n_out in ((1, 1), (1, 2), (3, 2), (7, 1)):
         tx = sign_transaction("c", [(OutPoint(bytes([i]) * 32, i), key) for i in range(n_in)],

@@ -20,11 +20,13 @@ from genesis.build import make_devnet_genesis
 from genesis.document import genesis_hash, genesis_to_json, validator_set_of
 from node.api.views import block_json, tx_json, utxo_json
 from node.consensus.certificate import build_commit
-from node.consensus.messages import Commit, CommitSig, VoteType, sign_vote
+from node.consensus.messages import VoteType, sign_vote
 from node.crypto import address_hash, decode_address, derive_public_key, encode_address, sha256, verify_signature
-from node.ledger.blocks import ZERO_HASH, Block, Header, commit_hash, compute_tx_root
 from node.ledger.state import UtxoEntry
-from node.ledger.transactions import COIN, ZERO_SIGNATURE, OutPoint, Transaction, TxInput, TxOutput, signing_digest
+from node.types.block import Block, Header, compute_tx_root
+from node.types.commit import Commit, CommitSig, commit_hash
+from node.types.hashes import ZERO_HASH
+from node.types.transaction import COIN, ZERO_SIGNATURE, OutPoint, Transaction, TxInput, TxOutput, signing_digest
 from wallet import cli
 from wallet.keystore import create_keystore, load_keystore
 from wallet.trust import chain_file
@@ -360,7 +362,7 @@ def resigned_tx_bytes(node, path, answer):
 def txid_proof(node, path, answer):
     """A proof over the txid (which leaves the signatures out) instead of the served bytes' wtxid."""
     if path.startswith("/v1/txs/"):
-        from node.ledger.merkle import merkle_proof
+        from node.types.merkle import merkle_proof
         block = node.blocks[answer["height"] - 1][0]
         return {**answer, "proof": merkle_proof(block.txids, answer["index"]).to_json()}
     return answer
@@ -409,7 +411,7 @@ def test_certificate_from_other_validators_is_refused(node, faucet):
     """A whole fake chain signed by keys that are not in the pinned genesis."""
     txid, _ = send_one(node, faucet)
     impostors = {f"x{i}": sha256(b"impostor%d" % i) for i in range(4)}
-    from node.consensus.validators import Validator, ValidatorSet
+    from node.types.validators import Validator, ValidatorSet
 
     fake_set = ValidatorSet(Validator(n, derive_public_key(k), 10) for n, k in impostors.items())
     node.blocks[-1] = node.make_block([node.blocks[-1][0].txs[2]], impostors, height=1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from node.errors import CodedError
-from node.ledger.transactions import COIN, MAX_SUPPLY
+from node.types.transaction import COIN, MAX_SUPPLY
 
 DECIMALS = 8
 _COIN_PATTERN = re.compile(r"(\d*)(?:\.(\d*))?")

@@ -27,13 +27,20 @@ import httpx
 
 from node.crypto import CryptoError, decode_address, encode_address
 from node.errors import CodedError
-from node.ledger.transactions import OutPoint, TxOutput, sign_transaction
+from node.types.transaction import OutPoint, TxOutput, sign_transaction
 from wallet.amounts import AmountError, amount_json, describe_amount, format_coins, parse_amount
 from wallet.client import NodeClient, NodeError, NodeUnreachable, WrongGenesis
 from wallet.coins import DEFAULT_FEE_RATE, Coin, SelectionError, select_coins
 from wallet.keystore import Keystore, KeystoreError, create_keystore, load_keystore
-from wallet.trust import TrustedChain, fetch_genesis, known_height, load_trust, parse_trusted, pin_chain, \
-    remember_height
+from wallet.trust import (
+    TrustedChain,
+    fetch_genesis,
+    known_height,
+    load_trust,
+    parse_trusted,
+    pin_chain,
+    remember_height,
+)
 from wallet.verify import VerificationError, VerifiedTx, verify_tx_inclusion
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_UNVERIFIED = 0, 1, 2, 3, 4
@@ -346,11 +353,12 @@ def cmd_send(ctx: Context) -> int:
         selection = select_coins(coins, amount, fee=fee, fee_rate=args.fee_rate)
     except SelectionError as exc:
         if exc.code == "insufficient-funds":
-            d = exc.details
+            needed = exc.amount("needed")
             raise CliError(exc.code, f"insufficient funds: {describe_amount(amount)} plus a fee of "
-                                     f"{describe_amount(d['needed'] - amount)} needs {describe_amount(d['needed'])}; "
-                                     f"the wallet has {describe_amount(d['available'])}, short by "
-                                     f"{describe_amount(d['shortfall'])}", EXIT_FAILED, **d) from None
+                                     f"{describe_amount(needed - amount)} needs {describe_amount(needed)}; "
+                                     f"the wallet has {describe_amount(exc.amount('available'))}, short by "
+                                     f"{describe_amount(exc.amount('shortfall'))}", EXIT_FAILED,
+                           **exc.details) from None
         raise CliError(exc.code, exc.message, EXIT_FAILED, **exc.details) from None
     own = decode_address(store.address)
     outputs = [TxOutput(recipient, amount)]

@@ -128,7 +128,7 @@ class NodeClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "NodeClient":
+    def __enter__(self) -> NodeClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -155,8 +155,8 @@ class NodeClient:
         for url in order:
             try:
                 self._check_genesis(url)
-                extra = {} if timeout_s is None else {"timeout": httpx.Timeout(timeout_s, connect=3.0)}
-                response = self._http.request(method, url + path, params=params, json=json, **extra)
+                timeout = httpx.USE_CLIENT_DEFAULT if timeout_s is None else httpx.Timeout(timeout_s, connect=3.0)
+                response = self._http.request(method, url + path, params=params, json=json, timeout=timeout)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 reasons.append(f"{url}: {exc or type(exc).__name__}")
                 continue

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from node.crypto import ADDRESS_SIZE, PUBLIC_KEY_SIZE, SIGNATURE_SIZE
 from node.errors import CodedError
-from node.ledger.transactions import MAX_SUPPLY, MAX_TX_BYTES, MAX_TX_INPUTS, TXID_SIZE, OutPoint
+from node.types.transaction import MAX_SUPPLY, MAX_TX_BYTES, MAX_TX_INPUTS, TXID_SIZE, OutPoint
 
 DEFAULT_FEE_RATE = 10
 """Base units per encoded byte when no fee is given (a one-input payment costs about 2,000)."""
@@ -63,6 +63,13 @@ class Selection:
 
 class SelectionError(CodedError):
     """A transfer the wallet's coins cannot pay for; ``code`` is stable, ``details`` are amounts."""
+
+    def amount(self, key: str) -> int:
+        """One of the amounts in ``details`` (``needed``, ``available``, ``shortfall``), in base units."""
+        value = self.details[key]
+        if not isinstance(value, int):
+            raise TypeError(f"{key} is not an amount: {value!r}")
+        return value
 
 
 def _fee(fixed: int | None, rate: int, n_in: int, n_out: int) -> int:

@@ -72,7 +72,8 @@ def encrypt_private_key(private_key: bytes, passphrase: str, address: str, n: in
 def decrypt_private_key(encryption: dict, passphrase: str, address: str) -> bytes:
     try:
         if encryption["kdf"] != "scrypt" or encryption["cipher"] != "aes-256-gcm":
-            raise KeystoreError("unsupported-keystore", f"unsupported kdf/cipher {encryption['kdf']}/{encryption['cipher']}")
+            raise KeystoreError("unsupported-keystore",
+                                f"unsupported kdf/cipher {encryption['kdf']}/{encryption['cipher']}")
         n, r, p = int(encryption["n"]), int(encryption["r"]), int(encryption["p"])
         if n < 2 or n & (n - 1) or n > 2**22 or not 1 <= r <= 32 or not 1 <= p <= 16:
             raise KeystoreError("bad-keystore", "scrypt parameters out of range")
@@ -198,7 +199,8 @@ def load_keystore(path: Path) -> Keystore:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise KeystoreError("bad-keystore", f"{path} is not a ledger-wallet file")
     if data.get("version") != VERSION:
-        raise KeystoreError("unsupported-keystore", f"{path} has version {data.get('version')}; this wallet reads {VERSION}")
+        raise KeystoreError("unsupported-keystore",
+                            f"{path} has version {data.get('version')}; this wallet reads {VERSION}")
     address = data.get("address")
     try:
         public_key = bytes.fromhex(data.get("public_key", ""))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from genesis.document import Genesis, genesis_hash, genesis_to_json, parse_genesis, validator_set_of
 from genesis.errors import GenesisError
-from node.consensus.validators import ValidatorSet
+from node.types.validators import ValidatorSet
 from wallet.client import NodeClient
 from wallet.keystore import Keystore, write_private_file
 from wallet.verify import VerificationError
@@ -46,7 +46,7 @@ class TrustedChain:
         return self.genesis.chain_id
 
     @classmethod
-    def of(cls, genesis: Genesis) -> "TrustedChain":
+    def of(cls, genesis: Genesis) -> TrustedChain:
         return cls(genesis, genesis_hash(genesis), validator_set_of(genesis))
 
 

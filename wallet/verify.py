@@ -25,14 +25,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from node.consensus.certificate import CertificateError, verify_commit
-from node.consensus.messages import Commit
-from node.consensus.validators import ValidatorSet
 from node.crypto import sha256
 from node.encoding import DecodeError
 from node.errors import CodedError
-from node.ledger.blocks import Header
-from node.ledger.merkle import MerkleProof, verify_merkle_proof
-from node.ledger.transactions import Transaction
+from node.types.block import Header
+from node.types.commit import Commit
+from node.types.merkle import MerkleProof, verify_merkle_proof
+from node.types.transaction import Transaction
+from node.types.validators import ValidatorSet
 
 
 class VerificationError(CodedError):
@@ -79,9 +79,11 @@ class VerifiedTx:
 
 
 def _hex(value: object, what: str, size: int | None = None) -> bytes:
+    if not isinstance(value, str):
+        raise VerificationError("malformed-answer", f"{what} is not hex")
     try:
-        raw = bytes.fromhex(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        raw = bytes.fromhex(value)
+    except ValueError:
         raise VerificationError("malformed-answer", f"{what} is not hex") from None
     if size is not None and len(raw) != size:
         raise VerificationError("malformed-answer", f"{what} must be {size} bytes")
@@ -124,7 +126,8 @@ def verify_block(chain_id: str, validators: ValidatorSet, height: int, block_ans
     except CertificateError as exc:
         raise VerificationError("bad-certificate", f"the commit certificate of block {height} is not valid "
                                                    f"({exc.code}): {exc.message}") from None
-    signed = sum(validators.get(cs.validator).power for cs in commit.signatures)
+    # verify_commit refused any signer outside the set: every one is found
+    signed = sum(v.power for cs in commit.signatures if (v := validators.get(cs.validator)) is not None)
     return VerifiedBlock(header, block_hash, signed, validators.total_power, len(commit.signatures), len(validators))
 
 

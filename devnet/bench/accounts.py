@@ -17,7 +17,7 @@ from devnet.cluster import NodeSpec, write_network
 from genesis.build import make_genesis
 from node.crypto import SigningKey, address_hash, encode_address, generate_private_key
 from node.ledger.state import genesis_outpoint
-from node.ledger.transactions import ZERO_SIGNATURE, OutPoint, Transaction, TxInput, TxOutput, signing_digest
+from node.types.transaction import ZERO_SIGNATURE, OutPoint, Transaction, TxInput, TxOutput, signing_digest
 
 CHAIN_ID = "bench"
 EXTRA_UTXO_AMOUNT = 1

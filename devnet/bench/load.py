@@ -103,7 +103,7 @@ class Bench:
                     self.workload.retire(r)
             return
         results = response.json()["results"]
-        for r, result in zip(records, results):
+        for r, result in zip(records, results, strict=True):
             status = result.get("status")
             if r.status == "committed":
                 continue
@@ -149,11 +149,19 @@ class Bench:
             phase.offered += len(records)
             if self.in_flight[node] >= self.opts.inflight * 4:
                 self.errors["client-backlog"] += 1
-            task = loop.create_task(self._post(clients[node], node, records, phase))
+            task = loop.create_task(self._post(clients[node], node, records, phase), name="batch post")
             self._pending_posts.add(task)
             task.add_done_callback(self._pending_posts.discard)
+            task.add_done_callback(self.report_failure)
         phase.end = time.monotonic()
         return phase
+
+    def report_failure(self, task: asyncio.Task) -> None:
+        """Done callback of every bench task: an exception it did not handle (they handle transport errors, so
+        this is a bug) is counted in ``errors``, which the report shows, and logged at once."""
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self.errors[f"bench-error:{task.get_name()}:{type(exc).__name__}"] += 1
+            self.log(f"!! {task.get_name()} failed: {type(exc).__name__}: {exc}")
 
     async def settle_posts(self) -> None:
         if self._pending_posts:
@@ -245,9 +253,11 @@ class Bench:
             self.next_height = self.start_height + 1
             self.t0 = time.monotonic()
             self.wall_offset = time.time() - time.monotonic()
-            background = [asyncio.create_task(self.track(tracker_client)),
-                          asyncio.create_task(self.sample_nodes()),
-                          asyncio.create_task(live(self))]
+            background = [asyncio.create_task(self.track(tracker_client), name="block follower"),
+                          asyncio.create_task(self.sample_nodes(), name="node sampler"),
+                          asyncio.create_task(live(self), name="live view")]
+            for task in background:
+                task.add_done_callback(self.report_failure)
             try:
                 if opts.max:
                     rate = await self.search(clients)
@@ -281,7 +291,7 @@ class Bench:
                 self.stop_tracking = True
                 for task in background:
                     task.cancel()
-                await asyncio.gather(*background, return_exceptions=True)
+                await asyncio.gather(*background, return_exceptions=True)  # failures: report_failure
                 await self.settle_posts()
                 for c in clients:
                     await c.aclose()

@@ -127,7 +127,7 @@ class Phase:
 # --------------------------------------------------------------------------- verdicts
 
 
-def recent(bench: "Bench", window: float = 5.0) -> tuple[float, float | None]:
+def recent(bench: Bench, window: float = 5.0) -> tuple[float, float | None]:
     """Committed transactions per second and p50 latency over the last ``window`` seconds."""
     now = time.monotonic()
     txs = sum(b.txs for b in bench.blocks if b.seen_t >= now - window)
@@ -137,7 +137,7 @@ def recent(bench: "Bench", window: float = 5.0) -> tuple[float, float | None]:
     return txs / span, percentile(lat, 0.5)
 
 
-def step_verdict(bench: "Bench", phase: Phase, now: float) -> dict:
+def step_verdict(bench: Bench, phase: Phase, now: float) -> dict:
     """Did the network keep up with ``phase``'s rate?
 
     Judged on the transfers sent before the step's last 2 s (a transfer not
@@ -175,7 +175,7 @@ def step_verdict(bench: "Bench", phase: Phase, now: float) -> dict:
             "starved": phase.starved, "rejected": rejected, "sustained": ok}
 
 
-def measure_verdict(bench: "Bench") -> dict:
+def measure_verdict(bench: Bench) -> dict:
     """Did the measured phase hold: p50 and p99 within target, commits keeping up with the offer?"""
     window = max(bench.measure_end - bench.measure_start, 1e-3)
     lat = sorted(r.commit_t - r.submit_t for r in bench.workload.records.values()
@@ -193,16 +193,16 @@ def measure_verdict(bench: "Bench") -> dict:
 # --------------------------------------------------------------------------- the result
 
 
-def summarize(bench: "Bench", opts: Options, verify_per_s: float, cores: int, extra: dict) -> dict:
+def summarize(bench: Bench, opts: Options, verify_per_s: float, cores: int, extra: dict) -> dict:
     records = list(bench.workload.records.values())
     t_start, t_end = bench.measure_start, bench.measure_end
     window = max(t_end - t_start, 1e-3)
     measured = [r for r in records if r.phase == "measure" and r.attempts]
-    lat = sorted(r.commit_t - r.submit_t for r in measured if r.commit_t is not None)
+    lat = sorted(r.commit_t - r.submit_t for r in measured if r.commit_t is not None and r.submit_t is not None)
     # split each latency at the block's proposal time (header time, the proposer's clock = ours on loopback)
     proposed_at = {b.height: b.time_ms / 1000 - bench.wall_offset for b in bench.blocks}
     to_proposal = sorted(proposed_at[r.height] - r.submit_t for r in measured
-                         if r.commit_t is not None and r.height in proposed_at)
+                         if r.commit_t is not None and r.submit_t is not None and r.height in proposed_at)
     to_commit = sorted(r.commit_t - proposed_at[r.height] for r in measured
                        if r.commit_t is not None and r.height in proposed_at)
     blocks_in = [b for b in bench.blocks if t_start <= b.seen_t <= t_end]
@@ -218,22 +218,28 @@ def summarize(bench: "Bench", opts: Options, verify_per_s: float, cores: int, ex
     rejected_by = collections.Counter(r.code for r in rejected)
 
     nodes = []
+    peaks: list[float] = []
+    utils: list[float] = []
     for spec in bench.specs:
         s = bench.samples.get(spec.name, [])
         in_window = [x for x in s if t_start <= x[0] <= t_end]
         cpu_window = (in_window[-1][1].cpu_s - in_window[0][1].cpu_s) if len(in_window) >= 2 else None
         span = (in_window[-1][0] - in_window[0][0]) if len(in_window) >= 2 else None
+        util = round(cpu_window / span, 3) if cpu_window is not None and span else None
+        peak = round(max(x[1].hwm_mb for x in s), 1) if s else None
+        if util is not None:
+            utils.append(util)
+        if peak is not None:
+            peaks.append(peak)
         nodes.append({
             "name": spec.name,
             "pid": bench.pids.get(spec.name),
             "cpu_s_total": round(s[-1][1].cpu_s, 2) if s else None,
             "cpu_s_measured": round(cpu_window, 2) if cpu_window is not None else None,
-            "cpu_util_measured": round(cpu_window / span, 3) if cpu_window is not None and span else None,
+            "cpu_util_measured": util,
             "rss_mb": round(s[-1][1].rss_mb, 1) if s else None,
-            "rss_peak_mb": round(max(x[1].hwm_mb for x in s), 1) if s else None,
+            "rss_peak_mb": peak,
         })
-    peaks = [n["rss_peak_mb"] for n in nodes if n["rss_peak_mb"] is not None]
-    utils = [n["cpu_util_measured"] for n in nodes if n["cpu_util_measured"] is not None]
     cpu_ms_per_tx = (1000 * sum(utils) * window / committed_in_window
                      if committed_in_window and len(utils) == len(nodes) else None)
     all_committed = sum(b.txs for b in bench.blocks)

@@ -36,19 +36,19 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="consensus parameter of the fresh devnet's genesis, e.g. --param max_block_txs=2000 "
                         "(default: the devnet's timeouts and the genesis defaults)")
-    l = parser.add_argument_group("load")
-    rate = l.add_mutually_exclusive_group()
+    load = parser.add_argument_group("load")
+    rate = load.add_mutually_exclusive_group()
     rate.add_argument("--rate", type=float, default=None, help="offered transactions per second (default 200)")
     rate.add_argument("--max", action="store_true",
                       help="ramp the rate up to the highest one the network sustains, then measure at it")
-    l.add_argument("--duration", type=float, default=20.0, help="measured seconds (after the warm-up)")
-    l.add_argument("--warmup", type=float, default=None, help="seconds of load before measuring (default 3)")
-    l.add_argument("--accounts", type=int, default=100, help="keys that own the funded outputs (default 100)")
-    l.add_argument("--slots", type=int, default=None,
+    load.add_argument("--duration", type=float, default=20.0, help="measured seconds (after the warm-up)")
+    load.add_argument("--warmup", type=float, default=None, help="seconds of load before measuring (default 3)")
+    load.add_argument("--accounts", type=int, default=100, help="keys that own the funded outputs (default 100)")
+    load.add_argument("--slots", type=int, default=None,
                    help="funded outputs used as independent payment chains (default: 8 s worth of the top rate)")
-    l.add_argument("--utxos", type=int, default=0, help="extra unspent outputs preloaded in genesis (scale test)")
-    l.add_argument("--batch", type=int, default=100, help="most transactions per POST /v1/txs/batch (default 100)")
-    l.add_argument("--inflight", type=int, default=4, help="concurrent requests per node (default 4)")
+    load.add_argument("--utxos", type=int, default=0, help="extra unspent outputs preloaded in genesis (scale test)")
+    load.add_argument("--batch", type=int, default=100, help="most transactions per POST /v1/txs/batch (default 100)")
+    load.add_argument("--inflight", type=int, default=4, help="concurrent requests per node (default 4)")
     m = parser.add_argument_group("--max search")
     m.add_argument("--start-rate", type=float, default=300.0, help="first rate of the ramp (default 300)")
     m.add_argument("--rate-cap", type=float, default=3000.0, help="highest rate the ramp tries (default 3000)")
@@ -96,7 +96,7 @@ class Options:
     verify_seconds: float = 1.0
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "Options":
+    def from_args(cls, args: argparse.Namespace) -> Options:
         overrides: dict[str, object] = {}
         for item in getattr(args, "set", None) or []:
             if "=" not in item:
@@ -139,7 +139,8 @@ class Options:
         return self.rate_cap if self.max else self.rate
 
     def ramp_rates(self) -> list[float]:
-        rates, r = [], self.start_rate
+        rates: list[float] = []
+        r = self.start_rate
         while r < self.rate_cap:
             rates.append(round(r))
             r *= self.factor

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 # --------------------------------------------------------------------------- while it runs
 
 
-def render(bench: "Bench"):
+def render(bench: Bench):
     """The live view: the current phase, and every node's CPU and memory."""
     from rich.console import Group
     from rich.table import Table
@@ -54,7 +54,7 @@ def render(bench: "Bench"):
     return Group(table, nodes)
 
 
-async def live(bench: "Bench") -> None:
+async def live(bench: Bench) -> None:
     """Redraw the live view twice a second until the run stops (nothing with ``--quiet``)."""
     if bench.opts.quiet or bench.console is None:
         return
@@ -129,22 +129,22 @@ def load_pyplot():
     return plt
 
 
-def write_plot(bench: "Bench", path: Path) -> None:
+def write_plot(bench: Bench, path: Path) -> None:
     """Offered and committed transactions per second, and p50/p99 latency by send second, as a PNG."""
     plt = load_pyplot()
     t0 = bench.t0
-    records = [r for r in bench.workload.records.values() if r.submit_t is not None]
+    sends = [(r.submit_t, r.commit_t) for r in bench.workload.records.values() if r.submit_t is not None]
     end = max([b.seen_t for b in bench.blocks] + [t0 + 1]) - t0
     bins = int(math.ceil(end)) + 1
     offered = [0] * bins
     committed = [0] * bins
     lat_bins: list[list[float]] = [[] for _ in range(bins)]
-    for r in records:
-        i = int(r.submit_t - t0)
+    for submit_t, commit_t in sends:
+        i = int(submit_t - t0)
         if 0 <= i < bins:
             offered[i] += 1
-            if r.commit_t is not None:
-                lat_bins[i].append(r.commit_t - r.submit_t)
+            if commit_t is not None:
+                lat_bins[i].append(commit_t - submit_t)
     for b in bench.blocks:
         i = int(b.seen_t - t0)
         if 0 <= i < bins:

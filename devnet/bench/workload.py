@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from node.ledger.transactions import ZERO_SIGNATURE, OutPoint, Transaction, TxInput, TxOutput, signing_digest
+from node.types.transaction import ZERO_SIGNATURE, OutPoint, Transaction, TxInput, TxOutput, signing_digest
 
 PAYMENT = 10_000
 """Base units each transfer pays to its recipient."""
@@ -62,7 +62,7 @@ class Slot:
 class Workload:
     """Accounts, slots and their pre-signed transfers."""
 
-    def __init__(self, chain_id: str, signers: list["Signer"], nodes: int):
+    def __init__(self, chain_id: str, signers: list[Signer], nodes: int):
         self.chain_id = chain_id
         self.signers = signers
         self.nodes = nodes
@@ -107,7 +107,7 @@ class Workload:
     def take(self, node: int, count: int) -> list[TxRecord]:
         """Up to ``count`` transfers from idle slots of ``node``."""
         ready, slots = self.ready[node], self.slots
-        out = []
+        out: list[TxRecord] = []
         while ready and len(out) < count:
             slot = slots[ready.popleft()]
             if slot.dead or slot.busy:

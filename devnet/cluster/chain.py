@@ -104,7 +104,7 @@ async def wait_for_height_async(specs: Sequence[NodeSpec], height: int, timeout_
                     return HeightWait(False, height, heights, f"{spec.name} exited; see {spec.home / LOG_FILE} "
                                                               f"and {spec.home / STDOUT_FILE}", exited=spec.name)
         answers = await fetch_statuses(specs, status_timeout_s, client)
-        heights = {s.name: int(a["height"]) for s, a in zip(specs, answers) if a is not None}
+        heights = {s.name: int(a["height"]) for s, a in zip(specs, answers, strict=True) if a is not None}
         if len(heights) == len(specs) and all(h >= height for h in heights.values()):
             return HeightWait(True, height, heights)
         if time.monotonic() >= deadline:
@@ -166,7 +166,8 @@ async def fetch_chain(client: httpx.AsyncClient, url: str, top: int, *, start: i
     """Blocks ``start .. top`` of the node at ``url``, in pages; each request is tried ``attempts`` times."""
     blocks: list[dict] = []
     for first in range(start, top + 1, BLOCK_PAGE):
-        params = {"from": first, "to": min(top, first + BLOCK_PAGE - 1), "txs": str(with_txs).lower()}
+        params: dict[str, int | str] = {"from": first, "to": min(top, first + BLOCK_PAGE - 1),
+                                        "txs": str(with_txs).lower()}
         for attempt in range(attempts):
             try:
                 response = await client.get(url + "/v1/blocks", params=params, timeout=timeout_s)
@@ -213,7 +214,7 @@ async def same_chain_async(specs: Sequence[NodeSpec], height: int | None = None,
     check = ChainCheck(height, start)
     results = await asyncio.gather(*(fetch_chain(client, s.url, height, start=start, with_txs=s.name == txs_from)
                                      for s in specs), return_exceptions=True)
-    for spec, result in zip(specs, results):
+    for spec, result in zip(specs, results, strict=True):
         if isinstance(result, BaseException):
             check.unreachable[spec.name] = f"{type(result).__name__}: {result}"
         else:

@@ -114,7 +114,7 @@ def start_nodes(specs: list[NodeSpec]) -> list[subprocess.Popen]:
 def signal_node(spec: NodeSpec, sig: int) -> bool:
     """Send ``sig`` to ``spec``'s node; False when it is not running."""
     pid = read_pid(spec.home)
-    if not pid_alive(pid):
+    if pid is None or not pid_alive(pid):
         return False
     os.kill(pid, sig)
     return True
@@ -139,10 +139,10 @@ def stop_nodes(specs: list[NodeSpec], timeout_s: float = 10.0) -> list[tuple[Nod
 
     Returns the (node, pid) pairs that were running.
     """
-    running = []
+    running: list[tuple[NodeSpec, int]] = []
     for spec in specs:
         pid = read_pid(spec.home)
-        if pid_alive(pid):
+        if pid is not None and pid_alive(pid):
             os.kill(pid, signal.SIGCONT)
             os.kill(pid, signal.SIGTERM)
             running.append((spec, pid))

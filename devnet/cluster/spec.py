@@ -147,7 +147,7 @@ def local_specs(base: Path, names: list[str], host: str = "127.0.0.1", base_port
     ports are ``base_port`` and up when those are all free, else any free ones."""
     base = Path(base).resolve()
     ports = pick_ports(len(names), base_port, host)
-    return [NodeSpec(name, base / name, host, port) for name, port in zip(names, ports)]
+    return [NodeSpec(name, base / name, host, port) for name, port in zip(names, ports, strict=True)]
 
 
 def multi_host_specs(base: Path, names: list[str], hosts: list[str], base_port: int = 26657) -> list[NodeSpec]:

@@ -14,14 +14,13 @@ commits a transfer after healing; and the fault kinds' own checks
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import httpx
 
-from devnet.cluster import LOG_FILE, same_chain_async, wait_for_height_async
+from devnet.cluster import LOG_FILE, HeightWait, same_chain_async, wait_for_height_async
 from devnet.drill import fault_checks
 from devnet.drill.network import TWIN_NAME, DrillNetwork
 from devnet.drill.replay import replay
@@ -36,7 +35,7 @@ if TYPE_CHECKING:
 class Checker:
     """Everything verified after the run, from the nodes' own answers and an independent replay."""
 
-    def __init__(self, net: DrillNetwork, workload: Workload, nemesis: "Nemesis", http: httpx.AsyncClient,
+    def __init__(self, net: DrillNetwork, workload: Workload, nemesis: Nemesis, http: httpx.AsyncClient,
                  twin_enabled: bool, out=print):
         self.net = net
         self.workload = workload
@@ -68,14 +67,18 @@ class Checker:
         """Wait until every validator serves and all have passed the highest height seen at the start."""
         net = self.net
         specs = [net.specs[name] for name in net.names]
-        options = dict(client=self.http, watch_pids=False, poll_s=0.5, status_timeout_s=2, on_poll=net.check_crashes)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
+
+        async def wait(height: int, wait_s: float) -> HeightWait:
+            return await wait_for_height_async(specs, height, wait_s, client=self.http, watch_pids=False, poll_s=0.5,
+                                               status_timeout_s=2, on_poll=net.check_crashes)
+
         net.check_crashes()
-        waited = await wait_for_height_async(specs, 0, timeout_s, **options)
+        waited = await wait(0, timeout_s)
         if waited:
             target = max(waited.heights.values()) + 1
-            waited = await wait_for_height_async(specs, target, max(0.0, deadline - loop.time()), **options)
+            waited = await wait(target, max(0.0, deadline - loop.time()))
             if waited:
                 return True, min(waited.heights.values())
         self.details["heights_at_timeout"] = waited.heights
@@ -109,7 +112,7 @@ class Checker:
         return False, "no transfer committed after healing"
 
     async def run(self) -> None:
-        net, wl = self.net, self.workload
+        net = self.net
         ok, _ = await self.converge()
         self.add("nodes converged after heal", "yes" if ok else f"no: {self.details.get('heights_at_timeout')}", ok)
         live, text = await self.liveness_probe()
@@ -117,11 +120,17 @@ class Checker:
         fault_checks.check_liveness(self)
         await self.converge(60)
         heights = {}
+        unread = {}
         for name in net.names:
-            with contextlib.suppress(Exception):
+            try:
                 heights[name] = int((await self.get(name, "/v1/status")).json()["height"])
+            except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # no answer, or not a status
+                unread[name] = f"{type(exc).__name__}: {exc}"
         top = min(heights.values()) if heights else 0
         self.details["final_heights"] = heights
+        if unread:
+            self.details["final_heights_unread"] = unread
+            self.out(f"!! final height not read from {', '.join(f'{n} ({e})' for n, e in unread.items())}")
         self.add("height checked (min over validators)", top)
 
         try:
@@ -159,7 +168,7 @@ class Checker:
         # 3. the nodes' own balances at every height: sum == supply, each == replay
         try:
             api_bad_supply, api_mismatch, queries = await self.check_api_balances(top, replay)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001  (balances that cannot be read are a failed check, not a crash)
             self.add("served balances at every height", f"could not read: {type(exc).__name__}: {exc}", False)
         else:
             self.add("served balances sum to supply at every height",
@@ -249,7 +258,7 @@ class Checker:
             values = await asyncio.gather(*(one(node, addr, h) for h, addr, node in jobs))
             queries += len(jobs)
             per_height: Counter = Counter()
-            for (h, addr, node), value in zip(jobs, values):
+            for (h, addr, node), value in zip(jobs, values, strict=True):
                 per_height[h] += value
                 expected = replay["balance_at"](addr, h)
                 if value != expected:

@@ -54,6 +54,8 @@ class HeightMonitor:
         """Height -> wall-clock time (time.time()) the drill first saw a validator at or above it."""
         self.points: list[HealPoint] = []
         self._task: asyncio.Task | None = None
+        self.error: str | None = None
+        """Why the monitor stopped early, if it did (then stalls after later heals are not measured)."""
 
     def observe(self, name: str, height: int, sent: float, now: float, wall: float) -> None:
         """A status answer: ``sent``/``now`` are monotonic times of the request and the answer."""
@@ -114,8 +116,11 @@ class HeightMonitor:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            ended = (await asyncio.gather(self._task, return_exceptions=True))[0]
             self._task = None
+            if isinstance(ended, Exception):
+                self.error = f"{type(ended).__name__}: {ended}"
+                self.net.out(f"!! height monitor failed: {self.error}")
 
     async def settle(self) -> None:
         """Wait until every heal point saw a new height or ran out of its bound (bounded by it)."""
@@ -136,8 +141,8 @@ class HeightMonitor:
 
     def report(self) -> dict:
         resolved = [p for p in self.points if p.stall_s is not None]
-        longest = max(resolved, key=lambda p: p.stall_s, default=None)
-        return {"bound_s": self.bound_s, "heals": len(self.points),
+        longest = max(resolved, key=lambda p: p.stall_s or 0.0, default=None)
+        return {"bound_s": self.bound_s, "heals": len(self.points), "error": self.error,
                 "longest_stall_s": longest.stall_s if longest else None,
                 "longest_after": longest.label if longest else None,
                 "exceeded": [p.label for p in self.points if p.stall_s is None],

@@ -39,13 +39,15 @@ from genesis.build import derive_private_key, make_genesis
 from node.config import CONFIG_FILE, NodeConfig
 from node.crypto import address_hash, derive_public_key
 from node.ledger.state import genesis_txid
-from node.ledger.transactions import COIN, OutPoint
+from node.types.transaction import COIN, OutPoint
 
 TWIN_NAME = "twin"
-NODE_OVERRIDES = {
+COMMIT_WAIT_MS = 10_000
+MIN_HEIGHT_WAIT_MS = 4_000
+NODE_OVERRIDES: dict[str, object] = {
     "log_level": "INFO",
-    "commit_wait_ms": 10_000,
-    "min_height_wait_ms": 4_000,
+    "commit_wait_ms": COMMIT_WAIT_MS,
+    "min_height_wait_ms": MIN_HEIGHT_WAIT_MS,
     "peer_timeout_ms": 2_000,
     "sync_interval_ms": 500,
 }
@@ -114,6 +116,8 @@ class DrillNetwork:
         peers = {name: tuple(self.proxy.url(name, other) for other in members if other != name) for name in members}
         write_homes(self.base, self.genesis, self.validator_keys, specs, NODE_OVERRIDES, peers=peers)
         if self.with_twin:
+            if self.twin_victim is None:
+                raise ValueError("a twin needs the validator it copies (twin_victim)")
             spec = self.specs[TWIN_NAME]
             config = NodeConfig(name=TWIN_NAME, host=spec.host, port=spec.port, peers=peers[TWIN_NAME],
                                 log_file=str(spec.home / LOG_FILE)).with_overrides(NODE_OVERRIDES)

@@ -77,6 +77,11 @@ def validator_names(count: int) -> list[str]:
     return [f"validator-{i}" for i in range(count)]
 
 
+def _pair(a: str, b: str) -> tuple[str, str]:
+    """An unordered pair of nodes, sorted."""
+    return (a, b) if a <= b else (b, a)
+
+
 def ring_cut_pairs(order: list[str]) -> list[tuple[str, str]]:
     """Pairs to cut so each node keeps the nearest ring neighbours making up a bare majority with itself."""
     n = len(order)
@@ -87,22 +92,22 @@ def ring_cut_pairs(order: list[str]) -> list[tuple[str, str]]:
         for j in range(i + 1, n):
             distance = min(j - i, n - (j - i))
             if distance > reach:
-                pairs.append(tuple(sorted((order[i], order[j]))))
-    return pairs  # type: ignore[return-value]
+                pairs.append(_pair(order[i], order[j]))
+    return pairs
 
 
 def _partition_detail(rng: random.Random, names: list[str], shape: str) -> dict:
     if shape == "isolate":
         lone = rng.choice(names)
         groups = [[lone], [n for n in names if n != lone]]
-        pairs = [tuple(sorted((lone, n))) for n in names if n != lone]
+        pairs = [_pair(lone, n) for n in names if n != lone]
         label = f"{lone} | rest"
     elif shape == "split":
         shuffled = names[:]
         rng.shuffle(shuffled)
         half = len(shuffled) // 2
         groups = [sorted(shuffled[:half]), sorted(shuffled[half:])]
-        pairs = [tuple(sorted((a, b))) for a in groups[0] for b in groups[1]]
+        pairs = [_pair(a, b) for a in groups[0] for b in groups[1]]
         label = f"{','.join(groups[0])} | {','.join(groups[1])}"
     else:
         order = names[:]

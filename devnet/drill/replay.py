@@ -11,8 +11,7 @@ from collections import Counter
 
 from genesis.document import Genesis
 from node.crypto import encode_address
-from node.ledger.state import genesis_txid
-from node.ledger.transactions import fee_outpoint
+from node.ledger.state import fee_outpoint, genesis_txid
 
 
 def replay(genesis: Genesis, blocks: list[dict]) -> dict:

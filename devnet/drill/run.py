@@ -75,12 +75,17 @@ async def run_drill_async(opts: DrillOptions, out=print) -> DrillResult:
                 await workload.run(opts.duration_s)
                 try:
                     await asyncio.wait_for(asyncio.shield(nemesis_task), 60)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     nemesis_task.cancel()
             finally:
                 for task in (nemesis_task, progress_task):
                     task.cancel()
-                await asyncio.gather(nemesis_task, progress_task, return_exceptions=True)
+                ended = await asyncio.gather(nemesis_task, progress_task, return_exceptions=True)
+                task_errors = [f"{task.get_name()}: {type(exc).__name__}: {exc}"
+                               for task, exc in zip((nemesis_task, progress_task), ended, strict=True)
+                               if isinstance(exc, Exception)]
+                for error in task_errors:
+                    out(f"!! drill task failed: {error}")
                 await nemesis.heal_all()
                 await nemesis.monitor.settle()
                 await nemesis.monitor.stop()
@@ -90,6 +95,8 @@ async def run_drill_async(opts: DrillOptions, out=print) -> DrillResult:
             await checker.run()
             applied = ", ".join(f"{k} x{v}" for k, v in sorted(nemesis.applied.items())) or "none"
             checker.checks.insert(0, Check("faults applied", applied, None))
+            if task_errors:  # a fault schedule or progress report that died is a failed drill, not a quiet one
+                checker.add("drill tasks ended without an error", "; ".join(task_errors), False)
             missing = [k for k in opts.faults if not any(a.split("/")[0] == k for a in nemesis.applied)]
             if missing:
                 checker.checks.insert(1, Check("faults planned but not applied", ",".join(missing), None))
@@ -135,11 +142,12 @@ async def progress(workload: Workload, net: DrillNetwork, http: httpx.AsyncClien
 
 def run_drill_sync(opts: DrillOptions, out=print) -> DrillResult:
     """Run a drill in a temporary home unless ``opts.home`` is given; keep the home on failure."""
-    made = opts.home is None
-    if made:
-        opts.home = Path(tempfile.mkdtemp(prefix=f"ledger-drill-{opts.seed}-"))
+    home = opts.home
+    made = home is None
+    if home is None:
+        home = opts.home = Path(tempfile.mkdtemp(prefix=f"ledger-drill-{opts.seed}-"))
     else:
-        opts.home.mkdir(parents=True, exist_ok=True)
+        home.mkdir(parents=True, exist_ok=True)
     result = None
     try:
         result = asyncio.run(run_drill_async(opts, out))
@@ -148,6 +156,6 @@ def run_drill_sync(opts: DrillOptions, out=print) -> DrillResult:
         if result is not None and opts.json_path is not None:
             Path(opts.json_path).write_text(json.dumps(result.report, indent=2, default=str))
         if made and result is not None and result.ok and not opts.keep:
-            shutil.rmtree(opts.home, ignore_errors=True)
-        elif opts.home is not None:
-            out(f"drill home kept at {opts.home}")
+            shutil.rmtree(home, ignore_errors=True)
+        else:
+            out(f"drill home kept at {home}")

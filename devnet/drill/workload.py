@@ -11,7 +11,6 @@ for the checks; a resolver asks about transfers whose outcome is unknown.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections import Counter
@@ -19,13 +18,13 @@ from dataclasses import dataclass
 
 import httpx
 
-from devnet.drill.network import NODE_OVERRIDES, DrillNetwork
+from devnet.drill.network import COMMIT_WAIT_MS, MIN_HEIGHT_WAIT_MS, DrillNetwork
 from node.crypto import encode_address
-from node.ledger.transactions import OutPoint, TxOutput, sign_transaction
+from node.types.transaction import OutPoint, TxOutput, sign_transaction
 
-COMMIT_WAIT_S = NODE_OVERRIDES["commit_wait_ms"] / 1000
+COMMIT_WAIT_S = COMMIT_WAIT_MS / 1000
 SUBMIT_TIMEOUT = httpx.Timeout(COMMIT_WAIT_S + 5, connect=2.0)
-READ_TIMEOUT = httpx.Timeout(NODE_OVERRIDES["min_height_wait_ms"] / 1000 + 4, connect=2.0)
+READ_TIMEOUT = httpx.Timeout(MIN_HEIGHT_WAIT_MS / 1000 + 4, connect=2.0)
 
 
 @dataclass
@@ -245,22 +244,22 @@ class Workload:
         nodes = self.rng.sample(self.net.names, 2)
         subs = [Submission(tx.txid.hex(), node, round(self.now(), 3),
                            [(op.txid.hex(), op.index) for op, _ in inputs], double=True)
-                for (tx, _), node in zip((a, b), nodes)]
+                for (tx, _), node in zip((a, b), nodes, strict=True)]
         await asyncio.gather(self.submit(subs[0], a[0].encoded.hex()), self.submit(subs[1], b[0].encoded.hex()))
         self.submissions.extend(subs)
         if any(s.outcome != "unsent" for s in subs):
             self.double_pairs.append((subs[0].txid, subs[1].txid))
         ops = [op for op, _ in inputs]
-        acked = [(s, built) for s, built in zip(subs, (a, b)) if s.outcome == "ack"]
+        acked = [(s, built) for s, built in zip(subs, (a, b), strict=True) if s.outcome == "ack"]
         for s in subs:
             self.counts[s.outcome] += 1
             if s.outcome == "ack":
                 self.acks[s.txid] = s
         if acked:
-            for s, built in acked:
+            for _, built in acked:
                 bank.settle(ops, built[1])
         else:
-            unknown = [(s, built) for s, built in zip(subs, (a, b)) if s.outcome == "unknown"]
+            unknown = [(s, built) for s, built in zip(subs, (a, b), strict=True) if s.outcome == "unknown"]
             for s, built in unknown:
                 bank.limbo[s.txid] = (s, ops, built[1], 0)
             if not unknown:
@@ -331,12 +330,15 @@ class Workload:
                     await self.transfer()
                     if len(self.acks) > before:
                         last_ack_height = max(s.height or 0 for s in list(self.acks.values())[before:])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a workload bug must not end the drill silently
-                self.counts[f"client error {type(exc).__name__}"] += 1
-                self.out(f"!! client {cid}: {type(exc).__name__}: {exc}")
+            except Exception as exc:  # noqa: BLE001  (a workload bug is counted and printed; the drill goes on)
+                self.client_error(f"client {cid}", exc)
                 await asyncio.sleep(0.5)
+
+    def client_error(self, who: str, exc: BaseException) -> None:
+        """An exception a workload task did not expect (a workload bug, or an answer it cannot read): counted in
+        the report's ``counts`` and printed, never swallowed."""
+        self.counts[f"client error {type(exc).__name__}"] += 1
+        self.out(f"!! {who}: {type(exc).__name__}: {exc}")
 
     async def reader(self, deadline: float) -> None:
         """A client that only reads balances, about ten a second, half of them with ``min_height``."""
@@ -345,8 +347,10 @@ class Workload:
                 return
             acked = [s.height for s in list(self.acks.values())[-5:] if s.height]
             floor = max(acked) if acked and self.rng.random() < 0.5 else None
-            with contextlib.suppress(Exception):
+            try:
                 await self.read_balance(floor)
+            except Exception as exc:  # noqa: BLE001  (counted and printed by client_error; reads go on)
+                self.client_error("reader", exc)
             await asyncio.sleep(self.rng.uniform(0.05, 0.15))
 
     async def resolve_once(self, limit: int = 20) -> None:
@@ -380,8 +384,10 @@ class Workload:
             if self.stop.is_set() or time.monotonic() >= deadline:
                 return
             await asyncio.sleep(2)
-            with contextlib.suppress(Exception):
+            try:
                 await self.resolve_once()
+            except Exception as exc:  # noqa: BLE001  (counted and printed by client_error; resolving goes on)
+                self.client_error("resolver", exc)
 
     async def run(self, duration_s: float) -> None:
         deadline = time.monotonic() + duration_s
@@ -389,9 +395,12 @@ class Workload:
         tasks.append(asyncio.create_task(self.resolver(deadline), name="resolver"))
         tasks.append(asyncio.create_task(self.reader(deadline), name="reader"))
         try:
-            done, pending = await asyncio.wait(tasks, timeout=duration_s + COMMIT_WAIT_S + 15)
+            _, pending = await asyncio.wait(tasks, timeout=duration_s + COMMIT_WAIT_S + 15)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+            for task in tasks:  # each task catches its own errors: one that still ended in one is reported
+                if not task.cancelled() and (exc := task.exception()) is not None:
+                    self.client_error(task.get_name(), exc)
         finally:
             self.stop.set()

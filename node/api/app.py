@@ -25,10 +25,10 @@ from node.crypto import CryptoError, decode_address, encode_address
 from node.encoding import DecodeError
 from node.errors import CodedError
 from node.ledger.errors import ERROR_CODES
-from node.ledger.transactions import MAX_TX_BYTES, OutPoint, Transaction
 from node.mempool import AlreadyCommitted, MempoolConflict, MempoolError, MempoolFull
 from node.p2p.wire import decode_consensus_batch, decode_tx_batch, encode_block_batch
 from node.status import node_status
+from node.types.transaction import MAX_TX_BYTES, OutPoint, Transaction
 
 log = logging.getLogger("ledger.api")
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from node.consensus.messages import Commit
 from node.crypto import encode_address
-from node.ledger.blocks import Block, Header
 from node.ledger.state import UtxoEntry
-from node.ledger.transactions import COIN, OutPoint, Transaction
+from node.types.block import Block, Header
+from node.types.commit import Commit
+from node.types.transaction import COIN, OutPoint, Transaction
 
 
 def amount_json(amount: int) -> dict:

@@ -20,8 +20,8 @@ block's time is later than this one's.
 from __future__ import annotations
 
 from node.consensus.certificate import CertificateError
-from node.consensus.messages import Commit
-from node.consensus.validators import ValidatorSet
+from node.types.commit import Commit
+from node.types.validators import ValidatorSet
 
 FIRST_BLOCK_TIME_AFTER_GENESIS_MS = 1
 """Block 1 carries no certificate: it is dated ``genesis_time_ms`` plus this."""

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from node.consensus.messages import HASH_SIZE, Commit, CommitSig, Vote, VoteType, vote_signature_valid
-from node.consensus.validators import ValidatorSet
+from node.consensus.messages import Vote, VoteType, vote_signature_valid
 from node.crypto import ADDRESS_SIZE, SIGNATURE_SIZE
 from node.errors import CodedError
+from node.types.commit import Commit, CommitSig
+from node.types.hashes import HASH_SIZE
+from node.types.validators import ValidatorSet
 
 
 class CertificateError(CodedError):

@@ -36,17 +36,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from node.consensus.certificate import CertificateError, verify_commit
-from node.consensus.messages import (
-    HASH_SIZE,
-    MAX_PROPOSAL_VALUE_BYTES,
-    Commit,
-    CommitSig,
-    Proposal,
-    Vote,
-    VoteType,
-    verify_proposal,
-    verify_vote,
-)
+from node.consensus.messages import MAX_PROPOSAL_VALUE_BYTES, Proposal, Vote, VoteType, verify_proposal, verify_vote
 from node.consensus.proposer import proposer_for
 from node.consensus.round_machine import (
     CastVote,
@@ -55,11 +45,11 @@ from node.consensus.round_machine import (
     PolkaAny,
     PolkaNil,
     PrecommitAny,
-    Propose,
     ProposalReceived,
     ProposalWithCommitQuorum,
     ProposalWithPolka,
     ProposalWithPolkaCurrent,
+    Propose,
     RoundInput,
     RoundOutput,
     RoundState,
@@ -75,11 +65,13 @@ from node.consensus.round_machine import (
     restore_lock,
 )
 from node.consensus.signer import ConsensusSigner, DoubleSignError
-from node.consensus.validators import ValidatorSet
 from node.consensus.vote_keeper import Evidence, VoteKeeper
 from node.consensus.wal import ConsensusWAL
 from node.crypto import ADDRESS_SIZE, SIGNATURE_SIZE
 from node.errors import CodedError
+from node.types.commit import Commit, CommitSig
+from node.types.hashes import HASH_SIZE
+from node.types.validators import ValidatorSet
 
 __all__ = [
     "Action", "BroadcastProposal", "BroadcastVote", "ConsensusDriver", "ConsensusError", "Decide",

@@ -31,7 +31,7 @@ import bisect
 import threading
 from collections import OrderedDict
 
-from node.consensus.validators import ValidatorSet
+from node.types.validators import ValidatorSet
 
 PRIORITY_WINDOW_SIZE_FACTOR = 2
 PERIOD_SEARCH_LIMIT = 1 << 16

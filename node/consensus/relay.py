@@ -38,7 +38,7 @@ from enum import Enum
 from typing import Callable, Hashable
 
 from node.consensus.driver import Action, ConsensusDriver
-from node.consensus.messages import Commit, Proposal, Vote, VoteType, verify_proposal, verify_vote
+from node.consensus.messages import Proposal, Vote, VoteType, verify_proposal, verify_vote
 from node.consensus.round_machine import Step
 from node.consensus.round_status import (
     MAX_PROPOSALS_PER_ROUND,
@@ -48,6 +48,7 @@ from node.consensus.round_status import (
     RoundStatus,
     VotesHeld,
 )
+from node.types.commit import Commit
 
 MAX_BUFFERED_PER_SIGNER = 256
 """Messages for later heights kept per signing validator; more are dropped (the exchange repairs that)."""

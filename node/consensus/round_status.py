@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from node.consensus.messages import HASH_SIZE, MAX_PROPOSAL_VALUE_BYTES, Commit, Vote, VoteType
+from node.consensus.messages import MAX_PROPOSAL_VALUE_BYTES, Vote, VoteType
 from node.encoding import DecodeError, Reader, Writer
+from node.types.commit import Commit
+from node.types.hashes import HASH_SIZE
 
 RELAY_PROTOCOL_VERSION = 1
 """Version of the status exchange and consensus batch formats; peers with another version are refused."""

@@ -26,19 +26,12 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
 
-from node.consensus.messages import (
-    HASH_SIZE,
-    MAX_PROPOSAL_VALUE_BYTES,
-    Proposal,
-    Vote,
-    VoteType,
-    proposal_digest,
-    vote_digest,
-)
+from node.consensus.messages import MAX_PROPOSAL_VALUE_BYTES, Proposal, Vote, VoteType, proposal_digest, vote_digest
 from node.consensus.records import AppendLog, load_log, replace_log
 from node.crypto import SIGNATURE_SIZE, address_hash, derive_public_key, sign_digest
 from node.encoding import DecodeError, Reader, Writer
 from node.errors import CodedError
+from node.types.hashes import HASH_SIZE
 
 _MAGIC = "ledger/signer/2"
 """Format of the signer file.  2: records keep the vote's time and the proposal's value (1 did not)."""

@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from node.consensus.messages import Vote, VoteType
-from node.consensus.validators import ValidatorSet
 from node.encoding import Reader, Writer
+from node.types.validators import ValidatorSet
 
 
 class ThresholdKind(Enum):

@@ -23,7 +23,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from node.crypto import ADDRESS_SIZE
-from node.ledger.blocks import ZERO_HASH, Block, commit_hash, compute_tx_root
 from node.ledger.errors import (
     BLK_APPHASH,
     BLK_CHAIN_ID,
@@ -40,9 +39,12 @@ from node.ledger.errors import (
 )
 from node.ledger.muhash import MuHash
 from node.ledger.signatures import SignatureCache
-from node.ledger.state import OverlayState, StateView, UtxoEntry, utxo_element
-from node.ledger.transactions import OutPoint, Transaction, fee_outpoint
+from node.ledger.state import OverlayState, StateView, UtxoEntry, fee_outpoint, utxo_element
 from node.ledger.tx_rules import apply_transaction, check_transaction_stateless, validate_inputs
+from node.types.block import Block, compute_tx_root
+from node.types.commit import commit_hash
+from node.types.hashes import ZERO_HASH
+from node.types.transaction import OutPoint, Transaction
 
 
 @dataclass(frozen=True)

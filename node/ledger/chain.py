@@ -7,23 +7,30 @@ by a member of that set, carries the certificate of its parent (none for the
 first block), and carries BFT time, after its parent's.  Pure: the caller
 passes the tip, the validator set and the two consensus computations needed.
 
-TODO(shared types): the ledger does not import ``node.consensus``, so the
-certificate check (``verify_commit``) and BFT time (``block_time``) come in as
-callables and the validator set is seen through ``ValidatorsView``.  Once
-``Commit``, ``ValidatorSet``, ``verify_commit`` and ``block_time`` live in a
-neutral shared-types package, import them here and drop those parameters.
+Those two are consensus rules, so they come in as parameters rather than
+imports (the ledger imports nothing from ``node.consensus``; see
+tests/test_import_rules.py): which precommit signatures make a valid
+certificate (``node.consensus.certificate.verify_commit``) and how the
+validators' clocks date a block (``node.consensus.bft_time.block_time``).
+The records they work on, ``Block``, ``Commit`` and the validator set, are
+the shared ``node.types``.  ``node.application`` binds both for the node.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Protocol
 
-from node.ledger.blocks import ZERO_HASH, Block
 from node.ledger.errors import BLK_COMMIT, BLK_HEIGHT, BLK_PREVHASH, BLK_PROPOSER, BLK_TIME, BLK_VALIDATORS, BlockError
+from node.types.block import Block
+from node.types.commit import Commit
+from node.types.hashes import ZERO_HASH
 
-Certificate = Any
-"""A commit certificate (``node.consensus.messages.Commit``), typed once it moves to the shared types."""
+CertificateCheck = Callable[[Commit, bytes, int], str | None]
+"""``(commit, block_hash, height) -> None`` when ``commit`` certifies ``block_hash`` at ``height``, else why not."""
+BlockTimeRule = Callable[[int, Commit | None], int]
+"""``(height, last_commit) -> time_ms``: the only time block ``height`` may carry."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +46,7 @@ class ChainTip:
 
 
 class ValidatorsView(Protocol):
-    """What the chain rules need of the validator set that decides the block."""
+    """What the chain rules need of the validator set that decides the block (a ``ValidatorSet`` is one)."""
 
     @property
     def hash(self) -> bytes:
@@ -50,8 +57,7 @@ class ValidatorsView(Protocol):
 
 
 def check_chain_fields(block: Block, tip: ChainTip, validators: ValidatorsView, *,
-                       verify_commit: Callable[[Certificate, bytes, int], str | None],
-                       block_time: Callable[[int, Certificate | None], int]) -> None:
+                       verify_commit: CertificateCheck, block_time: BlockTimeRule) -> None:
     """Raise BlockError unless ``block`` is a valid next block on ``tip`` for ``validators``.
 
     ``verify_commit(commit, block_hash, height)`` returns None when ``commit`` certifies ``block_hash`` at

@@ -132,8 +132,11 @@ class BlockError(LedgerError):
         self.tx_error = tx_error
 
 
-class GenesisError(LedgerError):
-    """Genesis allocations that cannot form a UTXO set."""
+class GenesisAllocationError(LedgerError):
+    """Genesis allocations that cannot form a UTXO set (``bad-genesis-allocation``).
+
+    Not ``genesis.errors.GenesisError``, which refuses a genesis *document*: this one is raised by the
+    ledger when it builds the first UTXO set from allocations handed to it."""
 
 
 class StoreError(LedgerError):

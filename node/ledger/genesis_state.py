@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from node.crypto import ADDRESS_SIZE
-from node.ledger.errors import GENESIS_ALLOCATION, GenesisError
+from node.ledger.errors import GENESIS_ALLOCATION, GenesisAllocationError
 from node.ledger.muhash import MuHash
 from node.ledger.state import UtxoEntry, genesis_txid, utxo_element
-from node.ledger.transactions import MAX_SUPPLY, OutPoint
+from node.types.transaction import MAX_SUPPLY, OutPoint
 
 
 def check_genesis_allocations(allocations: Sequence[tuple[bytes, int]]) -> int:
@@ -16,12 +16,12 @@ def check_genesis_allocations(allocations: Sequence[tuple[bytes, int]]) -> int:
     total = 0
     for i, (address, amount) in enumerate(allocations):
         if not isinstance(address, (bytes, bytearray)) or len(address) != ADDRESS_SIZE:
-            raise GenesisError(GENESIS_ALLOCATION, f"allocation {i}: address must be 20 bytes")
+            raise GenesisAllocationError(GENESIS_ALLOCATION, f"allocation {i}: address must be 20 bytes")
         if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= MAX_SUPPLY:
-            raise GenesisError(GENESIS_ALLOCATION, f"allocation {i}: amount must be in [1, {MAX_SUPPLY}]")
+            raise GenesisAllocationError(GENESIS_ALLOCATION, f"allocation {i}: amount must be in [1, {MAX_SUPPLY}]")
         total += amount
     if total > MAX_SUPPLY:
-        raise GenesisError(GENESIS_ALLOCATION, f"allocations sum to {total}, above MAX_SUPPLY {MAX_SUPPLY}")
+        raise GenesisAllocationError(GENESIS_ALLOCATION, f"allocations sum to {total}, above MAX_SUPPLY {MAX_SUPPLY}")
     return total
 
 

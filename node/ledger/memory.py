@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from node.consensus.messages import Commit
-from node.ledger.blocks import ZERO_HASH, Block
 from node.ledger.errors import (
     BLK_APPHASH,
     BLK_CHAIN_ID,
@@ -25,7 +23,10 @@ from node.ledger.errors import (
 )
 from node.ledger.rules import BlockResult, check_block_body, compute_genesis_muhash, genesis_utxos
 from node.ledger.state import UtxoEntry
-from node.ledger.transactions import OutPoint
+from node.types.block import Block
+from node.types.commit import Commit
+from node.types.hashes import ZERO_HASH
+from node.types.transaction import OutPoint
 
 
 class MemoryState:

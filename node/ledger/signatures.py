@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from node.crypto import verify_signature
 from node.ledger.errors import TX_SIG, TxError
-from node.ledger.transactions import Transaction, signing_digest
+from node.types.transaction import Transaction, signing_digest
 
 
 def verify_transaction_signatures(

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from node.crypto import ADDRESS_SIZE, sha256
 from node.encoding import DecodeError, Writer
-from node.ledger.transactions import OutPoint
+from node.types.transaction import OutPoint
 
 UTXO_ENTRY_BYTES = ADDRESS_SIZE + 8 + 8
 _ENTRY = struct.Struct(">20sQQ")
@@ -94,6 +94,11 @@ def genesis_txid(chain_id: str) -> bytes:
 def genesis_outpoint(chain_id: str, index: int) -> OutPoint:
     """Where genesis allocation number ``index`` lives."""
     return OutPoint(genesis_txid(chain_id), index)
+
+
+def fee_outpoint(chain_id: str, height: int) -> OutPoint:
+    """Where a block's fee output lives: not a real transaction, so it gets a reserved id."""
+    return OutPoint(sha256(Writer().text("fee").text(chain_id).u64(height).getvalue()), 0)
 
 
 class OverlayState:

@@ -41,10 +41,8 @@ from dataclasses import dataclass
 
 import plyvel
 
-from node.consensus.messages import Commit
 from node.crypto import ADDRESS_SIZE
 from node.encoding import DecodeError
-from node.ledger.blocks import ZERO_HASH, Block, Header
 from node.ledger.errors import (
     BLK_APPHASH,
     BLK_CHAIN_ID,
@@ -63,8 +61,11 @@ from node.ledger.errors import (
 )
 from node.ledger.muhash import MuHash
 from node.ledger.rules import BlockResult, check_block_body, check_genesis_allocations, genesis_utxos
-from node.ledger.state import UtxoEntry, genesis_txid, utxo_element
-from node.ledger.transactions import OutPoint, Transaction, fee_outpoint
+from node.ledger.state import UtxoEntry, fee_outpoint, genesis_txid, utxo_element
+from node.types.block import Block, Header
+from node.types.commit import Commit
+from node.types.hashes import ZERO_HASH
+from node.types.transaction import OutPoint, Transaction
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")

@@ -30,7 +30,7 @@ from node.ledger.errors import (
 from node.ledger.pubkey import is_valid_public_key
 from node.ledger.signatures import SignatureCache, verify_transaction_signatures
 from node.ledger.state import OverlayState, StateView, UtxoEntry
-from node.ledger.transactions import (
+from node.types.transaction import (
     MAX_SUPPLY,
     MAX_TX_BYTES,
     MAX_TX_INPUTS,

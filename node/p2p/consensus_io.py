@@ -17,13 +17,13 @@ from typing import Callable
 import httpx
 
 from node.consensus.driver import ConsensusDriver
-from node.consensus.messages import Commit
 from node.consensus.relay import STATUS_INTERVAL_MS, Relay, Verdict
 from node.consensus.round_status import RoundStatus
 from node.encoding import DecodeError
 from node.ledger.store import Store
 from node.p2p.gossip import Gossip, PeerLink
 from node.p2p.wire import ConsensusMessage, decode_status_answer, encode_consensus_message, encode_status_answer
+from node.types.commit import Commit
 
 
 def decided_block(store: Store, height: int) -> tuple[bytes, Commit] | None:

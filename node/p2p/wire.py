@@ -6,11 +6,12 @@ malformed or oversized body is refused before anything is allocated for it.
 
 from __future__ import annotations
 
-from node.consensus.messages import Commit, Proposal, Vote
+from node.consensus.messages import Proposal, Vote
 from node.consensus.round_status import Decided, RoundStatus
 from node.encoding import DecodeError, Reader, Writer
-from node.ledger.blocks import Block
-from node.ledger.transactions import MAX_TX_BYTES, Transaction
+from node.types.block import Block
+from node.types.commit import Commit
+from node.types.transaction import MAX_TX_BYTES, Transaction
 
 MAX_BATCH_TXS = 10_000
 MAX_BATCH_MESSAGES = 10_000

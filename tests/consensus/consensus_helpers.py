@@ -7,9 +7,9 @@ from node.consensus.messages import Proposal, Vote, VoteType, sign_proposal, sig
 from node.consensus.proposer import proposer_for
 from node.consensus.round_machine import TimeoutParams
 from node.consensus.signer import MemorySigner
-from node.consensus.validators import Validator, ValidatorSet
 from node.consensus.wal import MemoryWAL
 from node.crypto import N, address_hash, derive_public_key, sha256
+from node.types.validators import Validator, ValidatorSet
 
 CHAIN = "test-chain"
 PARAMS = TimeoutParams(propose_ms=1000, prevote_ms=500, precommit_ms=500, delta_ms=100)
@@ -22,7 +22,8 @@ def key(i: int) -> bytes:
 def make_set(powers: list[int]) -> tuple[ValidatorSet, dict[bytes, bytes]]:
     """A validator set with the given powers and a map address -> private key."""
     keys = [key(i) for i in range(len(powers))]
-    vs = ValidatorSet(Validator(f"v{i}", derive_public_key(k), p) for i, (k, p) in enumerate(zip(keys, powers)))
+    vs = ValidatorSet(Validator(f"v{i}", derive_public_key(k), p)
+                      for i, (k, p) in enumerate(zip(keys, powers, strict=True)))
     return vs, {address_hash(derive_public_key(k)): k for k in keys}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 from dataclasses import replace
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -15,9 +16,10 @@ from consensus_helpers import CHAIN, PARAMS, make_set, vote
 from node.consensus.bft_time import block_time, weighted_median_time
 from node.consensus.certificate import CertificateError, build_commit, commit_votes, verify_commit
 from node.consensus.driver import BroadcastProposal, BroadcastVote, ConsensusDriver, Decide
-from node.consensus.messages import Commit, Vote, VoteType, vote_digest
+from node.consensus.messages import Vote, VoteType, vote_digest
 from node.consensus.signer import MemorySigner
 from node.crypto import sha256, verify_signature
+from node.types.commit import Commit
 
 PC = VoteType.PRECOMMIT
 BLOCK = sha256(b"block")
@@ -225,7 +227,7 @@ def test_one_validator_ten_years_ahead_cannot_move_block_time():
         times.append(_time_of(values.pop()))
     end = net.clock.now
     assert times[0] == GENESIS_MS + 1
-    assert all(b > a for a, b in zip(times, times[1:])), times
+    assert all(b > a for a, b in pairwise(times)), times
     honest_reads = [t for offset, t in net.clock.reads if offset in honest]
     for t in times[1:]:
         assert start + min(honest) <= t <= end + max(honest), (t - start, times)

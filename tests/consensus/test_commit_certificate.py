@@ -4,8 +4,9 @@ import pytest
 
 from consensus_helpers import CHAIN, make_set, vote
 from node.consensus.certificate import CertificateError, build_commit, commit_votes, verify_commit
-from node.consensus.messages import Commit, CommitSig, VoteType
+from node.consensus.messages import VoteType
 from node.crypto import sha256
+from node.types.commit import Commit, CommitSig
 
 BLOCK = sha256(b"block")
 PC = VoteType.PRECOMMIT
@@ -49,7 +50,10 @@ def test_power_is_weighted():
     vs, keys = make_set([3, 1, 1, 1])
     heavy = [v.address for v in vs if v.power == 3][0]
     light = [v.address for v in vs if v.power == 1]
-    signs = lambda signers: build_commit(5, 2, BLOCK, [vote(keys, a, PC, 5, 2, BLOCK) for a in signers])
+
+    def signs(signers):
+        return build_commit(5, 2, BLOCK, [vote(keys, a, PC, 5, 2, BLOCK) for a in signers])
+
     assert code_of(vs, signs([heavy])) == "insufficient-power"
     assert code_of(vs, signs([heavy, light[0]])) == "insufficient-power"
     assert code_of(vs, signs(light)) == "insufficient-power"

@@ -12,7 +12,7 @@ from node.consensus.driver import (
     ReportEvidence,
     ScheduleTimeout,
 )
-from node.consensus.messages import Vote, VoteType
+from node.consensus.messages import VoteType
 from node.consensus.round_machine import Step, Timeout, TimeoutKind
 from node.consensus.signer import MemorySigner
 from node.consensus.wal import MemoryWAL

@@ -11,7 +11,7 @@ from node.consensus.proposer import (
     proposer_for,
     rescale_priorities,
 )
-from node.consensus.validators import ValidatorSet
+from node.types.validators import ValidatorSet
 
 
 def letters(vs: ValidatorSet, seq: list[bytes]) -> str:

@@ -1,8 +1,8 @@
 import pytest
 
 from consensus_helpers import key, make_set
-from node.consensus.validators import Validator, ValidatorSet, ValidatorSetError
 from node.crypto import address_hash, derive_public_key
+from node.types.validators import Validator, ValidatorSet, ValidatorSetError
 
 
 def test_validators_are_sorted_by_address_with_thresholds():

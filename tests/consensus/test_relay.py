@@ -10,9 +10,9 @@ from node.consensus.messages import Proposal, Vote, VoteType
 from node.consensus.proposer import proposer_for
 from node.consensus.relay import Relay, Verdict
 from node.consensus.round_status import RELAY_PROTOCOL_VERSION, Decided, RoundStatus
-from simulation import HEIGHT_BOUND_MS, Simulation, run_simulation
 from node.crypto import sha256
 from node.encoding import DecodeError
+from simulation import HEIGHT_BOUND_MS, Simulation, run_simulation
 from tests.consensus.consensus_helpers import Harness, value
 
 PV, PC = VoteType.PREVOTE, VoteType.PRECOMMIT
@@ -214,7 +214,8 @@ def test_a_node_one_height_behind_gets_the_stored_block():
 def test_status_encoding_round_trips_and_another_version_is_refused():
     a, relay_a = follower()
     relay_a.start_height(1)
-    feed(relay_a, [a.proposal(1, 0, VAL), a.vote(a.addresses[0], PV, 1, 0, VID), a.vote(a.addresses[2], PV, 1, 0, None)])
+    feed(relay_a, [a.proposal(1, 0, VAL), a.vote(a.addresses[0], PV, 1, 0, VID),
+                   a.vote(a.addresses[2], PV, 1, 0, None)])
     status = relay_a.status()
     assert RoundStatus.decode(status.encode()) == status
     assert status.held(0).proposals == (VID,)

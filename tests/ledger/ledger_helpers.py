@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from node.consensus.messages import Commit
 from node.crypto import N, address_hash, derive_public_key, sha256
-from node.ledger.blocks import ZERO_HASH, Block, Header
 from node.ledger.rules import BlockBuilder, BlockResult
 from node.ledger.state import genesis_outpoint
-from node.ledger.transactions import OutPoint, Transaction, TxOutput, sign_transaction
+from node.types.block import Block, Header
+from node.types.commit import Commit
+from node.types.hashes import ZERO_HASH
+from node.types.transaction import OutPoint, Transaction, TxOutput, sign_transaction
 
 CHAIN = "test-chain"
 PROPOSER = bytes(range(20))
@@ -70,7 +71,7 @@ def commit(state, block: Block, result: BlockResult) -> None:
 
 def raw_block(state, txs, *, chain: str = CHAIN, proposer: bytes = PROPOSER) -> Block:
     """A block of ``txs`` at the next height with a correct tx root and parent, without executing anything."""
-    from node.ledger.blocks import compute_tx_root
+    from node.types.block import compute_tx_root
 
     height = state.height + 1
     prev = state.get_block_hash(height - 1) if height > 1 else ZERO_HASH

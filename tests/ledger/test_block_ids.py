@@ -13,14 +13,14 @@ import dataclasses
 import pytest
 
 from ledger_helpers import CHAIN, addr, allocations, build_block, gen_op, key, transfer
-from node.consensus.messages import Commit
 from node.crypto import sha256
-from node.ledger.blocks import Block, compute_tx_root
 from node.ledger.errors import BLK_COMMIT, BLK_TXROOT, BlockError
 from node.ledger.memory import MemoryState
-from node.ledger.merkle import verify_merkle_proof
 from node.ledger.rules import check_block_body
-from node.ledger.transactions import Transaction
+from node.types.block import Block, compute_tx_root
+from node.types.commit import Commit
+from node.types.merkle import verify_merkle_proof
+from node.types.transaction import Transaction
 
 A1, A2 = addr(key(1)), addr(key(2))
 

@@ -11,10 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from node.consensus.messages import Commit, CommitSig, Vote, VoteType
+from node.consensus.messages import Vote, VoteType
 from node.encoding import DecodeError
-from node.ledger.blocks import Block, Header
-from node.ledger.transactions import OutPoint, Transaction, TxInput, TxOutput
+from node.types.block import Block, Header
+from node.types.commit import Commit, CommitSig
+from node.types.transaction import OutPoint, Transaction, TxInput, TxOutput
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -7,20 +7,38 @@ import dataclasses
 import plyvel
 import pytest
 
-from ledger_helpers import (CHAIN, PROPOSER, VALIDATORS_HASH, addr, allocations, build_block, certificate, commit,
-                            gen_op, key, raw_block, transfer)
+from ledger_helpers import (
+    CHAIN,
+    PROPOSER,
+    VALIDATORS_HASH,
+    addr,
+    allocations,
+    build_block,
+    certificate,
+    commit,
+    gen_op,
+    key,
+    raw_block,
+    transfer,
+)
 from node.crypto import sha256
 from node.ledger import errors as E
-from node.ledger.blocks import ZERO_HASH, Block
 from node.ledger.chain import ChainTip, check_chain_fields
-from node.ledger.errors import ERROR_CODES, BlockError, GenesisError, StoreError, TxError
+from node.ledger.errors import ERROR_CODES, BlockError, GenesisAllocationError, StoreError, TxError
 from node.ledger.memory import MemoryState
-from node.ledger.rules import (SignatureCache, check_block_body, check_chain_id, check_transaction_stateless,
-                               execute_block, validate_transaction)
+from node.ledger.rules import (
+    SignatureCache,
+    check_block_body,
+    check_chain_id,
+    check_transaction_stateless,
+    execute_block,
+    validate_transaction,
+)
 from node.ledger.state import OverlayState
 from node.ledger.store import STORE_FORMAT_VERSION, Store
-from node.ledger.transactions import (MAX_SUPPLY, MAX_TX_INPUTS, OutPoint, Transaction, TxInput, TxOutput,
-                                      ZERO_SIGNATURE)
+from node.types.block import Block
+from node.types.hashes import ZERO_HASH
+from node.types.transaction import MAX_SUPPLY, MAX_TX_INPUTS, ZERO_SIGNATURE, OutPoint, Transaction, TxInput, TxOutput
 
 TESTED: set[str] = set()
 A0, A1, A2 = addr(key(0)), addr(key(1)), addr(key(2))
@@ -126,8 +144,8 @@ def test_malformed():
 def test_sig(state):
     tx = good_tx()
     other = transfer([(gen_op(0), key(0))], [(A1, 2), (A2, 3)])
-    forged = Transaction(tuple(dataclasses.replace(t, signature=o.signature) for t, o in zip(tx.inputs, other.inputs)),
-                         tx.outputs)
+    forged = Transaction(tuple(dataclasses.replace(t, signature=o.signature)
+                               for t, o in zip(tx.inputs, other.inputs, strict=True)), tx.outputs)
     raises(TxError, E.TX_SIG, validate_transaction, forged, state, CHAIN)
     # A cache never remembers a failure.
     cache = SignatureCache()
@@ -288,9 +306,10 @@ class Members:
 
 
 GENESIS_TIP = ChainTip(0, ZERO_HASH, 500)
+GENESIS_MEMBERS = Members(PROPOSER)
 
 
-def chain_check(block: Block, tip: ChainTip = GENESIS_TIP, validators: Members = Members(PROPOSER),
+def chain_check(block: Block, tip: ChainTip = GENESIS_TIP, validators: Members = GENESIS_MEMBERS,
                 verify=lambda commit, block_hash, height: None, time_of=lambda height, last_commit: 1_000 * height):
     """``check_chain_fields`` with a certificate check that accepts everything and ``build_block``'s dates."""
     check_chain_fields(block, tip, validators, verify_commit=verify, block_time=time_of)
@@ -357,10 +376,10 @@ def test_chain_fields_height_prevhash_and_parent_certificate(state):
 
 def test_genesis_allocation(tmp_path):
     with Store.open(str(tmp_path / "db")) as s:
-        raises(GenesisError, E.GENESIS_ALLOCATION, s.initialize_genesis, CHAIN, b"G" * 32, [(A0, 0)], b"")
-        raises(GenesisError, E.GENESIS_ALLOCATION, s.initialize_genesis, CHAIN, b"G" * 32,
+        raises(GenesisAllocationError, E.GENESIS_ALLOCATION, s.initialize_genesis, CHAIN, b"G" * 32, [(A0, 0)], b"")
+        raises(GenesisAllocationError, E.GENESIS_ALLOCATION, s.initialize_genesis, CHAIN, b"G" * 32,
                [(A0, MAX_SUPPLY), (A1, 1)], b"")
-        raises(GenesisError, E.GENESIS_ALLOCATION, s.initialize_genesis, CHAIN, b"G" * 32, [(A0[:5], 1)], b"")
+        raises(GenesisAllocationError, E.GENESIS_ALLOCATION, s.initialize_genesis, CHAIN, b"G" * 32, [(A0[:5], 1)], b"")
         assert not s.initialized
 
 

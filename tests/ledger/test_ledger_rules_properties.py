@@ -10,6 +10,7 @@ the whole UTXO set computed from scratch.
 from __future__ import annotations
 
 import dataclasses
+from itertools import pairwise
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,10 +21,9 @@ from node.ledger import errors as E
 from node.ledger.errors import BlockError, TxError
 from node.ledger.memory import MemoryState
 from node.ledger.muhash import MuHash
-from node.ledger.rules import (BlockBuilder, SignatureCache, execute_block, is_valid_public_key,
-                               validate_transaction)
+from node.ledger.rules import BlockBuilder, SignatureCache, execute_block, is_valid_public_key, validate_transaction
 from node.ledger.state import OverlayState, UtxoEntry, iter_elements
-from node.ledger.transactions import MAX_SUPPLY, OutPoint, Transaction, TxOutput
+from node.types.transaction import MAX_SUPPLY, OutPoint, Transaction, TxOutput
 
 KEYS = 6
 AMOUNT = 1_000_000
@@ -51,9 +51,9 @@ def valid_transfers(draw):
         amounts = [1] * (n_out - 1) + [budget - (n_out - 1)]
     else:
         bounds = [0] + cuts + [budget]
-        amounts = [b - a for a, b in zip(bounds, bounds[1:])]
+        amounts = [b - a for a, b in pairwise(bounds)]
     payees = draw(st.lists(st.integers(0, 50), min_size=n_out, max_size=n_out))
-    outputs = [(addr(key(p)), a) for p, a in zip(payees, amounts)]
+    outputs = [(addr(key(p)), a) for p, a in zip(payees, amounts, strict=True)]
     tx = transfer([(gen_op(o), key(o)) for o in owners], outputs)
     return tx, total_in - budget, owners, outputs
 

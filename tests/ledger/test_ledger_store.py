@@ -10,16 +10,15 @@ import textwrap
 
 import pytest
 
-from ledger_helpers import (CHAIN, PROPOSER, addr, allocations, build_block, certificate, commit, gen_op, key,
-                            transfer)
-from node.ledger.blocks import Block
+from ledger_helpers import CHAIN, PROPOSER, addr, allocations, build_block, certificate, commit, gen_op, key, transfer
 from node.ledger.errors import BlockError, StoreError
 from node.ledger.memory import MemoryState
 from node.ledger.muhash import MuHash
 from node.ledger.rules import compute_genesis_app_hash, execute_block
 from node.ledger.state import apply_block, genesis_outpoint, genesis_txid, iter_elements
 from node.ledger.store import FEE_INDEX, Store
-from node.ledger.transactions import OutPoint
+from node.types.block import Block
+from node.types.transaction import OutPoint
 
 HERE = os.path.dirname(__file__)
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -119,7 +118,7 @@ def test_crash_between_batch_build_and_write_leaves_the_old_height(tmp_path):
     path = tmp_path / "db"
     s = open_store(path)
     block, result = build_block(s, [transfer([(gen_op(0), key(0))], [(addr(key(1)), 10)])])
-    batch = s.build_commit_batch(block, certificate(block), result)
+    s.build_commit_batch(block, certificate(block), result)
     # Built, never written: the store, on disk and in memory, is still at height 0.
     assert s.height == 0 and s.get_block(1) is None and s.get_utxo(gen_op(0)) is not None
     old = s.app_hash

@@ -5,7 +5,7 @@ full signed bytes (merkle root of their wtxids), the UTXO set *after* the
 block (app hash), the proposer, the certificate that committed the previous
 block and the validator set.  ``block_hash = H(header)``, and since the
 header commits to every byte of the body, two blocks with one hash are the
-same block once the body is checked against it (``rules.check_block_body``).
+same block once the body is checked against it (``node.ledger.rules.check_block_body``).
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from node.consensus.messages import Commit
 from node.crypto import ADDRESS_SIZE, sha256
 from node.encoding import Reader, Writer
-from node.ledger.merkle import EMPTY_ROOT, MerkleProof, merkle_proof, merkle_root
-from node.ledger.transactions import MAX_TX_BYTES, Transaction
+from node.types.commit import Commit
+from node.types.hashes import HASH_SIZE
+from node.types.merkle import EMPTY_ROOT, MerkleProof, merkle_proof, merkle_root
+from node.types.transaction import MAX_TX_BYTES, Transaction
 
-HASH_SIZE = 32
-ZERO_HASH = bytes(HASH_SIZE)
 MAX_CHAIN_ID_BYTES = 64
 MAX_BLOCK_TXS_DECODE = 100_000
 
@@ -54,12 +53,12 @@ class Header:
                 .fixed(self.last_commit_hash, HASH_SIZE).fixed(self.validators_hash, HASH_SIZE).getvalue())
 
     @classmethod
-    def read(cls, r: Reader) -> "Header":
+    def read(cls, r: Reader) -> Header:
         return cls(r.text(MAX_CHAIN_ID_BYTES), r.u64(), r.u64(), r.fixed(HASH_SIZE), r.fixed(HASH_SIZE),
                    r.fixed(HASH_SIZE), r.fixed(ADDRESS_SIZE), r.fixed(HASH_SIZE), r.fixed(HASH_SIZE))
 
     @classmethod
-    def decode(cls, data: bytes) -> "Header":
+    def decode(cls, data: bytes) -> Header:
         r = Reader(data)
         header = cls.read(r)
         r.finish()
@@ -117,7 +116,7 @@ class Block:
         return self.encoded
 
     @classmethod
-    def decode(cls, data: bytes, known=None) -> "Block":
+    def decode(cls, data: bytes, known=None) -> Block:
         """``known`` maps encoded transactions to decoded ones (the mempool's): those are not decoded again."""
         r = Reader(data)
         header = Header.decode(r.var_bytes(1024))
@@ -142,6 +141,3 @@ def compute_tx_root(txs: tuple[Transaction, ...] | list[Transaction]) -> bytes:
     """Merkle root of the wtxids of ``txs``: commits to every byte of every transaction, signatures included."""
     return merkle_root([tx.wtxid for tx in txs]) if txs else EMPTY_ROOT
 
-
-def commit_hash(commit: Commit | None) -> bytes:
-    return commit.hash if commit is not None else ZERO_HASH

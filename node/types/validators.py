@@ -7,9 +7,9 @@ which is what a block header's ``validators_hash`` names.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterable, Iterator
 
 from node.crypto import PUBLIC_KEY_SIZE, address_hash, is_valid_public_key, sha256
 from node.encoding import Writer
@@ -38,12 +38,14 @@ class Validator:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or len(self.name.encode("utf-8")) > MAX_NAME_BYTES:
-            raise ValidatorSetError("bad-validator-name", f"validator name must be a string of at most {MAX_NAME_BYTES} bytes")
+            raise ValidatorSetError("bad-validator-name",
+                                    f"validator name must be a string of at most {MAX_NAME_BYTES} bytes")
         if not isinstance(self.public_key, bytes) or len(self.public_key) != PUBLIC_KEY_SIZE \
                 or not is_valid_public_key(self.public_key):
             raise ValidatorSetError("bad-validator-key", f"validator {self.name!r} has an invalid public key")
         if not isinstance(self.power, int) or isinstance(self.power, bool) or not 1 <= self.power <= MAX_TOTAL_POWER:
-            raise ValidatorSetError("bad-validator-power", f"validator {self.name!r} power must be in [1, {MAX_TOTAL_POWER}]")
+            raise ValidatorSetError("bad-validator-power",
+                                    f"validator {self.name!r} power must be in [1, {MAX_TOTAL_POWER}]")
 
     @cached_property
     def address(self) -> bytes:

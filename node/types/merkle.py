@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from node.crypto import sha256
+from node.types.hashes import HASH_SIZE
 
 EMPTY_ROOT = sha256(b"")
 
@@ -35,14 +36,14 @@ class MerkleProof:
                 "siblings": [{"side": s, "hash": h.hex()} for s, h in self.siblings]}
 
     @classmethod
-    def from_json(cls, obj: dict) -> "MerkleProof":
+    def from_json(cls, obj: dict) -> MerkleProof:
         sibs = []
         for item in obj["siblings"]:
             if item["side"] not in ("L", "R"):
                 raise ValueError("sibling side must be L or R")
             h = bytes.fromhex(item["hash"])
-            if len(h) != 32:
-                raise ValueError("sibling hash must be 32 bytes")
+            if len(h) != HASH_SIZE:
+                raise ValueError(f"sibling hash must be {HASH_SIZE} bytes")
             sibs.append((item["side"], h))
         return cls(int(obj["index"]), int(obj["total"]), tuple(sibs))
 

@@ -1,4 +1,4 @@
-"""Transactions: the records users sign.
+"""Transactions: the records users sign, their encoding, ids and signing digest.
 
 ``txid = H(unsigned body)``, where the unsigned body is the transaction with
 every signature left out, so a signature can never change a txid: the txid is
@@ -15,16 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from node.crypto import (
-    ADDRESS_SIZE,
-    PUBLIC_KEY_SIZE,
-    SIGNATURE_SIZE,
-    address_hash,
-    derive_public_key,
-    sha256,
-    sign_digest,
-)
+from node.crypto import ADDRESS_SIZE, PUBLIC_KEY_SIZE, SIGNATURE_SIZE, derive_public_key, sha256, sign_digest
 from node.encoding import DecodeError, Reader, Writer
+from node.types.hashes import HASH_SIZE
 
 COIN: int = 100_000_000
 """Base units in one whole coin."""
@@ -34,7 +27,7 @@ MAX_TX_INPUTS: int = 1_000
 MAX_TX_OUTPUTS: int = 1_000
 MAX_TX_BYTES: int = 100_000
 """Largest encoded transaction accepted anywhere."""
-TXID_SIZE = 32
+TXID_SIZE = HASH_SIZE
 ZERO_SIGNATURE = bytes(SIGNATURE_SIZE)
 
 
@@ -51,7 +44,7 @@ class OutPoint:
         return self.txid + self.index.to_bytes(4, "big")
 
     @classmethod
-    def decode(cls, data: bytes) -> "OutPoint":
+    def decode(cls, data: bytes) -> OutPoint:
         if len(data) != TXID_SIZE + 4:
             raise DecodeError("outpoint is 36 bytes")
         return cls(bytes(data[:32]), int.from_bytes(data[32:], "big"))
@@ -109,7 +102,7 @@ class Transaction:
         return self.encoded
 
     @classmethod
-    def decode(cls, data: bytes) -> "Transaction":
+    def decode(cls, data: bytes) -> Transaction:
         return decode_transaction(data)
 
     @property
@@ -182,15 +175,6 @@ def sign_transaction(
     digest = signing_digest(unsigned, chain_id)
     signed = tuple(
         TxInput(txin.prev, txin.public_key, sign_digest(key, digest))
-        for txin, (_, key) in zip(unsigned.inputs, spends)
+        for txin, (_, key) in zip(unsigned.inputs, spends, strict=True)
     )
     return Transaction(signed, unsigned.outputs)
-
-
-def fee_outpoint(chain_id: str, height: int) -> OutPoint:
-    """Where a block's fee output lives: not a real transaction, so it gets a reserved id."""
-    return OutPoint(sha256(Writer().text("fee").text(chain_id).u64(height).getvalue()), 0)
-
-
-def address_of_key(public_key: bytes) -> bytes:
-    return address_hash(public_key)
