@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from node.encoding import DecodeError
+from node.errors import CodedError
 from node.ledger.errors import LedgerError
 from node.ledger.store import Store
 from node.mempool import AlreadyCommitted, Mempool, MempoolError, MempoolJournal
@@ -60,13 +61,13 @@ class Admission:
                 rejected += 1
         return {"admitted": admitted, "rejected": rejected, "known": known}
 
-    def admit_client_txs(self, txs: list[Transaction]) -> list[Exception | bool]:
+    def admit_client_txs(self, txs: list[Transaction]) -> list[CodedError | bool]:
         """Admit a client's transactions: journal them (one fsync), then gossip them.
 
         Each result is True (new), False (already pending) or the exception
         that refused it.  Nothing is acknowledged before it is on disk.
         """
-        results: list[Exception | bool] = []
+        results: list[CodedError | bool] = []
         fresh: list[bytes] = []
         for tx in txs:
             try:

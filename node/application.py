@@ -92,8 +92,11 @@ class Application:
     def tip(self) -> ChainTip:
         """The committed tip the next block extends; its time is the genesis time before the first block."""
         height = self.store.height
-        time_ms = self.store.get_header(height).time_ms if height > 0 else self.genesis_time_ms
-        return ChainTip(height, self.store.tip_hash, time_ms)
+        if height <= 0:
+            return ChainTip(height, self.store.tip_hash, self.genesis_time_ms)
+        header = self.store.get_header(height)
+        assert header is not None  # the tip block is in the store (checked when it was opened, kept by commits)
+        return ChainTip(height, self.store.tip_hash, header.time_ms)
 
     def check_chain_fields(self, block: Block) -> None:
         """What the ledger rules cannot see: parent, time, proposer, validator set, last commit."""
@@ -136,7 +139,9 @@ class Application:
 
     def get_value(self, height: int, round_: int) -> bytes:
         """The block this node proposes: the mempool's best transactions that fit, dated by BFT time."""
-        builder = BlockBuilder(self.store, self.chain_id, height, self.proposer, self.store.muhash_state,
+        muhash_state = self.store.muhash_state
+        assert muhash_state is not None  # a running node's store holds its genesis (checked at start)
+        builder = BlockBuilder(self.store, self.chain_id, height, self.proposer, muhash_state,
                                self.params.max_block_txs, self.params.max_block_bytes, sig_cache=self.sig_cache)
         for tx in self.mempool.select(self.params.max_block_txs, self.params.max_block_bytes):
             try:

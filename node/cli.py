@@ -79,8 +79,10 @@ async def run_node(home: Path, config: NodeConfig) -> int:
     stop_task = asyncio.create_task(node.wait_stopped())
     done, _ = await asyncio.wait({serve_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
     server.should_exit = True
-    with contextlib.suppress(Exception):
+    try:
         await serve_task
+    except Exception:  # the API server failed; the node still stops cleanly below
+        log.exception("API server stopped with an error")
     stop_task.cancel()
     await node.stop()
     if node.fatal is not None:
@@ -98,7 +100,9 @@ def _run_loop(coro):
         import uvloop
     except ImportError:
         return asyncio.run(coro)
-    return asyncio.run(coro, loop_factory=uvloop.new_event_loop) if sys.version_info >= (3, 12) else uvloop.run(coro)
+    if sys.version_info >= (3, 12):
+        return asyncio.run(coro, loop_factory=uvloop.new_event_loop)
+    return uvloop.run(coro)
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -111,7 +115,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     setup_logging(config.log_level, config.log_file)
     try:
         code = _run_loop(run_node(home, config))
-    except Exception as exc:  # startup failures: a clear line, not a traceback wall
+    except Exception as exc:  # noqa: BLE001  (any startup failure: one clear logged line, not a traceback wall)
         log.critical("node failed: %s: %s", type(exc).__name__, exc)
         code = 1
     # The store, journal and signer are closed and synced by now; skip the interpreter's slow
@@ -123,9 +127,9 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from node.config import DATA_DIR
     from node.ledger.errors import StoreError
     from node.ledger.store import Store
-    from node.config import DATA_DIR
 
     try:
         store = Store.open(str(Path(args.home) / DATA_DIR))
@@ -133,8 +137,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     try:
-        height = store.height
-        out: dict = {"height": height, "app_hash": store.app_hash.hex(), "chain_id": store.chain_id}
+        height, app_hash = store.height, store.app_hash
+        if app_hash is None:  # an empty store: no genesis yet
+            print(f"error: {args.home} holds no chain; run `ledger-node init` first", file=sys.stderr)
+            return 1
+        out: dict = {"height": height, "app_hash": app_hash.hex(), "chain_id": store.chain_id}
         if args.what == "block":
             h = args.height if args.height is not None else height
             block = store.get_block(h)

@@ -4,8 +4,10 @@ on the command line (``--set section.key=value`` or the named flags)."""
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Any, SupportsIndex, SupportsInt
 
 import tomli_w
 
@@ -69,9 +71,9 @@ class NodeConfig:
     """Testing aid: shift this node's clock by this many milliseconds (may be negative) wherever consensus
     reads the time (the times its votes carry).  Leave 0 in production."""
 
-    def with_overrides(self, overrides: dict[str, object]) -> "NodeConfig":
+    def with_overrides(self, overrides: dict[str, object]) -> NodeConfig:
         known = {f.name: f for f in fields(self)}
-        values = {}
+        values: dict[str, Any] = {}  # each coerced to its field's type by coerce_value
         for key, raw in overrides.items():
             if key not in known:
                 raise ConfigError(f"unknown config key {key!r}; known: {', '.join(sorted(known))}")
@@ -84,11 +86,13 @@ def coerce_value(key: str, raw: object, kind: type) -> object:
         if kind is tuple:
             if isinstance(raw, str):
                 return tuple(p.strip() for p in raw.split(",") if p.strip())
-            return tuple(str(p) for p in raw)  # type: ignore[union-attr]
+            if not isinstance(raw, Iterable):
+                raise TypeError
+            return tuple(str(p) for p in raw)
         if kind is int:
-            if isinstance(raw, bool):
+            if isinstance(raw, bool) or not isinstance(raw, (str, bytes, bytearray, SupportsInt, SupportsIndex)):
                 raise ValueError
-            return int(raw)  # type: ignore[arg-type]
+            return int(raw)
         if kind is str:
             if not isinstance(raw, (str, int)):
                 raise ValueError

@@ -19,13 +19,13 @@ from ecdsa.util import sigdecode_string, sigencode_strings_canonize
 from node.errors import CodedError
 
 try:  # fast backend
+    from coincurve import PrivateKey as _CCPrivateKey
     from coincurve._libsecp256k1 import ffi as _ffi
     from coincurve._libsecp256k1 import lib as _lib
-    from coincurve import PrivateKey as _CCPrivateKey
 
     _CTX = _lib.secp256k1_context_create(_lib.SECP256K1_CONTEXT_NONE)
     HAVE_FAST_BACKEND = True
-except Exception:  # pragma: no cover - exercised only where coincurve is missing
+except (ImportError, AttributeError):  # pragma: no cover - coincurve missing, or without the secp256k1 API we call
     HAVE_FAST_BACKEND = False
 
 CURVE = ecdsa.SECP256k1

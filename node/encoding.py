@@ -28,44 +28,44 @@ class Writer:
     def __init__(self) -> None:
         self._parts: list[bytes] = []
 
-    def u8(self, value: int) -> "Writer":
+    def u8(self, value: int) -> Writer:
         self._parts.append(_U8.pack(value))
         return self
 
-    def u16(self, value: int) -> "Writer":
+    def u16(self, value: int) -> Writer:
         self._parts.append(_U16.pack(value))
         return self
 
-    def u32(self, value: int) -> "Writer":
+    def u32(self, value: int) -> Writer:
         self._parts.append(_U32.pack(value))
         return self
 
-    def u64(self, value: int) -> "Writer":
+    def u64(self, value: int) -> Writer:
         self._parts.append(_U64.pack(value))
         return self
 
-    def i32(self, value: int) -> "Writer":
+    def i32(self, value: int) -> Writer:
         self._parts.append(_I32.pack(value))
         return self
 
-    def boolean(self, value: bool) -> "Writer":
+    def boolean(self, value: bool) -> Writer:
         return self.u8(1 if value else 0)
 
-    def fixed(self, value: bytes, size: int) -> "Writer":
+    def fixed(self, value: bytes, size: int) -> Writer:
         if len(value) != size:
             raise ValueError(f"expected {size} bytes, got {len(value)}")
         self._parts.append(bytes(value))
         return self
 
-    def var_bytes(self, value: bytes) -> "Writer":
+    def var_bytes(self, value: bytes) -> Writer:
         self.u32(len(value))
         self._parts.append(bytes(value))
         return self
 
-    def text(self, value: str) -> "Writer":
+    def text(self, value: str) -> Writer:
         return self.var_bytes(value.encode("utf-8"))
 
-    def raw(self, value: bytes) -> "Writer":
+    def raw(self, value: bytes) -> Writer:
         self._parts.append(value)
         return self
 

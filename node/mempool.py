@@ -61,7 +61,7 @@ class _PendingView:
 
     __slots__ = ("pool",)
 
-    def __init__(self, pool: "Mempool"):
+    def __init__(self, pool: Mempool):
         self.pool = pool
 
     def get_utxo(self, outpoint: OutPoint) -> UtxoEntry | None:

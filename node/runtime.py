@@ -189,8 +189,10 @@ class Node:
         for task in self._tasks:
             try:
                 await task
-            except (asyncio.CancelledError, Exception):
+            except asyncio.CancelledError:
                 pass
+            except Exception:  # the task had died of it; stopping goes on
+                log.exception("task %s had failed", task.get_name())
         await self.gossip.stop()
         self.journal.close()
         self.store.close()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from node.config import NodeConfig
 from node.crypto import encode_address
@@ -84,6 +85,8 @@ def node_status(node: Node) -> dict:
     """What ``GET /v1/status`` answers: chain, tip, consensus step, mempool, peers and clock."""
     height = node.store.height
     header = node.store.get_header(height) if height > 0 else None
+    app_hash = node.store.app_hash
+    assert app_hash is not None  # a running node's store holds its genesis (checked at start)
     return {
         "chain_id": node.chain_id,
         "node_name": node.config.name,
@@ -92,7 +95,7 @@ def node_status(node: Node) -> dict:
         "height": height,
         "latest_block_hash": (node.store.get_block_hash(height) or ZERO_HASH).hex() if height > 0 else None,
         "latest_block_time_ms": header.time_ms if header else None,
-        "app_hash": node.store.app_hash.hex(),
+        "app_hash": app_hash.hex(),
         "genesis_hash": node.genesis_hash.hex(),
         "catching_up": node.sync.catching_up,
         "consensus": {"height": node.driver.height, "round": node.driver.round, "step": node.driver.step.name.lower()},

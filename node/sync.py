@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import httpx
 
@@ -92,7 +92,7 @@ class BlockSync:
         while True:
             try:
                 await asyncio.wait_for(self._wakeup.wait(), interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wakeup.clear()
             if not self.links or self._failed():
@@ -110,7 +110,7 @@ class BlockSync:
         self.catching_up = best > self.store.height + 1
         if best <= self.store.height:
             return
-        candidates = [link for link, h in zip(self.links, heights) if h > self.store.height]
+        candidates = [link for link, h in zip(self.links, heights, strict=True) if h > self.store.height]
         for link in candidates:
             while self.store.height < link.height and not self._failed():
                 start = self.store.height + 1

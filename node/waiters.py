@@ -10,6 +10,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+from node.ledger.errors import STORE_CORRUPT, StoreError
 from node.ledger.store import Store
 from node.types.block import Block
 
@@ -40,7 +41,7 @@ class Waiters:
                 return False
             try:
                 await asyncio.wait_for(self.height_changed.wait(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return self.store.height >= height
         return True
 
@@ -52,7 +53,7 @@ class Waiters:
         self.commit_waiters.setdefault(txid, []).append(fut)
         try:
             return await asyncio.wait_for(fut, timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return self.locate(txid)
         finally:
             waiters = self.commit_waiters.get(txid)
@@ -66,7 +67,10 @@ class Waiters:
         if found is None:
             return None
         height, index = found
-        return TxLocation(height, index, self.store.get_block_hash(height))
+        block_hash = self.store.get_block_hash(height)
+        if block_hash is None:
+            raise StoreError(STORE_CORRUPT, f"txid index of {txid.hex()} points at missing block {height}")
+        return TxLocation(height, index, block_hash)
 
     def on_commit(self, block: Block) -> None:
         """``block`` was committed: wake whoever waits for its transactions or for a new height."""

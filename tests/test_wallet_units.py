@@ -11,7 +11,7 @@ import pytest
 from genesis.build import derive_private_key
 from node.crypto import address_hash, derive_public_key, encode_address
 from node.types.transaction import COIN, MAX_SUPPLY, OutPoint, TxOutput, sign_transaction
-from wallet import cli
+from wallet import cli, context
 from wallet.amounts import AmountError, amount_json, describe_amount, format_coins, parse_amount
 from wallet.coins import Coin, SelectionError, estimate_size, select_coins
 from wallet.keystore import KeystoreError, create_keystore, load_keystore
@@ -326,7 +326,7 @@ def test_trust_shows_the_pin_with_no_node_up(tmp_path, capsys):
 
 def test_cli_prompts_for_the_passphrase(tmp_path, capsys, monkeypatch):
     answers = iter(["first", "second", "same", "same"])
-    monkeypatch.setattr(cli.getpass, "getpass", lambda prompt="": next(answers))
+    monkeypatch.setattr(context.getpass, "getpass", lambda prompt="": next(answers))
     wallet = tmp_path / "prompted.json"
     assert cli.main(["new", "--wallet", str(wallet)]) == cli.EXIT_USAGE  # the two entries differ
     assert "differ" in capsys.readouterr().err and not wallet.exists()
@@ -336,6 +336,6 @@ def test_cli_prompts_for_the_passphrase(tmp_path, capsys, monkeypatch):
     def no_tty(prompt=""):
         raise EOFError
 
-    monkeypatch.setattr(cli.getpass, "getpass", no_tty)
+    monkeypatch.setattr(context.getpass, "getpass", no_tty)
     assert cli.main(["new", "--wallet", str(tmp_path / "other.json")]) == cli.EXIT_USAGE
     assert "--passphrase-env" in capsys.readouterr().err

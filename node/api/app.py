@@ -154,11 +154,13 @@ def create_app(node) -> FastAPI:
                         try:
                             too_big = int(value) > config.max_request_bytes
                         except ValueError:
-                            await error_response(400, "bad-request", "content-length is not a number")(scope, receive, send)
+                            await error_response(400, "bad-request",
+                                                 "content-length is not a number")(scope, receive, send)
                             return
                         if too_big:
-                            await error_response(413, "too-large",
-                                                 f"request body over {config.max_request_bytes} bytes")(scope, receive, send)
+                            too_large = error_response(413, "too-large",
+                                                       f"request body over {config.max_request_bytes} bytes")
+                            await too_large(scope, receive, send)
                             return
                         break
             await self.inner(scope, receive, send)
@@ -287,11 +289,11 @@ def create_app(node) -> FastAPI:
         tx = decode_tx_hex(body.tx)
         if node.sync.catching_up:
             raise ApiError(503, "catching-up", "node is catching up with its peers; retry shortly or use another node")
-        outcome = node.admission.admit_client_txs([tx])[0]
-        if isinstance(outcome, Exception):
+        outcome: CodedError | bool = node.admission.admit_client_txs([tx])[0]
+        if isinstance(outcome, CodedError):
             exc = outcome
-            details = getattr(exc, "details", {})
-            if getattr(exc, "code", "") == "txn-already-committed":
+            details = exc.details
+            if exc.code == "txn-already-committed":
                 location = node.waiters.locate(tx.txid)
                 if location is not None:
                     return JSONResponse(status_code=200, content={
@@ -337,7 +339,7 @@ def create_app(node) -> FastAPI:
                                   **getattr(outcome, "details", {})}
             else:
                 results[i] = {"txid": tx.txid.hex(), "status": "accepted"}
-        accepted = sum(1 for r in results if r["status"] == "accepted")
+        accepted = sum(1 for r in results if r is not None and r["status"] == "accepted")  # none is None by now
         return {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
 
     # ------------------------------------------------------------------ addresses
@@ -354,7 +356,8 @@ def create_app(node) -> FastAPI:
 
     @app.get("/v1/addresses/{address}/utxos", tags=["addresses"], dependencies=[Guard])
     async def utxos(address: str, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-                    after: Annotated[str | None, Query(description="txid:index of the last item of the previous page")] = None):
+                    after: Annotated[str | None,
+                                     Query(description="txid:index of the last item of the previous page")] = None):
         account = parse_address(address)
         cursor = None
         if after is not None:
@@ -371,7 +374,8 @@ def create_app(node) -> FastAPI:
 
     @app.get("/v1/addresses/{address}/txs", tags=["addresses"], dependencies=[Guard])
     async def history(address: str, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-                      before: Annotated[str | None, Query(description="height:index of the last item of the previous page")] = None):
+                      before: Annotated[
+                          str | None, Query(description="height:index of the last item of the previous page")] = None):
         account = parse_address(address)
         cursor = None
         if before is not None:

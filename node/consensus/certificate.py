@@ -6,7 +6,7 @@ syncing node need not trust the node that served the block.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from node.consensus.messages import Vote, VoteType, vote_signature_valid
 from node.crypto import ADDRESS_SIZE, SIGNATURE_SIZE

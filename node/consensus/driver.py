@@ -32,8 +32,8 @@ these precommits (``node.consensus.bft_time``), is later than this one.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from node.consensus.certificate import CertificateError, verify_commit
 from node.consensus.messages import MAX_PROPOSAL_VALUE_BYTES, Proposal, Vote, VoteType, verify_proposal, verify_vote
@@ -555,8 +555,8 @@ class ConsensusDriver:
         """``value_id(value)``, or None for bytes the ledger cannot even decode (a Byzantine proposal)."""
         try:
             return self._value_id(value)
-        except Exception as exc:  # the callback decodes untrusted bytes; any failure means "not a block"
-            log.debug("undecodable proposal value: %s", exc)
+        except Exception as exc:  # noqa: BLE001  (injected callback on untrusted bytes: any failure is "not a block")
+            log.debug("undecodable proposal value: %r", exc)
             return None
 
     def _is_valid(self, value_id: bytes) -> bool:
@@ -570,7 +570,7 @@ class ConsensusDriver:
             value = self._values.get(value_id)
             try:
                 known = value is not None and bool(self._is_valid_fn(self._height, value))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001  (injected callback on network bytes: raising means invalid)
                 log.warning("is_valid raised on block %s at height %d: %r", value_id.hex(), self._height, exc)
                 known = False
             self._validity[value_id] = known
@@ -667,7 +667,8 @@ class ConsensusDriver:
         if proposal is None:
             value_id, pol_round = out.value_id, out.valid_round
             value = None if value_id is None else self._values.get(value_id)
-            if value is None:  # a fresh value (or validValue restored from the signer without its bytes)
+            # a fresh value (or validValue restored from the signer without its bytes)
+            if value_id is None or value is None:
                 value = self._get_value(self._height, out.round)
                 value_id, pol_round = self._value_id(value), -1
                 self._values.setdefault(value_id, value)
@@ -703,10 +704,10 @@ class ConsensusDriver:
         weighted median of the precommits for this one, so an honest precommit is dated after it."""
         time_ms = self._now_ms()
         value = None if value_id is None or self._value_time is None else self._values.get(value_id)
-        if value is not None:
+        if value_id is not None and value is not None and self._value_time is not None:
             try:
                 time_ms = max(time_ms, self._value_time(value) + 1)
-            except Exception as exc:  # a value we could not date cannot have been valid; keep our clock
+            except Exception as exc:  # noqa: BLE001  (injected callback: an undatable value is invalid; keep our clock)
                 log.warning("value_time raised on block %s: %r", value_id.hex(), exc)
         return min(max(int(time_ms), 0), _U64_LIMIT - 1)
 
@@ -739,7 +740,7 @@ class ConsensusDriver:
             return None
         for message in self._signer.signed_messages(self._height):
             if isinstance(message, kind) and message.round == round_ \
-                    and (vote_type is None or message.vote_type == vote_type):
+                    and (vote_type is None or (isinstance(message, Vote) and message.vote_type == vote_type)):
                 return message
         return None
 

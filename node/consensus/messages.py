@@ -53,7 +53,7 @@ class Vote:
         return w.fixed(self.validator, ADDRESS_SIZE).fixed(self.signature, SIGNATURE_SIZE).getvalue()
 
     @classmethod
-    def read(cls, r: Reader) -> "Vote":
+    def read(cls, r: Reader) -> Vote:
         raw_type = r.u8()
         try:
             vote_type = VoteType(raw_type)
@@ -65,7 +65,7 @@ class Vote:
         return cls(vote_type, height, round_, block_hash, time_ms, r.fixed(ADDRESS_SIZE), r.fixed(SIGNATURE_SIZE))
 
     @classmethod
-    def decode(cls, data: bytes) -> "Vote":
+    def decode(cls, data: bytes) -> Vote:
         r = Reader(data)
         vote = cls.read(r)
         r.finish()
@@ -125,7 +125,7 @@ class Proposal:
                 .getvalue())
 
     @classmethod
-    def decode(cls, data: bytes) -> "Proposal":
+    def decode(cls, data: bytes) -> Proposal:
         r = Reader(data)
         height, round_, pol_round = r.u64(), r.u32(), r.i32()
         if pol_round < -1:

@@ -33,9 +33,9 @@ newly kept, and ships statuses and answers.
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Callable, Hashable
 
 from node.consensus.driver import Action, ConsensusDriver
 from node.consensus.messages import Proposal, Vote, VoteType, verify_proposal, verify_vote
@@ -118,7 +118,7 @@ class Relay:
         self._max_ahead = max_heights_ahead
         self._max_seen = max_seen
         self._max_answer_bytes = max_answer_bytes
-        self._seen: collections.OrderedDict[bytes, None] = collections.OrderedDict()
+        self._seen: collections.OrderedDict[Hashable, None] = collections.OrderedDict()
         self._buffered: dict[Hashable, _Buffered] = {}
         """Messages for later heights by digest, in arrival order."""
         self._buffered_by_signer: dict[bytes, int] = {}
@@ -126,10 +126,10 @@ class Relay:
 
     # ------------------------------------------------------------------ seen
 
-    def is_seen(self, digest: bytes) -> bool:
+    def is_seen(self, digest: Hashable) -> bool:
         return digest in self._seen
 
-    def mark_seen(self, digest: bytes) -> None:
+    def mark_seen(self, digest: Hashable) -> None:
         """Remember a digest (the caller does this for the node's own messages before sending them)."""
         self._seen[digest] = None
         self._seen.move_to_end(digest)
@@ -163,7 +163,7 @@ class Relay:
             return Received(Verdict.STALE, actions)
         return Received(Verdict.DROPPED, actions)
 
-    def _receive_decided(self, message: Decided, digest: bytes) -> Received:
+    def _receive_decided(self, message: Decided, digest: Hashable) -> Received:
         driver = self.driver
         if not driver.started or message.height != driver.height:
             return Received(Verdict.STALE if driver.started and message.height < driver.height else Verdict.DROPPED)
@@ -300,7 +300,8 @@ class Relay:
                     index = validators.index_of(vote.validator)
                     if held.has_vote(vote, index):
                         continue
-                    if held.has_any_vote(vote_type, index) and (vote.block_hash is None or vote.block_hash not in quorum):
+                    if held.has_any_vote(vote_type, index) \
+                            and (vote.block_hash is None or vote.block_hash not in quorum):
                         continue
                     votes.append(vote)
             proposals.extend(p for p in driver.proposals_in(round_) if p.block_hash not in held.proposals

@@ -71,7 +71,7 @@ class VotesHeld:
                 w.var_bytes(mask.to_bytes((mask.bit_length() + 7) // 8, "little"))
 
     @classmethod
-    def read(cls, r: Reader) -> "VotesHeld":
+    def read(cls, r: Reader) -> VotesHeld:
         round_ = r.u32()
         proposals = tuple(r.fixed(HASH_SIZE) for _ in range(r.count(MAX_PROPOSALS_PER_ROUND)))
         tallies = []
@@ -114,7 +114,7 @@ class RoundStatus:
         return w.getvalue()
 
     @classmethod
-    def read(cls, r: Reader) -> "RoundStatus":
+    def read(cls, r: Reader) -> RoundStatus:
         version = r.u8()
         if version != RELAY_PROTOCOL_VERSION:
             raise DecodeError(f"round status of protocol version {version}; this node speaks "
@@ -126,7 +126,7 @@ class RoundStatus:
         return cls(height, round_, step, rounds)
 
     @classmethod
-    def decode(cls, data: bytes) -> "RoundStatus":
+    def decode(cls, data: bytes) -> RoundStatus:
         r = Reader(data)
         status = cls.read(r)
         r.finish()
@@ -150,7 +150,7 @@ class Decided:
         return Writer().var_bytes(self.value).var_bytes(self.commit.encode()).getvalue()
 
     @classmethod
-    def decode(cls, data: bytes) -> "Decided":
+    def decode(cls, data: bytes) -> Decided:
         r = Reader(data)
         value = r.var_bytes(MAX_PROPOSAL_VALUE_BYTES)
         commit = Commit.decode(r.var_bytes(MAX_PROPOSAL_VALUE_BYTES))

@@ -88,7 +88,7 @@ class SignedRecord:
         return w.fixed(self.signature, SIGNATURE_SIZE).getvalue()
 
     @classmethod
-    def decode(cls, data: bytes) -> "SignedRecord":
+    def decode(cls, data: bytes) -> SignedRecord:
         r = Reader(data)
         try:
             kind = SignKind(r.u8())
@@ -109,6 +109,10 @@ class SignedRecord:
             assert self.block_hash is not None
             return Proposal(self.height, self.round, self.pol_round, self.block_hash, self.value, address,
                             self.signature)
+        return self.vote(address)
+
+    def vote(self, address: bytes) -> Vote:
+        """The vote this record signed (a prevote or precommit record), as it was handed out."""
         return Vote(_VOTE_OF_KIND[self.kind], self.height, self.round, self.block_hash, self.time_ms, address,
                     self.signature)
 
@@ -196,7 +200,7 @@ class _GuardedSigner(ABC):
         """A vote at ``time_ms``; asked again for the same vote, the one already signed (with its own time)."""
         digest = vote_digest(self.chain_id, vote_type, height, round_, block_hash, time_ms)
         record = self._sign(_KIND_OF_VOTE[vote_type], height, round_, -1, block_hash, digest, time_ms=time_ms)
-        return record.message(self.chain_id, self.address)  # type: ignore[return-value]
+        return record.vote(self.address)
 
     @property
     def last_signed(self) -> tuple[int, int] | None:
@@ -211,7 +215,9 @@ class _GuardedSigner(ABC):
             if record.kind == SignKind.PRECOMMIT and record.block_hash is not None \
                     and (best is None or record.round > best.round):
                 best = record
-        return None if best is None else SignerLock(best.height, best.round, best.block_hash)
+        if best is None or best.block_hash is None:
+            return None
+        return SignerLock(best.height, best.round, best.block_hash)
 
     def signed(self) -> list[SignedRecord]:
         """Records of the latest height, oldest first."""

@@ -96,7 +96,7 @@ class Evidence:
         return Writer().var_bytes(self.first.encode()).var_bytes(self.second.encode()).getvalue()
 
     @classmethod
-    def decode(cls, data: bytes) -> "Evidence":
+    def decode(cls, data: bytes) -> Evidence:
         r = Reader(data)
         first, second = Vote.decode(r.var_bytes(256)), Vote.decode(r.var_bytes(256))
         r.finish()
@@ -162,8 +162,9 @@ class VoteKeeper:
         self._polka_values: dict[int, bytes] = {}
         self._precommit_values: dict[int, bytes] = {}
         self._skip_rounds: list[int] = []
-        self._held: dict[bytes, dict[tuple[int, VoteType, bytes], Vote]] = {}
-        """Per validator, in arrival order: conflicting votes not counted yet, by (round, type, value)."""
+        self._held: dict[bytes, dict[tuple[int, VoteType, bytes | None], Vote]] = {}
+        """Per validator, in arrival order: conflicting votes not counted yet, by (round, type, value).  Only
+        votes for a value are held; the key admits None because any vote's key is looked up."""
         self.evidence: list[Evidence] = []
 
     # ------------------------------------------------------------------ adding

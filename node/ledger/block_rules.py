@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from node.crypto import ADDRESS_SIZE
 from node.ledger.errors import (
@@ -39,7 +40,7 @@ from node.ledger.errors import (
 )
 from node.ledger.muhash import MuHash
 from node.ledger.signatures import SignatureCache
-from node.ledger.state import OverlayState, StateView, UtxoEntry, fee_outpoint, utxo_element
+from node.ledger.state import ChainView, OverlayState, StateView, UtxoEntry, fee_outpoint, utxo_element
 from node.ledger.tx_rules import apply_transaction, check_transaction_stateless, validate_inputs
 from node.types.block import Block, compute_tx_root
 from node.types.commit import commit_hash
@@ -218,7 +219,8 @@ def check_block_header(block: Block, state: StateView, chain_id: str) -> None:
     if tip_height is not None:
         if header.height != tip_height + 1:
             raise BlockError(BLK_HEIGHT, f"block height {header.height}, expected {tip_height + 1}")
-        parent = state.get_block_hash(tip_height) if tip_height > 0 else ZERO_HASH  # type: ignore[attr-defined]
+        chain = cast(ChainView, state)  # a view that knows its height is a chain view
+        parent = chain.get_block_hash(tip_height) if tip_height > 0 else ZERO_HASH
         if header.prev_hash != parent:
             raise BlockError(BLK_PREVHASH, f"prev_hash {header.prev_hash.hex()} is not the tip "
                                            f"{(parent or ZERO_HASH).hex()}")
@@ -229,10 +231,10 @@ def check_block_header(block: Block, state: StateView, chain_id: str) -> None:
 def _chain_muhash(state: StateView, muhash_state: bytes | None) -> bytes:
     if muhash_state is not None:
         return muhash_state
-    try:
-        return state.muhash_state  # type: ignore[attr-defined]
-    except AttributeError:
-        raise TypeError("muhash_state is required when the state view does not carry one") from None
+    carried = getattr(state, "muhash_state", None)  # a chain view carries one
+    if carried is None:
+        raise TypeError("muhash_state is required when the state view does not carry one")
+    return carried
 
 
 def _check_stateless_in_block(txs: Sequence[Transaction]) -> list[int]:
@@ -277,7 +279,7 @@ def execute_block(
         raise BlockError(BLK_SIZE, f"transactions take {size} bytes, limit {max_block_bytes}")
     check_block_body(block)
     builder = BlockBuilder(state, chain_id, header.height, header.proposer, muhash_state, sig_cache=sig_cache)
-    for index, (tx, out_total) in enumerate(zip(txs, totals)):
+    for index, (tx, out_total) in enumerate(zip(txs, totals, strict=True)):
         try:
             builder._add_checked(tx, out_total)
         except TxError as exc:

@@ -111,7 +111,7 @@ class MuHash:
             den = (den * element_number(element)) % _MOD
         self._den = den
 
-    def combine(self, other: "MuHash") -> None:
+    def combine(self, other: MuHash) -> None:
         """Union of multisets: afterwards this state holds both (differences included)."""
         self._num = (self._num * other._num) % _MOD
         self._den = (self._den * other._den) % _MOD
@@ -132,7 +132,7 @@ class MuHash:
         return _to_le(self._num) + _to_le(self._den)
 
     @classmethod
-    def deserialize(cls, data: bytes) -> "MuHash":
+    def deserialize(cls, data: bytes) -> MuHash:
         if len(data) != STATE_BYTES:
             raise ValueError(f"a MuHash state is {STATE_BYTES} bytes, got {len(data)}")
         num = _from_le(data[:NUMBER_BYTES])
@@ -143,7 +143,7 @@ class MuHash:
         state._num, state._den = num, den
         return state
 
-    def copy(self) -> "MuHash":
+    def copy(self) -> MuHash:
         state = MuHash()
         state._num, state._den = self._num, self._den
         return state
@@ -154,7 +154,7 @@ class MuHash:
             return NotImplemented
         return (self._num * other._den) % _MOD == (other._num * self._den) % _MOD
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # mutable, so unhashable; typeshed has object.__hash__ as a method
 
 
 EMPTY_STATE: bytes = MuHash().serialize()

@@ -7,8 +7,8 @@ checks the two agree.
 
 from __future__ import annotations
 
-from node.crypto import P as _FIELD_P
 from node.crypto import PUBLIC_KEY_SIZE
+from node.crypto import P as _FIELD_P
 
 try:
     from gmpy2 import legendre as _legendre

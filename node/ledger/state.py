@@ -39,7 +39,7 @@ class UtxoEntry:
         return _ENTRY.pack(self.address, self.amount, self.height)
 
     @classmethod
-    def decode(cls, data: bytes) -> "UtxoEntry":
+    def decode(cls, data: bytes) -> UtxoEntry:
         if len(data) != UTXO_ENTRY_BYTES:
             raise DecodeError(f"a UTXO entry is {UTXO_ENTRY_BYTES} bytes, got {len(data)}")
         address, amount, height = _ENTRY.unpack(data)

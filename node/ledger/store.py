@@ -114,7 +114,7 @@ def _outpoint_key(outpoint: OutPoint) -> bytes:
     return outpoint.txid + _U32.pack(outpoint.index)
 
 
-def _check_format(db: "plyvel.DB", path: str) -> None:
+def _check_format(db: plyvel.DB, path: str) -> None:
     """Stamp an empty (new) database with ``STORE_FORMAT_VERSION``; refuse one written in another format."""
     key = _meta_key(META_FORMAT_VERSION)
     raw = db.get(key)
@@ -160,7 +160,7 @@ class HistoryEntry:
 class CommitBatch:
     """A block's writes, built but not yet written: ``write()`` makes them durable at once."""
 
-    def __init__(self, store: "Store", batch, height: int, block_hash: bytes, app_hash: bytes, muhash_state: bytes):
+    def __init__(self, store: Store, batch, height: int, block_hash: bytes, app_hash: bytes, muhash_state: bytes):
         self._store = store
         self._batch = batch
         self.height = height
@@ -188,7 +188,7 @@ class CommitBatch:
 class Store:
     """The node's LevelDB database; a ``ChainView`` of the committed UTXO set."""
 
-    def __init__(self, db: "plyvel.DB", path: str):
+    def __init__(self, db: plyvel.DB, path: str):
         self._db = db
         self.path = path
         self._height = -1
@@ -201,7 +201,7 @@ class Store:
     # ------------------------------------------------------------------ open / close
 
     @classmethod
-    def open(cls, path: str, cache_bytes: int = 64 * 1024 * 1024) -> "Store":
+    def open(cls, path: str, cache_bytes: int = 64 * 1024 * 1024) -> Store:
         """Open (creating if missing) the database at ``path`` and check its tip."""
         try:
             db = plyvel.DB(str(path), create_if_missing=True, lru_cache_size=cache_bytes, bloom_filter_bits=10,
@@ -224,7 +224,7 @@ class Store:
         if not self._db.closed:
             self._db.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc_info) -> None:

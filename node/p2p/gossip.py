@@ -25,7 +25,7 @@ import collections
 import enum
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import httpx
 
@@ -105,8 +105,10 @@ class PeerLink:
             self._task.cancel()
             try:
                 await self._task
-            except (asyncio.CancelledError, Exception):
+            except asyncio.CancelledError:
                 pass
+            except Exception:  # the link had died of it; stopping goes on
+                log.exception("gossip link to %s had failed", self.url)
         if self._client is not None:
             await self._client.aclose()
 
@@ -149,9 +151,9 @@ class PeerLink:
         self._mark(True)
         if 200 <= status < 300:
             return Outcome.DELIVERED, ""
-        try:
+        try:  # the node's error shape; for anything else (not JSON, other shape) the status says enough
             code = str(response.json()["error"]["code"])[:64]
-        except Exception:  # not the node's error shape: the status says enough
+        except (ValueError, LookupError, TypeError, RecursionError):
             code = ""
         detail = f"HTTP {status} {code}".rstrip()
         return (Outcome.TOO_LARGE if status == 413 else Outcome.REJECTED), detail
@@ -237,7 +239,7 @@ class PeerLink:
                     self.wakeup.clear()
                     try:
                         await asyncio.wait_for(self.wakeup.wait(), remaining)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         break
                 if self.consensus:
                     continue

@@ -27,7 +27,8 @@ BATCH_HEADER_BYTES = 4
 KIND_PROPOSAL = 1
 KIND_VOTE = 2
 KIND_DECIDED = 3
-_KINDS = {KIND_PROPOSAL: Proposal, KIND_VOTE: Vote, KIND_DECIDED: Decided}
+_KINDS: dict[int, type[Proposal] | type[Vote] | type[Decided]] = {
+    KIND_PROPOSAL: Proposal, KIND_VOTE: Vote, KIND_DECIDED: Decided}
 
 
 def encode_tx_batch(raw_txs: list[bytes]) -> bytes:
