@@ -40,7 +40,7 @@ from typing import Annotated
 from fastapi import Query, Request, Response
 
 from node.api import app as api_app
-from node.consensus.driver import BroadcastProposal
+from node.consensus.actions import BroadcastProposal
 from node.consensus.round_status import Decided
 from node.crypto import N
 from node.encoding import Reader

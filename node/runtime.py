@@ -30,15 +30,8 @@ from genesis.document import genesis_hash, genesis_to_json, validator_set_of
 from node.admission import JOURNAL_FILE, Admission
 from node.application import Application
 from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, SIGNER_FILE, WAL_FILE, NodeConfig
-from node.consensus.driver import (
-    BroadcastProposal,
-    BroadcastVote,
-    ConsensusDriver,
-    Decide,
-    ReportEvidence,
-    ScheduleTimeout,
-    TimeoutParams,
-)
+from node.consensus.actions import BroadcastProposal, BroadcastVote, Decide, ReportEvidence, ScheduleTimeout
+from node.consensus.driver import ConsensusDriver, TimeoutParams
 from node.consensus.relay import Relay
 from node.consensus.signer import DurableSigner
 from node.consensus.wal import FileWAL

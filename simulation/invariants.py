@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from node.consensus.actions import Decide
 from node.consensus.certificate import CertificateError, verify_commit
-from node.consensus.driver import Decide
 from node.crypto import sha256
 from simulation.nodes import CHAIN_ID, SimNode, is_valid_value
 

@@ -12,7 +12,7 @@ import heapq
 import random
 from dataclasses import dataclass
 
-from node.consensus.driver import BroadcastProposal, BroadcastVote, Decide, ReportEvidence, ScheduleTimeout
+from node.consensus.actions import BroadcastProposal, BroadcastVote, Decide, ReportEvidence, ScheduleTimeout
 from node.consensus.messages import Proposal, Vote
 from node.consensus.relay import STATUS_INTERVAL_MS, Relay
 from node.consensus.round_status import Decided, RoundStatus

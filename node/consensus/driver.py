@@ -27,16 +27,30 @@ Votes carry this node's clock (``now_ms``, injected: the driver reads no
 clock of its own).  A precommit for a block is dated after that block's time
 (``value_time``), so the next block, whose time is the weighted median of
 these precommits (``node.consensus.bft_time``), is later than this one.
+
+The driver is layered: ``node.consensus.height_state`` holds one height's
+state, its views and the write-ahead log; ``node.consensus.intake`` is the
+door that decides which messages are kept; this module joins what they hold
+into round-machine inputs and the machine's outputs into actions
+(``node.consensus.actions``), and restarts a height from the log.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 
+from node.consensus.actions import (
+    Action,
+    BroadcastProposal,
+    BroadcastVote,
+    ConsensusError,
+    Decide,
+    ReportEvidence,
+    ScheduleTimeout,
+)
 from node.consensus.certificate import CertificateError, verify_commit
-from node.consensus.messages import MAX_PROPOSAL_VALUE_BYTES, Proposal, Vote, VoteType, verify_proposal, verify_vote
+from node.consensus.intake import MAX_ROUNDS_AHEAD, MessageIntake
+from node.consensus.messages import Proposal, Vote
 from node.consensus.proposer import proposer_for
 from node.consensus.round_machine import (
     CastVote,
@@ -62,15 +76,10 @@ from node.consensus.round_machine import (
     TimeoutKind,
     TimeoutParams,
     apply_input,
-    restore_lock,
 )
-from node.consensus.signer import ConsensusSigner, DoubleSignError
-from node.consensus.vote_keeper import Evidence, VoteKeeper
-from node.consensus.wal import ConsensusWAL
-from node.crypto import ADDRESS_SIZE, SIGNATURE_SIZE
-from node.errors import CodedError
-from node.types.commit import Commit, CommitSig
-from node.types.hashes import HASH_SIZE
+from node.consensus.shapes import U64_LIMIT, is_uint, is_well_formed_proposal, is_well_formed_vote
+from node.consensus.signer import DoubleSignError
+from node.types.commit import Commit
 from node.types.validators import ValidatorSet
 
 __all__ = [
@@ -78,286 +87,21 @@ __all__ = [
     "ReportEvidence", "ScheduleTimeout", "Step", "Timeout", "TimeoutKind", "TimeoutParams",
 ]
 
-MAX_FUTURE_MESSAGES_PER_SENDER = 64
-"""Messages for height + 1 buffered per validator before more are dropped."""
-MAX_FUTURE_ROUNDS_PER_VALIDATOR = 4
-"""Distinct rounds above ours that one validator's messages may occupy (bounds memory against round spam)."""
-MAX_ROUNDS_AHEAD = 1000
-"""Messages for rounds further above ours are dropped (nothing honest is that far ahead)."""
-MAX_EVIDENCE_KEPT = 1024
 log = logging.getLogger("ledger.consensus")
-_U32_LIMIT = 1 << 32
-_U64_LIMIT = 1 << 64
 
 
-class ConsensusError(CodedError):
-    """The driver was used wrongly; ``code`` is stable."""
+class ConsensusDriver(MessageIntake):
+    """Tendermint consensus for one node, one height at a time, sans I/O.
 
-
-# ---------------------------------------------------------------------------- actions
-
-
-@dataclass(frozen=True)
-class BroadcastProposal:
-    """Send this node's proposal to every peer."""
-
-    proposal: Proposal
-    """Signed proposal, already durable in the signer's log."""
-
-
-@dataclass(frozen=True)
-class BroadcastVote:
-    """Send this node's vote to every peer."""
-
-    vote: Vote
-    """Signed vote, already durable in the signer's log."""
-
-
-@dataclass(frozen=True)
-class ScheduleTimeout:
-    """Call ``on_timeout(timeout)`` after ``delay_ms``."""
-
-    timeout: Timeout
-    """What to hand back."""
-    delay_ms: int
-    """Milliseconds from now."""
-
-
-@dataclass(frozen=True)
-class Decide:
-    """Commit ``value`` at ``height``: more than 2/3 of the power precommitted it in ``round``."""
-
-    height: int
-    """The decided height."""
-    round: int
-    """The decision round."""
-    value: bytes
-    """The block bytes."""
-    block_hash: bytes
-    """``value_id(value)``."""
-    commit: Commit
-    """The precommits received so far (at least 2/3+ of the power), sorted by validator."""
-
-
-@dataclass(frozen=True)
-class ReportEvidence:
-    """A validator signed two different votes for one (height, round, type)."""
-
-    evidence: Evidence
-    """Both votes."""
-
-
-Action = BroadcastProposal | BroadcastVote | ScheduleTimeout | Decide | ReportEvidence
-
-
-# ---------------------------------------------------------------------------- shape checks
-
-
-def _is_u(value: object, limit: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < limit
-
-
-def _is_bytes(value: object, size: int) -> bool:
-    return isinstance(value, bytes) and len(value) == size
-
-
-def is_well_formed_vote(vote: object) -> bool:
-    return (isinstance(vote, Vote) and isinstance(vote.vote_type, VoteType) and _is_u(vote.height, _U64_LIMIT)
-            and _is_u(vote.round, _U32_LIMIT) and (vote.block_hash is None or _is_bytes(vote.block_hash, HASH_SIZE))
-            and _is_u(vote.time_ms, _U64_LIMIT)
-            and _is_bytes(vote.validator, ADDRESS_SIZE) and _is_bytes(vote.signature, SIGNATURE_SIZE))
-
-
-def is_well_formed_proposal(proposal: object) -> bool:
-    return (isinstance(proposal, Proposal) and _is_u(proposal.height, _U64_LIMIT) and _is_u(proposal.round, _U32_LIMIT)
-            and isinstance(proposal.pol_round, int) and not isinstance(proposal.pol_round, bool)
-            and -1 <= proposal.pol_round < proposal.round and _is_bytes(proposal.block_hash, HASH_SIZE)
-            and isinstance(proposal.value, bytes) and len(proposal.value) <= MAX_PROPOSAL_VALUE_BYTES
-            and _is_bytes(proposal.proposer, ADDRESS_SIZE) and _is_bytes(proposal.signature, SIGNATURE_SIZE))
-
-
-# ---------------------------------------------------------------------------- the driver
-
-
-class ConsensusDriver:
-    """Tendermint consensus for one node, one height at a time, sans I/O."""
-
-    def __init__(self, *, chain_id: str, validators: ValidatorSet, signer: ConsensusSigner | None,
-                 params: TimeoutParams, is_valid: Callable[[int, bytes], bool], value_id: Callable[[bytes], bytes],
-                 get_value: Callable[[int, int], bytes], now_ms: Callable[[], int],
-                 wal: ConsensusWAL | None = None, value_time: Callable[[bytes], int] | None = None):
-        """``now_ms`` is this node's clock (Unix ms) for the times its votes carry; ``value_time`` gives the
-        time a value (block) carries, so a precommit for it is dated later (None: values carry no time)."""
-        if signer is not None and signer.chain_id != chain_id:
-            raise ConsensusError("signer-chain-mismatch", "the signer signs for another chain")
-        self.chain_id = chain_id
-        self._validators = validators
-        self._signer = signer
-        self._params = params
-        self._is_valid_fn = is_valid
-        self._value_id = value_id
-        self._get_value = get_value
-        self._wal = wal
-        self._now_ms = now_ms
-        self._value_time = value_time
-        self._height = 0
-        self._started = False
-        self._replaying = False
-        self._evidence: list[Evidence] = []
-        self._future: dict[bytes, list[Proposal | Vote]] = {}
-        self._reset_height(0)
-
-    # ------------------------------------------------------------------ state
-
-    def _reset_height(self, height: int) -> None:
-        self._height = height
-        self._state = RoundState(height)
-        self._keeper = VoteKeeper(self._validators, height)
-        self._proposals: dict[int, Proposal] = {}
-        self._extra_proposals: dict[tuple[int, bytes], Proposal] = {}
-        self._values: dict[bytes, bytes] = {}
-        self._validity: dict[bytes, bool] = {}
-        self._future_rounds: dict[bytes, set[int]] = {}
-        self._own: list[Proposal | Vote] = []
-        self._replay_own_proposals: dict[int, Proposal] = {}
-        self._certified: dict[tuple[int, bytes], dict[bytes, CommitSig]] = {}
-        self._decided: Decide | None = None
-
-    @property
-    def address(self) -> bytes | None:
-        """This node's validator address (None for a non-validator)."""
-        return None if self._signer is None else self._signer.address
-
-    @property
-    def validators(self) -> ValidatorSet:
-        return self._validators
-
-    @property
-    def height(self) -> int:
-        return self._height
-
-    @property
-    def round(self) -> int:
-        return self._state.round
-
-    @property
-    def step(self) -> Step:
-        return self._state.step
-
-    @property
-    def locked_round(self) -> int:
-        return self._state.locked_round
-
-    @property
-    def locked_value(self) -> bytes | None:
-        """Id of the locked value, or None."""
-        return self._state.locked_value
-
-    @property
-    def valid_round(self) -> int:
-        return self._state.valid_round
-
-    @property
-    def round_state(self) -> RoundState:
-        return self._state
-
-    @property
-    def evidence(self) -> list[Evidence]:
-        """Equivocations seen (most recent ``MAX_EVIDENCE_KEPT``)."""
-        return list(self._evidence)
-
-    @property
-    def decision(self) -> Decide | None:
-        """The decision at the current height, once there is one."""
-        return self._decided
-
-    @property
-    def commit_complete(self) -> bool:
-        """Decided, and every validator's precommit for the decided block is in (no point waiting for more)."""
-        commit = self.commit_for_decided()
-        return commit is not None and len(commit.signatures) == len(self._validators)
-
-    def commit_for_decided(self) -> Commit | None:
-        """All precommits for the decided block received so far, or None before a decision."""
-        if self._decided is None:
-            return None
-        return self._build_commit(self._decided.round, self._decided.block_hash)
-
-    def _build_commit(self, round_: int, value_id: bytes) -> Commit:
-        """Counted precommits for (round, value), plus any from a verified certificate."""
-        sigs = dict(self._certified.get((round_, value_id), {}))
-        for vote in self._keeper.precommits_for(round_, value_id):
-            sigs[vote.validator] = CommitSig(vote.validator, vote.time_ms, vote.signature)
-        return Commit(self._height, round_, value_id, tuple(sigs[v] for v in sorted(sigs)))
-
-    def proposal_for(self, block_hash: bytes) -> Proposal | None:
-        """An accepted proposal of this height carrying ``block_hash``."""
-        for p in self._proposals.values():
-            if p.block_hash == block_hash:
-                return p
-        for (_, h), p in self._extra_proposals.items():
-            if h == block_hash:
-                return p
-        return None
-
-    # ------------------------------------------------------------------ what the relay asks
-
-    @property
-    def started(self) -> bool:
-        """True once ``start_height`` has been called."""
-        return self._started
-
-    def proposals_in(self, round_: int) -> list[Proposal]:
-        """The proposals accepted for ``round_`` of this height (a second one only with a quorum behind it)."""
-        out = [self._proposals[round_]] if round_ in self._proposals else []
-        out.extend(p for (r, _), p in self._extra_proposals.items() if r == round_)
-        return out
-
-    def votes_in(self, round_: int, vote_type: VoteType) -> list[Vote]:
-        """Every counted vote of one round and type (an equivocator's conflicting ones included)."""
-        return self._keeper.counted_votes(round_, vote_type)
-
-    def rounds_held(self) -> list[int]:
-        """Rounds of this height for which a proposal or a vote is held, ascending."""
-        return sorted(set(self._keeper.rounds()) | set(self._proposals) | {r for r, _ in self._extra_proposals})
-
-    def quorum_values(self) -> set[bytes]:
-        """Values with a polka or precommits from more than 2/3 of the power in some round of this height."""
-        return self._keeper.quorum_values()
-
-    def first_votes_in(self, round_: int, vote_type: VoteType) -> list[Vote]:
-        """Each validator's first vote of one round and type (the one its "anything" counts use)."""
-        return self._keeper.votes(round_, vote_type)
-
-    def precommit_quorum_rounds(self) -> list[int]:
-        """Rounds with precommits from more than 2/3 of the power for one value."""
-        return [r for r, _ in self._keeper.precommit_quorums()]
-
-    def holds(self, message: Proposal | Vote) -> bool:
-        """True if the driver kept ``message``: counted, stored, or buffered for the next height."""
-        if message.height == self._height + 1:
-            sender = message.proposer if isinstance(message, Proposal) else message.validator
-            return message in self._future.get(sender, ())
-        if message.height != self._height:
-            return False
-        if isinstance(message, Vote):
-            return self._keeper.is_counted(message)  # a held vote may be evicted: not kept for good
-        return any(p == message for p in self.proposals_in(message.round))
-
-    def can_still_matter(self, message: Proposal | Vote) -> bool:
-        """False for a message that nothing at this node will ever use again: an earlier height, or a
-        proposal or prevote of a height already decided (only late precommits still count)."""
-        if message.height < self._height:
-            return False
-        if message.height == self._height and self._decided is not None:
-            return isinstance(message, Vote) and message.vote_type == VoteType.PRECOMMIT
-        return True
+    Built with ``HeightState``'s keyword arguments: the chain id, the validator set, the signer (None for a
+    non-validator), the timeout parameters, the ledger's callbacks and the clock, and the write-ahead log.
+    """
 
     # ------------------------------------------------------------------ entry points
 
     def start_height(self, height: int, validators: ValidatorSet | None = None) -> list[Action]:
         """Begin ``height`` at round 0 (or resume it from the write-ahead log) and replay buffered messages."""
-        if not _is_u(height, _U64_LIMIT) or height < 1:
+        if not is_uint(height, U64_LIMIT) or height < 1:
             raise ConsensusError("bad-height", "heights start at 1")
         if self._started and height <= self._height:
             raise ConsensusError("height-regression", f"at height {self._height}, cannot start {height}")
@@ -438,9 +182,8 @@ class ConsensusDriver:
         self._sync(actions)
         return actions
 
-    # ------------------------------------------------------------------ intake
-
     def _dispatch(self, message: Proposal | Vote) -> list[Action]:
+        """A well-formed message: through the door, then the rules if it was kept."""
         if message.height != self._height or not self._started:
             if message.height == self._height + 1:
                 self._buffer(message)
@@ -448,137 +191,15 @@ class ConsensusDriver:
         if message.round > self._state.round + MAX_ROUNDS_AHEAD:
             return []
         if isinstance(message, Proposal):
-            return self._receive_proposal(message)
-        return self._receive_vote(message)
-
-    def _buffer(self, message: Proposal | Vote) -> None:
-        sender = message.proposer if isinstance(message, Proposal) else message.validator
-        if sender not in self._validators:
-            return
-        queue = self._future.setdefault(sender, [])
-        if len(queue) < MAX_FUTURE_MESSAGES_PER_SENDER and message not in queue:
-            queue.append(message)
-
-    def _admit_round(self, sender: bytes, round_: int) -> bool:
-        """Bound how many rounds ahead of ours one validator can make us keep state for."""
-        if round_ <= self._state.round:
-            return True
-        rounds = self._future_rounds.setdefault(sender, set())
-        if round_ in rounds:
-            return True
-        if len(rounds) >= MAX_FUTURE_ROUNDS_PER_VALIDATOR:
-            return False
-        rounds.add(round_)
-        return True
-
-    def _receive_proposal(self, p: Proposal) -> list[Action]:
-        if self._decided is not None:
-            return []
-        if p.proposer != proposer_for(self._validators, self._height, p.round):
-            return []
-        first = self._proposals.get(p.round)
-        if first is not None and first.block_hash == p.block_hash and first.pol_round == p.pol_round:
-            return []
-        if (p.round, p.block_hash) in self._extra_proposals:
-            return []
-        backed = self._keeper.is_backed(p.block_hash)
-        if first is not None and not backed:
-            return []  # a conflicting proposal is only worth keeping if a quorum is behind its value
-        if self._id_of(p.value) != p.block_hash:
-            return []
-        member = self._validators.get(p.proposer)
-        assert member is not None
-        if not verify_proposal(self.chain_id, member.public_key, p):
-            return []
-        if not backed and not self._admit_round(p.proposer, p.round):
-            return []
-        self._store_proposal(p)
-        return self._advance()
-
-    def _store_proposal(self, p: Proposal) -> None:
-        if p.round in self._proposals:
-            self._extra_proposals[(p.round, p.block_hash)] = p
-        else:
-            self._proposals[p.round] = p
-        self._values.setdefault(p.block_hash, p.value)
-        if p.proposer == self.address:
-            self._own.append(p)
-        self._log(p)
-        self._count_held(p.block_hash)
-
-    def _count_held(self, value_id: bytes) -> None:
-        """Count an equivocator's votes for ``value_id`` that arrived before any proposal for it (the keeper
-        held them); logged after the proposal, so a replay counts them the same way."""
-        for vote, result in self._keeper.count_held(value_id):
-            if result.counted:
-                self._kept_vote(vote)
-
-    def _kept_vote(self, vote: Vote) -> None:
-        if vote.validator == self.address:
-            self._own.append(vote)
-        self._log(vote)
-
-    def _receive_vote(self, vote: Vote) -> list[Action]:
-        if self._keeper.contains(vote):
-            return []
-        member = self._validators.get(vote.validator)
-        if member is None:
-            return []
-        if not verify_vote(self.chain_id, member.public_key, vote):
-            return []
-        if not self._admit_round(vote.validator, vote.round):
-            return []
-        actions = self._store_vote(vote)
-        return actions + self._advance()
-
-    def _store_vote(self, vote: Vote) -> list[Action]:
-        # An equivocator's other vote counts for its value whenever we hold a proposal for that value (any
-        # round of this height), however many values it signed first: what bounds them is our proposal
-        # admission, so junk cannot crowd out the vote a relayed polka or commit needs.  A vote for a value
-        # without a proposal yet is held by the keeper and counted by _store_proposal (see vote_keeper).
-        result = self._keeper.add_vote(vote, count_conflicting=vote.block_hash in self._values)
-        if result.counted:
-            self._kept_vote(vote)
-        if result.evidence is not None:
-            self._evidence.append(result.evidence)
-            del self._evidence[:-MAX_EVIDENCE_KEPT]
-            return [ReportEvidence(result.evidence)]
-        return []
+            return self._advance() if self._accept_proposal(message) else []
+        kept = self._accept_vote(message)
+        return [] if kept is None else kept + self._advance()
 
     def _handle_timeout(self, timeout: Timeout) -> list[Action]:
         self._log(timeout)
         return self._apply(TimeoutElapsed(timeout)) + self._advance()
 
     # ------------------------------------------------------------------ the rules
-
-    def _id_of(self, value: bytes) -> bytes | None:
-        """``value_id(value)``, or None for bytes the ledger cannot even decode (a Byzantine proposal)."""
-        try:
-            return self._value_id(value)
-        except Exception as exc:  # noqa: BLE001  (injected callback on untrusted bytes: any failure is "not a block")
-            log.debug("undecodable proposal value: %r", exc)
-            return None
-
-    def _is_valid(self, value_id: bytes) -> bool:
-        """valid(v), computed at most once per block hash (it executes the block).
-
-        A callback that raises is taken as "invalid": the bytes came from the network, and one malformed
-        proposal must not stop this node's consensus.
-        """
-        known = self._validity.get(value_id)
-        if known is None:
-            value = self._values.get(value_id)
-            try:
-                known = value is not None and bool(self._is_valid_fn(self._height, value))
-            except Exception as exc:  # noqa: BLE001  (injected callback on network bytes: raising means invalid)
-                log.warning("is_valid raised on block %s at height %d: %r", value_id.hex(), self._height, exc)
-                known = False
-            self._validity[value_id] = known
-        return known
-
-    def _has_proposal(self, round_: int, value_id: bytes) -> bool:
-        p = self._proposals.get(round_)
-        return (p is not None and p.block_hash == value_id) or (round_, value_id) in self._extra_proposals
 
     def _candidate_inputs(self):
         """Inputs whose driver-side preconditions hold now; the machine applies its own guards."""
@@ -709,40 +330,14 @@ class ConsensusDriver:
                 time_ms = max(time_ms, self._value_time(value) + 1)
             except Exception as exc:  # noqa: BLE001  (injected callback: an undatable value is invalid; keep our clock)
                 log.warning("value_time raised on block %s: %r", value_id.hex(), exc)
-        return min(max(int(time_ms), 0), _U64_LIMIT - 1)
+        return min(max(int(time_ms), 0), U64_LIMIT - 1)
 
     def _decide(self, out: Decision) -> list[Action]:
         commit = self._build_commit(out.round, out.value_id)
         self._decided = Decide(self._height, out.round, self._values[out.value_id], out.value_id, commit)
         return [self._decided]
 
-    # ------------------------------------------------------------------ durability
-
-    def _log(self, entry: Proposal | Vote | Timeout) -> None:
-        if self._wal is not None and not self._replaying:
-            self._wal.append(entry)
-
-    def _sync(self, actions: list[Action]) -> None:
-        """Make the log durable before anything we return can leave the node."""
-        if self._wal is not None and actions:
-            self._wal.sync()
-
-    def _make_inputs_durable(self) -> None:
-        """Sync what the log holds before the signer signs: after a crash the replay then reaches the same
-        proposal or vote, which the signer hands back, instead of a different one it must refuse."""
-        if self._wal is not None and not self._replaying:
-            self._wal.sync()
-
-    def _held(self, kind: type, vote_type: VoteType | None, round_: int):
-        """The proposal (``kind`` Proposal) or vote of ``vote_type`` the signer holds for ``round_`` of this
-        height, or None."""
-        if self._signer is None:
-            return None
-        for message in self._signer.signed_messages(self._height):
-            if isinstance(message, kind) and message.round == round_ \
-                    and (vote_type is None or (isinstance(message, Vote) and message.vote_type == vote_type)):
-                return message
-        return None
+    # ------------------------------------------------------------------ restart
 
     def _resend_signed(self, sent: list[Action]) -> list[Action]:
         """On (re)starting a height: count and send again every proposal and vote the signer holds for it that
@@ -763,11 +358,6 @@ class ConsensusDriver:
                 out += self._store_vote(message)
                 out.append(BroadcastVote(message))
         return out + self._advance() if out else out
-
-    def _restore_signer_lock(self) -> None:
-        lock = None if self._signer is None else self._signer.last_locked
-        if lock is not None and lock.height == self._height and self._state.step != Step.COMMIT:
-            self._state = restore_lock(self._state, lock.round, lock.block_hash)
 
     def _replay(self, entries: list) -> list[Action]:
         """Rebuild this height's state from the log; return what must be redone now."""

@@ -37,7 +37,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from node.consensus.driver import Action, ConsensusDriver
+from node.consensus.actions import Action
+from node.consensus.driver import ConsensusDriver
 from node.consensus.messages import Proposal, Vote, VoteType, verify_proposal, verify_vote
 from node.consensus.round_machine import Step
 from node.consensus.round_status import (

@@ -1,134 +1,92 @@
 """The node's LevelDB store: blocks, certificates, the UTXO set, indexes and metadata.
 
-One database per node.  Every kind of record has its own one-byte key
-prefix; heights are big-endian u64 so keys sort by height.
-
-====  ==========================================  ===============================================
-pfx   key                                         value
-====  ==========================================  ===============================================
-B     height u64                                  encoded block
-R     height u64                                  encoded header
-K     height u64                                  block hash
-H     block hash                                  height u64
-C     height u64                                  encoded commit certificate of that block
-U     txid || index u32 (outpoint)                UtxoEntry (address, amount u64, height u64)
-u     address || outpoint                         UtxoEntry (the address's unspent outputs)
-A     address                                     balance u64 now (absent = 0)
-a     address || height u64                       balance u64 after that height (written on change)
-h     address || height u64 || index u32          txid (index 0xffffffff: the block's fee output)
-T     txid                                        height u64 || index u32 || offset u32 || length u32
-M     name                                        metadata (height, app hash, MuHash, chain id, ...)
-====  ==========================================  ===============================================
+One database per node; the key layout, the metadata names and the format
+version are in ``store_layout``.  ``Store`` opens the database (refusing one
+of another ``STORE_FORMAT_VERSION`` with ``store-format``), checks its tip,
+initializes the genesis and reads blocks, certificates, transactions and
+UTXOs; the address index (balances, history, outputs by address) is in
+``address_index``, the genesis write in ``genesis_batch`` and the writes of a
+block in ``commit_batch``.
 
 A block is committed by one ``WriteBatch(sync=True)`` holding the block,
 its certificate, the UTXO deletions and insertions, every index update,
 the new app hash, MuHash state and height marker: a crash leaves the store
 at the old height or the new one, never between.  Nothing is preloaded;
 the UTXO set is read on demand, so opening is instant at any size.
-
-The layout and what is hashed into it (block ids, tx roots) have a version,
-``STORE_FORMAT_VERSION``, written when a store is created; a store of any
-other version (or of none: written before versions existed) is refused with
-``store-format`` rather than read wrongly.  There is no migration: a node
-starts again from a fresh home and syncs the chain from its peers.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import plyvel
 
-from node.crypto import ADDRESS_SIZE
 from node.encoding import DecodeError
+from node.ledger.address_index import AddressIndexReads, HistoryEntry
+from node.ledger.commit_batch import CommitBatch, build_commit_batch
 from node.ledger.errors import (
-    BLK_APPHASH,
-    BLK_CHAIN_ID,
-    BLK_COMMIT,
-    BLK_HEIGHT,
-    BLK_PREVHASH,
-    BLK_RESULT,
     STORE_CORRUPT,
     STORE_FORMAT,
     STORE_GENESIS_MISMATCH,
     STORE_LOCKED,
     STORE_NOT_INITIALIZED,
     STORE_RESERVED_KEY,
-    BlockError,
     StoreError,
 )
+from node.ledger.genesis_batch import write_genesis
 from node.ledger.muhash import MuHash
-from node.ledger.rules import BlockResult, check_block_body, check_genesis_allocations, genesis_utxos
-from node.ledger.state import UtxoEntry, fee_outpoint, genesis_txid, utxo_element
+from node.ledger.rules import BlockResult
+from node.ledger.state import UtxoEntry, genesis_txid, utxo_element
+from node.ledger.store_layout import (
+    FEE_INDEX,
+    META_APP_HASH,
+    META_CHAIN_ID,
+    META_FORMAT_VERSION,
+    META_GENESIS_APP_HASH,
+    META_GENESIS_DOC,
+    META_GENESIS_HASH,
+    META_GENESIS_PENDING,
+    META_HEIGHT,
+    META_MUHASH,
+    P_BLOCK,
+    P_BLOCK_HASH,
+    P_COMMIT,
+    P_HASH_HEIGHT,
+    P_HEADER,
+    P_TXID,
+    P_UTXO,
+    RESERVED_META,
+    STORE_FORMAT_VERSION,
+    TX_LOCATION,
+    U32,
+    U64,
+    decode_utxo_key,
+    meta_key,
+)
 from node.types.block import Block, Header
 from node.types.commit import Commit
 from node.types.hashes import ZERO_HASH
 from node.types.transaction import OutPoint, Transaction
 
-_U64 = struct.Struct(">Q")
-_U32 = struct.Struct(">I")
-_TXLOC = struct.Struct(">QIII")
-
-P_BLOCK = b"B"
-P_HEADER = b"R"
-P_BLOCK_HASH = b"K"
-P_HASH_HEIGHT = b"H"
-P_COMMIT = b"C"
-P_UTXO = b"U"
-P_ADDR_UTXO = b"u"
-P_BALANCE = b"A"
-P_BALANCE_AT = b"a"
-P_HISTORY = b"h"
-P_TXID = b"T"
-P_META = b"M"
-
-STORE_FORMAT_VERSION: int = 2
-"""Version of the layout and hashing this release reads and writes; 2: tx_root over wtxids (issue 10)."""
-
-FEE_INDEX: int = 0xFFFF_FFFF
-"""History index of a block's fee output (it is not a transaction of the block)."""
-
-META_HEIGHT = "height"
-META_APP_HASH = "app_hash"
-META_MUHASH = "muhash"
-META_CHAIN_ID = "chain_id"
-META_GENESIS_HASH = "genesis_hash"
-META_GENESIS_DOC = "genesis_doc"
-META_GENESIS_APP_HASH = "genesis_app_hash"
-META_GENESIS_PENDING = "genesis_pending"
-META_FORMAT_VERSION = "format_version"
-RESERVED_META = frozenset({META_HEIGHT, META_APP_HASH, META_MUHASH, META_CHAIN_ID, META_GENESIS_HASH,
-                           META_GENESIS_DOC, META_GENESIS_APP_HASH, META_GENESIS_PENDING, META_FORMAT_VERSION})
-
 GENESIS_CHUNK = 50_000
-"""Allocations written per batch when a genesis is large."""
-
-
-def _meta_key(name: str | bytes) -> bytes:
-    return P_META + (name.encode("utf-8") if isinstance(name, str) else bytes(name))
-
-
-def _outpoint_key(outpoint: OutPoint) -> bytes:
-    return outpoint.txid + _U32.pack(outpoint.index)
+"""Allocations written per batch when a genesis is large (read by ``initialize_genesis`` at each call)."""
 
 
 def _check_format(db: plyvel.DB, path: str) -> None:
     """Stamp an empty (new) database with ``STORE_FORMAT_VERSION``; refuse one written in another format."""
-    key = _meta_key(META_FORMAT_VERSION)
+    key = meta_key(META_FORMAT_VERSION)
     raw = db.get(key)
     if raw is None:
         with db.iterator(include_value=False) as it:
             empty = next(it, None) is None
         if empty:
-            db.put(key, _U32.pack(STORE_FORMAT_VERSION), sync=True)
+            db.put(key, U32.pack(STORE_FORMAT_VERSION), sync=True)
             return
         found = "no format version (written before versions existed)"
-    elif len(raw) != _U32.size:
+    elif len(raw) != U32.size:
         found = f"an unreadable format version {raw.hex()}"
     else:
-        version = _U32.unpack(raw)[0]
+        version = U32.unpack(raw)[0]
         if version == STORE_FORMAT_VERSION:
             return
         found = f"format version {version}"
@@ -137,56 +95,12 @@ def _check_format(db: plyvel.DB, path: str) -> None:
                                    f"devnet `ledger-devnet up --fresh`")
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    """One appearance of an address in the chain."""
+class Store(AddressIndexReads):
+    """The node's LevelDB database; a ``ChainView`` of the committed UTXO set.
 
-    height: int
-    """u64 block height (0: genesis allocation)."""
-    index: int
-    """u32 position of the transaction in the block; allocation number at height 0; FEE_INDEX for a fee output."""
-    txid: bytes
-    """32-byte txid; for genesis and fee entries the reserved id of the outpoint that was created."""
-
-    @property
-    def kind(self) -> str:
-        if self.height == 0:
-            return "genesis"
-        if self.index == FEE_INDEX:
-            return "fee"
-        return "tx"
-
-
-class CommitBatch:
-    """A block's writes, built but not yet written: ``write()`` makes them durable at once."""
-
-    def __init__(self, store: Store, batch, height: int, block_hash: bytes, app_hash: bytes, muhash_state: bytes):
-        self._store = store
-        self._batch = batch
-        self.height = height
-        """Height the store will be at after ``write()``."""
-        self.block_hash = block_hash
-        self.app_hash = app_hash
-        self.muhash_state = muhash_state
-        self._written = False
-
-    def write(self) -> None:
-        """Apply every write in one synced LevelDB batch, then move the store's tip."""
-        if self._written:
-            raise StoreError(STORE_CORRUPT, "this commit batch was already written")
-        store = self._store
-        if store.height != self.height - 1:
-            raise BlockError(BLK_HEIGHT, f"batch is for height {self.height}, store is at {store.height}")
-        self._batch.write()
-        self._written = True
-        store._height = self.height
-        store._app_hash = self.app_hash
-        store._muhash_state = self.muhash_state
-        store._tip_hash = self.block_hash
-
-
-class Store:
-    """The node's LevelDB database; a ``ChainView`` of the committed UTXO set."""
+    The address index reads (``balance``, ``balance_at``, ``utxos_of``, ``history_of``) come from
+    ``AddressIndexReads``; ``build_commit_batch`` stages a block's writes (``commit_batch``).
+    """
 
     def __init__(self, db: plyvel.DB, path: str):
         self._db = db
@@ -232,16 +146,16 @@ class Store:
 
     def _load_tip(self) -> None:
         db = self._db
-        raw_height = db.get(_meta_key(META_HEIGHT))
+        raw_height = db.get(meta_key(META_HEIGHT))
         if raw_height is None:
             return
-        self._height = _U64.unpack(raw_height)[0]
-        self._app_hash = db.get(_meta_key(META_APP_HASH))
-        self._muhash_state = db.get(_meta_key(META_MUHASH))
-        raw_chain = db.get(_meta_key(META_CHAIN_ID))
+        self._height = U64.unpack(raw_height)[0]
+        self._app_hash = db.get(meta_key(META_APP_HASH))
+        self._muhash_state = db.get(meta_key(META_MUHASH))
+        raw_chain = db.get(meta_key(META_CHAIN_ID))
         self._chain_id = raw_chain.decode("utf-8") if raw_chain is not None else None
         if self._height > 0:
-            self._tip_hash = db.get(P_BLOCK_HASH + _U64.pack(self._height)) or ZERO_HASH
+            self._tip_hash = db.get(P_BLOCK_HASH + U64.pack(self._height)) or ZERO_HASH
 
     def verify_integrity(self) -> None:
         """The stored tip is consistent: MuHash digest = app hash = tip header's app hash, indexes agree."""
@@ -257,15 +171,15 @@ class Store:
             raise StoreError(STORE_CORRUPT, "stored MuHash state does not hash to the stored app hash")
         if self._height == 0:
             return
-        raw_header = self._db.get(P_HEADER + _U64.pack(self._height))
-        if raw_header is None or self._db.get(P_BLOCK + _U64.pack(self._height)) is None:
+        raw_header = self._db.get(P_HEADER + U64.pack(self._height))
+        if raw_header is None or self._db.get(P_BLOCK + U64.pack(self._height)) is None:
             raise StoreError(STORE_CORRUPT, f"block {self._height} (the stored height) is missing")
         header = Header.decode(raw_header)
         if header.height != self._height:
             raise StoreError(STORE_CORRUPT, f"block stored at {self._height} says height {header.height}")
         if header.app_hash != self._app_hash:
             raise StoreError(STORE_CORRUPT, f"block {self._height}'s app hash differs from the stored app hash")
-        if header.hash != self._tip_hash or self._db.get(P_HASH_HEIGHT + header.hash) != _U64.pack(self._height):
+        if header.hash != self._tip_hash or self._db.get(P_HASH_HEIGHT + header.hash) != U64.pack(self._height):
             raise StoreError(STORE_CORRUPT, f"block hash index disagrees with block {self._height}")
 
     # ------------------------------------------------------------------ tip
@@ -300,20 +214,27 @@ class Store:
 
     @property
     def genesis_hash(self) -> bytes | None:
-        return self._db.get(_meta_key(META_GENESIS_HASH))
+        return self._db.get(meta_key(META_GENESIS_HASH))
 
     @property
     def genesis_doc(self) -> bytes | None:
-        return self._db.get(_meta_key(META_GENESIS_DOC))
+        return self._db.get(meta_key(META_GENESIS_DOC))
 
     @property
     def genesis_app_hash(self) -> bytes | None:
-        return self._db.get(_meta_key(META_GENESIS_APP_HASH))
+        return self._db.get(meta_key(META_GENESIS_APP_HASH))
 
     @property
     def format_version(self) -> int:
         """The store format this database was written in (checked on open: ``STORE_FORMAT_VERSION``)."""
-        return _U32.unpack(self._db.get(_meta_key(META_FORMAT_VERSION)))[0]
+        return U32.unpack(self._db.get(meta_key(META_FORMAT_VERSION)))[0]
+
+    def _advance_tip(self, height: int, app_hash: bytes, muhash_state: bytes, block_hash: bytes) -> None:
+        """Move the in-memory tip once a commit batch for ``height`` is written."""
+        self._height = height
+        self._app_hash = app_hash
+        self._muhash_state = muhash_state
+        self._tip_hash = block_hash
 
     def _require_initialized(self) -> None:
         if self._height < 0:
@@ -322,20 +243,20 @@ class Store:
     # ------------------------------------------------------------------ metadata
 
     def get_meta(self, key: str | bytes) -> bytes | None:
-        return self._db.get(_meta_key(key))
+        return self._db.get(meta_key(key))
 
     def put_meta(self, key: str | bytes, value: bytes) -> None:
         """Durably (fsync) store ``value`` under ``key``; the ledger's own keys are refused."""
         name = key if isinstance(key, str) else bytes(key).decode("utf-8", errors="replace")
         if name in RESERVED_META:
             raise StoreError(STORE_RESERVED_KEY, f"metadata key {name!r} is the ledger's own")
-        self._db.put(_meta_key(key), bytes(value), sync=True)
+        self._db.put(meta_key(key), bytes(value), sync=True)
 
     def delete_meta(self, key: str | bytes) -> None:
         name = key if isinstance(key, str) else bytes(key).decode("utf-8", errors="replace")
         if name in RESERVED_META:
             raise StoreError(STORE_RESERVED_KEY, f"metadata key {name!r} is the ledger's own")
-        self._db.delete(_meta_key(key), sync=True)
+        self._db.delete(meta_key(key), sync=True)
 
     # ------------------------------------------------------------------ genesis
 
@@ -360,44 +281,11 @@ class Store:
                                  f"{self.path} was initialized with genesis {(self.genesis_hash or b'').hex()} "
                                  f"of chain {self._chain_id!r}; use a fresh home directory")
             return self.genesis_app_hash or b""
-        pending = db.get(_meta_key(META_GENESIS_PENDING))
+        pending = db.get(meta_key(META_GENESIS_PENDING))
         if pending is not None and pending != genesis_hash:
             raise StoreError(STORE_GENESIS_MISMATCH,
                              f"{self.path} holds a partly written different genesis; use a fresh home directory")
-        check_genesis_allocations(allocations)
-        db.put(_meta_key(META_GENESIS_PENDING), genesis_hash, sync=True)
-        muhash = MuHash()
-        balances: dict[bytes, int] = {}
-        zero = _U64.pack(0)
-        batch = db.write_batch(sync=True)
-        pending_count = 0
-        for outpoint, entry in genesis_utxos(chain_id, allocations):
-            key = _outpoint_key(outpoint)
-            value = entry.encode()
-            batch.put(P_UTXO + key, value)
-            batch.put(P_ADDR_UTXO + entry.address + key, value)
-            batch.put(P_HISTORY + entry.address + zero + _U32.pack(outpoint.index), outpoint.txid)
-            balances[entry.address] = balances.get(entry.address, 0) + entry.amount
-            muhash.add(utxo_element(outpoint, entry))
-            pending_count += 1
-            if pending_count >= GENESIS_CHUNK:
-                batch.write()
-                batch = db.write_batch(sync=True)
-                pending_count = 0
-        for address, balance in balances.items():
-            batch.put(P_BALANCE + address, _U64.pack(balance))
-            batch.put(P_BALANCE_AT + address + zero, _U64.pack(balance))
-        app_hash = muhash.digest()
-        muhash_state = muhash.serialize()
-        batch.put(_meta_key(META_CHAIN_ID), chain_id.encode("utf-8"))
-        batch.put(_meta_key(META_GENESIS_HASH), bytes(genesis_hash))
-        batch.put(_meta_key(META_GENESIS_DOC), bytes(genesis_doc))
-        batch.put(_meta_key(META_GENESIS_APP_HASH), app_hash)
-        batch.put(_meta_key(META_APP_HASH), app_hash)
-        batch.put(_meta_key(META_MUHASH), muhash_state)
-        batch.put(_meta_key(META_HEIGHT), zero)
-        batch.delete(_meta_key(META_GENESIS_PENDING))
-        batch.write()
+        app_hash, muhash_state = write_genesis(db, chain_id, genesis_hash, allocations, genesis_doc, GENESIS_CHUNK)
         self._height = 0
         self._app_hash = app_hash
         self._muhash_state = muhash_state
@@ -411,88 +299,7 @@ class Store:
         """Check that ``block`` extends the tip, its bytes are the ones its id commits to and ``result``
         belongs to it, and stage every write."""
         self._require_initialized()
-        header = block.header
-        height = header.height
-        if height != self._height + 1:
-            raise BlockError(BLK_HEIGHT, f"block height {height}, the store is at {self._height}")
-        if header.chain_id != self._chain_id:
-            raise BlockError(BLK_CHAIN_ID, f"block is for chain {header.chain_id!r}, the store holds "
-                                           f"{self._chain_id!r}")
-        if header.prev_hash != self._tip_hash:
-            raise BlockError(BLK_PREVHASH, f"prev_hash {header.prev_hash.hex()} is not the tip {self._tip_hash.hex()}")
-        block_hash = block.hash
-        if commit.height != height or commit.block_hash != block_hash:
-            raise BlockError(BLK_COMMIT, f"certificate is for block {commit.block_hash.hex()} at {commit.height}")
-        check_block_body(block)  # never store bytes other than those the certified id covers
-        if result.height != height or result.proposer != header.proposer or result.tx_root != header.tx_root:
-            raise BlockError(BLK_RESULT, "the execution result was computed for another block")
-        if result.base_app_hash != self._app_hash:
-            raise BlockError(BLK_RESULT, "the execution result was computed on another state than the tip")
-        if result.app_hash != header.app_hash:
-            raise BlockError(BLK_APPHASH, f"header app_hash {header.app_hash.hex()}, result {result.app_hash.hex()}")
-        if len(result.tx_fees) != len(block.txs) or len(result.tx_addresses) != len(block.txs):
-            raise BlockError(BLK_RESULT, "the execution result has another number of transactions")
-
-        db = self._db
-        batch = db.write_batch(sync=True)
-        put, delete = batch.put, batch.delete
-        h = _U64.pack(height)
-        encoded = block.encoded
-        put(P_BLOCK + h, encoded)
-        put(P_HEADER + h, header.encode())
-        put(P_BLOCK_HASH + h, block_hash)
-        put(P_HASH_HEIGHT + block_hash, h)
-        put(P_COMMIT + h, commit.encode())
-
-        deltas: dict[bytes, int] = {}
-        for outpoint, entry in result.spent:
-            key = outpoint.txid + _U32.pack(outpoint.index)
-            address = entry.address
-            delete(P_UTXO + key)
-            delete(P_ADDR_UTXO + address + key)
-            deltas[address] = deltas.get(address, 0) - entry.amount
-        for outpoint, entry in result.created:
-            key = outpoint.txid + _U32.pack(outpoint.index)
-            address = entry.address
-            value = entry.encode()
-            put(P_UTXO + key, value)
-            put(P_ADDR_UTXO + address + key, value)
-            deltas[address] = deltas.get(address, 0) + entry.amount
-
-        # Transactions sit in the block encoding as u32 length || bytes, after the u32-length-prefixed
-        # header and the u32 count; remember each one's slice so a lookup does not decode the block.
-        offset = 4 + _U32.unpack_from(encoded, 0)[0] + 4
-        tx_addresses = result.tx_addresses
-        for index, tx in enumerate(block.txs):
-            size = len(tx.encoded)
-            offset += 4
-            txid = tx.txid
-            ih = h + _U32.pack(index)
-            put(P_TXID + txid, _TXLOC.pack(height, index, offset, size))
-            for address in tx_addresses[index]:
-                put(P_HISTORY + address + ih, txid)
-            offset += size
-        if result.fees > 0:
-            put(P_HISTORY + header.proposer + h + _U32.pack(FEE_INDEX), fee_outpoint(self._chain_id, height).txid)
-
-        get = db.get
-        for address, delta in deltas.items():
-            if delta == 0:
-                continue
-            raw = get(P_BALANCE + address)
-            balance = (_U64.unpack(raw)[0] if raw is not None else 0) + delta
-            if balance < 0:
-                raise StoreError(STORE_CORRUPT, f"balance of {address.hex()} would go negative")
-            if balance:
-                put(P_BALANCE + address, _U64.pack(balance))
-            else:
-                delete(P_BALANCE + address)
-            put(P_BALANCE_AT + address + h, _U64.pack(balance))
-
-        put(_meta_key(META_APP_HASH), result.app_hash)
-        put(_meta_key(META_MUHASH), result.muhash_state)
-        put(_meta_key(META_HEIGHT), h)
-        return CommitBatch(self, batch, height, block_hash, result.app_hash, result.muhash_state)
+        return build_commit_batch(self, self._db, block, commit, result)
 
     def commit_block(self, block: Block, commit: Commit, result: BlockResult) -> None:
         """Make ``block`` (executed as ``result``, certified by ``commit``) the new tip, atomically and durably."""
@@ -501,7 +308,7 @@ class Store:
     # ------------------------------------------------------------------ UTXOs (the StateView)
 
     def get_utxo(self, outpoint: OutPoint) -> UtxoEntry | None:
-        raw = self._db.get(P_UTXO + outpoint.txid + _U32.pack(outpoint.index))
+        raw = self._db.get(P_UTXO + outpoint.txid + U32.pack(outpoint.index))
         if raw is None:
             return None
         return UtxoEntry.decode(raw)
@@ -510,7 +317,7 @@ class Store:
         """The whole UTXO set in outpoint order (for snapshots and checks; reads everything)."""
         with self._db.iterator(prefix=P_UTXO) as it:
             for key, value in it:
-                yield OutPoint(key[1:33], _U32.unpack_from(key, 33)[0]), UtxoEntry.decode(value)
+                yield decode_utxo_key(key), UtxoEntry.decode(value)
 
     def recompute_app_hash(self) -> bytes:
         """App hash from a full scan of the UTXO set (slow; checks the incremental one)."""
@@ -520,26 +327,31 @@ class Store:
 
     # ------------------------------------------------------------------ blocks
 
+    def _block_record(self, prefix: bytes, height: int) -> bytes | None:
+        """The record under ``prefix || height`` (a block, header, block hash or certificate); None for a
+        height no block can have (0: genesis has no block)."""
+        return self._db.get(prefix + U64.pack(height)) if 0 < height < 2**64 else None
+
     def get_block(self, height: int) -> Block | None:
-        raw = self._db.get(P_BLOCK + _U64.pack(height)) if 0 < height < 2**64 else None
+        raw = self._block_record(P_BLOCK, height)
         return Block.decode(raw) if raw is not None else None
 
     def get_block_bytes(self, height: int) -> bytes | None:
-        return self._db.get(P_BLOCK + _U64.pack(height)) if 0 < height < 2**64 else None
+        return self._block_record(P_BLOCK, height)
 
     def get_header(self, height: int) -> Header | None:
-        raw = self._db.get(P_HEADER + _U64.pack(height)) if 0 < height < 2**64 else None
+        raw = self._block_record(P_HEADER, height)
         return Header.decode(raw) if raw is not None else None
 
     def get_block_hash(self, height: int) -> bytes | None:
         """Hash of the block at ``height``; None at 0 (genesis has no block) and beyond the tip."""
         if height == self._height and height > 0:
             return self._tip_hash
-        return self._db.get(P_BLOCK_HASH + _U64.pack(height)) if 0 < height < 2**64 else None
+        return self._block_record(P_BLOCK_HASH, height)
 
     def get_block_height(self, block_hash: bytes) -> int | None:
         raw = self._db.get(P_HASH_HEIGHT + bytes(block_hash))
-        return _U64.unpack(raw)[0] if raw is not None else None
+        return U64.unpack(raw)[0] if raw is not None else None
 
     def get_block_by_hash(self, block_hash: bytes) -> Block | None:
         height = self.get_block_height(block_hash)
@@ -547,7 +359,7 @@ class Store:
 
     def get_commit(self, height: int) -> Commit | None:
         """The certificate that committed the block at ``height``."""
-        raw = self._db.get(P_COMMIT + _U64.pack(height)) if 0 < height < 2**64 else None
+        raw = self._block_record(P_COMMIT, height)
         return Commit.decode(raw) if raw is not None else None
 
     # ------------------------------------------------------------------ transactions
@@ -557,7 +369,7 @@ class Store:
         raw = self._db.get(P_TXID + bytes(txid))
         if raw is None:
             return None
-        height, index, _offset, _size = _TXLOC.unpack(raw)
+        height, index, _offset, _size = TX_LOCATION.unpack(raw)
         return height, index
 
     def get_transaction(self, txid: bytes) -> Transaction | None:
@@ -565,75 +377,14 @@ class Store:
         raw = self._db.get(P_TXID + bytes(txid))
         if raw is None:
             return None
-        height, _index, offset, size = _TXLOC.unpack(raw)
-        block = self._db.get(P_BLOCK + _U64.pack(height))
+        height, _index, offset, size = TX_LOCATION.unpack(raw)
+        block = self._db.get(P_BLOCK + U64.pack(height))
         if block is None:
             raise StoreError(STORE_CORRUPT, f"txid index points at missing block {height}")
         try:
             return Transaction.decode(block[offset:offset + size])
         except DecodeError as exc:
             raise StoreError(STORE_CORRUPT, f"txid index of {bytes(txid).hex()} points at bad bytes") from exc
-
-    # ------------------------------------------------------------------ addresses
-
-    def balance(self, address: bytes) -> int:
-        """Sum of the address's unspent outputs now."""
-        raw = self._db.get(P_BALANCE + bytes(address))
-        return _U64.unpack(raw)[0] if raw is not None else 0
-
-    def balance_at(self, address: bytes, height: int) -> int:
-        """Balance after block ``height`` (one reverse seek to the last change at or below it)."""
-        if height < 0:
-            return 0
-        address = bytes(address)
-        if len(address) != ADDRESS_SIZE:
-            raise ValueError("address must be 20 bytes")
-        prefix = P_BALANCE_AT + address
-        stop = prefix + _U64.pack(min(height, 2**64 - 1))
-        with self._db.iterator(start=prefix, stop=stop, include_stop=True, reverse=True) as it:
-            for _key, value in it:
-                return _U64.unpack(value)[0]
-        return 0
-
-    def utxos_of(self, address: bytes, limit: int = 100,
-                 after: OutPoint | None = None) -> list[tuple[OutPoint, UtxoEntry]]:
-        """Up to ``limit`` unspent outputs of ``address`` in outpoint order, starting after ``after``."""
-        address = bytes(address)
-        if len(address) != ADDRESS_SIZE:
-            raise ValueError("address must be 20 bytes")
-        prefix = P_ADDR_UTXO + address
-        start = prefix + _outpoint_key(after) if after is not None else prefix
-        stop = prefix + b"\xff" * 36
-        out: list[tuple[OutPoint, UtxoEntry]] = []
-        if limit <= 0:
-            return out
-        with self._db.iterator(start=start, stop=stop, include_start=after is None, include_stop=True) as it:
-            for key, value in it:
-                out.append((OutPoint(key[21:53], _U32.unpack_from(key, 53)[0]), UtxoEntry.decode(value)))
-                if len(out) >= limit:
-                    break
-        return out
-
-    def history_of(self, address: bytes, limit: int = 100,
-                   before: tuple[int, int] | None = None) -> list[HistoryEntry]:
-        """Up to ``limit`` appearances of ``address``, newest first, strictly before (height, index) ``before``."""
-        address = bytes(address)
-        if len(address) != ADDRESS_SIZE:
-            raise ValueError("address must be 20 bytes")
-        prefix = P_HISTORY + address
-        if before is not None:
-            stop, include_stop = prefix + _U64.pack(before[0]) + _U32.pack(before[1]), False
-        else:
-            stop, include_stop = prefix + b"\xff" * 12, True
-        out: list[HistoryEntry] = []
-        if limit <= 0:
-            return out
-        with self._db.iterator(start=prefix, stop=stop, include_stop=include_stop, reverse=True) as it:
-            for key, value in it:
-                out.append(HistoryEntry(_U64.unpack_from(key, 21)[0], _U32.unpack_from(key, 29)[0], value))
-                if len(out) >= limit:
-                    break
-        return out
 
 
 __all__ = ["CommitBatch", "FEE_INDEX", "HistoryEntry", "STORE_FORMAT_VERSION", "Store", "genesis_txid"]

@@ -4,14 +4,8 @@ from dataclasses import replace
 
 from consensus_helpers import CHAIN, PARAMS, Harness, make_set, value, vote
 from node.consensus.certificate import build_commit, verify_commit
-from node.consensus.driver import (
-    MAX_FUTURE_ROUNDS_PER_VALIDATOR,
-    BroadcastProposal,
-    BroadcastVote,
-    Decide,
-    ReportEvidence,
-    ScheduleTimeout,
-)
+from node.consensus.driver import BroadcastProposal, BroadcastVote, Decide, ReportEvidence, ScheduleTimeout
+from node.consensus.intake import MAX_FUTURE_ROUNDS_PER_VALIDATOR
 from node.consensus.messages import VoteType
 from node.consensus.round_machine import Step, Timeout, TimeoutKind
 from node.consensus.signer import MemorySigner
