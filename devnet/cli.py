@@ -81,7 +81,7 @@ def wipe_home(home: Path) -> None:
     if not home.exists():
         return
     if not _looks_like_devnet(home):
-        if any(home.iterdir()):
+        if not home.is_dir() or any(home.iterdir()):
             raise DevnetError(f"{home} exists and is not a devnet (no {NETWORK_FILE}); refusing to delete it")
         return
     stop_nodes(load_network(home))
@@ -169,6 +169,8 @@ def _check_stores(specs: list[NodeSpec]) -> None:
 
 
 def _check_empty(home: Path) -> None:
+    if home.exists() and not home.is_dir():
+        raise DevnetError(f"{home} is a file, not a folder; choose another --home")
     if home.exists() and any(home.iterdir()):
         raise DevnetError(f"{home} exists and is not a devnet (no {NETWORK_FILE}); choose another --home")
 
@@ -397,6 +399,31 @@ def run_plugin(name: str, argv: list[str]) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+def _number(kind, low: float, what: str):
+    """An argparse ``type`` that accepts a ``kind`` number >= ``low`` (bad values: usage error, exit 2)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not value >= low:  # also refuses NaN
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+    return parse
+
+
+positive_int = _number(int, 1, "a positive integer")
+non_negative_int = _number(int, 0, "a non-negative integer")
+positive_float = _number(float, 1e-9, "a positive number")
+
+
+def port_number(text: str) -> int:
+    value = non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0-65535)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ledger-devnet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -407,14 +434,14 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = with_home(sub.add_parser("up", help="create (first time) and start the devnet, wait for height 1"))
-    p.add_argument("--validators", type=int, default=4)
+    p.add_argument("--validators", type=positive_int, default=4)
     p.add_argument("--fresh", action="store_true", help="stop and wipe an existing devnet first")
-    p.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT,
+    p.add_argument("--base-port", type=port_number, default=DEFAULT_BASE_PORT,
                    help="first REST port when the ports from here are free (else any free ports); 0: any")
     p.add_argument("--chain-id", default=None,
                    help="chain id of a new devnet (default: devnet- and 8 random hex digits, one per devnet)")
-    p.add_argument("--demo-wallets", type=int, default=3, help="funded wallets besides the faucet")
-    p.add_argument("--timeout", type=float, default=UP_TIMEOUT_S, help="seconds to reach height 1")
+    p.add_argument("--demo-wallets", type=non_negative_int, default=3, help="funded wallets besides the faucet")
+    p.add_argument("--timeout", type=positive_float, default=UP_TIMEOUT_S, help="seconds to reach height 1")
     p.set_defaults(func=cmd_up)
 
     p = with_home(sub.add_parser("down", help="stop every node (data kept)"))
@@ -422,13 +449,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_home(sub.add_parser("status", help="per node: pid, running, height, app hash, peers"))
     p.add_argument("--json", action="store_true")
-    p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for each node's answer")
+    p.add_argument("--timeout", type=positive_float, default=1.0, help="seconds to wait for each node's answer")
     p.set_defaults(func=cmd_status)
 
     p = with_home(sub.add_parser("logs", help="print a node's log (-f: follow until Ctrl-C)"))
     p.add_argument("node")
     p.add_argument("-f", "--follow", action="store_true")
-    p.add_argument("-n", "--lines", type=int, default=100, help="last N lines (0: all)")
+    p.add_argument("-n", "--lines", type=non_negative_int, default=100, help="last N lines (0: all)")
     p.set_defaults(func=cmd_logs)
 
     p = with_home(sub.add_parser("url", help="print a node's REST URL"))
@@ -445,14 +472,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_home(sub.add_parser("start", help="start a stopped or killed node and wait until it answers"))
     p.add_argument("node")
-    p.add_argument("--timeout", type=float, default=START_TIMEOUT_S)
+    p.add_argument("--timeout", type=positive_float, default=START_TIMEOUT_S)
     p.set_defaults(func=cmd_start)
 
     p = sub.add_parser("init", help="write node homes for a network across machines (starts nothing)")
-    p.add_argument("--validators", type=int, required=True)
+    p.add_argument("--validators", type=positive_int, required=True)
     p.add_argument("--hosts", required=True, help="comma-separated hosts; validator i goes to host i mod count")
     p.add_argument("--out", required=True)
-    p.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT)
+    p.add_argument("--base-port", type=port_number, default=DEFAULT_BASE_PORT)
     p.add_argument("--chain-id", default="ledger")
     p.set_defaults(func=cmd_init)
 
@@ -467,10 +494,14 @@ def main(argv: list[str] | None = None) -> int:
         return run_plugin(argv[0], argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    from genesis.errors import GenesisError
+
     try:
         return args.func(args)
     except DevnetError as exc:
         return fail(str(exc))
+    except GenesisError as exc:  # e.g. a chain id the genesis refuses: one line, not a traceback
+        return fail(str(exc), 2)
 
 
 if __name__ == "__main__":

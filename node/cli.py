@@ -40,10 +40,10 @@ def cmd_init(args: argparse.Namespace) -> int:
     from node.home import HomeError, init_home
 
     key = None
-    if args.key:
-        from node.home import load_key_file
-        key = load_key_file(Path(args.key)).private_key
     try:
+        if args.key:
+            from node.home import load_key_file
+            key = load_key_file(Path(args.key)).private_key
         config = NodeConfig().with_overrides(_overrides(args))
         config, genesis, node_key = init_home(Path(args.home), Path(args.genesis), key, config, force=args.force)
     except (HomeError, ConfigError, ValueError) as exc:
@@ -128,13 +128,21 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from node.config import DATA_DIR
-    from node.ledger.errors import StoreError
+    from node.ledger.errors import STORE_LOCKED, StoreError
     from node.ledger.store import Store
 
+    home = Path(args.home)
+    if not home.is_dir():  # checked first: opening would create an empty database (and call it "locked")
+        print(f"error: no node home at {home}; run `ledger-node init` first", file=sys.stderr)
+        return 1
+    if not (home / DATA_DIR).is_dir():
+        print(f"error: {home} holds no chain; run `ledger-node init` first", file=sys.stderr)
+        return 1
     try:
-        store = Store.open(str(Path(args.home) / DATA_DIR))
+        store = Store.open(str(home / DATA_DIR))
     except StoreError as exc:  # e.g. store-format: one line that says what to do, not a traceback
-        print(f"error: {exc}", file=sys.stderr)
+        hint = "; is the node running? stop the node first" if exc.code == STORE_LOCKED else ""
+        print(f"error: {exc}{hint}", file=sys.stderr)
         return 1
     try:
         height, app_hash = store.height, store.app_hash

@@ -55,6 +55,17 @@ COMMON_DEFAULTS = {"node": None, "wallet": None, "json": False, "passphrase_env"
 # --------------------------------------------------------------------------- parser
 
 
+def positive_seconds(text: str) -> float:
+    """``--timeout``: a positive number of seconds (anything else is a usage error, exit 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--node", default=argparse.SUPPRESS,
@@ -66,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     common.add_argument("--passphrase-env", default=argparse.SUPPRESS, metavar="VAR",
                         help="read the passphrase from environment variable VAR instead of prompting")
-    common.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="seconds per request (default 10)")
+    common.add_argument("--timeout", type=positive_seconds, default=argparse.SUPPRESS,
+                        help="seconds per request (default 10)")
 
     parser = argparse.ArgumentParser(prog="ledger-wallet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common])
