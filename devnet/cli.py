@@ -1,11 +1,13 @@
 """``ledger-devnet``: run, inspect and perturb a local network of validators.
 
     ledger-devnet up                 4 validators on loopback, a funded faucet wallet, height >= 1
+    ledger-devnet up --netns         the same, each node in its own network namespace on a bridge (root, `ip`)
     ledger-devnet status [--json]    every node: pid, running, height, app hash, peers
     ledger-devnet logs NODE [-f]     a node's log
     ledger-devnet kill|stop|start|pause|resume NODE
     ledger-devnet url NODE           a node's REST URL (for scripts: curl "$(ledger-devnet url validator-1)/v1/status")
-    ledger-devnet down               stop every node (data kept: `up` resumes, `up --fresh` starts over)
+    ledger-devnet down               stop every node (data kept: `up` resumes, `up --fresh` starts over);
+                                     with --netns, also remove its namespaces, veths and bridge
     ledger-devnet init --validators N --hosts h1,h2,... --out DIR
                                      homes for one network spread over several machines
     ledger-devnet bench ... / drill ...   benchmark and fault drills (devnet/bench/, devnet/drill/)
@@ -36,6 +38,7 @@ from devnet.cluster import (
     find_node,
     is_loopback,
     load_network,
+    netns,
     network_info,
     pid_alive,
     process_paused,
@@ -47,6 +50,7 @@ from devnet.cluster import (
     stop_nodes,
     wait_for_height,
     wait_stopped,
+    write_homes,
     write_multi_host_network,
     write_network,
 )
@@ -85,6 +89,7 @@ def wipe_home(home: Path) -> None:
             raise DevnetError(f"{home} exists and is not a devnet (no {NETWORK_FILE}); refusing to delete it")
         return
     stop_nodes(load_network(home))
+    netns.teardown(home)
     shutil.rmtree(home)
 
 
@@ -121,10 +126,16 @@ def cmd_up(args: argparse.Namespace) -> int:
             _check_stores(specs)
         except DevnetError as exc:
             return fail(str(exc), 2)
+        if args.netns and netns.load_layout(home) is None:
+            print(f"note: the devnet in {home} was made without --netns and stays on loopback "
+                  f"(`up --fresh --netns` recreates it in namespaces)")
+        netns.ensure(home)  # a stopped netns devnet: its namespaces again (`down` removed them)
         print(f"starting the existing devnet in {home} (its chain is kept; `up --fresh` starts over)")
         start_nodes(specs)
     else:
         try:
+            if args.netns:
+                netns.check_available()  # before anything is wiped or written
             wipe_home(home) if args.fresh else _check_empty(home)
         except DevnetError as exc:
             return fail(str(exc), 2)
@@ -134,7 +145,17 @@ def cmd_up(args: argparse.Namespace) -> int:
                                                                chain_id=args.chain_id or new_devnet_chain_id(),
                                                                demo_wallets=args.demo_wallets,
                                                                params=devnet_params())
-        specs = write_network(home, genesis, validator_keys, base_port=args.base_port)
+        if args.netns:
+            specs = netns.new_netns_network(home, list(validator_keys), args.base_port or DEFAULT_BASE_PORT)
+            try:
+                netns.ensure(home)
+                write_homes(home, genesis, validator_keys, specs)
+            except BaseException:
+                netns.teardown(home)
+                (home / netns.NETNS_FILE).unlink(missing_ok=True)
+                raise
+        else:
+            specs = write_network(home, genesis, validator_keys, base_port=args.base_port)
         write_wallets(home, wallets, genesis)
         start_nodes(specs)
     waited = wait_for_height(specs, 1, args.timeout, status_timeout_s=0.5)
@@ -218,6 +239,9 @@ def _specs(args: argparse.Namespace) -> list[NodeSpec]:
 def cmd_down(args: argparse.Namespace) -> int:
     for spec, pid in stop_nodes(_specs(args)):
         print(f"stopped {spec.name} (pid {pid})")
+    removed = netns.teardown(Path(args.home))
+    if removed:
+        print(f"removed the network namespaces, veths and bridge it made: {', '.join(removed)}")
     print(f"devnet in {args.home} is down (data kept: `ledger-devnet up` resumes it, `up --fresh` starts over)")
     return 0
 
@@ -365,7 +389,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     specs = write_multi_host_network(out, genesis, validator_keys, hosts, base_port=args.base_port)
     write_wallets(out, wallets, genesis)
     for spec in specs:
-        print(f"{spec.name}: {spec.home}  binds {spec.host}:{spec.port}")
+        print(f"{spec.name}: {spec.home}  binds {spec.host}:{spec.port} (REST), {spec.host}:{spec.p2p_port} (p2p)")
     print(f"wrote {len(specs)} node homes, genesis.json and wallets/faucet.json (unencrypted) to {out}")
     print("copy each home to its machine and run: ledger-node start --home HOME")
     if not all(is_loopback(h) for h in hosts):
@@ -442,9 +466,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="chain id of a new devnet (default: devnet- and 8 random hex digits, one per devnet)")
     p.add_argument("--demo-wallets", type=non_negative_int, default=3, help="funded wallets besides the faucet")
     p.add_argument("--timeout", type=positive_float, default=UP_TIMEOUT_S, help="seconds to reach height 1")
+    p.add_argument("--netns", action="store_true",
+                   help="each node in its own network namespace with its own 10.213.N.k address on a bridge "
+                        "(REST on --base-port, p2p 1000 above, on every node); needs root and `ip`")
     p.set_defaults(func=cmd_up)
 
-    p = with_home(sub.add_parser("down", help="stop every node (data kept)"))
+    p = with_home(sub.add_parser("down", help="stop every node (data kept); remove a netns devnet's namespaces"))
     p.set_defaults(func=cmd_down)
 
     p = with_home(sub.add_parser("status", help="per node: pid, running, height, app hash, peers"))
@@ -498,6 +525,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
+    except netns.NetnsUnavailable as exc:
+        return fail(str(exc), 2)
     except DevnetError as exc:
         return fail(str(exc))
     except GenesisError as exc:  # e.g. a chain id the genesis refuses: one line, not a traceback

@@ -1,6 +1,6 @@
 """A per-link loopback TCP proxy for fault drills: cut, heal, slow down.
 
-Every node's peer URLs point at a proxy port, one port per ordered pair
+Every node's peer addresses point at a proxy port, one port per ordered pair
 (source node, destination node).  The proxy forwards bytes to the
 destination's real port, so the drill can perturb each link on its own:
 
@@ -286,9 +286,9 @@ class LinkProxy:
                     await asyncio.wait_for(link.server.wait_closed(), 2)
                 link.server = None
 
-    def url(self, src: str, dst: str) -> str:
-        """The base URL ``src`` uses to reach ``dst``."""
-        return f"http://{self.host}:{self.links[(src, dst)].port}"
+    def address(self, src: str, dst: str) -> str:
+        """The ``host:port`` ``src`` dials to reach ``dst``'s p2p port."""
+        return f"{self.host}:{self.links[(src, dst)].port}"
 
     def nodes(self) -> list[str]:
         return sorted({n for pair in self.links for n in pair})

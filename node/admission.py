@@ -10,13 +10,13 @@ reaches it inside a block).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from node.encoding import DecodeError
 from node.errors import CodedError
 from node.ledger.errors import LedgerError
 from node.ledger.store import Store
 from node.mempool import AlreadyCommitted, Mempool, MempoolError, MempoolJournal
-from node.p2p.gossip import Gossip
 from node.types.transaction import Transaction
 
 log = logging.getLogger("ledger.node")
@@ -27,11 +27,13 @@ JOURNAL_FILE = "mempool.journal"
 class Admission:
     """The ways into the mempool."""
 
-    def __init__(self, store: Store, mempool: Mempool, journal: MempoolJournal, gossip: Gossip):
+    def __init__(self, store: Store, mempool: Mempool, journal: MempoolJournal,
+                 broadcast: Callable[[list[bytes]], None]):
+        """``broadcast`` sends client transactions to every peer."""
         self.store = store
         self.mempool = mempool
         self.journal = journal
-        self.gossip = gossip
+        self._broadcast = broadcast
 
     def recover_journal(self) -> None:
         """Re-admit acknowledged transactions that had not committed before a crash."""
@@ -81,5 +83,5 @@ class Admission:
             except (LedgerError, MempoolError) as exc:
                 results.append(exc)
         self.journal.append(fresh)
-        self.gossip.broadcast_txs(fresh)
+        self._broadcast(fresh)
         return results

@@ -31,11 +31,16 @@ class NodeConfig:
     name: str = "node"
     """Human name shown in status and logs."""
     host: str = "127.0.0.1"
-    """Address the REST and peer API bind to; loopback unless told otherwise."""
+    """Address the REST API and the p2p port bind to; loopback unless told otherwise."""
     port: int = 26657
-    """TCP port of the REST and peer API."""
+    """TCP port of the client REST API."""
+    p2p_port: int = 26656
+    """TCP port of the peer transport (authenticated, encrypted; see ``node.p2p``)."""
     peers: tuple[str, ...] = ()
-    """Persistent peers: base URLs of the other nodes (http://host:port)."""
+    """Persistent peers, ``NODEID@host:port`` (their p2p ports); this node dials them and keeps the links up."""
+    allowed_peers: tuple[str, ...] = ()
+    """Node ids, besides the validators and ``peers``, allowed to connect; ``*`` allows any node that proves
+    its key (a public full node)."""
     log_level: str = "INFO"
     """Python logging level name."""
     log_file: str = ""
@@ -47,13 +52,19 @@ class NodeConfig:
     mempool_expiry_blocks: int = 0
     """Blocks a transaction may wait before it expires; 0 means genesis' value."""
     gossip_batch_txs: int = 500
-    """Transactions per gossip request."""
-    gossip_flush_ms: int = 20
-    """How long a partial gossip batch waits for company."""
+    """Most transactions in one gossip message."""
+    gossip_flush_ms: int = 5
+    """How long a partial gossip batch waits for company (never while another channel has something to send)."""
     gossip_queue_max: int = 200_000
     """Per-peer queue bound; the oldest transactions are dropped from a full queue (the peer syncs them from blocks)."""
     peer_timeout_ms: int = 5_000
-    """Timeout of one peer request."""
+    """A block request unanswered this long goes to another peer."""
+    p2p_ping_ms: int = 2_000
+    """Keepalive: each connection pings this often."""
+    p2p_idle_timeout_ms: int = 10_000
+    """A peer that sent nothing this long is disconnected (and dialed again when it is a persistent peer)."""
+    p2p_send_timeout_ms: int = 10_000
+    """A peer that reads nothing this long while this node has something for it is disconnected."""
     sync_interval_ms: int = 1_000
     """How often peers' heights are polled for block sync."""
     commit_wait_ms: int = 30_000
@@ -67,9 +78,17 @@ class NodeConfig:
     clock_skew_warn_ms: int = 10_000
     """This node warns (log and ``GET /v1/status`` ``clock.skewed``) when its clock is further than this from
     the median of the other validators' precommit times."""
+    p2p_delay_ms: int = 0
+    """Testing aid: hold every outgoing peer packet back this long (wide-area latency on one machine).
+    Leave 0 in production."""
+    p2p_jitter_ms: int = 0
+    """Testing aid: up to this much more or less delay per packet (with ``p2p_delay_ms``)."""
     clock_offset_ms: int = 0
     """Testing aid: shift this node's clock by this many milliseconds (may be negative) wherever consensus
     reads the time (the times its votes carry).  Leave 0 in production."""
+    gc_gen0_threshold: int = 50_000
+    """Allocations between two young garbage collections (Python's default is 700); 0 keeps Python's settings.
+    The node also freezes everything it allocated at start-up out of the collector's way."""
 
     def with_overrides(self, overrides: dict[str, object]) -> NodeConfig:
         known = {f.name: f for f in fields(self)}
@@ -124,6 +143,7 @@ def load_config(home: Path, overrides: dict[str, object] | None = None) -> NodeC
 def save_config(home: Path, config: NodeConfig) -> None:
     data = asdict(config)
     data["peers"] = list(config.peers)
+    data["allowed_peers"] = list(config.allowed_peers)
     (Path(home) / CONFIG_FILE).write_text(tomli_w.dumps(data))
 
 

@@ -167,13 +167,30 @@ def verify_signature_reference(public_key: bytes, digest: bytes, signature: byte
         return False
 
 
+_PARSED_KEYS: dict[bytes, object] = {}
+"""Public keys libsecp256k1 already parsed (a decompression each): keys sign again and again."""
+_PARSED_KEYS_MAX = 16_384
+
+
+def _parsed_public_key(public_key: bytes):
+    """libsecp256k1's parsed form of a 33-byte key (its parser checks x < p and the curve), or None."""
+    pub = _PARSED_KEYS.get(public_key)
+    if pub is None:
+        pub = _ffi.new("secp256k1_pubkey *")
+        if not _lib.secp256k1_ec_pubkey_parse(_CTX, pub, public_key, PUBLIC_KEY_SIZE):
+            return None
+        if len(_PARSED_KEYS) >= _PARSED_KEYS_MAX:
+            _PARSED_KEYS.clear()
+        _PARSED_KEYS[public_key] = pub
+    return pub
+
+
 def _verify_fast(public_key: bytes, digest: bytes, signature: bytes) -> bool:
-    # libsecp256k1's parser checks the point (x < p, on the curve) itself.
     public_key, digest, signature = _as_bytes(public_key), _as_bytes(digest), _as_bytes(signature)
     if len(digest) != DIGEST_SIZE or len(public_key) != PUBLIC_KEY_SIZE or _strict_scalars(signature) is None:
         return False
-    pub = _ffi.new("secp256k1_pubkey *")
-    if not _lib.secp256k1_ec_pubkey_parse(_CTX, pub, public_key, PUBLIC_KEY_SIZE):
+    pub = _parsed_public_key(public_key)
+    if pub is None:
         return False
     sig = _ffi.new("secp256k1_ecdsa_signature *")
     if not _lib.secp256k1_ecdsa_signature_parse_compact(_CTX, sig, signature):

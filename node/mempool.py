@@ -50,6 +50,8 @@ class MempoolEntry:
     """Arrival order: first seen wins and breaks fee-rate ties."""
     parents: set[bytes] = field(default_factory=set)
     """Pending txids whose outputs this one spends."""
+    outpoints: tuple[OutPoint, ...] = ()
+    """Its outputs' outpoints, made once (keys of ``Mempool.created``, and where its children are found)."""
 
     @property
     def fee_rate(self) -> float:
@@ -133,13 +135,15 @@ class Mempool:
         except (TxError, MempoolError):
             self.rejected += 1
             raise
-        entry = MempoolEntry(tx, fee, tx.size, self.height, next(self._seq))
+        outpoints = tuple(OutPoint(txid, index) for index in range(len(tx.outputs)))
+        entry = MempoolEntry(tx, fee, tx.size, self.height, next(self._seq), outpoints=outpoints)
         for txin in tx.inputs:
             self.spent_by[txin.prev] = txid
             if txin.prev in self.created:
                 entry.parents.add(txin.prev.txid)
-        for index, out in enumerate(tx.outputs):
-            self.created[OutPoint(txid, index)] = UtxoEntry(out.address, out.amount, 0)
+        created = self.created
+        for outpoint, out in zip(outpoints, tx.outputs, strict=True):
+            created[outpoint] = UtxoEntry(out.address, out.amount, 0)
         self.entries[txid] = entry
         self.by_encoded[tx.encoded] = tx
         self.total_bytes += entry.size
@@ -156,8 +160,8 @@ class Mempool:
         for txin in entry.tx.inputs:
             if self.spent_by.get(txin.prev) == txid:
                 del self.spent_by[txin.prev]
-        for index in range(len(entry.tx.outputs)):
-            self.created.pop(OutPoint(txid, index), None)
+        for outpoint in entry.outpoints:
+            self.created.pop(outpoint, None)
         return entry
 
     def _drop(self, txid: bytes) -> None:
@@ -165,7 +169,7 @@ class Mempool:
         if entry is None:
             return
         # a child spending a dropped parent's output can never be valid
-        for child in self._children_of(txid, len(entry.tx.outputs)):
+        for child in self._children_of(entry):
             self._drop(child)
 
     def select(self, max_txs: int, max_bytes: int) -> list[Transaction]:
@@ -179,7 +183,7 @@ class Mempool:
             for entry in waiting:
                 if len(chosen) >= max_txs:
                     return chosen
-                if entry.parents - included:
+                if entry.parents and not entry.parents <= included:
                     deferred.append(entry)
                     continue
                 if size + entry.size > max_bytes:
@@ -203,8 +207,9 @@ class Mempool:
         dropped: list[bytes] = []
         for tx in committed:
             txid = tx.txid
-            if self._remove(txid) is not None:
-                for child_txid in self._children_of(txid, len(tx.outputs)):
+            entry = self._remove(txid)
+            if entry is not None:
+                for child_txid in self._children_of(entry):
                     self.entries[child_txid].parents.discard(txid)
         for tx in committed:
             for txin in tx.inputs:
@@ -223,10 +228,11 @@ class Mempool:
                     self._drop(txid)
         return dropped
 
-    def _children_of(self, txid: bytes, n_outputs: int) -> list[bytes]:
+    def _children_of(self, entry: MempoolEntry) -> list[bytes]:
+        """Pending txids spending one of ``entry``'s outputs (``entry`` itself may be out of the pool by now)."""
         out = []
-        for index in range(n_outputs):
-            child = self.spent_by.get(OutPoint(txid, index))
+        for outpoint in entry.outpoints:
+            child = self.spent_by.get(outpoint)
             if child is not None and child in self.entries:
                 out.append(child)
         return out

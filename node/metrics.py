@@ -4,6 +4,7 @@ can live in one test process)."""
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 
 
 class NodeMetrics:
@@ -26,13 +27,11 @@ class NodeMetrics:
         mempool_size.set_function(lambda: len(node.mempool))
         mempool_bytes = Gauge("ledger_mempool_bytes", "Pending transaction bytes", registry=r)
         mempool_bytes.set_function(lambda: node.mempool.total_bytes)
-        peers = Gauge("ledger_peers_up", "Peers answering gossip", registry=r)
-        peers.set_function(lambda: node.gossip.peers_up)
-        refused_txs = Gauge("ledger_gossip_rejected_txs", "Gossiped transactions a peer refused (dropped)", registry=r)
-        refused_txs.set_function(lambda: node.gossip.rejected_txs)
-        refused_messages = Gauge("ledger_gossip_rejected_messages", "Consensus messages a peer refused (dropped)",
-                                 registry=r)
-        refused_messages.set_function(lambda: node.gossip.rejected_messages)
+        peers = Gauge("ledger_peers_up", "Peers connected (authenticated peer links)", registry=r)
+        peers.set_function(lambda: node.peers.peers_up)
+        refused_txs = Gauge("ledger_p2p_rejected_txs", "Transactions peers sent that the mempool refused", registry=r)
+        refused_txs.set_function(lambda: node.peers.rejected_txs)
+        r.register(_P2PCollector(node))
         hits = Gauge("ledger_signature_cache_hits", "Signature checks answered from the cache", registry=r)
         hits.set_function(lambda: node.sig_cache.hits)
         misses = Gauge("ledger_signature_cache_misses", "Signature checks that ran", registry=r)
@@ -50,3 +49,43 @@ class NodeMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _P2PCollector:
+    """The switch's event counts and each peer's traffic, read when scraped."""
+
+    def __init__(self, node) -> None:
+        self.node = node
+
+    def collect(self):
+        switch = self.node.peers.switch
+        events = CounterMetricFamily("ledger_p2p_events", "Peer connections refused at the handshake, dropped "
+                                     "on the peer's fault, closed, and reads throttled", labels=["kind", "reason"])
+        for (kind, reason), count in sorted(switch.events.items()):
+            events.add_metric([kind, reason], count)
+        yield events
+        received = CounterMetricFamily("ledger_consensus_messages_received", "Consensus messages from peers by "
+                                       "what became of them", labels=["verdict"])
+        for verdict in ("accepted", "duplicate", "buffered", "stale", "dropped"):
+            received.add_metric([verdict], self.node.consensus_io.received[verdict])
+        yield received
+        sent = CounterMetricFamily("ledger_p2p_sent_bytes", "Sealed bytes sent per peer (current connection)",
+                                   labels=["peer"])
+        got = CounterMetricFamily("ledger_p2p_received_bytes", "Sealed bytes received per peer (current "
+                                       "connection)", labels=["peer"])
+        malformed = CounterMetricFamily("ledger_p2p_malformed_messages", "Peer messages that did not decode "
+                                        "(dropped), per peer (current connection)", labels=["peer"])
+        dropped = CounterMetricFamily("ledger_p2p_queue_dropped", "Items dropped from a full send queue",
+                                      labels=["peer", "channel"])
+        for link in switch.links.values():
+            conn = link.connection
+            if conn is not None:
+                sent.add_metric([link.name], conn.stream.bytes_sent)
+                got.add_metric([link.name], conn.stream.bytes_received)
+                malformed.add_metric([link.name], conn.malformed)
+            for channel, count in link.outbox.dropped.items():
+                dropped.add_metric([link.name, channel], count)
+        yield sent
+        yield got
+        yield malformed
+        yield dropped

@@ -1,8 +1,8 @@
 """The node runtime: one process, one event loop, wiring the three concerns.
 
-    clients --REST--> api ---------> mempool ---gossip--> peers
+    clients --REST--> api ---------> mempool ---txs channel--> peers
                                        |  (dissemination)
-    peers --/p2p/consensus--> ConsensusDriver (sans-IO)  (commit)
+    peers --consensus channel--> relay -> ConsensusDriver (sans-IO)  (commit)
                                        |  Decide
                                        v
                       rules.execute_block -> Store.commit_block  (execution)
@@ -11,7 +11,8 @@ Everything runs on the asyncio loop: the consensus driver is called with
 events and returns actions that this module carries out (broadcast, timers,
 commit).  Block sync runs beside it and feeds certified blocks from peers
 through the same commit path.  The parts it wires: ``application`` (what the
-driver asks of the ledger), ``consensus_io`` (the relay's I/O), ``sync``,
+driver asks of the ledger), the peer transport (``node.p2p``: switch,
+reactor), ``consensus_io`` (the relay's I/O), ``sync``,
 ``admission`` (into the mempool), ``waiters``, ``evidence``, ``clock`` and
 the status view (``node.status``).
 """
@@ -33,8 +34,10 @@ from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, SIGNER_FILE, WAL_FILE,
 from node.consensus.actions import BroadcastProposal, BroadcastVote, Decide, ReportEvidence, ScheduleTimeout
 from node.consensus.driver import ConsensusDriver, TimeoutParams
 from node.consensus.relay import Relay
+from node.consensus.round_status import RELAY_PROTOCOL_VERSION
 from node.consensus.signer import DurableSigner
 from node.consensus.wal import FileWAL
+from node.crypto import SigningKey
 from node.encoding import DecodeError
 from node.evidence import EVIDENCE_FILE, EvidenceLog
 from node.home import load_key_file
@@ -43,9 +46,13 @@ from node.ledger.rules import BlockResult, SignatureCache
 from node.ledger.store import Store
 from node.mempool import Mempool, MempoolJournal
 from node.metrics import NodeMetrics
+from node.p2p.channels import channel_table
 from node.p2p.consensus_io import ConsensusIO, decided_block
-from node.p2p.gossip import Gossip
+from node.p2p.reactor import PeerReactor
+from node.p2p.secret import Hello, node_id_of
+from node.p2p.switch import LinkSettings, Switch, parse_peer_address
 from node.p2p.wire import encode_consensus_message
+from node.stages import CLOCK
 from node.status import ClockWatch
 from node.sync import BlockSync
 from node.types.block import Block
@@ -82,10 +89,9 @@ class Node:
         self.mempool = Mempool(self.store, self.chain_id, self.sig_cache, config.mempool_max_txs,
                                config.mempool_max_bytes, expiry, self.store.height)
         self.journal = MempoolJournal(str(self.home / JOURNAL_FILE))
-        self.own_url = f"http://{config.host}:{config.port}"
-        self.gossip = Gossip(list(config.peers), self.own_url, config.gossip_batch_txs, config.gossip_flush_ms,
-                             config.gossip_queue_max, config.peer_timeout_ms)
-        self.admission = Admission(self.store, self.mempool, self.journal, self.gossip)
+        self.peers = self._build_peers()
+        self.node_id = self.peers.switch.node_id
+        self.admission = Admission(self.store, self.mempool, self.journal, self.peers.broadcast_txs)
         self.admission.recover_journal()
         self.signer = DurableSigner(str(self.home / SIGNER_FILE), self.key.private_key, self.chain_id) \
             if self.is_validator else None
@@ -100,24 +106,29 @@ class Node:
             signer=self.signer,
             params=TimeoutParams(self.params.timeout_propose_ms, self.params.timeout_prevote_ms,
                                  self.params.timeout_precommit_ms, self.params.timeout_delta_ms),
-            is_valid=self.application.is_valid,
+            is_valid=CLOCK.wrap("validate", self.application.is_valid),
             value_id=self.application.value_id,
-            get_value=self.application.get_value,
+            get_value=CLOCK.wrap("propose", self.application.get_value),
             now_ms=self.clock.now_ms,
             wal=self.wal,
             value_time=self.application.value_time,
         )
         self.metrics = NodeMetrics(self)
         self.relay = Relay(self.driver, functools.partial(decided_block, self.store))
-        self.consensus_io = ConsensusIO(self.relay, self.driver, self.gossip, run_actions=self._run_actions,
+        self.consensus_io = ConsensusIO(self.relay, self.driver, self.peers, run_actions=self._run_actions,
                                         failed=self._failed, peers_ahead=lambda: self.sync.wake())
         self.sync = BlockSync(chain_id=self.chain_id, genesis_hash=self.genesis_hash, validators=self.validators,
-                              store=self.store, links=self.gossip.links, application=self.application,
+                              store=self.store, peers=self.peers, application=self.application,
                               mempool=self.mempool, commit=self._commit, diverge=self._diverge,
                               start_height=self.consensus_io.start_height, failed=self._failed,
                               interval_ms=config.sync_interval_ms)
         self.waiters = Waiters(self.store)
         self.evidence = EvidenceLog(self.home / EVIDENCE_FILE)
+        self.peers.on_txs = CLOCK.wrap("admit_peer", self.admission.receive_peer_txs)
+        self.peers.on_consensus = CLOCK.wrap("consensus", self.consensus_io.receive_consensus)
+        self.peers.on_round_status = CLOCK.wrap("consensus", self.consensus_io.answer_round_status)
+        self.peers.on_peer_height = self._on_peer_height
+        self.peers.own_height = lambda: self.store.height
         self.started_at = time.time()
         self.last_block_time = time.monotonic()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -153,6 +164,34 @@ class Node:
         self.store.put_meta(GENESIS_FILE_DIGEST, digest)
         return dataclasses.replace(genesis, allocations=()), ghash
 
+    def _build_peers(self) -> PeerReactor:
+        """The peer transport: a switch on ``p2p_port`` that admits the validators, the configured peers and
+        ``allowed_peers``, and the reactor between it and this node."""
+        config = self.config
+        peers = [parse_peer_address(text) for text in config.peers]
+        validator_ids = {node_id_of(v.public_key) for v in self.validators.validators}
+        allowed = validator_ids | {p.node_id for p in peers} | {i.lower() for i in config.allowed_peers}
+        open_to_all = "*" in allowed
+        switch = Switch(
+            key=SigningKey(self.key.private_key),
+            hello=Hello(self.chain_id, self.genesis_hash, RELAY_PROTOCOL_VERSION, config.name),
+            host=config.host, port=config.p2p_port, peers=peers,
+            allowed=lambda node_id: open_to_all or node_id in allowed,
+            specs=channel_table(config.gossip_batch_txs, config.gossip_flush_ms, config.gossip_queue_max),
+            settings=LinkSettings(ping_interval_s=config.p2p_ping_ms / 1000,
+                                  idle_timeout_s=config.p2p_idle_timeout_ms / 1000,
+                                  send_timeout_s=config.p2p_send_timeout_ms / 1000,
+                                  delay_s=config.p2p_delay_ms / 1000, jitter_s=config.p2p_jitter_ms / 1000))
+        return PeerReactor(switch, serve_block=self._serve_block, request_timeout_s=config.peer_timeout_ms / 1000)
+
+    def _serve_block(self, height: int) -> tuple[bytes, bytes] | None:
+        block_bytes, commit = self.store.get_block_bytes(height), self.store.get_commit(height)
+        return None if block_bytes is None or commit is None else (block_bytes, commit.encode())
+
+    def _on_peer_height(self, link) -> None:
+        if link.height > self.store.height + 1:
+            self.sync.wake()
+
     @property
     def genesis_json(self) -> dict:
         """The genesis document as JSON, read from the file when asked (it can be large)."""
@@ -162,15 +201,19 @@ class Node:
 
     # ------------------------------------------------------------------ lifecycle
 
+    async def bind(self) -> None:
+        """Bind the p2p port (``OSError`` when it is taken); nothing else has started yet."""
+        await self.peers.switch.listen()
+
     def start_consensus(self) -> None:
         self.loop = asyncio.get_running_loop()
-        self.gossip.start()
+        self.peers.switch.start_dialing()
         self._tasks.append(asyncio.create_task(self.sync.run(), name="block-sync"))
-        for link in self.gossip.links:
-            self._tasks.append(asyncio.create_task(self.consensus_io.status_loop(link), name=f"round-state:{link.url}"))
+        self._tasks.append(asyncio.create_task(self.consensus_io.status_loop(), name="round-state"))
         self.consensus_io.start_height(self.store.height + 1)
-        log.info("node started name=%s chain=%s height=%d validator=%s peers=%d", self.config.name,
-                 self.chain_id, self.store.height, self.is_validator, len(self.config.peers))
+        log.info("node started name=%s id=%s chain=%s height=%d validator=%s p2p=%s:%d peers=%d", self.config.name,
+                 self.node_id, self.chain_id, self.store.height, self.is_validator, self.config.host,
+                 self.config.p2p_port, len(self.config.peers))
 
     async def stop(self) -> None:
         for timer in self._timers:
@@ -186,7 +229,7 @@ class Node:
                 pass
             except Exception:  # the task had died of it; stopping goes on
                 log.exception("task %s had failed", task.get_name())
-        await self.gossip.stop()
+        await self.peers.switch.stop()
         self.journal.close()
         self.store.close()
         log.info("node stopped name=%s height=%d", self.config.name, self.store.height)
@@ -213,7 +256,7 @@ class Node:
                 message = action.proposal if isinstance(action, BroadcastProposal) else action.vote
                 encoded = encode_consensus_message(message)
                 self.relay.mark_seen(hashlib.sha256(encoded).digest())
-                self.gossip.broadcast_consensus(encoded)
+                self.peers.broadcast_consensus(encoded)
             elif isinstance(action, ScheduleTimeout):
                 assert self.loop is not None
                 timer = self.loop.call_later(action.delay_ms / 1000, self._on_timeout, action.timeout)
@@ -228,7 +271,8 @@ class Node:
     def _on_timeout(self, timeout) -> None:
         if self.fatal is not None:
             return
-        self._run_actions(self.driver.on_timeout(timeout))
+        with CLOCK.stage("consensus"):
+            self._run_actions(self.driver.on_timeout(timeout))
 
     def _on_decide(self, decision: Decide) -> None:
         if decision.height != self.store.height + 1:
@@ -267,6 +311,10 @@ class Node:
 
     def _commit(self, block: Block, commit: Commit, result: BlockResult, round_: int) -> None:
         """Write the block; wake everyone waiting on it."""
+        with CLOCK.stage("commit"):
+            self._write_commit(block, commit, result, round_)
+
+    def _write_commit(self, block: Block, commit: Commit, result: BlockResult, round_: int) -> None:
         started = time.monotonic()
         self.store.commit_block(block, commit, result)
         self.application.on_commit(commit)
@@ -277,6 +325,7 @@ class Node:
         self.last_block_time = now
         self.metrics.on_commit(block, round_, interval)
         self.waiters.on_commit(block)
+        self.peers.broadcast_height(block.height)
         log.info("committed height=%d txs=%d round=%d hash=%s interval_ms=%d write_ms=%.1f mempool=%d",
                  block.height, len(block.txs), round_, block.hash.hex()[:16], interval * 1000,
                  (time.monotonic() - started) * 1000, len(self.mempool))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from node.config import NodeConfig
 from node.crypto import encode_address
+from node.stages import CLOCK
 from node.types.commit import Commit
 from node.types.hashes import ZERO_HASH
 
@@ -100,6 +101,9 @@ def node_status(node: Node) -> dict:
         "catching_up": node.sync.catching_up,
         "consensus": {"height": node.driver.height, "round": node.driver.round, "step": node.driver.step.name.lower()},
         "mempool": {"size": len(node.mempool), "bytes": node.mempool.total_bytes},
-        "peers": [{"url": link.url, "up": link.up, "height": link.height} for link in node.gossip.links],
+        "node_id": node.node_id,
+        "p2p": {"listen": f"{node.config.host}:{node.config.p2p_port}", "peers_up": node.peers.peers_up},
+        "peers": [link.describe() for link in node.peers.links],
         "clock": node.clock.status(),
+        "cpu_stages_s": CLOCK.snapshot(),
     }

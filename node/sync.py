@@ -1,9 +1,10 @@
 """Block sync: a node that fell behind fetches certified blocks from its peers and commits them.
 
-Every ``sync_interval_ms`` (or sooner, when woken: a peer's round status or a
-buffered message says the network is heights ahead) the node asks each peer
-its height (``GET /p2p/status``) and fetches what it lacks in batches
-(``GET /p2p/blocks``).  A block served with a certificate that does not prove
+Peers announce their height on the block-sync channel on connect and after
+every commit.  Every ``sync_interval_ms`` (or sooner, when woken: a peer's
+round status or a buffered message says the network is heights ahead) the
+node fetches what it lacks from the peers ahead of it, in batches, on the same
+channel.  A block served with a certificate that does not prove
 exactly those bytes is the peer's lie: the peer is dropped and the same
 heights come from another.  Certified bytes that fail here are a state
 divergence.  Blocks go through the node's own commit path.
@@ -15,18 +16,17 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-import httpx
-
 from node.application import Application
 from node.consensus.certificate import CertificateError, verify_commit
-from node.consensus.round_status import RELAY_PROTOCOL_VERSION
 from node.encoding import DecodeError
 from node.ledger.errors import BlockError, LedgerError
 from node.ledger.rules import BlockResult, check_block_body
 from node.ledger.store import Store
 from node.mempool import Mempool
-from node.p2p.gossip import PeerLink
+from node.p2p.reactor import PeerReactor
+from node.p2p.switch import PeerLink
 from node.p2p.wire import decode_block_batch
+from node.stages import CLOCK
 from node.types.block import Block
 from node.types.commit import Commit
 from node.types.validators import ValidatorSet
@@ -41,7 +41,7 @@ class BlockSync:
     """Catching up with the peers' certified blocks."""
 
     def __init__(self, *, chain_id: str, genesis_hash: bytes, validators: ValidatorSet, store: Store,
-                 links: list[PeerLink], application: Application, mempool: Mempool,
+                 peers: PeerReactor, application: Application, mempool: Mempool,
                  commit: Callable[[Block, Commit, BlockResult, int], None], diverge: Callable[[int, str], None],
                  start_height: Callable[[int], None], failed: Callable[[], bool], interval_ms: int):
         """``commit`` writes a block (the node's commit path), ``diverge`` stops the node on a state
@@ -51,7 +51,7 @@ class BlockSync:
         self.genesis_hash = genesis_hash
         self.validators = validators
         self.store = store
-        self.links = links
+        self.peers = peers
         self.application = application
         self.mempool = mempool
         self._commit = commit
@@ -60,32 +60,13 @@ class BlockSync:
         self._failed = failed
         self.interval_ms = interval_ms
         self.catching_up = False
-        """True while a peer is more than one block ahead and this node is fetching from it."""
+        """True while a peer is more than one block ahead and this node is fetching blocks from it (a peer's
+        claim alone does not make it: a peer that announces heights it cannot serve stops no client)."""
         self._wakeup = asyncio.Event()
 
     def wake(self) -> None:
         """Sync now rather than at the next interval (peers are heights ahead)."""
         self._wakeup.set()
-
-    async def peer_height(self, link: PeerLink) -> int:
-        """The peer's height, or -1 when it is down, on another chain or speaks another protocol."""
-        try:
-            response = await link.client.get(link.url + "/p2p/status")
-            if response.status_code != 200:
-                return -1
-            body = response.json()
-            if body.get("chain_id") != self.chain_id or body.get("genesis_hash") != self.genesis_hash.hex():
-                return -1
-            if body.get("protocol") != RELAY_PROTOCOL_VERSION:
-                if link.last_error != "protocol":
-                    log.warning("peer %s speaks protocol %s, this node %d: run the same ledger-node release on "
-                                "every node", link.url, body.get("protocol"), RELAY_PROTOCOL_VERSION)
-                    link.last_error = "protocol"
-                return -1
-            link.height = int(body["height"])
-            return link.height
-        except (httpx.HTTPError, OSError, ValueError, KeyError, TypeError):
-            return -1
 
     async def run(self) -> None:
         interval = self.interval_ms / 1000
@@ -95,7 +76,7 @@ class BlockSync:
             except TimeoutError:
                 pass
             self._wakeup.clear()
-            if not self.links or self._failed():
+            if not self.peers.links or self._failed():
                 continue
             try:
                 await self.sync_once()
@@ -105,31 +86,35 @@ class BlockSync:
                 log.exception("block sync round failed")
 
     async def sync_once(self) -> None:
-        heights = await asyncio.gather(*(self.peer_height(link) for link in self.links))
-        best = max(heights, default=-1)
-        self.catching_up = best > self.store.height + 1
+        links = [link for link in self.peers.links if link.up]
+        best = max((link.height for link in links), default=-1)
         if best <= self.store.height:
             return
-        candidates = [link for link, h in zip(self.links, heights, strict=True) if h > self.store.height]
-        for link in candidates:
-            while self.store.height < link.height and not self._failed():
-                start = self.store.height + 1
-                end = min(link.height, start + SYNC_BATCH - 1)
-                try:
-                    response = await link.client.get(link.url + "/p2p/blocks", params={"from": start, "to": end})
-                    if response.status_code != 200:
+        candidates = sorted((link for link in links if link.height > self.store.height),
+                            key=lambda link: -link.height)
+        try:
+            for link in candidates:
+                while self.store.height < link.height and link.up and not self._failed():
+                    start = self.store.height + 1
+                    end = min(link.height, start + SYNC_BATCH - 1)
+                    body = await self.peers.request_blocks(link, start, end)
+                    try:
+                        items = decode_block_batch(body) if body is not None else []
+                    except DecodeError as exc:
+                        link.last_error = f"a malformed block batch: {exc}"
+                        items = []
+                    if not items:  # it does not have what it announced (or does not say): not a candidate until
+                        link.height = min(link.height, self.store.height)  # it announces a height again
                         break
-                    items = decode_block_batch(response.content)
-                except (httpx.HTTPError, OSError, DecodeError, ValueError):
+                    self.catching_up = best > self.store.height + 1  # only once a peer backs its height with blocks
+                    with CLOCK.stage("sync"):
+                        applied, honest = self.apply_synced(items, link)
+                    if applied == 0 or not honest:
+                        break  # the next candidate serves the same heights
+                if self.store.height >= best:
                     break
-                if not items:
-                    break
-                applied, honest = self.apply_synced(items, link)
-                if applied == 0 or not honest:
-                    break  # the next candidate serves the same heights
-            if self.store.height >= best:
-                break
-        self.catching_up = False
+        finally:
+            self.catching_up = False
 
     def apply_synced(self, items: list[tuple[Block, Commit]], link: PeerLink) -> tuple[int, bool]:
         """Commit, in order, the certified blocks ``link`` served; return (how many, whether the peer was honest).
@@ -156,8 +141,9 @@ class BlockSync:
                     lie = f"{exc.code}: {exc.message}"
             if lie is not None:
                 log.warning("sync: peer %s served block %d that is not the certified one (%s); dropping the peer "
-                            "and fetching these heights from another", link.url, height, lie)
-                link._mark(False, f"served an uncertified block {height}")
+                            "and fetching these heights from another", link.name, height, lie)
+                if link.connection is not None:
+                    link.connection.close("uncertified-block")
                 honest = False
                 break
             try:

@@ -56,6 +56,16 @@ class _OnTheNode:
         setattr(self.node, name, value)
 
 
+def tune_node_gc(config) -> None:
+    """Collect garbage the way ``ledger-node start`` does (in checkouts that tune it), so the figures match."""
+    try:
+        from node.cli import freeze_startup_heap, tune_gc
+    except ImportError:
+        return
+    tune_gc(config.gc_gen0_threshold)
+    freeze_startup_heap()
+
+
 def parts(node):
     """(application adapter, admission) of ``node``, in this checkout's layout or an older one's."""
     return getattr(node, "application", None) or _OnTheNode(node), getattr(node, "admission", node)
@@ -80,6 +90,8 @@ async def main_async(args) -> None:
     genesis, vkeys = make_genesis("bench", 4, allocations, bench_params())
     specs = write_homes(base, genesis, vkeys, {"log_level": "WARNING"})
     nodes = [Node(s.home, load_config(s.home)) for s in specs[:2]]
+    if args.gc == "node":
+        tune_node_gc(nodes[0].config)
     proposer, validator = nodes
     (proposer_app, proposer_in), (validator_app, validator_in) = parts(proposer), parts(validator)
     wl = Workload("bench", signers, 1)
@@ -141,6 +153,8 @@ def main() -> int:
     p.add_argument("--blocks", type=int, default=8)
     p.add_argument("--txs", type=int, default=1000)
     p.add_argument("--utxos", type=int, default=0)
+    p.add_argument("--gc", choices=("node", "python"), default="node",
+                   help="garbage collection as a started node tunes it (default), or Python's defaults")
     asyncio.run(main_async(p.parse_args()))
     return 0
 

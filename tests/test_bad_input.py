@@ -1,27 +1,48 @@
-"""Targeted bad input on every client and peer route: garbage, oversize bodies,
-wrong types, unknown fields, forged signatures, wrong chain id.  Each gets a
-4xx with a stable error code (or, for a well-framed peer batch, a per-item
-rejection), never a 500, and the chain is not touched."""
+"""Targeted bad input on every client route and on the p2p port: garbage,
+oversize bodies, wrong types, unknown fields, forged signatures, wrong chain id.
+
+A client route answers each with a 4xx and a stable error code, never a 500.
+On the p2p port (a ``RawPeer`` with a key of its own: the node allows any peer
+that proves a key) a message that does not decode is dropped and counted
+(``ledger_p2p_malformed_messages_total``) while the connection stays; a
+well-framed batch has each bad item refused on its own (``ledger_p2p_rejected_txs``,
+the ``dropped`` consensus verdict); forged consensus messages are never counted
+and frame no one; block requests are answered within bounds.  The chain is not
+touched.  The old peer routes under /p2p are gone from the REST port (404)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import struct
 import time
 import types
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from genesis.document import genesis_hash
 from node.api.app import create_app
 from node.config import NodeConfig
 from node.consensus.messages import Proposal, Vote, VoteType, sign_proposal, sign_vote
 from node.crypto import address_hash, derive_public_key, encode_address, sha256
-from node.encoding import Writer
-from node.p2p.wire import encode_consensus_batch, encode_consensus_message, encode_tx_batch
+from node.encoding import DecodeError, Writer
+from node.p2p.channels import BLOCKSYNC, CONSENSUS, ROUND_STATE, TXS
+from node.p2p.wire import (
+    MAX_BATCH_BLOCKS,
+    SYNC_BLOCKS,
+    decode_block_batch,
+    decode_sync_message,
+    encode_consensus_batch,
+    encode_consensus_message,
+    encode_sync_request,
+    encode_tx_batch,
+)
 from node.types.transaction import COIN, OutPoint, Transaction, TxInput, TxOutput, sign_transaction
 from tests.netutil import running_network
+from tests.p2p_client import RawPeer
 
 
 def _asgi_call(app, method: str, path: str, messages: list[dict], headers: list[tuple[bytes, bytes]]) -> list[dict]:
@@ -45,9 +66,9 @@ def _asgi_call(app, method: str, path: str, messages: list[dict], headers: list[
 
 
 def test_peer_hanging_up_mid_body_is_not_an_internal_error():
-    """A peer whose request is cut off (timeout, cut link) used to be logged as a 500 'internal error'."""
+    """A client whose request is cut off (timeout, cut link) used to be logged as a 500 'internal error'."""
     app = create_app(types.SimpleNamespace(config=NodeConfig()))
-    for path in ("/p2p/consensus", "/p2p/txs", "/v1/txs"):
+    for path in ("/v1/txs",):
         sent = _asgi_call(app, "POST", path,
                           [{"type": "http.request", "body": b"\x00\x00", "more_body": True},
                            {"type": "http.disconnect"}],
@@ -61,7 +82,8 @@ def test_peer_hanging_up_mid_body_is_not_an_internal_error():
 
 MAX_REQUEST_BYTES = 256 * 1024
 NODE_OVERRIDES = {"max_request_bytes": MAX_REQUEST_BYTES, "min_height_wait_ms": 100, "log_level": "INFO",
-                  "commit_wait_ms": 2_000}
+                  "commit_wait_ms": 2_000, "allowed_peers": "*"}
+"""``allowed_peers = "*"``: a ``RawPeer`` with a key that is not a validator's may connect."""
 OUTSIDER_KEY = sha256(b"not a validator")
 OUTSIDER = address_hash(derive_public_key(OUTSIDER_KEY))
 
@@ -166,8 +188,7 @@ def forged_transactions(net) -> dict[str, tuple[Transaction, str]]:
 
 CLIENT_GETS = ["/v1/health", "/v1/status", "/v1/validators", "/v1/genesis", "/v1/evidence", "/v1/mempool",
                "/v1/blocks/latest", "/v1/blocks/1", "/v1/blocks", "/v1/txs/" + "00" * 32,
-               "/v1/addresses/{a}/balance", "/v1/addresses/{a}/utxos", "/v1/addresses/{a}/txs", "/metrics",
-               "/p2p/status", "/p2p/blocks?from=1&to=2"]
+               "/v1/addresses/{a}/balance", "/v1/addresses/{a}/utxos", "/v1/addresses/{a}/txs", "/metrics"]
 
 
 def test_garbage_and_wrong_types_on_submit_routes(node):
@@ -200,7 +221,7 @@ def test_garbage_and_wrong_types_on_submit_routes(node):
 def test_oversize_bodies_on_every_post_route(node):
     url = node.url(0)
     big = b"0" * (MAX_REQUEST_BYTES + 1)
-    for path in ("/v1/txs", "/v1/txs/batch", "/p2p/txs", "/p2p/consensus"):
+    for path in ("/v1/txs", "/v1/txs/batch"):
         assert_error(node.client.post(url + path, content=big, headers={"content-type": "application/json"}),
                      413, "too-large")
 
@@ -240,7 +261,6 @@ def test_wrong_types_in_paths_and_queries(node):
         (f"/v1/addresses/{alice}/balance?height=x", 400), (f"/v1/addresses/{alice}/utxos?after=zz", 400),
         (f"/v1/addresses/{alice}/utxos?after={'00' * 32}:{big}", 400), (f"/v1/addresses/{alice}/utxos?limit=0", 400),
         (f"/v1/addresses/{alice}/txs?before=1:x", 400), (f"/v1/addresses/{alice}/txs?before={big}:0", 400),
-        ("/p2p/blocks", 400), ("/p2p/blocks?from=0&to=1", 400), ("/p2p/blocks?from=a&to=b", 400),
         ("/nope", 404), ("/v1/blocks/1/extra", 404),
     ]
     for path, status in cases:
@@ -249,8 +269,7 @@ def test_wrong_types_in_paths_and_queries(node):
             assert_error(r, status)
         else:
             assert r.status_code in ((status,) if isinstance(status, int) else status), (path, r.status_code)
-    for method, path in (("DELETE", "/v1/txs"), ("PUT", "/p2p/txs"), ("POST", "/p2p/blocks"),
-                         ("PATCH", "/v1/status"), ("POST", "/v1/health")):
+    for method, path in (("DELETE", "/v1/txs"), ("PATCH", "/v1/status"), ("POST", "/v1/health")):
         assert_error(c.request(method, url + path), 405, "method-not-allowed")
     assert_chain_intact(node, node.before)
 
@@ -258,14 +277,25 @@ def test_wrong_types_in_paths_and_queries(node):
 def test_forged_and_wrong_chain_transactions_are_refused_everywhere(node):
     url = node.url(0)
     c = node.client
-    for name, (tx, code) in forged_transactions(node).items():
+    forged = forged_transactions(node)
+    for name, (tx, code) in forged.items():
         body = assert_error(c.post(url + "/v1/txs", json={"tx": tx.encoded.hex()}), 422, code)
         assert body["error"]["txid"] == tx.txid.hex(), name
         assert_error(c.post(url + "/v1/txs", params={"wait": "commit"}, json={"tx": tx.encoded.hex()}), 422, code)
         result = c.post(url + "/v1/txs/batch", json={"txs": [tx.encoded.hex()]}).json()["results"][0]
         assert (result["status"], result["code"]) == ("rejected", code), name
-        peer = c.post(url + "/p2p/txs", content=encode_tx_batch([tx.encoded]))
-        assert peer.status_code == 200 and peer.json() == {"admitted": 0, "rejected": 1, "known": 0}, name
+        assert_error(c.get(url + f"/v1/txs/{tx.txid.hex()}"), 404, "tx-not-found")
+    # The same transactions from a peer, on the p2p port: each refused by the mempool, and counted.
+    rejected = metric(node, "ledger_p2p_rejected_txs")
+
+    async def from_a_peer():
+        async with raw_peer(node) as peer:
+            peer.send(TXS, encode_tx_batch([tx.encoded for tx, _ in forged.values()]))
+            await still_up(peer)
+
+    run(from_a_peer)
+    assert metric(node, "ledger_p2p_rejected_txs") == rejected + len(forged)
+    for tx, _ in forged.values():
         assert_error(c.get(url + f"/v1/txs/{tx.txid.hex()}"), 404, "tx-not-found")
     # A submission that names another chain.
     tx = good_transfer(node)
@@ -277,24 +307,131 @@ def test_forged_and_wrong_chain_transactions_are_refused_everywhere(node):
     assert_chain_intact(node, node.before)
 
 
-# --------------------------------------------------------------------------- peer routes
+# --------------------------------------------------------------------------- the p2p port
+
+PEER_ROUTES_GONE = (("POST", "/p2p/txs"), ("POST", "/p2p/consensus"), ("POST", "/p2p/round-state"),
+                    ("GET", "/p2p/status"), ("GET", "/p2p/blocks?from=1&to=2"))
+VERDICTS = ("accepted", "duplicate", "buffered", "stale", "dropped")
 
 
-def test_garbage_on_peer_routes(node):
-    url = node.url(0)
-    c = node.client
-    for path in ("/p2p/txs", "/p2p/consensus"):
-        for body in (b"", b"garbage", b"\xff" * 4, b"\x00\x00\x00\x01", b"\x00\x00\x00\x00\x00",
-                     struct.pack(">I", 10_001), b"\x00\x00\x00\x01\xff\xff\xff\xff"):
-            assert_error(c.post(url + path, content=body), 400, "bad-encoding")
-    # Well framed, bad inside: each item is refused on its own.
-    assert c.post(url + "/p2p/txs", content=encode_tx_batch([b"", b"\x00" * 10])).json() == \
-        {"admitted": 0, "rejected": 2, "known": 0}
+_peer_numbers = itertools.count(1)
+
+
+def raw_peer(net, name: str = "bad-input-peer") -> RawPeer:
+    """A connection to node 0's p2p port as a new peer (a key of its own, not a validator's: let in by
+    ``allowed_peers``), so each conversation starts on a fresh link and its counters are its own.  It never
+    answers pings: keep one conversation well under the node's idle timeout (10 s)."""
+    spec = net.specs[0]
+    name = f"{name}-{next(_peer_numbers)}"
+    return RawPeer(spec.host, spec.p2p_port, sha256(name.encode()), net.chain_id, genesis_hash(net.genesis),
+                   name=name)
+
+
+def run(scenario, timeout: float = 30) -> None:
+    async def bounded():
+        await asyncio.wait_for(scenario(), timeout)
+    asyncio.run(bounded())
+
+
+def metric(net, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` in node 0's /metrics whose labels include ``labels`` (0 when none)."""
+    text = net.client.get(net.url(0) + "/metrics").text
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()))
+
+
+def verdicts(net) -> dict[str, float]:
+    """Consensus messages from peers by what became of them."""
+    return {v: metric(net, "ledger_consensus_messages_received_total", verdict=v) for v in VERDICTS}
+
+
+def p2p_events(net, kind: str) -> dict[str, float]:
+    """``ledger_p2p_events_total`` of one kind, by reason."""
+    text = net.client.get(net.url(0) + "/metrics").text
+    return {sample.labels["reason"]: sample.value for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "ledger_p2p_events_total" and sample.labels.get("kind") == kind}
+
+
+def malformed(net, peer: RawPeer) -> float:
+    """Messages of ``peer``'s current connection that did not decode."""
+    return metric(net, "ledger_p2p_malformed_messages_total", peer=peer.hello.name)
+
+
+_request_ids = itertools.count(1)
+
+
+async def block_request(peer: RawPeer, start: int, end: int, timeout: float = 5.0) -> list:
+    """Ask for blocks ``start..end`` on the blocksync channel; the (block, commit) pairs of the answer, which
+    must come under the same request id."""
+    request_id = next(_request_ids)
+    peer.send(BLOCKSYNC, encode_sync_request(request_id, start, end))
+    await peer.drain()
+
+    def is_the_answer(message: bytes) -> bool:
+        try:
+            kind, number, _, _ = decode_sync_message(message)
+        except DecodeError:
+            return False
+        return kind == SYNC_BLOCKS and number == request_id
+
+    answer = await peer.receive(BLOCKSYNC, timeout, accept=is_the_answer)
+    return decode_block_batch(decode_sync_message(answer)[3])
+
+
+async def still_up(peer: RawPeer) -> None:
+    """The node still serves this connection and has handled everything sent on it before (it reads in order)."""
+    await peer.drain()
+    assert await block_request(peer, 2**62, 2**62) == []
+
+
+def test_peer_routes_are_gone_from_the_rest_port(node):
+    """Peers talk on the p2p port now; the old routes are plain unknown paths (JSON 404, never a 500)."""
+    for method, path in PEER_ROUTES_GONE:
+        kwargs = {"content": b"\x00\x00\x00\x00"} if method == "POST" else {}
+        assert_error(node.client.request(method, node.url(0) + path, **kwargs), 404, "not-found")
+    assert_chain_intact(node, node.before)
+
+
+GARBAGE_BATCHES = (b"", b"garbage", b"\xff" * 4, b"\x00\x00\x00\x01", b"\x00\x00\x00\x00\x00",
+                   struct.pack(">I", 10_001), b"\x00\x00\x00\x01\xff\xff\xff\xff")
+GARBAGE = {
+    TXS: GARBAGE_BATCHES,
+    CONSENSUS: GARBAGE_BATCHES,
+    ROUND_STATE: (b"", b"garbage", b"\x02" + b"\x00" * 20, b"\x01" + b"\x00" * 13 + b"\x00\x00\x00\x05"),
+    BLOCKSYNC: (b"", b"garbage", b"\x00", b"\x09" + b"\x00" * 8, b"\x01", b"\x01" + b"\x00" * 9,
+                b"\x02" + b"\x00" * 19, b"\x02" + b"\x00" * 21),
+}
+"""Whole messages that do not decode, per channel."""
+
+
+def test_garbage_on_peer_channels(node):
+    rejected, before, dropped = metric(node, "ledger_p2p_rejected_txs"), verdicts(node), p2p_events(node, "dropped")
     junk = Writer().u32(3).u8(1).var_bytes(b"x").u8(2).var_bytes(b"\x00" * 40).u8(9).var_bytes(b"").getvalue()
-    assert c.post(url + "/p2p/consensus", content=junk).json() == \
-        {"accepted": 0, "dropped": 3, "duplicate": 0, "buffered": 0, "stale": 0}
-    for body in (b"", b"garbage", b"\x02" + b"\x00" * 20, b"\x01" + b"\x00" * 13 + b"\x00\x00\x00\x05"):
-        assert_error(c.post(url + "/p2p/round-state", content=body), 400, "bad-encoding")
+
+    async def scenario():
+        async with raw_peer(node) as peer:
+            await still_up(peer)
+            for channel, bodies in GARBAGE.items():
+                for body in bodies:
+                    count = malformed(node, peer)
+                    peer.send(channel, body)
+                    await still_up(peer)  # dropped, not the connection
+                    assert malformed(node, peer) == count + 1, (hex(channel), body)
+            # Well framed, bad inside: each item is refused on its own (not malformed as a whole).
+            count = malformed(node, peer)
+            peer.send(TXS, encode_tx_batch([b"", b"\x00" * 10]))
+            peer.send(CONSENSUS, junk)
+            await still_up(peer)
+            assert malformed(node, peer) == count
+
+    run(scenario)
+    assert metric(node, "ledger_p2p_rejected_txs") == rejected + 2
+    after = verdicts(node)
+    assert {v: after[v] - before[v] for v in VERDICTS} == {"accepted": 0, "duplicate": 0, "buffered": 0, "stale": 0,
+                                                           "dropped": 3}
+    assert p2p_events(node, "dropped") == dropped
+    assert node.client.get(node.url(0) + "/v1/mempool").json()["size"] == 0
     assert_chain_intact(node, node.before)
 
 
@@ -330,31 +467,51 @@ def forged_consensus_messages(net, height: int) -> dict[str, Proposal | Vote]:
 
 
 def test_forged_consensus_messages_are_dropped_and_frame_no_one(node):
-    url = node.url(0)
     c = node.client
     height = tip(node)["consensus"]["height"]
-    for name, message in forged_consensus_messages(node, height).items():
-        body = encode_consensus_batch([encode_consensus_message(message)])
-        r = c.post(url + "/p2p/consensus", content=body)
-        assert r.status_code == 200, (name, r.text)
-        counts = r.json()
-        # Never kept, never buffered; "stale" instead of "dropped" if the node moved on meanwhile.
-        assert (counts["accepted"], counts["duplicate"], counts["buffered"]) == (0, 0, 0), (name, counts)
-        assert counts["dropped"] + counts["stale"] == 1, (name, counts)
+    forged = forged_consensus_messages(node, height)
+
+    async def scenario():
+        async with raw_peer(node) as peer:
+            for name, message in forged.items():
+                before = verdicts(node)
+                peer.send(CONSENSUS, encode_consensus_batch([encode_consensus_message(message)]))
+                await still_up(peer)
+                after = verdicts(node)
+                delta = {v: after[v] - before[v] for v in VERDICTS}
+                # Never kept, never buffered; "stale" instead of "dropped" if the node moved on meanwhile.
+                assert (delta["accepted"], delta["duplicate"], delta["buffered"]) == (0, 0, 0), (name, delta)
+                assert delta["dropped"] + delta["stale"] == 1, (name, delta)
+
+    run(scenario)
     # Forged votes in the validator's name next to its real ones: no evidence against it.
-    assert c.get(url + "/v1/evidence").json()["evidence"] == []
+    assert c.get(node.url(0) + "/v1/evidence").json()["evidence"] == []
     node.wait_height(tip(node)["height"] + 1)  # consensus carries on
     assert_chain_intact(node, node.before)
 
 
-def test_peer_block_route_bounds(node):
-    url = node.url(0)
-    c = node.client
+def test_peer_block_request_bounds(node):
     h = tip(node)["height"]
-    for params in ({"from": h + 5, "to": h + 10}, {"from": 5, "to": 1}, {"from": 2**63, "to": 2**63 + 1},
-                   {"from": 1, "to": 2**70}):
-        r = c.get(url + "/p2p/blocks", params=params)
-        assert r.status_code == 200, (params, r.text[:200])
-    from node.p2p.wire import decode_block_batch
-    assert len(decode_block_batch(c.get(url + "/p2p/blocks", params={"from": 1, "to": 2**70}).content)) <= 100
+    dropped = p2p_events(node, "dropped")
+    odd = [(h + 5, h + 10), (5, 1), (0, 0), (2**63, 2**63 + 1), (2**63 - 1, 2**63), (1, 2**63), (1, 2**64 - 1),
+           (2**64 - 1, 2**64 - 1), (2**64 - 2, 2**64 - 1), (2**64 - 1, 1), (0, 2**64 - 1)]
+
+    async def scenario():
+        async with raw_peer(node) as peer:
+            for start, end in odd:
+                blocks = await block_request(peer, start, end)
+                heights = [block.height for block, _ in blocks]
+                assert len(blocks) <= MAX_BATCH_BLOCKS, (start, end, len(blocks))
+                assert all(max(1, start) <= x <= end for x in heights), (start, end, heights)
+                if max(1, start) <= min(h, end):  # what it holds, in order from the first asked for
+                    assert heights == list(range(max(1, start), max(1, start) + len(heights))), (start, end, heights)
+                    assert heights, (start, end)
+                else:
+                    assert heights == [], (start, end, heights)
+            heights = [block.height for block, _ in await block_request(peer, 1, 2**64 - 1)]
+            assert heights == list(range(1, len(heights) + 1)) and min(h, MAX_BATCH_BLOCKS) <= len(heights)
+
+    run(scenario)
+    assert p2p_events(node, "dropped") == dropped
+    assert node.client.get(node.url(0) + "/v1/health").status_code == 200
     assert_chain_intact(node, node.before)

@@ -13,6 +13,7 @@ from devnet import cli
 from devnet.cluster import NETWORK_FILE, HeightWait, devnet_params, load_network, write_network
 from genesis.build import make_devnet_genesis
 from genesis.document import load_genesis
+from node.p2p.secret import node_id_of
 from wallet.keystore import load_keystore
 
 STATUS_KEYS = {"name", "url", "pid", "running", "paused", "responding", "height", "app_hash", "latest_block_hash",
@@ -38,13 +39,15 @@ def test_init_writes_one_home_per_host(tmp_path, capsys):
     nodes = info["nodes"]
     expected = [("10.0.0.1", 27000), ("10.0.0.2", 27000), ("node-c.example", 27000), ("10.0.0.1", 27001)]
     assert [(n["host"], n["port"]) for n in nodes] == expected
-    urls = {n["name"]: f"http://{n['host']}:{n['port']}" for n in nodes}
+    assert [n["p2p_port"] for n in nodes] == [28000, 28000, 28000, 28001]
     genesis = load_genesis(out / "genesis.json")
+    ids = {v.name: node_id_of(v.public_key) for v in genesis.validators}
+    addresses = {n["name"]: f"{ids[n['name']]}@{n['host']}:{n['p2p_port']}" for n in nodes}
     for n in nodes:
         home = out / n["name"]
         config = tomllib.loads((home / "config.toml").read_text())
-        assert config["host"] == n["host"] and config["port"] == n["port"]
-        assert sorted(config["peers"]) == sorted(u for name, u in urls.items() if name != n["name"])
+        assert config["host"] == n["host"] and config["port"] == n["port"] and config["p2p_port"] == n["p2p_port"]
+        assert sorted(config["peers"]) == sorted(a for name, a in addresses.items() if name != n["name"])
         assert config["log_file"] == ""  # no path of this machine in a home meant for another
         assert load_genesis(home / "genesis.json") == genesis
         assert (home / "validator_key.json").exists()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from devnet.byzantine import Targets, tamper_block, tamper_block_batch, tamper_status_answer
+from devnet.byzantine import Targets, tamper_block, tamper_block_batch, tamper_decided
 from devnet.drill import (
     FAULT_KINDS,
     Checker,
@@ -28,18 +28,12 @@ from devnet.drill.liveness import HeightMonitor
 from devnet.drill.plan import format_offset
 from devnet.proxy import LinkProxy
 from genesis.build import make_genesis
-from node.consensus.round_status import Decided, RoundStatus
+from node.consensus.round_status import Decided
 from node.crypto import address_hash, derive_public_key, encode_address, verify_signature
 from node.ledger.errors import BlockError
 from node.ledger.rules import check_block_body
 from node.ledger.state import fee_outpoint, genesis_txid
-from node.p2p.wire import (
-    decode_block_batch,
-    decode_status_answer,
-    encode_block_batch,
-    encode_consensus_message,
-    encode_status_answer,
-)
+from node.p2p.wire import decode_block_batch, decode_consensus_batch, encode_block_batch, encode_consensus_message
 from node.types.block import Block, Header, compute_tx_root
 from node.types.commit import Commit
 from node.types.hashes import ZERO_HASH
@@ -310,15 +304,15 @@ def test_tampered_sync_and_round_state_answers():
     (b1, _), (b2, c2) = decode_block_batch(body)
     assert b1.encoded == empty.encode() and b2.hash == full.hash and b2.encoded != full.encode() and c2 == commit
     assert tamper_block_batch(encode_block_batch([(empty.encode(), commit.encode())]))[1] is None
-    status = RoundStatus(3, 0, 1, ())
-    answer = encode_status_answer(status, [encode_consensus_message(Decided(full.encode(), commit))])
-    body, heights = tamper_status_answer(answer)
-    assert heights == [2]
-    got_status, messages = decode_status_answer(body)
-    assert got_status == status and messages[0][0].value != full.encode() and messages[0][0].commit == commit
-    # Which peers: the URLs given, or a fixed choice per seed.
-    assert "http://a:1" in Targets(0, ["http://a:1/"]) and "http://b:1" not in Targets(0, ["http://a:1"])
-    urls = [f"http://127.0.0.1:{p}" for p in range(100)]
+    vote_like = encode_consensus_message(Decided(empty.encode(), Commit(1, 0, empty.hash, ())))
+    answer = [vote_like, encode_consensus_message(Decided(full.encode(), commit))]
+    forged, heights = tamper_decided(answer)
+    assert heights == [2] and forged[0] == vote_like  # a decided block without transactions stays as it was
+    [(message, _)] = decode_consensus_batch((1).to_bytes(4, "big") + forged[1])
+    assert message.value != full.encode() and message.commit == commit and Block.decode(message.value).hash == full.hash
+    # Which peers: the names given, or a fixed choice per seed.
+    assert "validator-1" in Targets(0, ["validator-1"]) and "validator-2" not in Targets(0, ["validator-1"])
+    urls = [f"validator-{p}" for p in range(100)]
     assert [u in Targets(5) for u in urls] == [u in Targets(5) for u in urls]
     assert 0 < sum(u in Targets(5) for u in urls) < 100
 

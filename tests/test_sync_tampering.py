@@ -3,7 +3,7 @@
 A real one-validator chain is made in-process (the validator's own
 consensus, store and execution), then a full node with a real Store in a
 temporary home drives ``BlockSync.sync_once`` against two stubbed peer links
-serving that chain: the first tampers with what it serves, the second is
+(their block requests answered from that chain's store): the first tampers with what it serves, the second is
 honest.  The full node must drop the tampering peer, fetch the same heights
 from the honest one and reach the tip; it must never stop on the lie.  It
 declares state divergence only when certified bytes themselves fail here.
@@ -17,14 +17,12 @@ import logging
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from devnet.cluster import devnet_params
 from genesis.build import make_devnet_genesis
 from genesis.document import dump_genesis, genesis_hash
 from node.config import DATA_DIR, NodeConfig
-from node.consensus.round_status import RELAY_PROTOCOL_VERSION
 from node.crypto import address_hash, derive_public_key
 from node.home import init_home
 from node.ledger.errors import BLK_APPHASH, BlockError
@@ -35,8 +33,8 @@ from node.types.block import Block
 from node.types.commit import Commit
 from node.types.transaction import TxOutput, sign_transaction
 
-TAMPERING = "http://tampering-peer.invalid"
-HONEST = "http://honest-peer.invalid"
+TAMPERING = "aa" * 20 + "@tampering-peer.invalid:1"
+HONEST = "bb" * 20 + "@honest-peer.invalid:1"
 CHAIN_HEIGHT = 6
 
 
@@ -118,39 +116,48 @@ def header(block: Block, commit: Commit) -> tuple[Block, Commit]:
 # ------------------------------------------------------------------ the syncing node
 
 
-def serve(store: Store, genesis_hex: str, chain_id: str, tamper=None):
-    """A peer's /p2p/status and /p2p/blocks over ``store``, lying with ``tamper`` when given."""
+class StubConnection:
+    """What block sync reads of a live connection: whether it is open, and ``close``."""
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/p2p/status":
-            return httpx.Response(200, json={"chain_id": chain_id, "genesis_hash": genesis_hex,
-                                             "height": store.height, "name": "peer",
-                                             "protocol": RELAY_PROTOCOL_VERSION})
-        if request.url.path == "/p2p/blocks":
-            start, end = int(request.url.params["from"]), min(int(request.url.params["to"]), store.height)
-            items = []
-            for height in range(start, end + 1):
-                block, commit = store.get_block(height), store.get_commit(height)
-                if tamper is not None:
-                    block, commit = tamper(block, commit)
-                items.append((block.encode(), commit.encode()))
-            return httpx.Response(200, content=encode_block_batch(items))
-        return httpx.Response(404)
+    def __init__(self):
+        self.close_reason = ""
 
-    return handler
+    def close(self, reason: str, tell_peer: bool = True) -> None:
+        self.close_reason = reason
+
+
+def serve(store: Store, tamper=None):
+    """A peer's answers to block requests over ``store``, lying with ``tamper`` when given."""
+
+    async def request_blocks(start: int, end: int) -> bytes:
+        items = []
+        for height in range(start, min(end, store.height) + 1):
+            block, commit = store.get_block(height), store.get_commit(height)
+            if tamper is not None:
+                block, commit = tamper(block, commit)
+            items.append((block.encode(), commit.encode()))
+        return encode_block_batch(items)
+
+    return request_blocks
 
 
 def full_node(tmp_path: Path, chain, tamper) -> Node:
-    genesis_path, store, genesis_hex, chain_id = chain
+    genesis_path, store, _genesis_hex, _chain_id = chain
     home = tmp_path / "full"
     config = NodeConfig(name="full", peers=(TAMPERING, HONEST))
     init_home(home, genesis_path, None, config)
     node = Node(home, config)
     node.loop = asyncio.get_running_loop()  # what start_consensus sets; the links are stubs, not started
-    for link in node.gossip.links:
-        lie = tamper if link.url == TAMPERING else None
-        link._client = httpx.AsyncClient(transport=httpx.MockTransport(serve(store, genesis_hex, chain_id, lie)))
-        link.up = True
+    servers = {}
+    for link in node.peers.links:
+        servers[link.node_id] = serve(store, tamper if str(link.address) == TAMPERING else None)
+        link.connection = StubConnection()  # type: ignore[assignment]
+        link.height = store.height
+
+    async def request_blocks(link, start, end):
+        return await servers[link.node_id](start, end) if link.up else None
+
+    node.peers.request_blocks = request_blocks  # type: ignore[method-assign]
     return node
 
 
@@ -169,7 +176,7 @@ def test_tampering_peer_is_dropped_and_an_honest_one_serves_the_same_heights(tmp
         node = full_node(tmp_path, chain, tamper)
         try:
             await sync_until(node, top)
-            links = {link.url: link for link in node.gossip.links}
+            links = {str(link.address): link for link in node.peers.links}
             return node.fatal, node.store.height, node.store.tip_hash, links[TAMPERING].up, links[HONEST].up
         finally:
             await node.stop()
@@ -195,7 +202,7 @@ def test_certified_bytes_that_fail_here_are_a_divergence(tmp_path, chain):
         node.application.execute = refuse
         try:
             await sync_until(node, chain[1].height)
-            return node.fatal, node.store.height, [link.up for link in node.gossip.links]
+            return node.fatal, node.store.height, [link.up for link in node.peers.links]
         finally:
             await node.stop()
 

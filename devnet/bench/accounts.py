@@ -13,13 +13,16 @@ import httpx
 
 from devnet.bench.options import BenchError, Options, bench_params, default_slots, transfer_budget
 from devnet.bench.workload import FEE, Workload, slot_amount
-from devnet.cluster import NodeSpec, write_network
+from devnet.cluster import NodeSpec, write_homes, write_network
+from devnet.cluster.netns import new_netns_network
 from genesis.build import make_genesis
 from node.crypto import SigningKey, address_hash, encode_address, generate_private_key
 from node.ledger.state import genesis_outpoint
 from node.types.transaction import ZERO_SIGNATURE, OutPoint, Transaction, TxInput, TxOutput, signing_digest
 
 CHAIN_ID = "bench"
+NETNS_PORT = 26657
+"""With ``--netns`` every node has its own address: REST on this port, p2p 1000 above."""
 EXTRA_UTXO_AMOUNT = 1
 EXTRA_UTXO_OWNERS = 1_000
 """The ``--utxos`` outputs belong to this many addresses nobody holds a key for."""
@@ -58,7 +61,12 @@ def build_fresh(opts: Options, base: Path, log) -> tuple[list[NodeSpec], Workloa
     log(f"genesis: {opts.validators} validators, {n_slots} slots for {opts.accounts} accounts, "
         f"{opts.utxos} extra UTXOs")
     t = time.perf_counter()
-    specs = write_network(base, genesis, validator_keys, config_overrides={"log_level": "INFO", **opts.overrides})
+    overrides = {"log_level": "INFO", **opts.overrides}
+    if opts.netns:  # recorded in base/netns.json; created (and removed) by the bench's run
+        specs = write_homes(base, genesis, validator_keys,
+                            new_netns_network(base, list(validator_keys), NETNS_PORT), overrides)
+    else:
+        specs = write_network(base, genesis, validator_keys, config_overrides=overrides)
     timings["init_s"] = time.perf_counter() - t
     workload = Workload(genesis.chain_id, signers, len(specs))
     for i in range(n_slots):

@@ -22,7 +22,17 @@ from devnet.bench.load import Bench
 from devnet.bench.measure import dir_bytes, machine_cores, measure_verify_rate, summarize
 from devnet.bench.options import BenchError, Options, add_bench_arguments, transfer_budget
 from devnet.bench.report import load_pyplot, print_summary, write_plot
-from devnet.cluster import NodeSpec, load_network, node_status, same_chain, start_nodes, stop_nodes, wait_for_height
+from devnet.cluster import (
+    DevnetError,
+    NodeSpec,
+    load_network,
+    netns,
+    node_status,
+    same_chain,
+    start_nodes,
+    stop_nodes,
+    wait_for_height,
+)
 from node.config import DATA_DIR
 
 __all__ = ["add_bench_arguments", "build_parser", "main", "run_bench"]
@@ -48,7 +58,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
     try:
         return _run(opts, console, out, log)
-    except BenchError as exc:
+    except (BenchError, DevnetError) as exc:
         console.print(f"[red]bench failed:[/red] {exc}")
         return 2
 
@@ -61,6 +71,7 @@ def _run(opts: Options, console, out, log) -> int:
     timings: dict[str, float] = {}
     started: list[NodeSpec] = []
     temp_base = None
+    netns_base: Path | None = None
     extra: dict = {}
     try:
         if opts.attach is not None:
@@ -78,9 +89,17 @@ def _run(opts: Options, console, out, log) -> int:
                 base = opts.home
             else:
                 base = temp_base = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+            if opts.netns:
+                netns_base = base
             specs, workload, t_fresh = build_fresh(opts, base, log)
             timings.update(t_fresh)
             t = time.perf_counter()
+            if opts.netns:
+                layout = netns.ensure(base)
+                if layout is not None:
+                    extra["netns"] = {"subnet": layout.subnet, "bridge": layout.bridge,
+                                      "nodes": {n.name: n.address for n in layout.nodes}}
+                    log(f"namespaces: {len(layout.nodes)} nodes on {layout.subnet} (bridge {layout.bridge})")
             for spec in specs:
                 start_nodes([spec])
                 started.append(spec)
@@ -134,6 +153,11 @@ def _run(opts: Options, console, out, log) -> int:
             stop_nodes(started)
         except OSError:
             pass
+        if netns_base is not None:
+            try:
+                netns.teardown(netns_base)
+            except DevnetError as exc:
+                console.print(f"[red]could not remove the namespaces:[/red] {exc}")
         if temp_base is not None and not opts.keep:
             shutil.rmtree(temp_base, ignore_errors=True)
 

@@ -61,6 +61,8 @@ class Bench:
         self._pending_posts: set[asyncio.Task] = set()
         self.chosen_rate = 0.0
         self.measure_start = self.measure_end = 0.0
+        self.stages_start: dict[str, dict[str, float]] = {}
+        self.stages_end: dict[str, dict[str, float]] = {}
         self.drained = False
 
     # ---------------------------------------------------------------- submission
@@ -206,6 +208,16 @@ class Bench:
                         r.status = "committed"
                         self.workload.release(r, committed=True)
 
+    async def stage_totals(self, client: httpx.AsyncClient) -> dict[str, dict[str, float]]:
+        """Each node's CPU seconds by stage so far (``cpu_stages_s`` of ``GET /v1/status``); {} if one fails."""
+        out = {}
+        for spec in self.specs:
+            try:
+                out[spec.name] = (await client.get(spec.url + "/v1/status", timeout=5)).json()["cpu_stages_s"]
+            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                return {}
+        return out
+
     async def sample_nodes(self) -> None:
         while not self.stop_tracking:
             now = time.monotonic()
@@ -272,9 +284,11 @@ class Bench:
                     self.chosen_rate = rate
                     if opts.warmup > 0:
                         await self.offer(clients, "warmup", rate, opts.warmup)
+                    self.stages_start = await self.stage_totals(tracker_client)
                     self.measure_start = time.monotonic()
                     await self.offer(clients, "measure", rate, opts.duration)
                     self.measure_end = time.monotonic()
+                    self.stages_end = await self.stage_totals(tracker_client)
                     self.drained = await self.drain(max(30.0, 10 * opts.target_p50))
                     verdict = measure_verdict(self)
                     self.attempts.append(verdict)

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devnet.cluster import devnet_params
+from devnet.cluster import DevnetError, devnet_params
 
 
 class BenchError(RuntimeError):
@@ -33,6 +33,13 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: DIR/wallets/faucet.json or any faucet*.json under DIR)")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="node config override for the fresh devnet, e.g. --set gossip_flush_ms=10")
+    g.add_argument("--netns", action="store_true",
+                   help="each node of the fresh devnet in its own network namespace with its own address on a "
+                        "bridge, as machines on a LAN (needs root and the `ip` command)")
+    g.add_argument("--delay-ms", type=int, default=None, metavar="D",
+                   help="hold each outgoing peer packet back D ms (node config p2p_delay_ms; a WAN on one machine)")
+    g.add_argument("--jitter-ms", type=int, default=None, metavar="J",
+                   help="up to J ms more or less per packet, with --delay-ms (node config p2p_jitter_ms)")
     g.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="consensus parameter of the fresh devnet's genesis, e.g. --param max_block_txs=2000 "
                         "(default: the devnet's timeouts and the genesis defaults)")
@@ -40,7 +47,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     rate = load.add_mutually_exclusive_group()
     rate.add_argument("--rate", type=float, default=None, help="offered transactions per second (default 200)")
     rate.add_argument("--max", action="store_true",
-                      help="ramp the rate up to the highest one the network sustains, then measure at it")
+                      help="ramp the rate up to the highest one the network sustains, then measure at it for "
+                           "--duration: the rate reported is the highest that holds for the whole --duration with "
+                           "p99 latency at most --target-p99 (1.5 s) and p50 at most --target-p50, nothing lost")
     load.add_argument("--duration", type=float, default=20.0, help="measured seconds (after the warm-up)")
     load.add_argument("--warmup", type=float, default=None, help="seconds of load before measuring (default 3)")
     load.add_argument("--accounts", type=int, default=100, help="keys that own the funded outputs (default 100)")
@@ -51,7 +60,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     load.add_argument("--inflight", type=int, default=4, help="concurrent requests per node (default 4)")
     m = parser.add_argument_group("--max search")
     m.add_argument("--start-rate", type=float, default=300.0, help="first rate of the ramp (default 300)")
-    m.add_argument("--rate-cap", type=float, default=3000.0, help="highest rate the ramp tries (default 3000)")
+    m.add_argument("--rate-cap", type=float, default=8000.0, help="highest rate the ramp tries (default 8000)")
     m.add_argument("--step", type=float, default=8.0, help="seconds per ramp step (default 8)")
     m.add_argument("--attempts", type=int, default=3,
                    help="if the found rate does not hold for --duration, measure again 10%% lower, "
@@ -59,6 +68,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--factor", type=float, default=1.25, help="rate multiplier per ramp step (default 1.25)")
     m.add_argument("--target-p50", type=float, default=1.0, help="a rate is sustained if p50 latency stays under "
                                                                  "this (seconds, default 1.0)")
+    m.add_argument("--target-p99", type=float, default=1.5, help="... and p99 latency under this (seconds, "
+                                                                 "default 1.5)")
     o = parser.add_argument_group("output")
     o.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the results as JSON")
     o.add_argument("--plot", type=Path, default=None, metavar="FILE.png", help="plot throughput and latency")
@@ -74,6 +85,7 @@ class Options:
     attach: Path | None = None
     faucet: Path | None = None
     overrides: dict[str, object] = field(default_factory=dict)
+    netns: bool = False
     params: dict[str, int] = field(default_factory=dict)
     rate: float = 200.0
     max: bool = False
@@ -90,6 +102,7 @@ class Options:
     attempts: int = 3
     factor: float = 1.25
     target_p50: float = 1.0
+    target_p99: float = 1.5
     json: Path | None = None
     plot: Path | None = None
     quiet: bool = False
@@ -103,6 +116,12 @@ class Options:
                 raise BenchError(f"--set expects KEY=VALUE, got {item!r}")
             key, value = item.split("=", 1)
             overrides[key.strip().replace(".", "_").replace("-", "_")] = value
+        for flag, key in (("delay_ms", "p2p_delay_ms"), ("jitter_ms", "p2p_jitter_ms")):
+            value = getattr(args, flag, None)
+            if value is not None:
+                if value < 0:
+                    raise BenchError(f"--{flag.replace('_', '-')} must not be negative")
+                overrides[key] = value
         params: dict[str, int] = {}
         for item in getattr(args, "param", None) or []:
             key, sep, value = item.partition("=")
@@ -112,12 +131,13 @@ class Options:
         opts = cls(
             params=params,
             validators=args.validators, home=args.home, keep=args.keep, attach=args.attach, faucet=args.faucet,
-            overrides=overrides, rate=args.rate if args.rate is not None else 200.0, max=args.max,
+            overrides=overrides, netns=bool(getattr(args, "netns", False)),
+            rate=args.rate if args.rate is not None else 200.0, max=args.max,
             duration=args.duration, warmup=args.warmup if args.warmup is not None else 3.0,
             accounts=args.accounts, slots=args.slots, utxos=args.utxos, batch=args.batch, inflight=args.inflight,
             start_rate=args.start_rate, rate_cap=args.rate_cap, step=args.step, factor=args.factor,
             attempts=max(1, args.attempts),
-            target_p50=args.target_p50, json=args.json, plot=args.plot, quiet=args.quiet,
+            target_p50=args.target_p50, target_p99=args.target_p99, json=args.json, plot=args.plot, quiet=args.quiet,
             verify_seconds=args.verify_seconds)
         opts.check()
         return opts
@@ -133,6 +153,15 @@ class Options:
             raise BenchError("--accounts must be at least 2 (transfers pay another account)")
         if self.utxos < 0 or self.batch < 1 or self.inflight < 1:
             raise BenchError("--utxos must not be negative; --batch and --inflight must be at least 1")
+        if self.netns:
+            if self.attach is not None:
+                raise BenchError("--netns makes a fresh devnet; with --attach, run `ledger-devnet up --netns` first")
+            from devnet.cluster.netns import check_available
+
+            try:
+                check_available()
+            except DevnetError as exc:
+                raise BenchError(str(exc)) from None
 
     @property
     def top_rate(self) -> float:

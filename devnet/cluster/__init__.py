@@ -9,6 +9,8 @@ tests' helpers (``tests/netutil.py``) all do with a network:
   (``write_network``, ``write_multi_host_network``, ``write_homes``);
 - ``processes``: start, signal and stop node processes by the pid in
   ``HOME/node.pid`` (``start_node``, ``signal_node``, ``stop_nodes``);
+- ``netns``: a network namespace per node on a bridge (``ledger-devnet up --netns``), recorded in
+  ``netns.json`` (``new_netns_network``, ``ensure``, ``teardown``);
 - ``chain``: node status, ``wait_for_height`` and the ``same_chain`` check
   (same block hash and app hash on every node).
 """

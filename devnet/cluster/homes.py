@@ -20,8 +20,9 @@ from pathlib import Path
 from devnet.cluster.spec import LOG_FILE, NodeSpec, local_specs, multi_host_specs, write_network_file
 from genesis.document import Genesis, genesis_to_json
 from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, NodeConfig, save_config
-from node.crypto import encode_address
+from node.crypto import derive_public_key, encode_address
 from node.home import init_home, write_key_file
+from node.p2p.secret import node_id_of
 
 
 def write_genesis_json(genesis: Genesis, path: Path) -> None:
@@ -69,14 +70,20 @@ def copy_home(source: Path, home: Path, private_key: bytes, config: NodeConfig) 
     save_config(home, config)
 
 
+def peer_address(spec: NodeSpec, private_key: bytes) -> str:
+    """How other nodes name ``spec`` in their ``peers``: ``NODEID@host:p2p_port``."""
+    return f"{node_id_of(derive_public_key(private_key))}@{spec.host}:{spec.p2p_port}"
+
+
 def write_homes(base: Path, genesis: Genesis, validator_keys: Mapping[str, bytes], specs: list[NodeSpec],
                 config_overrides: Mapping[str, object] | None = None, *,
                 peers: Mapping[str, tuple[str, ...]] | None = None, multi_host: bool = False) -> list[NodeSpec]:
     """Homes for ``specs`` (one per validator key, by name), ``genesis.json`` and ``network.json`` in ``base``.
 
-    Each node binds to its spec's host and port and knows the others at their
-    URLs (a full mesh), unless ``peers`` names a node's peer URLs (the drill's
-    proxy).  An existing home of the same name is replaced.
+    Each node binds to its spec's host and ports and knows the others at their
+    peer addresses (``NODEID@host:p2p_port``, a full mesh), unless ``peers``
+    names a node's peer addresses (the drill's proxy).  An existing home of the
+    same name is replaced.
     """
     base = Path(base).resolve()
     base.mkdir(parents=True, exist_ok=True)
@@ -85,10 +92,11 @@ def write_homes(base: Path, genesis: Genesis, validator_keys: Mapping[str, bytes
     configs = {}
     for spec in specs:
         links = tuple(peers[spec.name]) if peers is not None and spec.name in peers else \
-            tuple(other.url for other in specs if other.name != spec.name)
+            tuple(peer_address(other, validator_keys[other.name]) for other in specs if other.name != spec.name)
         # a home meant for another machine must not name a path of this one: it logs to stderr there
         log_file = "" if multi_host else str(spec.home / LOG_FILE)
-        configs[spec.name] = NodeConfig(name=spec.name, host=spec.host, port=spec.port, peers=links,
+        configs[spec.name] = NodeConfig(name=spec.name, host=spec.host, port=spec.port, p2p_port=spec.p2p_port,
+                                        peers=links,
                                         log_file=log_file).with_overrides(dict(config_overrides or {}))
         if spec.home.exists():
             shutil.rmtree(spec.home)

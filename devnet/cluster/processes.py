@@ -4,7 +4,10 @@ Every node is a real ``ledger-node start`` process (``python -m node.cli
 start --home HOME``) in its own session, bound to loopback; it writes its
 log to ``HOME/node.log``, its stdout and stderr go to ``HOME/stdout.log`` and
 its pid to ``HOME/node.pid``.  Processes are only ever signalled by the pid
-in that file, and only while that pid is still this home's node.
+in that file, and only while that pid is still this home's node.  A node of
+a netns devnet (``devnet.cluster.netns``) runs as ``ip netns exec NS
+<command>``, bound to its namespace's address; ``ip`` execs the command, so
+the pid is still the node's own.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from devnet.cluster.netns import node_prefix
 from devnet.cluster.spec import PID_FILE, STDOUT_FILE, DevnetError, NodeSpec, is_loopback
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,27 +88,31 @@ def node_running(spec: NodeSpec) -> bool:
 
 
 def start_process(spec: NodeSpec, command: list[str], extra_env: dict[str, str] | None = None,
-                  write_pid: bool = True) -> subprocess.Popen:
+                  write_pid: bool = True, prefix: list[str] | None = None) -> subprocess.Popen:
     """Run ``command`` for ``spec``'s home in the background, in its own session, from the repository root,
-    its output appended to ``HOME/stdout.log``; the pid goes to ``HOME/node.pid`` when ``write_pid``."""
+    its output appended to ``HOME/stdout.log``; the pid goes to ``HOME/node.pid`` when ``write_pid``.
+
+    ``prefix`` runs it through a wrapper that execs it (``ip netns exec NS``), so the pid stays its own."""
     env = dict(os.environ)
     env.update(extra_env or {})
     with open(spec.home / STDOUT_FILE, "ab") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=str(ROOT),
-                                start_new_session=True)
+        proc = subprocess.Popen([*(prefix or []), *command], stdout=out, stderr=subprocess.STDOUT, env=env,
+                                cwd=str(ROOT), start_new_session=True)
     if write_pid:
         (spec.home / PID_FILE).write_text(str(proc.pid))
     return proc
 
 
 def start_node(spec: NodeSpec, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start ``ledger-node start`` for ``spec`` in the background (its own session)."""
-    if not is_loopback(spec.host):
+    """Start ``ledger-node start`` for ``spec`` in the background (its own session); a node of a netns devnet
+    this tool made (``netns.json``) inside its namespace, any other node only on loopback."""
+    prefix = None if is_loopback(spec.host) else node_prefix(spec)
+    if prefix is None and not is_loopback(spec.host):
         raise DevnetError(f"{spec.name} binds to {spec.host}, not loopback: start it on its own machine with "
                           f"`ledger-node start --home {spec.home}`")
     if node_running(spec):
         raise DevnetError(f"{spec.name} is already running (pid {read_pid(spec.home)})")
-    return start_process(spec, node_command(spec.home), extra_env)
+    return start_process(spec, node_command(spec.home), extra_env, prefix=prefix)
 
 
 def start_nodes(specs: list[NodeSpec]) -> list[subprocess.Popen]:

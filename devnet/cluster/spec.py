@@ -36,9 +36,11 @@ class NodeSpec:
     home: Path
     """The node's home directory."""
     host: str
-    """Loopback address it binds to."""
+    """Address it binds to: loopback, or its namespace's address in a netns devnet (``devnet.cluster.netns``)."""
     port: int
-    """REST and peer port."""
+    """Client REST port."""
+    p2p_port: int = 0
+    """Peer transport port (0: none recorded, an old ``network.json``)."""
 
     @property
     def url(self) -> str:
@@ -132,7 +134,8 @@ def pick_ports(count: int, base_port: int | None, host: str = "127.0.0.1") -> li
 
 
 def is_loopback(host: str) -> bool:
-    """Only loopback nodes are started by this library (``init`` writes others, never starts them)."""
+    """Only loopback nodes are started by this library (``init`` writes others, never starts them), and the
+    nodes of a netns devnet it made itself, at the addresses ``netns.json`` records (``processes.start_node``)."""
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -142,12 +145,21 @@ def is_loopback(host: str) -> bool:
 # --------------------------------------------------------------------------- specs
 
 
+P2P_PORT_OFFSET = 1000
+"""A devnet node's p2p port is its REST port plus this (26657 -> 27657), when free."""
+
+
 def local_specs(base: Path, names: list[str], host: str = "127.0.0.1", base_port: int | None = None) -> list[NodeSpec]:
     """One loopback node per name, home ``base/NAME`` (absolute: nodes run with another working directory);
-    ports are ``base_port`` and up when those are all free, else any free ones."""
+    REST ports are ``base_port`` and up when those are all free, else any free ones; p2p ports are
+    ``base_port + P2P_PORT_OFFSET`` and up likewise."""
     base = Path(base).resolve()
     ports = pick_ports(len(names), base_port, host)
-    return [NodeSpec(name, base / name, host, port) for name, port in zip(names, ports, strict=True)]
+    p2p_ports = pick_ports(len(names), base_port + P2P_PORT_OFFSET if base_port else None, host)
+    if set(p2p_ports) & set(ports):
+        p2p_ports = [p for p in free_ports(2 * len(names), host) if p not in ports][:len(names)]
+    return [NodeSpec(name, base / name, host, port, p2p)
+            for name, port, p2p in zip(names, ports, p2p_ports, strict=True)]
 
 
 def multi_host_specs(base: Path, names: list[str], hosts: list[str], base_port: int = 26657) -> list[NodeSpec]:
@@ -155,14 +167,16 @@ def multi_host_specs(base: Path, names: list[str], hosts: list[str], base_port: 
     if not hosts:
         raise DevnetError("at least one host is needed")
     base = Path(base).resolve()
-    return [NodeSpec(name, base / name, hosts[i % len(hosts)], base_port + i // len(hosts))
+    return [NodeSpec(name, base / name, hosts[i % len(hosts)], base_port + i // len(hosts),
+                     base_port + P2P_PORT_OFFSET + i // len(hosts))
             for i, name in enumerate(names)]
 
 
 def write_network_file(base: Path, chain_id: str, specs: list[NodeSpec], multi_host: bool = False) -> None:
     (Path(base) / NETWORK_FILE).write_text(json.dumps(
         {"chain_id": chain_id, "multi_host": multi_host,
-         "nodes": [{"name": s.name, "home": str(s.home), "host": s.host, "port": s.port} for s in specs]},
+         "nodes": [{"name": s.name, "home": str(s.home), "host": s.host, "port": s.port, "p2p_port": s.p2p_port}
+                   for s in specs]},
         indent=2))
 
 
@@ -177,7 +191,8 @@ def load_network(base: Path) -> list[NodeSpec]:
     obj = network_info(base)
     # homes written relative to the working directory of the writer resolve against ``base``
     return [NodeSpec(n["name"], Path(n["home"]) if Path(n["home"]).is_absolute() else
-                     Path(base).resolve() / Path(n["home"]).name, n["host"], n["port"]) for n in obj["nodes"]]
+                     Path(base).resolve() / Path(n["home"]).name, n["host"], n["port"], n.get("p2p_port", 0))
+            for n in obj["nodes"]]
 
 
 def find_node(specs: list[NodeSpec], name: str) -> NodeSpec:

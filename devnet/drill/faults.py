@@ -210,8 +210,7 @@ async def run_tamper(nem, step) -> None:
     log_path = net.specs[victim].home / LOG_FILE
     lines_before = count_tamper_lines(log_path)
     await net.terminate(victim)
-    urls = [net.proxy.url(victim, t) for t in targets] + [net.specs[t].url for t in targets]
-    pid = net.start_byzantine(victim, urls)
+    pid = net.start_byzantine(victim, list(targets))
     nem.byzantine.add(victim)
     nem.event("tamper", f"{victim} replaced by a Byzantine process (pid {pid}) that tampers with its proposals "
                         f"and the blocks it serves to {', '.join(targets)}")

@@ -1,6 +1,6 @@
 """The drill's network: validator homes and processes, the per-link proxy between them, and the twin.
 
-Peer URLs point at the proxy (``devnet/proxy.py``, one port per ordered pair
+Peer addresses point at the proxy (``devnet/proxy.py``, one port per ordered pair
 of nodes) so links can be cut and slowed one by one; clients talk to the
 nodes' own ports.  Homes are written by ``devnet.cluster``; the drill keeps
 every process it starts (``subprocess.Popen``) and signals it by its pid.
@@ -39,6 +39,7 @@ from genesis.build import derive_private_key, make_genesis
 from node.config import CONFIG_FILE, NodeConfig
 from node.crypto import address_hash, derive_public_key
 from node.ledger.state import genesis_txid
+from node.p2p.secret import node_id_of
 from node.types.transaction import COIN, OutPoint
 
 TWIN_NAME = "twin"
@@ -104,22 +105,27 @@ class DrillNetwork:
         specs = local_specs(self.base, self.names)
         self.specs = {s.name: s for s in specs}
         if self.with_twin:
-            taken = {s.port for s in specs}
-            port = next(p for p in free_ports(len(taken) + 1) if p not in taken)
-            self.specs[TWIN_NAME] = NodeSpec(TWIN_NAME, self.base / TWIN_NAME, "127.0.0.1", port)
+            taken = {s.port for s in specs} | {s.p2p_port for s in specs}
+            port, p2p_port = [p for p in free_ports(len(taken) + 2) if p not in taken][:2]
+            self.specs[TWIN_NAME] = NodeSpec(TWIN_NAME, self.base / TWIN_NAME, "127.0.0.1", port, p2p_port)
         members = list(self.specs)
         for src in members:
             for dst in members:
                 if src != dst and not (src == TWIN_NAME and dst == TWIN_NAME):
-                    self.proxy.add_link(src, dst, self.specs[dst].port)
-        await self.proxy.start(avoid={s.port for s in self.specs.values()})
-        peers = {name: tuple(self.proxy.url(name, other) for other in members if other != name) for name in members}
+                    self.proxy.add_link(src, dst, self.specs[dst].p2p_port)
+        await self.proxy.start(avoid={p for s in self.specs.values() for p in (s.port, s.p2p_port)})
+        keys = dict(self.validator_keys)
+        if self.with_twin and self.twin_victim is not None:
+            keys[TWIN_NAME] = self.validator_keys[self.twin_victim]
+        peers = {name: tuple(f"{node_id_of(derive_public_key(keys[other]))}@{self.proxy.address(name, other)}"
+                             for other in members if other != name) for name in members}
         write_homes(self.base, self.genesis, self.validator_keys, specs, NODE_OVERRIDES, peers=peers)
         if self.with_twin:
             if self.twin_victim is None:
                 raise ValueError("a twin needs the validator it copies (twin_victim)")
             spec = self.specs[TWIN_NAME]
-            config = NodeConfig(name=TWIN_NAME, host=spec.host, port=spec.port, peers=peers[TWIN_NAME],
+            config = NodeConfig(name=TWIN_NAME, host=spec.host, port=spec.port, p2p_port=spec.p2p_port,
+                                peers=peers[TWIN_NAME],
                                 log_file=str(spec.home / LOG_FILE)).with_overrides(NODE_OVERRIDES)
             copy_home(specs[0].home, spec.home, self.validator_keys[self.twin_victim], config)
         for name in members:

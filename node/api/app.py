@@ -1,4 +1,4 @@
-"""The REST API (client routes under /v1) and the node-to-node routes (/p2p).
+"""The client REST API (routes under /v1); peers talk on the p2p port (``node.p2p``), never here.
 
 Every error is JSON ``{"error": {"code": ..., "message": ...}}`` with the
 status that fits: 400 malformed, 404 unknown, 409 conflict, 413 too large,
@@ -13,6 +13,7 @@ import logging
 from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,13 +21,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from node.api.views import amount_json, block_json, tx_json, utxo_json
-from node.consensus.round_status import RELAY_PROTOCOL_VERSION, RoundStatus
 from node.crypto import CryptoError, decode_address, encode_address
 from node.encoding import DecodeError
 from node.errors import CodedError
 from node.ledger.errors import ERROR_CODES
 from node.mempool import AlreadyCommitted, MempoolConflict, MempoolError, MempoolFull
-from node.p2p.wire import decode_consensus_batch, decode_tx_batch, encode_block_batch
+from node.stages import CLOCK
 from node.status import node_status
 from node.types.transaction import MAX_TX_BYTES, OutPoint, Transaction
 
@@ -289,7 +289,8 @@ def create_app(node) -> FastAPI:
         tx = decode_tx_hex(body.tx)
         if node.sync.catching_up:
             raise ApiError(503, "catching-up", "node is catching up with its peers; retry shortly or use another node")
-        outcome: CodedError | bool = node.admission.admit_client_txs([tx])[0]
+        with CLOCK.stage("admit_client"):
+            outcome: CodedError | bool = node.admission.admit_client_txs([tx])[0]
         if isinstance(outcome, CodedError):
             exc = outcome
             details = exc.details
@@ -312,6 +313,10 @@ def create_app(node) -> FastAPI:
 
     @app.post("/v1/txs/batch", tags=["transactions"])
     async def submit_batch(body: SubmitBatch):
+        with CLOCK.stage("admit_client"):
+            return admit_batch(body)
+
+    def admit_batch(body: SubmitBatch) -> JSONResponse:
         check_chain(body.chain_id)
         if node.sync.catching_up:
             raise ApiError(503, "catching-up", "node is catching up with its peers; retry shortly or use another node")
@@ -325,6 +330,7 @@ def create_app(node) -> FastAPI:
                 results.append({"status": "rejected", "code": exc.code, "message": exc.message})
         outcomes = iter(node.admission.admit_client_txs(decoded))
         txs = iter(decoded)
+        accepted = 0
         for i, slot in enumerate(results):
             if slot is not None:
                 continue
@@ -336,11 +342,12 @@ def create_app(node) -> FastAPI:
                 else:
                     results[i] = {"txid": tx.txid.hex(), "status": "rejected", "code": code,
                                   "message": getattr(outcome, "message", str(outcome)),
-                                  **getattr(outcome, "details", {})}
+                                  **jsonable_encoder(getattr(outcome, "details", {}))}
             else:
                 results[i] = {"txid": tx.txid.hex(), "status": "accepted"}
-        accepted = sum(1 for r in results if r is not None and r["status"] == "accepted")  # none is None by now
-        return {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
+                accepted += 1
+        # Plain JSON values already: answered as they are, without FastAPI's per-item jsonable_encoder pass.
+        return JSONResponse({"accepted": accepted, "rejected": len(results) - accepted, "results": results})
 
     # ------------------------------------------------------------------ addresses
 
@@ -388,58 +395,5 @@ def create_app(node) -> FastAPI:
                 "txs": [{"height": e.height, "index": e.index, "txid": e.txid.hex(), "kind": e.kind} for e in items]}
         body["next"] = f"{items[-1].height}:{items[-1].index}" if len(items) == limit else None
         return body
-
-    # ------------------------------------------------------------------ node-to-node
-
-    async def read_peer_body(request: Request) -> bytes:
-        body = await request.body()
-        if len(body) > config.max_request_bytes:
-            raise ApiError(413, "too-large", "peer request too large")
-        return body
-
-    @app.post("/p2p/txs", tags=["p2p"], include_in_schema=True)
-    async def p2p_txs(request: Request):
-        body = await read_peer_body(request)
-        try:
-            raw_txs = decode_tx_batch(body)
-        except DecodeError as exc:
-            raise ApiError(400, "bad-encoding", f"not a transaction batch: {exc}") from None
-        return node.admission.receive_peer_txs(raw_txs)
-
-    @app.post("/p2p/consensus", tags=["p2p"])
-    async def p2p_consensus(request: Request):
-        body = await read_peer_body(request)
-        try:
-            messages = decode_consensus_batch(body)
-        except DecodeError as exc:
-            raise ApiError(400, "bad-encoding", f"not a consensus batch: {exc}") from None
-        return node.consensus_io.receive_consensus(messages)
-
-    @app.post("/p2p/round-state", tags=["p2p"])
-    async def p2p_round_state(request: Request):
-        body = await read_peer_body(request)
-        try:
-            status = RoundStatus.decode(body)
-        except DecodeError as exc:
-            raise ApiError(400, "bad-encoding", f"not a round status: {exc}") from None
-        return Response(node.consensus_io.answer_round_status(status), media_type="application/octet-stream")
-
-    @app.get("/p2p/status", tags=["p2p"])
-    async def p2p_status():
-        return {"chain_id": node.chain_id, "genesis_hash": node.genesis_hash.hex(), "height": node.store.height,
-                "name": node.config.name, "protocol": RELAY_PROTOCOL_VERSION}
-
-    @app.get("/p2p/blocks", tags=["p2p"])
-    async def p2p_blocks(from_: Annotated[int, Query(alias="from", ge=1)],
-                         to: Annotated[int, Query(ge=1)]):
-        end = min(to, node.store.height, from_ + MAX_BLOCK_RANGE - 1)
-        items = []
-        for height in range(from_, end + 1):
-            block_bytes = node.store.get_block_bytes(height)
-            commit = node.store.get_commit(height)
-            if block_bytes is None or commit is None:
-                break
-            items.append((block_bytes, commit.encode()))
-        return Response(encode_block_batch(items), media_type="application/octet-stream")
 
     return app

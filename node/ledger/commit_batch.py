@@ -58,14 +58,15 @@ if TYPE_CHECKING:
 class CommitBatch:
     """A block's writes, built but not yet written: ``write()`` makes them durable at once."""
 
-    def __init__(self, store: Store, batch, height: int, block_hash: bytes, app_hash: bytes, muhash_state: bytes):
+    def __init__(self, store: Store, batch, height: int, block_hash: bytes, result: BlockResult):
         self._store = store
         self._batch = batch
+        self._result = result
         self.height = height
         """Height the store will be at after ``write()``."""
         self.block_hash = block_hash
-        self.app_hash = app_hash
-        self.muhash_state = muhash_state
+        self.app_hash = result.app_hash
+        self.muhash_state = result.muhash_state
         self._written = False
 
     def write(self) -> None:
@@ -78,6 +79,7 @@ class CommitBatch:
         self._batch.write()
         self._written = True
         store._advance_tip(self.height, self.app_hash, self.muhash_state, self.block_hash)
+        store.recent_utxos.apply(self._result.spent, self._result.created)
 
 
 def build_commit_batch(store: Store, db: plyvel.DB, block: Block, commit: Commit, result: BlockResult) -> CommitBatch:
@@ -151,4 +153,4 @@ def build_commit_batch(store: Store, db: plyvel.DB, block: Block, commit: Commit
     put(meta_key(META_APP_HASH), result.app_hash)
     put(meta_key(META_MUHASH), result.muhash_state)
     put(meta_key(META_HEIGHT), h)
-    return CommitBatch(store, batch, height, block_hash, result.app_hash, result.muhash_state)
+    return CommitBatch(store, batch, height, block_hash, result)

@@ -30,6 +30,10 @@ def verify_transaction_signatures(
         checked.add(pair)
 
 
+_VOUCHED = "_signatures_vouched"
+"""Where a transaction object remembers the (cache, chain id) that found its signatures valid."""
+
+
 class SignatureCache:
     """Transactions whose signatures already verified, so each is checked once per node.
 
@@ -57,19 +61,32 @@ class SignatureCache:
         return (tx.txid, signatures, chain_id)
 
     def verify_transaction(self, tx: Transaction, chain_id: str) -> None:
-        """Like ``verify_transaction_signatures``, but at most once per (tx, signatures, chain)."""
+        """Like ``verify_transaction_signatures``, but at most once per (tx, signatures, chain).
+
+        The transaction object also remembers that this cache vouched for it
+        on ``chain_id``, so checking one object again (the mempool's, then
+        the block's) costs no key hash; that counts as a hit too.
+        """
+        vouched = tx.__dict__.get(_VOUCHED)
+        if vouched is not None and vouched[0] is self and vouched[1] == chain_id:
+            with self._lock:
+                self.hits += 1
+            return
         key = self.key(tx, chain_id)
         with self._lock:
-            if key in self._ok:
+            hit = key in self._ok
+            if hit:
                 self._ok.move_to_end(key)
                 self.hits += 1
-                return
-            self.misses += 1
-        verify_transaction_signatures(tx, chain_id, self._verify)
-        with self._lock:
-            self._ok[key] = None
-            if len(self._ok) > self.max_entries:
-                self._ok.popitem(last=False)
+            else:
+                self.misses += 1
+        if not hit:
+            verify_transaction_signatures(tx, chain_id, self._verify)
+            with self._lock:
+                self._ok[key] = None
+                if len(self._ok) > self.max_entries:
+                    self._ok.popitem(last=False)
+        tx.__dict__[_VOUCHED] = (self, chain_id)
 
     def __len__(self) -> int:
         return len(self._ok)

@@ -11,8 +11,10 @@ block in ``commit_batch``.
 A block is committed by one ``WriteBatch(sync=True)`` holding the block,
 its certificate, the UTXO deletions and insertions, every index update,
 the new app hash, MuHash state and height marker: a crash leaves the store
-at the old height or the new one, never between.  Nothing is preloaded;
-the UTXO set is read on demand, so opening is instant at any size.
+at the old height or the new one, never between.  Nothing is preloaded:
+the UTXO set is read on demand, so opening is instant at any size; the
+outputs recent commits created are also kept in memory (``recent_utxos``),
+since they are the ones spent next.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from node.ledger.errors import (
 )
 from node.ledger.genesis_batch import write_genesis
 from node.ledger.muhash import MuHash
+from node.ledger.recent_utxos import RecentUtxos
 from node.ledger.rules import BlockResult
 from node.ledger.state import UtxoEntry, genesis_txid, utxo_element
 from node.ledger.store_layout import (
@@ -110,6 +113,8 @@ class Store(AddressIndexReads):
         self._muhash_state: bytes | None = None
         self._tip_hash: bytes = ZERO_HASH
         self._chain_id: str | None = None
+        self.recent_utxos = RecentUtxos()
+        """Outputs recent commits created and nothing spent yet: read before LevelDB."""
         self._load_tip()
 
     # ------------------------------------------------------------------ open / close
@@ -308,6 +313,9 @@ class Store(AddressIndexReads):
     # ------------------------------------------------------------------ UTXOs (the StateView)
 
     def get_utxo(self, outpoint: OutPoint) -> UtxoEntry | None:
+        recent = self.recent_utxos.get(outpoint)
+        if recent is not None:
+            return recent
         raw = self._db.get(P_UTXO + outpoint.txid + U32.pack(outpoint.index))
         if raw is None:
             return None

@@ -53,11 +53,27 @@ def check_chain_id(stated_chain_id: str, chain_id: str) -> None:
         raise TxError(TX_WRONG_CHAIN, f"transaction is for chain {stated_chain_id!r}, this node runs {chain_id!r}")
 
 
+_STATELESS_MEMO = "_stateless_out_total"
+"""Where a transaction object remembers that it passed ``check_transaction_stateless`` (and its output total)."""
+
+
 def check_transaction_stateless(tx: Transaction) -> int:
     """Rules that need no state: structure, widths, amounts, output sum, size, duplicate inputs, key encodings.
 
-    Returns the output total, so that it is summed once.
+    Returns the output total, so that it is summed once.  The verdict depends
+    on the (immutable) transaction alone, so a pass is remembered on the
+    object: the mempool, the proposer and block execution check one object
+    once.  Failures are not remembered; they raise each time.
     """
+    memo = tx.__dict__.get(_STATELESS_MEMO)
+    if memo is not None:
+        return memo
+    total = _check_stateless(tx)
+    tx.__dict__[_STATELESS_MEMO] = total
+    return total
+
+
+def _check_stateless(tx: Transaction) -> int:
     inputs, outputs = tx.inputs, tx.outputs
     if not inputs:
         raise TxError(TX_VIN_EMPTY, "transaction has no inputs; spend at least one output")

@@ -1,28 +1,27 @@
-"""The relay's I/O: consensus messages from peers, and the round-state exchange with each peer.
+"""The relay's I/O: consensus messages from peers, and the round-state exchange with every peer.
 
 The relay (``node.consensus.relay``, sans-IO) decides what the driver gets
-and what is re-flooded; this module feeds it what arrives over HTTP
-(``POST /p2p/consensus``, ``POST /p2p/round-state``), posts this node's round
-status to every peer every ``STATUS_INTERVAL_MS`` and takes what the peer says
-this node lacks, floods what the relay says to flood, and hands the driver's
-actions to the node.  A peer heights ahead wakes block sync.
+and what is re-flooded; this module feeds it what arrives on the peer
+channels (``consensus``, ``round-state``), sends this node's round status to
+every peer every ``STATUS_INTERVAL_MS`` and answers a peer's status with what
+it lacks, floods what the relay says to flood, and hands the driver's actions
+to the node.  A peer heights ahead wakes block sync.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 from collections.abc import Callable
-
-import httpx
 
 from node.consensus.driver import ConsensusDriver
 from node.consensus.relay import STATUS_INTERVAL_MS, Relay, Verdict
 from node.consensus.round_status import RoundStatus
 from node.encoding import DecodeError
 from node.ledger.store import Store
-from node.p2p.gossip import Gossip, PeerLink
-from node.p2p.wire import ConsensusMessage, decode_status_answer, encode_consensus_message, encode_status_answer
+from node.p2p.reactor import PeerReactor
+from node.p2p.wire import ConsensusMessage, encode_consensus_message
 from node.types.commit import Commit
 
 
@@ -35,16 +34,19 @@ def decided_block(store: Store, height: int) -> tuple[bytes, Commit] | None:
 class ConsensusIO:
     """Between the peers and the relay, for one node."""
 
-    def __init__(self, relay: Relay, driver: ConsensusDriver, gossip: Gossip, *, run_actions: Callable[[list], None],
+    def __init__(self, relay: Relay, driver: ConsensusDriver, peers: PeerReactor, *,
+                 run_actions: Callable[[list], None],
                  failed: Callable[[], bool], peers_ahead: Callable[[], None]):
         """``run_actions`` carries out the driver's actions (the node's action interpreter), ``failed`` says
         the node has stopped on an error, ``peers_ahead`` wakes block sync."""
         self.relay = relay
         self.driver = driver
-        self.gossip = gossip
+        self.peers = peers
         self._run_actions = run_actions
         self._failed = failed
         self._peers_ahead = peers_ahead
+        self.received: collections.Counter[str] = collections.Counter()
+        """Consensus messages from peers by what became of them: accepted, duplicate, buffered, stale, dropped."""
 
     def start_height(self, height: int) -> None:
         """Start consensus at ``height``; messages the relay buffered for it are offered again."""
@@ -55,7 +57,7 @@ class ConsensusIO:
 
     def _after_receive(self, encoded, received) -> None:
         if received.flood and encoded is not None:
-            self.gossip.broadcast_consensus(encoded)
+            self.peers.broadcast_consensus(encoded)
         if received.actions:
             self._run_actions(received.actions)
 
@@ -75,34 +77,24 @@ class ConsensusIO:
             if received.verdict is Verdict.BUFFERED and message.height > self.driver.height + 1:
                 self._peers_ahead()  # peers are heights ahead: block sync gets there faster
             self._after_receive(encoded, received)
-        return {"accepted": counts[Verdict.KEPT], "duplicate": counts[Verdict.DUPLICATE],
-                "buffered": counts[Verdict.BUFFERED], "stale": counts[Verdict.STALE],
-                "dropped": counts[Verdict.DROPPED] + malformed}
+        result = {"accepted": counts[Verdict.KEPT], "duplicate": counts[Verdict.DUPLICATE],
+                  "buffered": counts[Verdict.BUFFERED], "stale": counts[Verdict.STALE],
+                  "dropped": counts[Verdict.DROPPED] + malformed}
+        self.received.update(result)
+        return result
 
-    def answer_round_status(self, status: RoundStatus) -> bytes:
-        """A peer's round status: this node's own status, then what the peer lacks of what this node holds."""
+    def answer_round_status(self, status: RoundStatus) -> list[bytes]:
+        """A peer's round status: the encoded messages it lacks of what this node holds."""
         if self.relay.peer_is_ahead(status):
             self._peers_ahead()
-        missing = self.relay.answer(status)
-        return encode_status_answer(self.relay.status(), [encode_consensus_message(m) for m in missing])
+        return [encode_consensus_message(m) for m in self.relay.answer(status)]
 
-    async def status_loop(self, link: PeerLink) -> None:
-        """The round-state exchange with one peer: send it this node's status, take what it says is missing.
-
-        What one peer does never delays the exchange with another (one task per peer)."""
+    async def status_loop(self) -> None:
+        """Send this node's round status to every connected peer every ``STATUS_INTERVAL_MS``; each answers
+        with what this node lacks (on the consensus channel), and sends its own status likewise."""
         period = STATUS_INTERVAL_MS / 1000
         while True:
             await asyncio.sleep(period)
             if self._failed() or not self.driver.started:
                 continue
-            try:
-                response = await link.client.post(link.url + "/p2p/round-state", content=self.relay.status().encode(),
-                                                   headers={"content-type": "application/octet-stream"})
-                if response.status_code != 200:
-                    continue
-                status, messages = decode_status_answer(response.content)
-            except (httpx.HTTPError, OSError, DecodeError, ValueError):
-                continue
-            if self.relay.peer_is_ahead(status):
-                self._peers_ahead()
-            self.receive_consensus(messages)
+            self.peers.broadcast_round_status(self.relay.status().encode())

@@ -7,7 +7,7 @@ malformed or oversized body is refused before anything is allocated for it.
 from __future__ import annotations
 
 from node.consensus.messages import Proposal, Vote
-from node.consensus.round_status import Decided, RoundStatus
+from node.consensus.round_status import Decided
 from node.encoding import DecodeError, Reader, Writer
 from node.types.block import Block
 from node.types.commit import Commit
@@ -95,19 +95,6 @@ def _read_consensus_messages(r: Reader, data: bytes) -> list[tuple[ConsensusMess
     return out
 
 
-def encode_status_answer(status: RoundStatus, encoded_messages: list[bytes]) -> bytes:
-    """A peer's answer to a round status: its own status, then the messages the asker lacks."""
-    return Writer().var_bytes(status.encode()).raw(encode_consensus_batch(encoded_messages)).getvalue()
-
-
-def decode_status_answer(data: bytes) -> tuple[RoundStatus, list[tuple[ConsensusMessage | DecodeError, bytes]]]:
-    r = Reader(data)
-    status = RoundStatus.decode(r.var_bytes(MAX_MESSAGE_BYTES))
-    messages = _read_consensus_messages(r, data)
-    r.finish()
-    return status, messages
-
-
 def encode_block_batch(items: list[tuple[bytes, bytes]]) -> bytes:
     """(encoded block, encoded commit certificate) pairs."""
     w = Writer().u32(len(items))
@@ -132,3 +119,44 @@ def decode_transaction_or_error(raw: bytes) -> Transaction | DecodeError:
         return Transaction.decode(raw)
     except DecodeError as exc:
         return exc
+
+
+# --------------------------------------------------------------------------- block sync channel
+
+SYNC_HEIGHT = 1
+"""The sender's committed height (sent on connect and after every commit)."""
+SYNC_REQUEST = 2
+"""Blocks ``from``..``to`` please, under a request id."""
+SYNC_BLOCKS = 3
+"""The answer to a request: a block batch (possibly shorter than asked, empty when none is held)."""
+
+
+def encode_sync_height(height: int) -> bytes:
+    return Writer().u8(SYNC_HEIGHT).u64(height).getvalue()
+
+
+def encode_sync_request(request_id: int, start: int, end: int) -> bytes:
+    return Writer().u8(SYNC_REQUEST).u32(request_id).u64(start).u64(end).getvalue()
+
+
+def encode_sync_blocks(request_id: int, batch: bytes) -> bytes:
+    """``batch`` is an ``encode_block_batch`` output."""
+    return Writer().u8(SYNC_BLOCKS).u32(request_id).raw(batch).getvalue()
+
+
+def decode_sync_message(data: bytes) -> tuple[int, int, tuple[int, int], bytes]:
+    """(kind, height or request id, (from, to) of a request, block batch bytes of an answer)."""
+    r = Reader(data)
+    kind = r.u8()
+    if kind == SYNC_HEIGHT:
+        height = r.u64()
+        r.finish()
+        return kind, height, (0, 0), b""
+    if kind == SYNC_REQUEST:
+        request_id, start, end = r.u32(), r.u64(), r.u64()
+        r.finish()
+        return kind, request_id, (start, end), b""
+    if kind == SYNC_BLOCKS:
+        request_id = r.u32()
+        return kind, request_id, (0, 0), data[5:]
+    raise DecodeError(f"unknown block-sync message kind {kind}")

@@ -12,8 +12,9 @@ on another.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from node.crypto import ADDRESS_SIZE, PUBLIC_KEY_SIZE, SIGNATURE_SIZE, derive_public_key, sha256, sign_digest
 from node.encoding import DecodeError, Reader, Writer
@@ -147,19 +148,68 @@ def read_transaction(r: Reader) -> Transaction:
     return Transaction(tuple(inputs), tuple(outputs))
 
 
+_COUNT = struct.Struct(">I")
+_TAGGED_COUNT = struct.Struct(">BI")
+_INPUT = struct.Struct(f">{TXID_SIZE}sI{PUBLIC_KEY_SIZE}s{SIGNATURE_SIZE}s")
+_OUTPUT = struct.Struct(f">{ADDRESS_SIZE}sQ")
+_UNSIGNED_INPUT_BYTES = TXID_SIZE + 4 + PUBLIC_KEY_SIZE
+"""An input's bytes before its signature: the part of it the unsigned body (hence the txid) covers."""
+
+
 def decode_transaction(data: bytes) -> Transaction:
     if len(data) > MAX_TX_BYTES:
         raise DecodeError(f"transaction is {len(data)} bytes, limit {MAX_TX_BYTES}")
-    r = Reader(data)
+    if type(data) is bytes:
+        tx = decode_well_formed_transaction(data)
+        if tx is not None:
+            return tx
+    r = Reader(data)  # anything unusual, and every error, takes the one general path (same messages)
     tx = read_transaction(r)
     r.finish()
     tx.__dict__["encoded"] = bytes(data)
     return tx
 
 
+def decode_well_formed_transaction(data: bytes) -> Transaction | None:
+    """The transaction ``data`` encodes, or None unless its counts and length are exactly right.
+
+    The fast path of ``decode_transaction``: fixed-width fields unpacked with
+    ``struct``, and the unsigned body (the txid's preimage) cut out of
+    ``data`` instead of re-encoded.  It decides nothing ``read_transaction``
+    would refuse: a None sends the bytes down the general path.
+    """
+    size = len(data)
+    if size < _TAGGED_COUNT.size + _COUNT.size:
+        return None
+    tag, n_inputs = _TAGGED_COUNT.unpack_from(data)
+    outputs_at = _TAGGED_COUNT.size + _INPUT.size * n_inputs
+    if tag != 1 or n_inputs > MAX_TX_INPUTS or outputs_at + _COUNT.size > size:
+        return None
+    n_outputs = _COUNT.unpack_from(data, outputs_at)[0]
+    if n_outputs > MAX_TX_OUTPUTS or outputs_at + _COUNT.size + _OUTPUT.size * n_outputs != size:
+        return None
+    view = memoryview(data)
+    inputs = tuple(TxInput(OutPoint(txid, index), key, signature)
+                   for txid, index, key, signature in _INPUT.iter_unpack(view[_TAGGED_COUNT.size:outputs_at]))
+    outputs = tuple(TxOutput(address, amount)
+                    for address, amount in _OUTPUT.iter_unpack(view[outputs_at + _COUNT.size:]))
+    unsigned = [b"\x00", data[1:_TAGGED_COUNT.size]]  # domain tag 0, then the input count
+    unsigned += [data[at:at + _UNSIGNED_INPUT_BYTES] for at in range(_TAGGED_COUNT.size, outputs_at, _INPUT.size)]
+    unsigned.append(data[outputs_at:])
+    tx = Transaction(inputs, outputs)
+    tx.__dict__["encoded"] = data
+    tx.__dict__["unsigned_bytes"] = b"".join(unsigned)
+    return tx
+
+
+@lru_cache(maxsize=16)
+def _chain_prefix(chain_id: str) -> bytes:
+    return Writer().text(chain_id).getvalue()
+
+
 def signing_digest(tx: Transaction, chain_id: str) -> bytes:
-    """What every input of ``tx`` signs: binds the body to one chain."""
-    return sha256(Writer().text(chain_id).raw(tx.unsigned_bytes).getvalue())
+    """What every input of ``tx`` signs: binds the body to one chain (``H(text(chain_id) || unsigned body)``)."""
+    return sha256(_chain_prefix(chain_id) + tx.unsigned_bytes)
 
 
 def sign_transaction(

@@ -1,0 +1,113 @@
+"""The channels of a peer connection: what each carries, its priority and its limits.
+
+One connection per peer carries every channel.  A message is cut into
+packets (``PACKET_DATA_BYTES`` at most, one sealed frame each) and before
+each packet the sender picks the channel with the highest priority that has
+something to send, so a vote never waits behind a block-sync answer.
+
+    id    channel        carries                                      priority
+    0x00  control        ping, pong, goodbye (the connection's own)   first
+    0x20  consensus      batches of proposals, votes, decided blocks  0
+    0x21  round-state    the sender's RoundStatus                     1
+    0x40  blocksync      heights, block requests and answers          2
+    0x30  txs            batches of raw transactions                  3
+    0x60  (reserved)     snapshot chunks                              -
+
+A message on a channel not in the table drops the connection.  Every
+channel has a send queue bounded by items (the oldest is dropped from a full
+one: consensus and round state are re-offered by the round-state exchange,
+a transaction still arrives inside a block) and a receive budget in bytes per
+second: a peer that floods a channel is read no faster than that (throttled,
+and counted), so it costs bounded CPU and memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from node.encoding import Writer
+from node.p2p.wire import BATCH_HEADER_BYTES, encode_consensus_batch, encode_tx_batch, tx_batch_item_bytes
+
+CONTROL = 0x00
+CONSENSUS = 0x20
+ROUND_STATE = 0x21
+TXS = 0x30
+BLOCKSYNC = 0x40
+SNAPSHOT_RESERVED = 0x60
+"""Kept for snapshot chunks (state sync); not served yet, so a message on it drops the connection."""
+
+PACKET_DATA_BYTES = 64 * 1024
+"""Most message bytes in one packet (one sealed frame)."""
+PACKET_HEADER_BYTES = 2
+"""Channel id and flags in front of each packet's data."""
+FRAME_LIMIT = PACKET_DATA_BYTES + PACKET_HEADER_BYTES
+FLAG_LAST = 0x01
+"""The packet ends its message."""
+
+CONTROL_PING = 1
+CONTROL_PONG = 2
+CONTROL_GOODBYE = 3
+
+
+def encode_goodbye(reason: str) -> bytes:
+    """Why this node closes the connection (the peer logs it)."""
+    return Writer().u8(CONTROL_GOODBYE).text(reason[:200]).getvalue()
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """One channel of a peer connection."""
+
+    id: int
+    """The byte that names it in every packet."""
+    name: str
+    """For logs and metrics."""
+    priority: int
+    """Lower goes first."""
+    max_message_bytes: int
+    """A message that grows past this while being received drops the connection."""
+    queue_max: int
+    """Send-queue bound in items; a full queue drops its oldest item."""
+    recv_bytes_per_s: int
+    """Receive budget: reading from a peer pauses while it is spent."""
+    batch: Callable[[list[bytes]], bytes] | None = None
+    """Encodes queued items into one message (None: each item is a message)."""
+    batch_items: int = 1
+    """Most items in one batched message."""
+    item_bytes: Callable[[bytes], int] = len
+    """Bytes one item adds to a batched message."""
+    linger_s: float = 0.0
+    """A batch smaller than ``batch_items`` waits this long for company (never while another channel waits)."""
+
+    @property
+    def recv_burst_bytes(self) -> int:
+        """The receive budget's bucket size: a message of the largest size fits at once."""
+        return max(self.recv_bytes_per_s, self.max_message_bytes)
+
+
+def channel_table(batch_txs: int, linger_ms: int, tx_queue_max: int) -> dict[int, ChannelSpec]:
+    """The node's channels; the transaction channel is sized by the node's gossip configuration."""
+    specs = [
+        ChannelSpec(CONSENSUS, "consensus", 0, 32 * 1024 * 1024, 20_000, 64 * 1024 * 1024,
+                    batch=encode_consensus_batch, batch_items=10_000),
+        ChannelSpec(ROUND_STATE, "round-state", 1, 1024 * 1024, 2, 8 * 1024 * 1024),
+        ChannelSpec(BLOCKSYNC, "blocksync", 2, 64 * 1024 * 1024, 64, 128 * 1024 * 1024),
+        ChannelSpec(TXS, "txs", 3, 16 * 1024 * 1024, max(1, tx_queue_max), 64 * 1024 * 1024,
+                    batch=encode_tx_batch, batch_items=max(1, batch_txs), item_bytes=tx_batch_item_bytes,
+                    linger_s=max(0, linger_ms) / 1000),
+    ]
+    return {spec.id: spec for spec in specs}
+
+
+def take_batch(spec: ChannelSpec, queue) -> list[bytes]:
+    """Pop the longest prefix of ``queue`` that fits one message of ``spec`` (always at least one item)."""
+    batch: list[bytes] = []
+    size = BATCH_HEADER_BYTES
+    while queue and len(batch) < spec.batch_items:
+        n = spec.item_bytes(queue[0])
+        if batch and size + n > spec.max_message_bytes:
+            break
+        batch.append(queue.popleft())
+        size += n
+    return batch

@@ -1,0 +1,342 @@
+"""One live connection to a peer: channels multiplexed over a sealed stream (CometBFT's MConnection).
+
+Three tasks share a connection: the sender cuts queued messages into
+packets, highest-priority channel first, and waits for the socket to drain
+after each (a peer that stops reading stalls it; after ``send_timeout_s`` the
+connection is dropped, so such a peer holds at most its bounded queues); the
+receiver reassembles packets into messages, keeps each channel within its
+receive budget and hands whole messages to ``deliver``; the watchdog sends a
+ping every ``ping_interval_s`` and drops a peer that sent nothing for
+``idle_timeout_s``.
+
+The send queues live in the peer's ``Outbox``, which outlives connections:
+what was queued for a peer that is reconnecting is sent on the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+import time
+from collections.abc import Callable
+
+from node.encoding import DecodeError, Reader, Writer
+from node.p2p.channels import (
+    CONTROL,
+    CONTROL_GOODBYE,
+    CONTROL_PING,
+    CONTROL_PONG,
+    FLAG_LAST,
+    FRAME_LIMIT,
+    PACKET_DATA_BYTES,
+    ChannelSpec,
+    encode_goodbye,
+    take_batch,
+)
+from node.p2p.secret import FrameError, SealedStream
+
+log = logging.getLogger("ledger.p2p")
+
+
+class ConnectionClosed(Exception):
+    """Why a connection ended; ``reason`` is a stable code (metrics and logs)."""
+
+    def __init__(self, reason: str, message: str = ""):
+        super().__init__(message or reason)
+        self.reason = reason
+
+
+class Outbox:
+    """A peer's send queues, one per channel, kept across reconnections."""
+
+    def __init__(self, specs: dict[int, ChannelSpec]):
+        self.specs = specs
+        self.queues: dict[int, collections.deque[bytes]] = {
+            cid: collections.deque(maxlen=spec.queue_max) for cid, spec in specs.items()}
+        self.dropped: collections.Counter[str] = collections.Counter()
+        """Items dropped from a full queue, by channel name."""
+        self.wakeup = asyncio.Event()
+        self.first_queued: dict[int, float] = {}
+        """When each channel's queue last went from empty to not empty (for lingering batches)."""
+
+    def put(self, channel: int, item: bytes) -> None:
+        queue = self.queues[channel]
+        if not queue:
+            self.first_queued[channel] = time.monotonic()
+        elif len(queue) == queue.maxlen:
+            self.dropped[self.specs[channel].name] += 1
+        queue.append(item)
+        self.wakeup.set()
+
+    def put_many(self, channel: int, items: list[bytes]) -> None:
+        if not items:
+            return
+        queue = self.queues[channel]
+        if not queue:
+            self.first_queued[channel] = time.monotonic()
+        overflow = len(queue) + len(items) - (queue.maxlen or 0)
+        if overflow > 0:
+            self.dropped[self.specs[channel].name] += overflow
+        queue.extend(items)
+        self.wakeup.set()
+
+    def clear(self, channel: int) -> None:
+        self.queues[channel].clear()
+
+    def pending(self, channel: int) -> int:
+        return len(self.queues[channel])
+
+
+class TokenBucket:
+    """A receive budget: ``take`` says how long to wait before reading on."""
+
+    def __init__(self, rate: float, burst: float):
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.at = time.monotonic()
+
+    def take(self, amount: int) -> float:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        self.tokens -= amount
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+
+class Connection:
+    """The channels of one peer over one sealed stream."""
+
+    def __init__(self, stream: SealedStream, peer: str, outbox: Outbox,
+                 deliver: Callable[[int, bytes], None], *, ping_interval_s: float, idle_timeout_s: float,
+                 send_timeout_s: float, delay_s: float = 0.0, jitter_s: float = 0.0,
+                 on_throttle: Callable[[str], None] | None = None, outbound: bool = False):
+        """``peer`` names the peer in logs; ``deliver(channel, message)`` takes each whole message (it may
+        raise ``DecodeError`` for a malformed one: counted, the connection stays); ``delay_s``/``jitter_s``
+        hold each packet back before sending (a testing aid for wide-area latency)."""
+        self.stream = stream
+        self.peer = peer
+        self.outbound = outbound
+        """This node dialed it."""
+        self.outbox = outbox
+        self.specs = outbox.specs
+        self._deliver = deliver
+        self.ping_interval_s = ping_interval_s
+        self.idle_timeout_s = idle_timeout_s
+        self.send_timeout_s = send_timeout_s
+        self.delay_s = delay_s
+        self.jitter_s = jitter_s
+        self._on_throttle = on_throttle
+        self._order = sorted(self.specs.values(), key=lambda s: s.priority)
+        self._control: collections.deque[bytes] = collections.deque(maxlen=16)
+        self._sending: dict[int, tuple[bytes, int]] = {}
+        """Per channel, the message being sent and how much of it has gone."""
+        self._partial: dict[int, bytearray] = {}
+        self._buckets = {cid: TokenBucket(spec.recv_bytes_per_s, spec.recv_burst_bytes)
+                         for cid, spec in self.specs.items()}
+        self.opened = time.monotonic()
+        self.last_received = self.opened
+        self.rtt_ms: float | None = None
+        self.malformed = 0
+        """Messages that did not decode (dropped; the connection stays)."""
+        self.closed = asyncio.Event()
+        self.close_reason = ""
+        """Why it ended: a stable code."""
+        self.close_detail = ""
+        """Why it ended, in words (what the peer said when it said goodbye)."""
+        self._ping_sent_at: float | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> str:
+        """Serve the connection until it ends; the reason it ended."""
+        self._tasks = [asyncio.create_task(self._send_loop(), name=f"p2p-send:{self.peer}"),
+                       asyncio.create_task(self._receive_loop(), name=f"p2p-recv:{self.peer}"),
+                       asyncio.create_task(self._watchdog(), name=f"p2p-watch:{self.peer}")]
+        reason = "closed"
+        try:
+            done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task.cancelled():  # ``close`` was called: its reason stands
+                    break
+                exc = task.exception()
+                if isinstance(exc, (ConnectionClosed, FrameError)):
+                    reason = exc.reason
+                    self.close_detail = str(exc)
+                elif isinstance(exc, (ConnectionError, OSError)):
+                    reason = "connection-error"
+                elif exc is not None:
+                    log.error("peer %s: connection task failed", self.peer, exc_info=exc)
+                    reason = "internal-error"
+                break
+        finally:
+            await self._finish(reason)
+        return self.close_reason
+
+    async def _finish(self, reason: str) -> None:
+        if not self.close_reason:
+            self.close_reason = reason
+        for task in self._tasks:
+            task.cancel()
+        try:
+            if self._tasks:  # ``wait`` never raises what the tasks ended with, only this task's own cancellation
+                await asyncio.wait(self._tasks)
+        finally:
+            self.stream.close()
+            self.closed.set()
+
+    def close(self, reason: str, tell_peer: bool = True) -> None:
+        """End the connection (the running ``run`` returns ``reason``); the peer is told why when possible."""
+        if self.close_reason:
+            return
+        self.close_reason = reason
+        if tell_peer:
+            try:
+                self.stream.write(bytes([CONTROL, FLAG_LAST]) + encode_goodbye(reason))
+            except (OSError, RuntimeError):
+                pass
+        for task in self._tasks:
+            task.cancel()
+        if not self._tasks:  # never ran
+            self.stream.close()
+            self.closed.set()
+
+    # ------------------------------------------------------------------ sending
+
+    def _next_channel(self) -> ChannelSpec | None:
+        for spec in self._order:
+            if spec.id in self._sending or self.outbox.queues[spec.id]:
+                return spec
+        return None
+
+    def _lingering(self, spec: ChannelSpec) -> float:
+        """Seconds a small batch on ``spec`` should still wait for company (0: send now)."""
+        if spec.linger_s <= 0 or spec.id in self._sending or len(self.outbox.queues[spec.id]) >= spec.batch_items:
+            return 0.0
+        return max(0.0, self.outbox.first_queued.get(spec.id, 0.0) + spec.linger_s - time.monotonic())
+
+    def _next_message(self, spec: ChannelSpec) -> tuple[bytes, int]:
+        current = self._sending.pop(spec.id, None)
+        if current is not None:
+            return current
+        queue = self.outbox.queues[spec.id]
+        message = spec.batch(take_batch(spec, queue)) if spec.batch is not None else queue.popleft()
+        if queue:
+            self.outbox.first_queued[spec.id] = time.monotonic()
+        return message, 0
+
+    async def _send_loop(self) -> None:
+        wakeup = self.outbox.wakeup
+        while True:
+            while self._control:
+                self.stream.write(bytes([CONTROL, FLAG_LAST]) + self._control.popleft())
+            spec = self._next_channel()
+            if spec is None:
+                wakeup.clear()
+                await self._drain()
+                if self._next_channel() is None and not self._control:
+                    await wakeup.wait()
+                continue
+            wait = self._lingering(spec)
+            if wait > 0:
+                wakeup.clear()
+                await self._drain()
+                try:
+                    await asyncio.wait_for(wakeup.wait(), wait)
+                except TimeoutError:
+                    pass
+                if len(self.outbox.queues[spec.id]) < spec.batch_items and self._next_channel() is spec \
+                        and self._lingering(spec) > 0:
+                    continue
+            message, offset = self._next_message(spec)
+            end = min(len(message), offset + PACKET_DATA_BYTES)
+            last = end == len(message)
+            if not last:
+                self._sending[spec.id] = (message, end)
+            if self.delay_s or self.jitter_s:
+                await asyncio.sleep(max(0.0, self.delay_s + random.uniform(-self.jitter_s, self.jitter_s)))
+            self.stream.write(bytes([spec.id, FLAG_LAST if last else 0]) + message[offset:end])
+            await self._drain()
+
+    async def _drain(self) -> None:
+        try:
+            await asyncio.wait_for(self.stream.drain(), self.send_timeout_s)
+        except TimeoutError:
+            raise ConnectionClosed("peer-not-reading",
+                                   f"the peer read nothing for {self.send_timeout_s:g} s") from None
+
+    def send_control(self, message: bytes) -> None:
+        self._control.append(message)
+        self.outbox.wakeup.set()
+
+    # ------------------------------------------------------------------ receiving
+
+    async def _receive_loop(self) -> None:
+        while True:
+            frame = await self.stream.read(FRAME_LIMIT)
+            self.last_received = time.monotonic()
+            if len(frame) < 2:
+                raise ConnectionClosed("bad-packet", "a packet without its header")
+            channel, flags, data = frame[0], frame[1], frame[2:]
+            if channel == CONTROL:
+                self._on_control(data)
+                continue
+            spec = self.specs.get(channel)
+            if spec is None:
+                raise ConnectionClosed("unknown-channel", f"a message on unknown channel 0x{channel:02x}")
+            partial = self._partial.get(channel)
+            if flags & FLAG_LAST and partial is None:
+                message = data
+            else:
+                if partial is None:
+                    partial = self._partial[channel] = bytearray()
+                if len(partial) + len(data) > spec.max_message_bytes:
+                    raise ConnectionClosed("message-too-large", f"a message over {spec.max_message_bytes} bytes "
+                                                                f"on channel {spec.name}")
+                partial += data
+                if not flags & FLAG_LAST:
+                    continue
+                message = bytes(self._partial.pop(channel))
+            if len(message) > spec.max_message_bytes:
+                raise ConnectionClosed("message-too-large", f"a message over {spec.max_message_bytes} bytes "
+                                                            f"on channel {spec.name}")
+            wait = self._buckets[channel].take(len(message) + 64)
+            if wait > 0:
+                if self._on_throttle is not None:
+                    self._on_throttle(spec.name)
+                await asyncio.sleep(wait)
+            try:
+                self._deliver(channel, message)
+            except DecodeError as exc:
+                self.malformed += 1
+                log.debug("peer %s: malformed %s message dropped: %s", self.peer, spec.name, exc)
+            await asyncio.sleep(0)  # one busy peer never holds the loop
+
+    def _on_control(self, data: bytes) -> None:
+        try:
+            r = Reader(data)
+            kind = r.u8()
+            if kind == CONTROL_PING:
+                self.send_control(Writer().u8(CONTROL_PONG).getvalue())
+            elif kind == CONTROL_PONG:
+                if self._ping_sent_at is not None:
+                    self.rtt_ms = (time.monotonic() - self._ping_sent_at) * 1000
+                    self._ping_sent_at = None
+            elif kind == CONTROL_GOODBYE:
+                reason = r.text(200)
+                raise ConnectionClosed("peer-closed", f"the peer closed the connection: {reason}")
+            else:
+                raise ConnectionClosed("bad-packet", f"unknown control message {kind}")
+        except DecodeError as exc:
+            raise ConnectionClosed("bad-packet", f"malformed control message: {exc}") from None
+
+    async def _watchdog(self) -> None:
+        while True:
+            await asyncio.sleep(self.ping_interval_s)
+            if time.monotonic() - self.last_received > self.idle_timeout_s:
+                raise ConnectionClosed("idle", f"nothing from the peer for {self.idle_timeout_s:g} s")
+            self._ping_sent_at = time.monotonic()
+            self.send_control(Writer().u8(CONTROL_PING).getvalue())

@@ -1,0 +1,176 @@
+"""What the node does with its peers: the switch's channels wired to the mempool, consensus and block sync.
+
+    txs          -> admission (peer transactions into the mempool)
+    consensus    -> the relay (through ``ConsensusIO``)
+    round-state  -> the relay's answer: the messages the peer lacks, on consensus
+    blocksync    -> heights the peers announce; block requests served from the
+                    store; answers to this node's own requests
+
+Outbound: client transactions go to every peer on ``txs``; the driver's and
+the relay's messages on ``consensus``; this node's height after every commit
+on ``blocksync``.  A message that does not decode is dropped and counted by
+its connection; the peer stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable
+
+from node.consensus.round_status import RoundStatus
+from node.encoding import DecodeError
+from node.p2p.channels import BLOCKSYNC, CONSENSUS, ROUND_STATE, TXS, ChannelSpec
+from node.p2p.switch import PeerLink, Switch
+from node.p2p.wire import (
+    MAX_BATCH_BLOCKS,
+    SYNC_BLOCKS,
+    SYNC_HEIGHT,
+    SYNC_REQUEST,
+    ConsensusMessage,
+    decode_consensus_batch,
+    decode_sync_message,
+    decode_tx_batch,
+    encode_block_batch,
+    encode_sync_blocks,
+    encode_sync_height,
+    encode_sync_request,
+)
+
+log = logging.getLogger("ledger.p2p")
+
+MAX_PENDING_REQUESTS = 16
+"""Block requests this node has open at once (per node, across peers)."""
+
+
+class PeerReactor:
+    """Between the switch and the node's parts; the node sets the ``on_*`` handlers before starting."""
+
+    def __init__(self, switch: Switch, *, serve_block: Callable[[int], tuple[bytes, bytes] | None],
+                 request_timeout_s: float):
+        """``serve_block(height)`` is the committed block and its certificate, encoded, or None."""
+        self.switch = switch
+        self._serve_block = serve_block
+        self.request_timeout_s = request_timeout_s
+        self.on_txs: Callable[[list[bytes]], dict] = lambda raw: {}
+        """Takes a peer's transactions."""
+        self.on_consensus: Callable[[list[tuple[ConsensusMessage | DecodeError, bytes]]], dict] = lambda m: {}
+        """Takes a peer's consensus messages, each with its framed bytes."""
+        self.on_round_status: Callable[[RoundStatus], list[bytes]] = lambda status: []
+        """Takes a peer's round status; the encoded messages it lacks."""
+        self.on_peer_height: Callable[[PeerLink], None] = lambda link: None
+        """A peer announced its height."""
+        self.own_height: Callable[[], int] = lambda: 0
+        self.rejected_txs = 0
+        """Transactions peers sent that the mempool refused."""
+        self._requests: dict[int, asyncio.Future] = {}
+        self._ids = itertools.count(1)
+        switch.deliver = self.deliver
+        switch.on_up = self.link_up
+
+    @property
+    def specs(self) -> dict[int, ChannelSpec]:
+        return self.switch.specs
+
+    @property
+    def links(self) -> list[PeerLink]:
+        return list(self.switch.links.values())
+
+    @property
+    def peers_up(self) -> int:
+        return self.switch.peers_up
+
+    # ------------------------------------------------------------------ outbound
+
+    def broadcast_txs(self, raw_txs: list[bytes]) -> None:
+        """Client transactions to every peer (a peer's own transactions are not relayed again: the
+        validators are meshed by configuration, and a transaction a node missed reaches it in a block)."""
+        if raw_txs:
+            for link in self.switch.links.values():
+                link.outbox.put_many(TXS, raw_txs)
+
+    def broadcast_consensus(self, encoded: bytes) -> None:
+        for link in self.switch.links.values():
+            if link.up:
+                link.send(CONSENSUS, encoded)
+
+    def send_consensus(self, link: PeerLink, encoded: list[bytes]) -> None:
+        if encoded:
+            link.outbox.put_many(CONSENSUS, encoded)
+
+    def broadcast_round_status(self, status: bytes) -> None:
+        for link in self.switch.links.values():
+            if link.up:
+                link.send(ROUND_STATE, status)
+
+    def broadcast_height(self, height: int) -> None:
+        message = encode_sync_height(height)
+        for link in self.switch.links.values():
+            if link.up:
+                link.send(BLOCKSYNC, message)
+
+    def link_up(self, link: PeerLink) -> None:
+        link.outbox.clear(CONSENSUS)  # stale by now; the round-state exchange re-offers what matters
+        link.send(BLOCKSYNC, encode_sync_height(self.own_height()))
+
+    async def request_blocks(self, link: PeerLink, start: int, end: int) -> bytes | None:
+        """The peer's block batch for ``start..end`` (it may hold fewer), or None when it did not answer."""
+        if not link.up or len(self._requests) >= MAX_PENDING_REQUESTS:
+            return None
+        request_id = next(self._ids) & 0xFFFFFFFF
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._requests[request_id] = future
+        future.link = link  # type: ignore[attr-defined]  # only that peer may answer it
+        link.send(BLOCKSYNC, encode_sync_request(request_id, start, end))
+        try:
+            return await asyncio.wait_for(future, self.request_timeout_s)
+        except TimeoutError:
+            link.last_error = f"no answer to a block request within {self.request_timeout_s:g} s"
+            return None
+        finally:
+            self._requests.pop(request_id, None)
+
+    # ------------------------------------------------------------------ inbound
+
+    def deliver(self, link: PeerLink, channel: int, message: bytes) -> None:
+        """One whole message from ``link``; ``DecodeError`` when it is malformed."""
+        if channel == CONSENSUS:
+            self.on_consensus(decode_consensus_batch(message))
+        elif channel == ROUND_STATE:
+            self.send_consensus(link, self.answer_round_status(link, RoundStatus.decode(message)))
+        elif channel == TXS:
+            result = self.on_txs(decode_tx_batch(message))
+            self.rejected_txs += int(result.get("rejected", 0))
+        elif channel == BLOCKSYNC:
+            self._on_sync(link, message)
+
+    def answer_round_status(self, link: PeerLink, status: RoundStatus) -> list[bytes]:
+        """The encoded messages ``link`` lacks according to its ``status``."""
+        return self.on_round_status(status)
+
+    def _on_sync(self, link: PeerLink, message: bytes) -> None:
+        kind, number, (start, end), batch = decode_sync_message(message)
+        if kind == SYNC_HEIGHT:
+            link.height = number
+            self.on_peer_height(link)
+        elif kind == SYNC_REQUEST:
+            link.send(BLOCKSYNC, encode_sync_blocks(number, self.answer_blocks(link, start, end)))
+        elif kind == SYNC_BLOCKS:
+            future = self._requests.get(number)
+            if future is not None and not future.done() and getattr(future, "link", None) is link:
+                future.set_result(batch)
+
+    def answer_blocks(self, link: PeerLink, start: int, end: int) -> bytes:
+        """Committed blocks ``start..end`` with their certificates, as many as fit one message."""
+        items: list[tuple[bytes, bytes]] = []
+        size, limit = 4, self.specs[BLOCKSYNC].max_message_bytes - 16
+        for height in range(max(1, start), min(end, start + MAX_BATCH_BLOCKS - 1) + 1):
+            served = self._serve_block(height)
+            if served is None:
+                break
+            size += 8 + len(served[0]) + len(served[1])
+            if items and size > limit:
+                break
+            items.append(served)
+        return encode_block_batch(items)

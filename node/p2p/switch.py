@@ -1,0 +1,372 @@
+"""The switch: this node's peer connections, one per peer, on the p2p port.
+
+It listens on ``host:p2p_port`` and dials each persistent peer
+(``NODEID@host:port``), reconnecting with backoff.  Every connection starts
+with the handshake (``node.p2p.secret``); a peer is refused before any of its
+messages is parsed when it does not prove its key, is not the node the
+address names, is not allowed here (neither a validator, nor a configured
+peer, nor in ``allowed_peers``), is this node itself, or runs another chain or
+protocol.  Each refusal and dropped connection is logged (once a minute per
+peer and reason) and counted for ``/metrics``.
+
+When two peers dial each other at once, both keep the connection dialed by
+the lower node id; a connection from a peer that is already connected for
+longer than ``DUPLICATE_WINDOW_S`` replaces the old one (the peer dialed again
+because it lost it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from node.crypto import SigningKey
+from node.p2p.channels import ChannelSpec
+from node.p2p.connection import Connection, Outbox
+from node.p2p.secret import HandshakeError, Hello, PeerIdentity, SealedStream, handshake, node_id_of
+
+log = logging.getLogger("ledger.p2p")
+
+BACKOFF_START_S = 0.1
+BACKOFF_MAX_S = 3.0
+DUPLICATE_WINDOW_S = 2.0
+LOG_REPEAT_S = 60.0
+MAX_LOG_KEYS = 1024
+"""Peers and reasons whose last log time is remembered (bounded: a flood of strangers cannot grow it)."""
+NODE_ID_HEX = 40
+
+
+class PeerAddressError(ValueError):
+    code = "bad-peer"
+
+
+@dataclass(frozen=True)
+class PeerAddress:
+    """A persistent peer as configured: ``NODEID@host:port``."""
+
+    node_id: str
+    """Hex of the peer's 20-byte key hash (``ledger-node id`` prints a node's)."""
+    host: str
+    """Host name or address of its p2p port."""
+    port: int
+    """Its p2p port."""
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.node_id}@{host}:{self.port}"
+
+
+def parse_peer_address(text: str) -> PeerAddress:
+    """``NODEID@host:port`` (IPv6 hosts in brackets); ``PeerAddressError`` says what is wrong."""
+    node_id, at, hostport = text.strip().partition("@")
+    if not at:
+        raise PeerAddressError(f"peer {text!r} is not NODEID@host:port (run `ledger-node id --home HOME` "
+                               f"on the peer for its NODEID)")
+    node_id = node_id.lower()
+    if len(node_id) != NODE_ID_HEX or any(c not in "0123456789abcdef" for c in node_id):
+        raise PeerAddressError(f"peer {text!r}: the node id must be {NODE_ID_HEX} hex digits")
+    host, colon, port = hostport.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise PeerAddressError(f"peer {text!r}: expected host:port after the @")
+    return PeerAddress(node_id, host, int(port))
+
+
+class PeerLink:
+    """Everything about one peer: its send queues, its live connection (if any), what it said."""
+
+    def __init__(self, node_id: str, specs: dict[int, ChannelSpec], address: PeerAddress | None = None):
+        self.node_id = node_id
+        self.address = address
+        """Where to dial it (None: a peer that dialed in and is not configured here)."""
+        self.outbox = Outbox(specs)
+        self.connection: Connection | None = None
+        self.identity: PeerIdentity | None = None
+        self.height = 0
+        """The last height the peer announced (its committed tip)."""
+        self.last_error = ""
+        self.connects = 0
+        self.changed = asyncio.Event()
+        """Set whenever the link goes up or down."""
+
+    @property
+    def up(self) -> bool:
+        return self.connection is not None and not self.connection.close_reason
+
+    @property
+    def name(self) -> str:
+        """The peer's own name once it said it, else its address or id."""
+        if self.identity is not None:
+            return self.identity.hello.name
+        return str(self.address) if self.address is not None else self.node_id[:12]
+
+    def send(self, channel: int, item: bytes) -> None:
+        self.outbox.put(channel, item)
+
+    def describe(self) -> dict:
+        conn = self.connection
+        return {"id": self.node_id, "name": self.name, "address": str(self.address) if self.address else None,
+                "up": self.up, "height": self.height, "connects": self.connects,
+                "outbound": conn.outbound if conn is not None else None,
+                "rtt_ms": None if conn is None or conn.rtt_ms is None else round(conn.rtt_ms, 2),
+                "last_error": self.last_error,
+                "queued": {spec.name: self.outbox.pending(cid) for cid, spec in self.outbox.specs.items()},
+                "dropped": dict(self.outbox.dropped)}
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """Timings of every connection."""
+
+    ping_interval_s: float = 2.0
+    """A ping goes out this often."""
+    idle_timeout_s: float = 10.0
+    """A peer that sent nothing this long is dropped."""
+    send_timeout_s: float = 10.0
+    """A peer that read nothing this long while this node had something to send is dropped."""
+    dial_timeout_s: float = 3.0
+    """Bound on one TCP connect."""
+    delay_s: float = 0.0
+    """Testing aid: each packet is held back this long before it is sent."""
+    jitter_s: float = 0.0
+    """Testing aid: up to this much more or less delay per packet."""
+
+
+class Switch:
+    """Listens, dials, authenticates, keeps one connection per peer, hands messages to ``deliver``."""
+
+    def __init__(self, *, key: SigningKey, hello: Hello, host: str, port: int, peers: list[PeerAddress],
+                 allowed: Callable[[str], bool], specs: dict[int, ChannelSpec], settings: LinkSettings):
+        """Set ``deliver(link, channel, message)`` and ``on_up(link)`` before ``start_dialing``."""
+        self.key = key
+        self.hello = hello
+        self.node_id = node_id_of(key.public_key)
+        self.host = host
+        self.port = port
+        self.allowed = allowed
+        self.specs = specs
+        self.deliver: Callable[[PeerLink, int, bytes], None] = lambda link, channel, message: None
+        self.on_up: Callable[[PeerLink], None] = lambda link: None
+        self.settings = settings
+        self.links: dict[str, PeerLink] = {}
+        for address in peers:
+            if address.node_id != self.node_id:
+                self.links[address.node_id] = PeerLink(address.node_id, specs, address)
+        self.events: collections.Counter[tuple[str, str]] = collections.Counter()
+        """(kind, reason) -> count: kind is ``refused`` (at the handshake), ``dropped`` (a live connection
+        ended on the peer's fault), ``closed`` (ended otherwise) or ``throttled`` (reason: the channel)."""
+        self._logged: dict[tuple[str, str], float] = {}
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._dialing = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def listen(self) -> None:
+        """Bind the p2p port (raises ``OSError`` when it is taken)."""
+        self._server = await asyncio.start_server(self._on_inbound, self.host, self.port, reuse_address=True,
+                                                  limit=1 << 20)
+
+    @property
+    def bound_port(self) -> int:
+        """The p2p port actually bound (``port`` 0 binds any free one)."""
+        assert self._server is not None and self._server.sockets
+        return self._server.sockets[0].getsockname()[1]
+
+    def start_dialing(self) -> None:
+        self._dialing = True
+        for link in list(self.links.values()):
+            if link.address is not None:
+                self._spawn(self._dial_loop(link), f"p2p-dial:{link.node_id[:12]}")
+
+    def add_peer(self, address: PeerAddress) -> PeerLink:
+        """A persistent peer added while running (dialed at once when dialing has started)."""
+        link = self.links.get(address.node_id)
+        if link is None:
+            link = self.links[address.node_id] = PeerLink(address.node_id, self.specs, address)
+        elif link.address is None:
+            link.address = address
+        else:
+            return link
+        if self._dialing:
+            self._spawn(self._dial_loop(link), f"p2p-dial:{link.node_id[:12]}")
+        return link
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for link in self.links.values():
+            if link.connection is not None:
+                link.connection.close("shutting-down")
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
+    def _spawn(self, coro, name: str) -> asyncio.Task:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @property
+    def peers_up(self) -> int:
+        return sum(1 for link in self.links.values() if link.up)
+
+    # ------------------------------------------------------------------ accounting
+
+    def note(self, kind: str, reason: str, peer: str, detail: str, level: int = logging.WARNING,
+             log_key: str | None = None) -> None:
+        """Count an event and log it, once a minute per ``log_key`` (default: the peer) and reason.
+
+        At most ``MAX_LOG_KEYS`` keys are remembered; past that, events are logged once a minute per reason."""
+        self.events[(kind, reason)] += 1
+        now = time.monotonic()
+        if len(self._logged) >= MAX_LOG_KEYS:
+            self._logged = {k: t for k, t in self._logged.items() if now - t < LOG_REPEAT_S}
+        key = (log_key if log_key is not None else peer, reason)
+        if len(self._logged) >= MAX_LOG_KEYS:
+            key = ("*", reason)
+        if now - self._logged.get(key, -LOG_REPEAT_S) >= LOG_REPEAT_S:
+            self._logged[key] = now
+            log.log(level, "p2p %s %s: %s (%s)", kind, peer, reason, detail)
+
+    # ------------------------------------------------------------------ connections
+
+    def _check(self, identity: PeerIdentity, expected: str | None) -> tuple[str, str] | None:
+        """Why this authenticated peer is refused (reason, detail), or None."""
+        node_id = identity.node_id
+        hello = identity.hello
+        if node_id == self.node_id:
+            return "self", "the peer is this node itself"
+        if expected is not None and node_id != expected:
+            return "wrong-key", f"expected node {expected}, the peer proved key {node_id}"
+        if expected is None and not self.allowed(node_id):
+            return "not-allowed", f"node {node_id} is neither a validator nor a configured or allowed peer"
+        if hello.chain_id != self.hello.chain_id or hello.genesis_hash != self.hello.genesis_hash:
+            return "wrong-chain", (f"the peer runs chain {hello.chain_id!r} genesis {hello.genesis_hash.hex()[:16]}, "
+                                   f"this node {self.hello.chain_id!r} {self.hello.genesis_hash.hex()[:16]}")
+        if hello.protocol != self.hello.protocol:
+            return "bad-version", (f"the peer speaks relay protocol {hello.protocol}, this node {self.hello.protocol}: "
+                                   f"run the same ledger-node release on every node")
+        return None
+
+    async def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        peername = writer.get_extra_info("peername") or ("?", "?")
+        where, host = f"{peername[0]}:{peername[1]}", str(peername[0])
+        try:
+            try:
+                stream, identity = await handshake(reader, writer, self.key, self.hello)
+            except HandshakeError as exc:
+                self.note("refused", exc.reason, where, str(exc), log_key=host)  # one line a minute per address
+                writer.close()
+                return
+            await self._serve(stream, identity, None, outbound=False, where=where)
+        except asyncio.CancelledError:  # the switch is stopping; asyncio's server callback must not see it
+            writer.close()
+
+    async def _serve(self, stream: SealedStream, identity: PeerIdentity, expected: str | None, *, outbound: bool,
+                     where: str) -> str | None:
+        """Check an authenticated peer, attach its connection and run it; why it ended (None: refused)."""
+        refusal = self._check(identity, expected)
+        if refusal is not None:
+            reason, detail = refusal
+            self.note("refused", reason, f"{identity.node_id[:12]}@{where}", detail, log_key=identity.node_id)
+            conn = Connection(stream, where, Outbox(self.specs), lambda c, m: None, ping_interval_s=1,
+                              idle_timeout_s=1, send_timeout_s=1)
+            conn.close(f"{reason}: {detail}")
+            with contextlib.suppress(OSError, RuntimeError):
+                await asyncio.wait_for(stream.drain(), 1.0)
+            return None
+        link = self.links.get(identity.node_id)
+        if link is None:
+            link = self.links[identity.node_id] = PeerLink(identity.node_id, self.specs)
+        conn = Connection(stream, f"{identity.hello.name}({identity.node_id[:12]})", link.outbox,
+                          lambda channel, message: self.deliver(link, channel, message),
+                          ping_interval_s=self.settings.ping_interval_s, idle_timeout_s=self.settings.idle_timeout_s,
+                          send_timeout_s=self.settings.send_timeout_s, delay_s=self.settings.delay_s,
+                          jitter_s=self.settings.jitter_s,
+                          on_throttle=lambda channel: self.note("throttled", channel, link.name,
+                                                                "reading paused: over the channel's budget",
+                                                                logging.INFO),
+                          outbound=outbound)
+        if not self._attach(link, conn, outbound):
+            conn.close("duplicate connection")
+            return None
+        link.identity = identity
+        link.connects += 1
+        link.last_error = ""
+        log.info("peer up %s id=%s %s %s", identity.hello.name, identity.node_id[:12],
+                 "dialed" if outbound else "from", where)
+        link.changed.set()
+        self.on_up(link)
+        reason = await conn.run()
+        if link.connection is conn:
+            link.connection = None
+            link.changed.set()
+            if link.address is None and self.links.get(link.node_id) is link:
+                del self.links[link.node_id]  # a peer that dialed in is forgotten once it leaves
+        link.last_error = conn.close_detail or reason
+        kind = "closed" if reason in ("closed", "shutting-down", "peer-closed", "duplicate connection",
+                                      "connection-error") else "dropped"
+        self.note(kind, reason, link.name, conn.close_detail or reason,
+                  logging.INFO if kind == "closed" else logging.WARNING)
+        return reason
+
+    def _attach(self, link: PeerLink, conn: Connection, outbound: bool) -> bool:
+        """Make ``conn`` the link's connection unless the one it has should stay (duplicate resolution)."""
+        existing = link.connection
+        if existing is None or existing.close_reason:
+            link.connection = conn
+            return True
+        if time.monotonic() - existing.opened > DUPLICATE_WINDOW_S:
+            existing.close("replaced by a newer connection", tell_peer=False)
+            link.connection = conn
+            return True
+        dialer_wins = min(self.node_id, link.node_id)
+        new_dialer = self.node_id if outbound else link.node_id
+        if new_dialer == dialer_wins:
+            existing.close("duplicate connection")
+            link.connection = conn
+            return True
+        return False
+
+    async def _dial_loop(self, link: PeerLink) -> None:
+        assert link.address is not None
+        address = link.address
+        backoff = BACKOFF_START_S
+        while True:
+            while link.up:
+                link.changed.clear()
+                await link.changed.wait()
+            where = f"{address.host}:{address.port}"
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(address.host, address.port, limit=1 << 20),
+                    self.settings.dial_timeout_s)
+            except (OSError, TimeoutError) as exc:
+                link.last_error = f"connect: {type(exc).__name__}"
+            else:
+                try:
+                    stream, identity = await handshake(reader, writer, self.key, self.hello)
+                except HandshakeError as exc:
+                    self.note("refused", exc.reason, str(address), str(exc))
+                    link.last_error = f"{exc.reason}: {exc}"
+                    writer.close()
+                else:
+                    reason = await self._serve(stream, identity, address.node_id, outbound=True, where=where)
+                    if reason is not None:
+                        backoff = BACKOFF_START_S
+            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+            backoff = min(backoff * 2, BACKOFF_MAX_S)

@@ -1,0 +1,363 @@
+"""The peer transport on real loopback sockets: switches with real keys and real handshakes, in one event loop.
+
+Who may connect (wrong key, not allowed, wrong chain, garbage handshakes),
+what a sealed frame tolerates (nothing: an altered, replayed or oversize frame
+drops the connection), the channels (priority, packets, unknown channel,
+flooding), backpressure from a peer that stops reading, keepalive, duplicate
+connections and reconnection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import pytest
+
+from node.crypto import SigningKey, sha256
+from node.p2p.channels import BLOCKSYNC, CONSENSUS, TXS, ChannelSpec, channel_table
+from node.p2p.secret import LENGTH_BYTES, Hello, node_id_of
+from node.p2p.switch import LinkSettings, PeerAddress, Switch, parse_peer_address
+from tests.p2p_client import RawPeer
+
+CHAIN = "transport-test"
+GENESIS = sha256(b"transport genesis")
+FAST = LinkSettings(ping_interval_s=0.1, idle_timeout_s=1.0, send_timeout_s=1.0, dial_timeout_s=1.0)
+
+
+def key(name: str) -> bytes:
+    return sha256(name.encode())
+
+
+def node_id(name: str) -> str:
+    return node_id_of(SigningKey(key(name)).public_key)
+
+
+class Node:
+    """A switch and what it received."""
+
+    def __init__(self, name: str, *, allowed=lambda node_id: True, chain: str = CHAIN, settings: LinkSettings = FAST,
+                 specs: dict[int, ChannelSpec] | None = None, port: int = 0):
+        self.name = name
+        self.received: list[tuple[str, int, bytes]] = []
+        self.switch = Switch(key=SigningKey(key(name)), hello=Hello(chain, GENESIS, 1, name), host="127.0.0.1",
+                             port=port, peers=[], allowed=allowed, specs=specs or channel_table(50, 0, 1000),
+                             settings=settings)
+        self.switch.deliver = lambda link, channel, message: self.received.append((link.name, channel, message))
+
+    async def start(self) -> Node:
+        await self.switch.listen()
+        self.switch.start_dialing()
+        return self
+
+    @property
+    def address(self) -> PeerAddress:
+        return PeerAddress(self.switch.node_id, "127.0.0.1", self.switch.bound_port)
+
+    def link(self, other: Node):
+        return self.switch.links.get(other.switch.node_id)
+
+    def events(self, kind: str) -> dict[str, int]:
+        return {reason: n for (k, reason), n in self.switch.events.items() if k == kind}
+
+    async def stop(self) -> None:
+        await self.switch.stop()
+
+
+async def until(predicate, timeout: float = 5.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        await asyncio.sleep(0.01)
+
+
+def run(scenario):
+    async def bounded():
+        await asyncio.wait_for(scenario(), 30)
+    asyncio.run(bounded())
+
+
+@contextlib.asynccontextmanager
+async def nodes(*made: Node):
+    try:
+        for n in made:
+            await n.start()
+        yield made
+    finally:
+        for n in made:
+            await n.stop()
+
+
+def batch(item: bytes) -> bytes:
+    """A consensus-channel message of one item."""
+    return (1).to_bytes(4, "big") + item
+
+
+def raw_peer(target: Node, name: str = "raw", chain: str = CHAIN) -> RawPeer:
+    return RawPeer("127.0.0.1", target.switch.bound_port, key(name), chain, GENESIS, name=name, protocol=1)
+
+
+# --------------------------------------------------------------------------- addresses
+
+
+def test_peer_addresses_parse_and_say_what_is_wrong():
+    nid = "ab" * 20
+    assert parse_peer_address(f"{nid}@10.0.0.1:26656") == PeerAddress(nid, "10.0.0.1", 26656)
+    assert parse_peer_address(f"{nid.upper()}@[::1]:5").host == "::1"
+    assert str(PeerAddress(nid, "::1", 5)) == f"{nid}@[::1]:5"
+    for bad, says in [("http://127.0.0.1:26657", "NODEID@host:port"), (f"{nid[:-1]}@h:1", "40 hex"),
+                      (f"{nid}@h", "host:port"), (f"{nid}@h:0", "host:port"), (f"{nid}@:80", "host:port")]:
+        with pytest.raises(ValueError, match=says):
+            parse_peer_address(bad)
+
+
+# --------------------------------------------------------------------------- who may connect
+
+
+def test_linked_peers_exchange_messages_both_ways():
+    async def scenario():
+        a, b = Node("a"), Node("b")
+        async with nodes(b):
+            a.switch.add_peer(b.address)
+            async with nodes(a):
+                await until(lambda: a.link(b) is not None and a.link(b).up and b.link(a) is not None
+                            and b.link(a).up, what="link up")
+                a.link(b).send(CONSENSUS, b"vote")
+                b.link(a).send(TXS, b"tx-1")
+                await until(lambda: b.received and a.received, what="delivery")
+                assert b.received == [("a", CONSENSUS, batch(b"vote"))]  # consensus messages travel in batches
+                # transactions travel as a batch (the channel's encoding)
+                assert a.received[0][:2] == ("b", TXS) and a.received[0][2].endswith(b"tx-1")
+                assert a.link(b).connection.outbound and not b.link(a).connection.outbound
+    run(scenario)
+
+
+def test_a_peer_with_another_key_than_its_address_names_is_refused():
+    async def scenario():
+        a, b = Node("a"), Node("b")
+        async with nodes(b):
+            a.switch.add_peer(PeerAddress(node_id("someone-else"), "127.0.0.1", b.switch.bound_port))
+            async with nodes(a):
+                await until(lambda: a.events("refused").get("wrong-key", 0) >= 1, what="refusal")
+                assert not any(link.up for link in a.switch.links.values())
+                assert b.received == [] and a.received == []
+    run(scenario)
+
+
+def test_a_node_that_is_not_allowed_is_refused_before_its_messages_are_read():
+    async def scenario():
+        a, b = Node("a"), Node("b", allowed=lambda nid: False)
+        async with nodes(b):
+            async with raw_peer(b) as peer:
+                peer.send(CONSENSUS, b"should never be read")
+                await peer.drain()
+                assert await peer.closed_by_node()
+            assert b.events("refused") == {"not-allowed": 1} and b.received == []
+            a.switch.add_peer(b.address)
+            async with nodes(a):
+                await until(lambda: b.events("refused").get("not-allowed", 0) >= 2, what="second refusal")
+                assert not a.link(b).up
+    run(scenario)
+
+
+def test_another_chain_is_refused_both_ways():
+    async def scenario():
+        a, b = Node("a", chain="other-chain"), Node("b")
+        async with nodes(b):
+            a.switch.add_peer(b.address)
+            async with nodes(a):
+                await until(lambda: a.events("refused").get("wrong-chain", 0) >= 1
+                            and b.events("refused").get("wrong-chain", 0) >= 1, what="refusals")
+                assert not a.link(b).up
+    run(scenario)
+
+
+@pytest.mark.parametrize("garbage", [b"", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\x00" * 40,
+                                     b"LGRP2P\x00\x09" + bytes(32), b"LGRP2P\x00\x01" + bytes(32)])
+def test_a_garbage_handshake_is_refused_and_the_node_serves_everyone_else(garbage):
+    async def scenario():
+        a, b = Node("a"), Node("b", settings=LinkSettings(ping_interval_s=0.1, idle_timeout_s=1.0,
+                                                           send_timeout_s=1.0))
+        async with nodes(b):
+            reader, writer = await asyncio.open_connection("127.0.0.1", b.switch.bound_port)
+            writer.write(garbage)
+            await writer.drain()
+            if not garbage:
+                writer.write_eof()
+            with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+                await asyncio.wait_for(reader.read(), 8)  # the node hangs up (after its handshake timeout at most)
+            writer.close()
+            await until(lambda: sum(b.events("refused").values()) >= 1, 8, what="refusal")
+            a.switch.add_peer(b.address)
+            async with nodes(a):
+                await until(lambda: a.link(b).up, what="honest link")
+    run(scenario)
+
+
+# --------------------------------------------------------------------------- sealed frames
+
+
+@pytest.mark.parametrize("fault", ["altered", "replayed", "over-limit", "unknown-channel", "half-packet"])
+def test_a_tampered_or_malformed_frame_drops_the_connection(fault):
+    async def scenario():
+        b = Node("b")
+        async with nodes(b):
+            async with raw_peer(b) as peer:
+                peer.send(CONSENSUS, b"first")
+                await peer.drain()
+                await until(lambda: len(b.received) == 1, what="first message")
+                stream = peer.stream
+                if fault == "altered":
+                    frame = bytearray(stream.seal(bytes([CONSENSUS, 1]) + b"second"))
+                    frame[LENGTH_BYTES + 3] ^= 0x01
+                    stream.writer.write(bytes(frame))
+                elif fault == "replayed":
+                    frame = stream.seal(bytes([CONSENSUS, 1]) + b"second")
+                    stream.writer.write(frame + frame)
+                elif fault == "over-limit":
+                    stream.writer.write((10 * 1024 * 1024).to_bytes(4, "big") + b"\x00" * 64)
+                elif fault == "unknown-channel":
+                    peer.send(0x77, b"hello?")
+                else:
+                    peer.send_plaintext(b"\x20")
+                await peer.drain()
+                assert await peer.closed_by_node()
+            expected = {"altered": "bad-frame", "replayed": "bad-frame", "over-limit": "frame-too-large",
+                        "unknown-channel": "unknown-channel", "half-packet": "bad-packet"}[fault]
+            await until(lambda: b.events("dropped").get(expected, 0) == 1, what=f"drop counted as {expected}")
+            assert [m for _, _, m in b.received] == [b"first"] + ([b"second"] if fault == "replayed" else [])
+    run(scenario)
+
+
+def test_a_silent_peer_is_dropped_after_the_idle_timeout():
+    async def scenario():
+        b = Node("b", settings=LinkSettings(ping_interval_s=0.1, idle_timeout_s=0.5, send_timeout_s=5))
+        async with nodes(b):
+            async with raw_peer(b) as peer:
+                assert await peer.closed_by_node(timeout=5)
+            await until(lambda: b.events("dropped").get("idle", 0) == 1, what="idle drop")
+    run(scenario)
+
+
+# --------------------------------------------------------------------------- channels
+
+
+def test_consensus_goes_before_queued_transactions():
+    async def scenario():
+        a, b = Node("a", specs=channel_table(10, 0, 10_000)), Node("b", specs=channel_table(10, 0, 10_000))
+        async with nodes(b):
+            a.switch.add_peer(b.address)
+            async with nodes(a):
+                await until(lambda: a.link(b).up and b.link(a) is not None and b.link(a).up, what="link")
+                link = a.link(b)
+                link.outbox.put_many(TXS, [bytes(200)] * 2000)  # 200 batches of 10
+                link.send(CONSENSUS, b"urgent")
+                await until(lambda: len(b.received) >= 200, what="all batches")
+                order = [channel for _, channel, _ in b.received]
+                assert order.index(CONSENSUS) <= 1, order[:5]
+    run(scenario)
+
+
+def test_a_large_message_travels_in_packets_and_does_not_hold_up_votes():
+    async def scenario():
+        a, b = Node("a"), Node("b")
+        async with nodes(b):
+            a.switch.add_peer(b.address)
+            async with nodes(a):
+                await until(lambda: a.link(b).up, what="link")
+                big = bytes(range(256)) * 16 * 1024  # 4 MiB: 64 packets
+                a.link(b).send(BLOCKSYNC, big)
+                await asyncio.sleep(0)
+                a.link(b).send(CONSENSUS, b"vote")
+                await until(lambda: len(b.received) == 2, what="both messages")
+                assert [m for _, _, m in b.received] == [batch(b"vote"), big]
+    run(scenario)
+
+
+def test_a_flooding_peer_is_throttled_to_the_channel_budget():
+    async def scenario():
+        specs = dict(channel_table(50, 0, 1000))
+        specs[CONSENSUS] = ChannelSpec(CONSENSUS, "consensus", 0, 64 * 1024, 100, 200_000)
+        b = Node("b", specs=specs, settings=LinkSettings(ping_interval_s=0.1, idle_timeout_s=10, send_timeout_s=5))
+        async with nodes(b):
+            async with raw_peer(b) as peer:
+                started = time.monotonic()
+                for _ in range(80):  # 80 x 10 kB = 800 kB against a budget of 200 kB/s (burst 200 kB)
+                    peer.send(CONSENSUS, bytes(10_000))
+                await peer.drain()
+                await until(lambda: len(b.received) == 80, 10, what="all messages")
+                assert time.monotonic() - started > 2.0
+            assert b.events("throttled").get("consensus", 0) >= 1
+    run(scenario)
+
+
+def test_a_peer_that_stops_reading_costs_bounded_memory_and_is_dropped():
+    async def scenario():
+        b = Node("b", specs=channel_table(10, 0, 100), settings=LinkSettings(ping_interval_s=0.2, idle_timeout_s=30,
+                                                                              send_timeout_s=1.0))
+        async with nodes(b):
+            async with raw_peer(b) as peer:  # connects, then never reads
+                await until(lambda: len(b.switch.links) == 1 and next(iter(b.switch.links.values())).up,
+                            what="link")
+                link = next(iter(b.switch.links.values()))
+                for _ in range(200):
+                    link.outbox.put_many(TXS, [bytes(60_000)] * 10)  # 120 MB offered
+                    assert link.outbox.pending(TXS) <= 100  # never more than the queue bound is held
+                    await asyncio.sleep(0.005)
+                await until(lambda: b.events("dropped").get("peer-not-reading", 0) == 1, 10, what="drop")
+                assert link.outbox.dropped["txs"] > 0
+                assert not link.up
+                peer.close()
+    run(scenario)
+
+
+# --------------------------------------------------------------------------- duplicates and reconnection
+
+
+def test_two_peers_dialing_each_other_keep_one_connection():
+    async def scenario():
+        a, b = Node("a"), Node("b")
+        await a.switch.listen()
+        await b.switch.listen()
+        a.switch.add_peer(b.address)
+        b.switch.add_peer(a.address)
+        try:
+            a.switch.start_dialing()
+            b.switch.start_dialing()
+            await until(lambda: a.link(b).up and b.link(a).up, what="links")
+            await asyncio.sleep(1.0)
+            assert a.link(b).up and b.link(a).up
+            assert a.link(b).connection.outbound != b.link(a).connection.outbound  # the same connection
+            a.link(b).send(CONSENSUS, b"once")
+            await until(lambda: b.received, what="delivery")
+            await asyncio.sleep(0.2)
+            assert [m for _, _, m in b.received] == [batch(b"once")]
+        finally:
+            await a.stop()
+            await b.stop()
+    run(scenario)
+
+
+def test_the_link_comes_back_after_the_peer_restarts_and_queued_transactions_follow():
+    async def scenario():
+        a, b = Node("a"), Node("b")
+        async with nodes(b):
+            port = b.switch.bound_port
+            a.switch.add_peer(b.address)
+            await a.start()
+            try:
+                await until(lambda: a.link(b).up, what="link")
+                await b.stop()
+                await until(lambda: not a.link(b).up, what="link down")
+                a.link(b).send(TXS, b"while-down")
+                b2 = Node("b", port=port)
+                async with nodes(b2):
+                    await until(lambda: a.link(b2).up, what="link back")
+                    await until(lambda: b2.received, what="queued transaction")
+                    assert b2.received[0][2].endswith(b"while-down")
+                    assert a.link(b2).connects == 2
+            finally:
+                await a.stop()
+    run(scenario)
