@@ -104,9 +104,11 @@ async def run_node(home: Path, config: NodeConfig) -> int:
     import uvicorn
 
     from node.api.app import create_app
+    from node.memory import GC_PAUSES, log_memory_report
     from node.runtime import Node
 
     tune_gc(config.gc_gen0_threshold)
+    GC_PAUSES.install()
     node = Node(home, config)
     app = create_app(node)
 
@@ -116,6 +118,7 @@ async def run_node(home: Path, config: NodeConfig) -> int:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, node.request_stop)
+            loop.add_signal_handler(signal.SIGUSR1, log_memory_report, node)
             yield
 
     server = _Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="warning",

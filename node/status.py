@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from node.config import NodeConfig
 from node.crypto import encode_address
+from node.memory import GC_PAUSES
 from node.stages import CLOCK
 from node.types.commit import Commit
 from node.types.hashes import ZERO_HASH
@@ -106,4 +107,6 @@ def node_status(node: Node) -> dict:
         "peers": [link.describe() for link in node.peers.links],
         "clock": node.clock.status(),
         "cpu_stages_s": CLOCK.snapshot(),
+        "gc": {"collections": GC_PAUSES.count, "seconds": [round(x, 3) for x in GC_PAUSES.seconds],
+               "longest_ms": round(GC_PAUSES.longest_s * 1000, 1)},
     }

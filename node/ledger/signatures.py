@@ -37,18 +37,20 @@ _VOUCHED = "_signatures_vouched"
 class SignatureCache:
     """Transactions whose signatures already verified, so each is checked once per node.
 
-    Keyed by (txid, SHA-256 of all signatures, chain id): the txid covers
-    the public keys and the body, the second part the exact signatures, so
-    a cached success can never vouch for different signatures.  Only
-    successes are remembered.  Bounded LRU; safe to share between threads.
+    Keyed by SHA-256(txid, all signatures, chain id): the txid covers the
+    public keys and the body, the signatures are the exact ones, so a cached
+    success can never vouch for different signatures.  Only successes are
+    remembered.  Bounded LRU (the default bound is the default mempool's:
+    a transaction is looked up again while it is pending, rarely after);
+    safe to share between threads.
     """
 
-    def __init__(self, max_entries: int = 200_000, verify: Callable[[bytes, bytes, bytes], bool] = verify_signature):
+    def __init__(self, max_entries: int = 50_000, verify: Callable[[bytes, bytes, bytes], bool] = verify_signature):
         if max_entries < 1:
             raise ValueError("max_entries must be positive")
         self.max_entries = max_entries
         self._verify = verify
-        self._ok: OrderedDict[tuple[bytes, bytes, str], None] = OrderedDict()
+        self._ok: OrderedDict[bytes, None] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         """Lookups answered from the cache."""
@@ -56,9 +58,9 @@ class SignatureCache:
         """Lookups that ran the signature checks."""
 
     @staticmethod
-    def key(tx: Transaction, chain_id: str) -> tuple[bytes, bytes, str]:
-        signatures = hashlib.sha256(b"".join(txin.signature for txin in tx.inputs)).digest()
-        return (tx.txid, signatures, chain_id)
+    def key(tx: Transaction, chain_id: str) -> bytes:
+        """SHA-256 of the txid, the exact signatures and the chain id: 32 bytes per entry, not a tuple."""
+        return hashlib.sha256(b"".join([tx.txid, *(txin.signature for txin in tx.inputs), chain_id.encode()])).digest()
 
     def verify_transaction(self, tx: Transaction, chain_id: str) -> None:
         """Like ``verify_transaction_signatures``, but at most once per (tx, signatures, chain).

@@ -184,6 +184,9 @@ class Connection:
         try:
             if self._tasks:  # ``wait`` never raises what the tasks ended with, only this task's own cancellation
                 await asyncio.wait(self._tasks)
+                for task in self._tasks:  # their ends are accounted for (``close_reason``): mark them retrieved
+                    if not task.cancelled():
+                        task.exception()
         finally:
             self.stream.close()
             self.closed.set()

@@ -1,0 +1,104 @@
+"""What holds a running node's memory: the sizes of its bounded containers and the most numerous objects.
+
+``kill -USR1 PID`` makes a node log this report (``ledger.memory``); an
+operator whose node grows can see what grew between two reports.
+"""
+
+from __future__ import annotations
+
+import collections
+import gc
+import logging
+import resource
+from typing import Any
+
+log = logging.getLogger("ledger.memory")
+
+TOP_TYPES = 15
+
+
+def _size(obj: Any) -> int | None:
+    try:
+        return len(obj)
+    except TypeError:
+        return None
+
+
+def container_sizes(node: Any) -> dict[str, int | None]:
+    """Item counts of the node's long-lived containers (each one bounded; this shows whether a bound holds)."""
+    relay = node.relay
+    sizes: dict[str, int | None] = {
+        "mempool_txs": len(node.mempool),
+        "mempool_journal_recovered": _size(getattr(node.journal, "recovered", ())),
+        "executed_blocks": len(node.application.executed),
+        "timers": len(node._timers),
+        "peer_links": len(node.peers.switch.links),
+        "block_requests": len(node.peers._requests),
+    }
+    for name, value in vars(node.sig_cache).items():
+        size = _size(value)
+        if size is not None and not isinstance(value, (str, bytes)):
+            sizes[f"sig_cache.{name}"] = size
+    for name, value in vars(node.mempool).items():
+        size = _size(value)
+        if size is not None and not isinstance(value, (str, bytes)):
+            sizes[f"mempool.{name}"] = size
+    for name, value in vars(relay).items():
+        size = _size(value)
+        if size is not None and not isinstance(value, (str, bytes)):
+            sizes[f"relay.{name}"] = size
+    for name, value in vars(node.store).items():
+        size = _size(value)
+        if size is not None and not isinstance(value, (str, bytes)):
+            sizes[f"store.{name}"] = size
+    for link in node.peers.switch.links.values():
+        for channel, queue in link.outbox.queues.items():
+            sizes[f"outbox.{link.name}.{link.outbox.specs[channel].name}"] = len(queue)
+    return sizes
+
+
+def top_types(limit: int = TOP_TYPES) -> list[tuple[str, int]]:
+    """The most numerous object types the collector tracks (frozen start-up objects included)."""
+    counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
+    return counts.most_common(limit)
+
+
+def log_memory_report(node: Any) -> None:
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    log.info("memory: peak_rss_mb=%.1f gc_counts=%s frozen=%d containers=%s top_types=%s", rss_mb,
+             gc.get_count(), gc.get_freeze_count(), container_sizes(node), top_types())
+
+
+class GcPauses:
+    """How long the garbage collector stops the node, per generation (``gc.callbacks``)."""
+
+    SLOW_S = 0.05
+    """A collection at least this long is logged."""
+
+    def __init__(self) -> None:
+        self.count = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self.longest_s = 0.0
+        self._started = 0.0
+
+    def install(self) -> None:
+        if self._callback not in gc.callbacks:
+            gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict) -> None:
+        import time
+
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        elapsed = time.perf_counter() - self._started
+        generation = int(info.get("generation", 0))
+        self.count[generation] += 1
+        self.seconds[generation] += elapsed
+        self.longest_s = max(self.longest_s, elapsed)
+        if elapsed >= self.SLOW_S:
+            log.info("gc: generation %d collection took %.0f ms (collected %s)", generation, elapsed * 1000,
+                     info.get("collected"))
+
+
+GC_PAUSES = GcPauses()
