@@ -59,6 +59,8 @@ class NodeConfig:
     """Per-peer queue bound; the oldest transactions are dropped from a full queue (the peer syncs them from blocks)."""
     peer_timeout_ms: int = 5_000
     """A block request unanswered this long goes to another peer."""
+    p2p_max_inbound: int = 64
+    """Inbound peer connections (handshaking or live) at once; more are closed before their handshake."""
     p2p_ping_ms: int = 2_000
     """Keepalive: each connection pings this often."""
     p2p_idle_timeout_ms: int = 10_000

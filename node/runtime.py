@@ -181,7 +181,8 @@ class Node:
             settings=LinkSettings(ping_interval_s=config.p2p_ping_ms / 1000,
                                   idle_timeout_s=config.p2p_idle_timeout_ms / 1000,
                                   send_timeout_s=config.p2p_send_timeout_ms / 1000,
-                                  delay_s=config.p2p_delay_ms / 1000, jitter_s=config.p2p_jitter_ms / 1000))
+                                  delay_s=config.p2p_delay_ms / 1000, jitter_s=config.p2p_jitter_ms / 1000),
+            max_inbound=config.p2p_max_inbound)
         return PeerReactor(switch, serve_block=self._serve_block, request_timeout_s=config.peer_timeout_ms / 1000)
 
     def _serve_block(self, height: int) -> tuple[bytes, bytes] | None:

@@ -93,6 +93,15 @@ def test_kill_one_restart_catches_up_then_kill_all(tmp_path):
         net.start(3)
         net.wait_ready([3])
         net.wait_height(h_before, [3], timeout_s=60)
+        # The peer links came back: every node redialed or accepted the restarted one (a second connection).
+        name = net.specs[3].name
+        deadline = time.monotonic() + 20
+        while True:
+            links = [next(p for p in net.status(i)["peers"] if p["name"] == name) for i in range(3)]
+            if all(p["up"] and p["connects"] >= 2 for p in links) and net.status(3)["p2p"]["peers_up"] == 3:
+                break
+            assert time.monotonic() < deadline, links
+            time.sleep(0.1)
         net.assert_same_chain(h_before, range(4))
         # It rejoins consensus: a new transfer commits with all four up.
         tx = net.transfer("faucet", bob, 2 * COIN, node=0)

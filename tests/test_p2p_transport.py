@@ -17,7 +17,7 @@ import pytest
 
 from node.crypto import SigningKey, sha256
 from node.p2p.channels import BLOCKSYNC, CONSENSUS, TXS, ChannelSpec, channel_table
-from node.p2p.secret import LENGTH_BYTES, Hello, node_id_of
+from node.p2p.secret import LENGTH_BYTES, HandshakeError, Hello, node_id_of
 from node.p2p.switch import LinkSettings, PeerAddress, Switch, parse_peer_address
 from tests.p2p_client import RawPeer
 
@@ -360,4 +360,44 @@ def test_the_link_comes_back_after_the_peer_restarts_and_queued_transactions_fol
                     assert a.link(b2).connects == 2
             finally:
                 await a.stop()
+    run(scenario)
+
+
+def test_inbound_connections_are_bounded_and_the_rest_are_closed_unread():
+    async def scenario():
+        b = Node("b")
+        b.switch.max_inbound = 3
+        async with nodes(b):
+            writers = []
+            for _ in range(3):  # three strangers that never finish their handshake hold the three places
+                _, writer = await asyncio.open_connection("127.0.0.1", b.switch.bound_port)
+                writers.append(writer)
+            await asyncio.sleep(0.1)
+            with pytest.raises(HandshakeError, match="connection ended"):
+                await raw_peer(b).connect()
+            assert b.events("refused").get("too-many-connections", 0) >= 1
+            for writer in writers:
+                writer.close()
+            await until(lambda: b.switch._inbound == 0, what="places freed")
+            async with raw_peer(b) as peer:
+                peer.send(CONSENSUS, b"now")
+                await peer.drain()
+                await until(lambda: b.received, what="delivery")
+    run(scenario)
+
+
+def test_unfinished_messages_are_bounded_across_channels():
+    async def scenario():
+        b = Node("b")
+        async with nodes(b):
+            async with raw_peer(b) as peer:
+                chunk = bytes(60 * 1024)
+                for i in range(2000):  # 120 MB of packets that never finish their messages, over three channels
+                    peer.stream.write(bytes([(BLOCKSYNC, CONSENSUS, TXS)[i % 3], 0]) + chunk)
+                    if i % 50 == 0:
+                        with contextlib.suppress(ConnectionError):
+                            await peer.drain()
+                        if b.events("dropped").get("message-too-large"):
+                            break
+            await until(lambda: b.events("dropped").get("message-too-large", 0) == 1, 10, what="drop")
     run(scenario)

@@ -40,6 +40,10 @@ from node.p2p.secret import FrameError, SealedStream
 log = logging.getLogger("ledger.p2p")
 
 
+MAX_PARTIAL_BYTES = 64 * 1024 * 1024
+"""Bound on the bytes of messages still being received on one connection, over all its channels together."""
+
+
 class ConnectionClosed(Exception):
     """Why a connection ended; ``reason`` is a stable code (metrics and logs)."""
 
@@ -299,6 +303,9 @@ class Connection:
                 if len(partial) + len(data) > spec.max_message_bytes:
                     raise ConnectionClosed("message-too-large", f"a message over {spec.max_message_bytes} bytes "
                                                                 f"on channel {spec.name}")
+                if sum(len(p) for p in self._partial.values()) + len(data) > MAX_PARTIAL_BYTES:
+                    raise ConnectionClosed("message-too-large", f"over {MAX_PARTIAL_BYTES} bytes of unfinished "
+                                                                f"messages across channels")
                 partial += data
                 if not flags & FLAG_LAST:
                     continue

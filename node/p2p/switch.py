@@ -142,7 +142,8 @@ class Switch:
     """Listens, dials, authenticates, keeps one connection per peer, hands messages to ``deliver``."""
 
     def __init__(self, *, key: SigningKey, hello: Hello, host: str, port: int, peers: list[PeerAddress],
-                 allowed: Callable[[str], bool], specs: dict[int, ChannelSpec], settings: LinkSettings):
+                 allowed: Callable[[str], bool], specs: dict[int, ChannelSpec], settings: LinkSettings,
+                 max_inbound: int = 64):
         """Set ``deliver(link, channel, message)`` and ``on_up(link)`` before ``start_dialing``."""
         self.key = key
         self.hello = hello
@@ -165,6 +166,9 @@ class Switch:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()
         self._dialing = False
+        self.max_inbound = max_inbound
+        """Inbound connections (handshaking or live) at once; more are closed unread."""
+        self._inbound = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -265,6 +269,12 @@ class Switch:
             task.add_done_callback(self._tasks.discard)
         peername = writer.get_extra_info("peername") or ("?", "?")
         where, host = f"{peername[0]}:{peername[1]}", str(peername[0])
+        if self._inbound >= self.max_inbound:
+            self.note("refused", "too-many-connections", where, f"{self._inbound} inbound connections open "
+                      f"(p2p_max_inbound={self.max_inbound})", log_key=host)
+            writer.close()
+            return
+        self._inbound += 1
         try:
             try:
                 stream, identity = await handshake(reader, writer, self.key, self.hello)
@@ -275,6 +285,8 @@ class Switch:
             await self._serve(stream, identity, None, outbound=False, where=where)
         except asyncio.CancelledError:  # the switch is stopping; asyncio's server callback must not see it
             writer.close()
+        finally:
+            self._inbound -= 1
 
     async def _serve(self, stream: SealedStream, identity: PeerIdentity, expected: str | None, *, outbound: bool,
                      where: str) -> str | None:
