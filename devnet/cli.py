@@ -451,6 +451,8 @@ def port_number(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ledger-devnet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    from node import release
+    parser.add_argument("--version", action="version", version=f"ledger-devnet {release()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_home(p: argparse.ArgumentParser) -> argparse.ArgumentParser:

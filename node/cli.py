@@ -240,6 +240,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ledger-node", description=__doc__)
+    from node import release
+    parser.add_argument("--version", action="version", version=f"ledger-node {release()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:

@@ -163,3 +163,11 @@ def test_bad_arguments_fail_cleanly(scratch: Path, case: tuple[str, ...]) -> Non
     assert done.returncode > 0, f"killed by signal {-done.returncode}: {output}"  # a crash, not an answer
     assert done.stderr.strip() or done.stdout.strip(), "no message at all"
     assert not (scratch / ".devnet").exists(), "a case wrote the default devnet folder"
+
+
+@pytest.mark.parametrize("command", ["ledger-node", "ledger-wallet", "ledger-devnet"])
+def test_version(scratch: Path, command: str) -> None:
+    from importlib.metadata import version
+
+    done = _run(scratch, command, "--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"{command} {version('ledger-node')}", done

@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="ledger-wallet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common])
+    from node import release
+    parser.add_argument("--version", action="version", version=f"ledger-wallet {release()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("new", parents=[common], help="create a wallet file with a new key")
