@@ -76,7 +76,9 @@ class NodeConfig:
     max_request_bytes: int = 16 * 1024 * 1024
     """Largest request body accepted on any route."""
     create_empty_blocks_ms: int = 1_000
-    """With an empty mempool, a proposer waits up to this long for transactions before proposing an empty block."""
+    """With an empty mempool, a node waits up to this long for a transaction before it starts the next height
+    (and, as its proposer, proposes an empty block); 0 means it never does: an idle chain makes no blocks, and a
+    height starts once a transaction arrives or a peer has started it."""
     clock_skew_warn_ms: int = 10_000
     """This node warns (log and ``GET /v1/status`` ``clock.skewed``) when its clock is further than this from
     the median of the other validators' precommit times."""

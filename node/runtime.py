@@ -211,7 +211,10 @@ class Node:
         self.peers.switch.start_dialing()
         self._tasks.append(asyncio.create_task(self.sync.run(), name="block-sync"))
         self._tasks.append(asyncio.create_task(self.consensus_io.status_loop(), name="round-state"))
-        self.consensus_io.start_height(self.store.height + 1)
+        if self.config.create_empty_blocks_ms == 0:  # no empty blocks: not even the first height's
+            self._next_height_task = asyncio.create_task(self._start_first_height())
+        else:
+            self.consensus_io.start_height(self.store.height + 1)
         log.info("node started name=%s id=%s chain=%s height=%d validator=%s p2p=%s:%d peers=%d", self.config.name,
                  self.node_id, self.chain_id, self.store.height, self.is_validator, self.config.host,
                  self.config.p2p_port, len(self.config.peers))
@@ -293,14 +296,25 @@ class Node:
             self._next_height_task.cancel()
         self._next_height_task = asyncio.create_task(self._start_next_height(height, commit))
 
+    async def _wait_for_work(self) -> None:
+        """With an empty mempool, wait up to ``create_empty_blocks_ms`` (0: without a bound) for a transaction,
+        unless a peer has already started a later height (its messages are buffered)."""
+        wait_ms = self.config.create_empty_blocks_ms
+        deadline = time.monotonic() + wait_ms / 1000 if wait_ms > 0 else None
+        while len(self.mempool) == 0 and self.relay.buffered == 0 and self.fatal is None \
+                and (deadline is None or time.monotonic() < deadline):
+            await asyncio.sleep(0.02)
+
+    async def _start_first_height(self) -> None:
+        await self._wait_for_work()
+        if not self.driver.started:  # block sync may have started a height meanwhile
+            self.consensus_io.start_height(self.store.height + 1)
+
     async def _start_next_height(self, decided: int, commit: Commit) -> None:
         all_in = len(commit.signatures) >= len(self.validators.validators)
         if self.params.timeout_commit_ms > 0 and not all_in:
             await asyncio.sleep(self.params.timeout_commit_ms / 1000)
-        if len(self.mempool) == 0 and self.config.create_empty_blocks_ms > 0:
-            deadline = time.monotonic() + self.config.create_empty_blocks_ms / 1000
-            while len(self.mempool) == 0 and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
+        await self._wait_for_work()
         if self.driver.height != decided or self.store.height != decided:
             return
         late = self.driver.commit_for_decided()
@@ -327,7 +341,8 @@ class Node:
         self.metrics.on_commit(block, round_, interval)
         self.waiters.on_commit(block)
         self.peers.broadcast_height(block.height)
-        log.info("committed height=%d txs=%d round=%d hash=%s interval_ms=%d write_ms=%.1f mempool=%d",
+        log.log(logging.INFO if block.txs else logging.DEBUG,
+                "committed height=%d txs=%d round=%d hash=%s interval_ms=%d write_ms=%.1f mempool=%d",
                  block.height, len(block.txs), round_, block.hash.hex()[:16], interval * 1000,
                  (time.monotonic() - started) * 1000, len(self.mempool))
 

@@ -185,3 +185,19 @@ def test_acknowledged_pending_transaction_survives_sigkill(tmp_path):
                 break
             time.sleep(0.2)
         assert status == "committed", net.log_tail(0)
+
+
+def test_no_empty_blocks_when_create_empty_blocks_ms_is_zero(tmp_path):
+    """``create_empty_blocks_ms = 0``: an idle chain makes no blocks; a transaction makes one at once."""
+    with running_network(tmp_path, validators=2, overrides={"create_empty_blocks_ms": 0}) as net:
+        start = max(net.status(i)["height"] for i in range(2))
+        time.sleep(2.0)  # an idle second or two: with the default, two empty blocks would come meanwhile
+        assert max(net.status(i)["height"] for i in range(2)) == start
+        tx = net.transfer("faucet", net.address("bob"), COIN, node=1)
+        r = net.submit(tx, node=1, wait="commit")
+        assert r.status_code == 200, r.text
+        committed = r.json()["height"]
+        assert committed == start + 1
+        net.wait_height(committed, range(2))
+        time.sleep(1.5)
+        assert max(net.status(i)["height"] for i in range(2)) == committed

@@ -40,7 +40,7 @@ CHAIN_HEIGHT = 6
 
 async def _make_chain(home: Path, wallets: dict[str, bytes], chain_id: str) -> None:
     """Run the validator until CHAIN_HEIGHT, with transactions in some of its blocks."""
-    node = Node(home, NodeConfig(name="validator", create_empty_blocks_ms=0))
+    node = Node(home, NodeConfig(name="validator", create_empty_blocks_ms=1))
     node.start_consensus()
     try:
         sent = 0
