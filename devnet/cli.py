@@ -225,7 +225,9 @@ def show_up(home: Path, specs: list[NodeSpec], elapsed: float) -> None:
     from genesis.document import genesis_hash
 
     print(f"chain {genesis.chain_id}, genesis {genesis_hash(genesis).hex()}")
-    print(f"devnet up: {len(specs)} validators at height >= 1 in {elapsed:.1f} s")
+    full = sum(1 for s in specs if s.role != "validator")
+    print(f"devnet up: {len(specs) - full} validators{f' and {full} full nodes' if full else ''} at height >= 1 in "
+          f"{elapsed:.1f} s")
     print(f"try: ledger-wallet --wallet {home / WALLETS_DIR / 'faucet.json'} balance")
 
 
@@ -370,6 +372,29 @@ def cmd_start(args: argparse.Namespace) -> int:
     return fail(f"{spec.name} started (pid {read_pid(spec.home)}) but does not answer yet")
 
 
+def cmd_add_node(args: argparse.Namespace) -> int:
+    """A full node for the running devnet: its home, started, caught up with the validators; prints its name."""
+    from devnet.cluster.full_nodes import add_full_node
+
+    home = Path(args.home)
+    try:
+        spec = add_full_node(home, args.name)
+    except DevnetError as exc:
+        return fail(str(exc), 2)
+    validators = [s for s in _specs(args) if s.role == "validator"]
+    tip = max((st or {}).get("height", 0) for st in statuses(validators, 1.0))
+    start_nodes([spec])
+    waited = wait_for_height([spec], tip, args.timeout, status_timeout_s=0.5)
+    if not waited:
+        return fail(f"{spec.name} did not catch up with height {tip} within {args.timeout:g} s: {waited.problem}; "
+                    f"see `ledger-devnet logs {spec.name}`")
+    if args.json:
+        print(json.dumps({"name": spec.name, "url": spec.url, "height": waited.heights[spec.name]}))
+    else:
+        print(spec.name)
+    return 0
+
+
 # --------------------------------------------------------------------------- init (several machines)
 
 
@@ -503,6 +528,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("node")
     p.add_argument("--timeout", type=positive_float, default=START_TIMEOUT_S)
     p.set_defaults(func=cmd_start)
+
+    p = with_home(sub.add_parser("add-node", help="add a full node (follows the chain, never votes) to the running "
+                                                  "devnet, wait until it has caught up, print its name"))
+    p.add_argument("--name", help="its name and folder (default full-N)")
+    p.add_argument("--json", action="store_true", help="print name, REST URL and height as JSON")
+    p.add_argument("--timeout", type=positive_float, default=60.0, help="seconds to catch up (default 60)")
+    p.set_defaults(func=cmd_add_node)
 
     p = sub.add_parser("init", help="write node homes for a network across machines (starts nothing)")
     p.add_argument("--validators", type=positive_int, required=True)

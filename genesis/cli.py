@@ -1,7 +1,7 @@
-"""``python -m genesis``: make a new genesis with its keys, or check one.
+"""``ledger-genesis`` (or ``python -m genesis``): make a new genesis with its keys, or check one.
 
-    python -m genesis new --validators 4 --chain-id mynet --out genesis.json
-    python -m genesis check genesis.json
+    ledger-genesis new --validators 4 --chain-id mynet --out genesis.json
+    ledger-genesis check genesis.json
 
 Without ``--chain-id`` a new genesis gets a chain id of its own, ``ledger-``
 and 8 hex digits (random, or derived from ``--seed``): a new set of keys is a
@@ -83,7 +83,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m genesis", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="ledger-genesis", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     new = commands.add_parser("new", help="make a genesis with fresh validator and wallet keys")
     new.add_argument("--validators", type=int, required=True, help="number of validators")

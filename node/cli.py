@@ -48,6 +48,10 @@ def cmd_init(args: argparse.Namespace) -> int:
         from node.p2p.switch import parse_peer_address
         for peer in config.peers:
             parse_peer_address(peer)
+        refusal = _not_a_validator(Path(args.genesis), key, args.full_node)
+        if refusal:
+            print(f"error: {refusal}", file=sys.stderr)
+            return 2
         config, genesis, node_key = init_home(Path(args.home), Path(args.genesis), key, config, force=args.force)
     except (HomeError, ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -59,6 +63,24 @@ def cmd_init(args: argparse.Namespace) -> int:
                       "address": encode_address(node_key.address), "port": config.port, "node_id": node_id,
                       "peer_address": f"{node_id}@{config.host}:{config.p2p_port}"}, indent=2))
     return 0
+
+
+def _not_a_validator(genesis_path: Path, key: bytes | None, full_node: bool) -> str:
+    """Why ``init`` refuses: the key (a new one without ``--key``) is not a validator of the genesis and
+    ``--full-node`` was not given; "" when it may go on."""
+    if full_node:
+        return ""
+    from genesis.document import load_genesis
+    from node.crypto import address_hash, derive_public_key
+
+    genesis = load_genesis(genesis_path)
+    if key is not None and any(address_hash(v.public_key) == address_hash(derive_public_key(key))
+                               for v in genesis.validators):
+        return ""
+    which = "the key in --key is not" if key is not None else "without --key, init makes a new key, which is not"
+    return (f"{which} one of the {len(genesis.validators)} validators in {genesis_path}: pass a validator's key "
+            f"(`ledger-genesis new` / `python -m genesis new` wrote keys/validator-N.json beside the genesis), "
+            f"or --full-node to follow the chain without voting")
 
 
 def cmd_id(args: argparse.Namespace) -> int:
@@ -259,6 +281,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--home", required=True)
     p.add_argument("--genesis", required=True)
     p.add_argument("--key", help="validator key file to use instead of generating one")
+    p.add_argument("--full-node", dest="full_node", action="store_true",
+                   help="a node that follows the chain without voting (its key, new or --key, is not a validator)")
     p.add_argument("--force", action="store_true", help="overwrite an existing home's config and data")
     common(p)
     p.set_defaults(func=cmd_init)

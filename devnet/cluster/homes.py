@@ -95,8 +95,9 @@ def write_homes(base: Path, genesis: Genesis, validator_keys: Mapping[str, bytes
             tuple(peer_address(other, validator_keys[other.name]) for other in specs if other.name != spec.name)
         # a home meant for another machine must not name a path of this one: it logs to stderr there
         log_file = "" if multi_host else str(spec.home / LOG_FILE)
+        # a local network admits any node that proves its key (full nodes join with `ledger-devnet add-node`)
         configs[spec.name] = NodeConfig(name=spec.name, host=spec.host, port=spec.port, p2p_port=spec.p2p_port,
-                                        peers=links,
+                                        peers=links, allowed_peers=() if multi_host else ("*",),
                                         log_file=log_file).with_overrides(dict(config_overrides or {}))
         if spec.home.exists():
             shutil.rmtree(spec.home)

@@ -41,6 +41,8 @@ class NodeSpec:
     """Client REST port."""
     p2p_port: int = 0
     """Peer transport port (0: none recorded, an old ``network.json``)."""
+    role: str = "validator"
+    """``validator`` (its key is in genesis) or ``full`` (follows the chain, never signs)."""
 
     @property
     def url(self) -> str:
@@ -175,9 +177,22 @@ def multi_host_specs(base: Path, names: list[str], hosts: list[str], base_port: 
 def write_network_file(base: Path, chain_id: str, specs: list[NodeSpec], multi_host: bool = False) -> None:
     (Path(base) / NETWORK_FILE).write_text(json.dumps(
         {"chain_id": chain_id, "multi_host": multi_host,
-         "nodes": [{"name": s.name, "home": str(s.home), "host": s.host, "port": s.port, "p2p_port": s.p2p_port}
-                   for s in specs]},
+         "nodes": [{"name": s.name, "home": str(s.home), "host": s.host, "port": s.port, "p2p_port": s.p2p_port,
+                    "role": s.role} for s in specs]},
         indent=2))
+
+
+def add_to_network_file(base: Path, spec: NodeSpec) -> None:
+    """Append ``spec`` to ``network.json`` (a node added to a running network)."""
+    info = network_info(base)
+    if any(n["name"] == spec.name for n in info["nodes"]):
+        raise DevnetError(f"{base} already has a node named {spec.name}")
+    info["nodes"].append({"name": spec.name, "home": str(spec.home), "host": spec.host, "port": spec.port,
+                          "p2p_port": spec.p2p_port, "role": spec.role})
+    path = Path(base) / NETWORK_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(info, indent=2))
+    os.replace(tmp, path)
 
 
 def network_info(base: Path) -> dict:
@@ -191,7 +206,8 @@ def load_network(base: Path) -> list[NodeSpec]:
     obj = network_info(base)
     # homes written relative to the working directory of the writer resolve against ``base``
     return [NodeSpec(n["name"], Path(n["home"]) if Path(n["home"]).is_absolute() else
-                     Path(base).resolve() / Path(n["home"]).name, n["host"], n["port"], n.get("p2p_port", 0))
+                     Path(base).resolve() / Path(n["home"]).name, n["host"], n["port"], n.get("p2p_port", 0),
+                     n.get("role", "validator"))
             for n in obj["nodes"]]
 
 
