@@ -60,7 +60,8 @@ class NodeConfig:
     peer_timeout_ms: int = 5_000
     """A block request unanswered this long goes to another peer."""
     p2p_max_inbound: int = 64
-    """Inbound peer connections (handshaking or live) at once; more are closed before their handshake."""
+    """Inbound peers connected at once besides the validators and ``peers`` (who always get in); more are closed
+    once authenticated.  Handshakes under way are bounded apart (32, 8 per address, 3 s each)."""
     p2p_ping_ms: int = 2_000
     """Keepalive: each connection pings this often."""
     p2p_idle_timeout_ms: int = 10_000

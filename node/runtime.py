@@ -170,7 +170,8 @@ class Node:
         config = self.config
         peers = [parse_peer_address(text) for text in config.peers]
         validator_ids = {node_id_of(v.public_key) for v in self.validators.validators}
-        allowed = validator_ids | {p.node_id for p in peers} | {i.lower() for i in config.allowed_peers}
+        peer_ids = {p.node_id for p in peers}
+        allowed = validator_ids | peer_ids | {i.lower() for i in config.allowed_peers}
         open_to_all = "*" in allowed
         switch = Switch(
             key=SigningKey(self.key.private_key),
@@ -182,7 +183,8 @@ class Node:
                                   idle_timeout_s=config.p2p_idle_timeout_ms / 1000,
                                   send_timeout_s=config.p2p_send_timeout_ms / 1000,
                                   delay_s=config.p2p_delay_ms / 1000, jitter_s=config.p2p_jitter_ms / 1000),
-            max_inbound=config.p2p_max_inbound)
+            max_inbound=config.p2p_max_inbound,
+            reserved=lambda node_id: node_id in validator_ids or node_id in peer_ids)
         return PeerReactor(switch, serve_block=self._serve_block, request_timeout_s=config.peer_timeout_ms / 1000)
 
     def _serve_block(self, height: int) -> tuple[bytes, bytes] | None:

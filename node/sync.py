@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from node.application import Application
@@ -33,6 +34,8 @@ from node.types.validators import ValidatorSet
 
 log = logging.getLogger("ledger.node")
 
+BENCH_S = 30.0
+"""How long a peer that did not serve what it announced (or served it slowly) is skipped by block sync."""
 SYNC_BATCH = 50
 """Blocks asked of a peer in one request."""
 
@@ -63,6 +66,8 @@ class BlockSync:
         """True while a peer is more than one block ahead and this node is fetching blocks from it (a peer's
         claim alone does not make it: a peer that announces heights it cannot serve stops no client)."""
         self._wakeup = asyncio.Event()
+        self._benched: dict[str, float] = {}
+        """Peers that announced heights they did not serve (or served slowly), and until when they are skipped."""
 
     def wake(self) -> None:
         """Sync now rather than at the next interval (peers are heights ahead)."""
@@ -72,7 +77,8 @@ class BlockSync:
         interval = self.interval_ms / 1000
         while True:
             try:
-                await asyncio.wait_for(self._wakeup.wait(), interval)
+                async with asyncio.timeout(interval):  # (not wait_for: on 3.11 it can swallow a cancellation)
+                    await self._wakeup.wait()
             except TimeoutError:
                 pass
             self._wakeup.clear()
@@ -86,7 +92,10 @@ class BlockSync:
                 log.exception("block sync round failed")
 
     async def sync_once(self) -> None:
-        links = [link for link in self.peers.links if link.up]
+        now = time.monotonic()
+        if len(self._benched) > 256:
+            self._benched = {node_id: until for node_id, until in self._benched.items() if until > now}
+        links = [link for link in self.peers.links if link.up and self._benched.get(link.node_id, 0.0) <= now]
         best = max((link.height for link in links), default=-1)
         if best <= self.store.height:
             return
@@ -97,14 +106,19 @@ class BlockSync:
                 while self.store.height < link.height and link.up and not self._failed():
                     start = self.store.height + 1
                     end = min(link.height, start + SYNC_BATCH - 1)
+                    asked = time.monotonic()
                     body = await self.peers.request_blocks(link, start, end)
                     try:
                         items = decode_block_batch(body) if body is not None else []
                     except DecodeError as exc:
                         link.last_error = f"a malformed block batch: {exc}"
                         items = []
-                    if not items:  # it does not have what it announced (or does not say): not a candidate until
-                        link.height = min(link.height, self.store.height)  # it announces a height again
+                    slow = time.monotonic() - asked > self.peers.request_timeout_s / 2 and len(items) < end - start + 1
+                    if not items or slow:  # it does not serve what it announced, or barely: others first for a while
+                        self._benched[link.node_id] = time.monotonic() + BENCH_S
+                        link.last_error = f"block sync: {'no blocks' if not items else 'slow answer'}; other " \
+                                          f"peers first for {BENCH_S:g} s"
+                    if not items:
                         break
                     self.catching_up = best > self.store.height + 1  # only once a peer backs its height with blocks
                     with CLOCK.stage("sync"):

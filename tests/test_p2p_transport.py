@@ -18,7 +18,7 @@ import pytest
 from node.crypto import SigningKey, sha256
 from node.p2p.channels import BLOCKSYNC, CONSENSUS, TXS, ChannelSpec, channel_table
 from node.p2p.secret import LENGTH_BYTES, HandshakeError, Hello, node_id_of
-from node.p2p.switch import LinkSettings, PeerAddress, Switch, parse_peer_address
+from node.p2p.switch import MAX_HANDSHAKING_PER_HOST, LinkSettings, PeerAddress, Switch, parse_peer_address
 from tests.p2p_client import RawPeer
 
 CHAIN = "transport-test"
@@ -153,8 +153,8 @@ def test_a_node_that_is_not_allowed_is_refused_before_its_messages_are_read():
             async with raw_peer(b) as peer:
                 peer.send(CONSENSUS, b"should never be read")
                 await peer.drain()
-                assert await peer.closed_by_node()
-            assert b.events("refused") == {"not-allowed": 1} and b.received == []
+                assert await peer.closed_by_node(timeout=10)
+            assert b.events("refused") == {"not-allowed": 1} and b.received == [], (b.switch.events, b.received)
             a.switch.add_peer(b.address)
             async with nodes(a):
                 await until(lambda: b.events("refused").get("not-allowed", 0) >= 2, what="second refusal")
@@ -279,7 +279,8 @@ def test_a_large_message_travels_in_packets_and_does_not_hold_up_votes():
 def test_a_flooding_peer_is_throttled_to_the_channel_budget():
     async def scenario():
         specs = dict(channel_table(50, 0, 1000))
-        specs[CONSENSUS] = ChannelSpec(CONSENSUS, "consensus", 0, 64 * 1024, 100, 200_000)
+        specs[CONSENSUS] = ChannelSpec(CONSENSUS, "consensus", priority=0, max_message_bytes=64 * 1024,
+                                       queue_max=100, queue_max_bytes=1 << 20, recv_bytes_per_s=200_000)
         b = Node("b", specs=specs, settings=LinkSettings(ping_interval_s=0.1, idle_timeout_s=10, send_timeout_s=5))
         async with nodes(b):
             async with raw_peer(b) as peer:
@@ -363,26 +364,35 @@ def test_the_link_comes_back_after_the_peer_restarts_and_queued_transactions_fol
     run(scenario)
 
 
-def test_inbound_connections_are_bounded_and_the_rest_are_closed_unread():
+def test_handshakes_and_inbound_peers_are_bounded_and_reserved_peers_always_get_in():
     async def scenario():
         b = Node("b")
-        b.switch.max_inbound = 3
+        b.switch.max_inbound = 1
+        b.switch.reserved = lambda nid: nid == node_id("validator")
         async with nodes(b):
-            writers = []
-            for _ in range(3):  # three strangers that never finish their handshake hold the three places
-                _, writer = await asyncio.open_connection("127.0.0.1", b.switch.bound_port)
-                writers.append(writer)
+            idle = []
+            for _ in range(MAX_HANDSHAKING_PER_HOST):  # strangers that never finish their handshake
+                idle.append((await asyncio.open_connection("127.0.0.1", b.switch.bound_port))[1])
             await asyncio.sleep(0.1)
             with pytest.raises(HandshakeError, match="connection ended"):
                 await raw_peer(b).connect()
-            assert b.events("refused").get("too-many-connections", 0) >= 1
-            for writer in writers:
+            assert b.events("refused").get("too-many-handshakes", 0) >= 1
+            for writer in idle:
                 writer.close()
-            await until(lambda: b.switch._inbound == 0, what="places freed")
-            async with raw_peer(b) as peer:
-                peer.send(CONSENSUS, b"now")
-                await peer.drain()
-                await until(lambda: b.received, what="delivery")
+            await until(lambda: b.switch._handshaking == 0, what="handshake places freed")
+            async with raw_peer(b, "first") as first:
+                await until(lambda: b.switch._inbound == 1, what="first peer in")
+                second = raw_peer(b, "second")
+                await second.connect()  # authenticated, then closed: no room for a non-reserved peer
+                assert await second.closed_by_node()
+                assert b.events("refused").get("too-many-connections", 0) == 1
+                async with raw_peer(b, "validator") as reserved:
+                    reserved.send(CONSENSUS, b"always")
+                    await reserved.drain()
+                    await until(lambda: any(m == b"always" for _, _, m in b.received), what="reserved peer")
+                first.send(CONSENSUS, b"still")
+                await first.drain()
+                await until(lambda: any(m == b"still" for _, _, m in b.received), what="first peer served")
     run(scenario)
 
 

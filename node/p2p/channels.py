@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from node.encoding import Writer
-from node.p2p.wire import BATCH_HEADER_BYTES, encode_consensus_batch, encode_tx_batch, tx_batch_item_bytes
+from node.p2p.wire import encode_consensus_batch, encode_tx_batch, tx_batch_item_bytes
 
 CONTROL = 0x00
 CONSENSUS = 0x20
@@ -44,6 +44,11 @@ PACKET_HEADER_BYTES = 2
 FRAME_LIMIT = PACKET_DATA_BYTES + PACKET_HEADER_BYTES
 FLAG_LAST = 0x01
 """The packet ends its message."""
+
+MAX_SYNC_ANSWER_BYTES = 8 * 1024 * 1024
+"""A block-sync answer holds whole blocks up to this many bytes (at least one block)."""
+MAX_CONTROL_PER_S = 50
+"""Control messages (pings, pongs) a peer may send per second before it is dropped."""
 
 CONTROL_PING = 1
 CONTROL_PONG = 2
@@ -69,6 +74,8 @@ class ChannelSpec:
     """A message that grows past this while being received drops the connection."""
     queue_max: int
     """Send-queue bound in items; a full queue drops its oldest item."""
+    queue_max_bytes: int
+    """Send-queue bound in bytes (a peer that asks for much cannot make this node hold more)."""
     recv_bytes_per_s: int
     """Receive budget: reading from a peer pauses while it is spent."""
     batch: Callable[[list[bytes]], bytes] | None = None
@@ -82,32 +89,24 @@ class ChannelSpec:
 
     @property
     def recv_burst_bytes(self) -> int:
-        """The receive budget's bucket size: a message of the largest size fits at once."""
-        return max(self.recv_bytes_per_s, self.max_message_bytes)
+        """The receive budget's bucket size: one second's worth (it is charged per packet as it arrives)."""
+        return self.recv_bytes_per_s
 
 
 def channel_table(batch_txs: int, linger_ms: int, tx_queue_max: int) -> dict[int, ChannelSpec]:
     """The node's channels; the transaction channel is sized by the node's gossip configuration."""
+    mib = 1024 * 1024
     specs = [
-        ChannelSpec(CONSENSUS, "consensus", 0, 32 * 1024 * 1024, 20_000, 64 * 1024 * 1024,
-                    batch=encode_consensus_batch, batch_items=10_000),
-        ChannelSpec(ROUND_STATE, "round-state", 1, 1024 * 1024, 2, 8 * 1024 * 1024),
-        ChannelSpec(BLOCKSYNC, "blocksync", 2, 64 * 1024 * 1024, 64, 128 * 1024 * 1024),
-        ChannelSpec(TXS, "txs", 3, 16 * 1024 * 1024, max(1, tx_queue_max), 64 * 1024 * 1024,
-                    batch=encode_tx_batch, batch_items=max(1, batch_txs), item_bytes=tx_batch_item_bytes,
+        ChannelSpec(CONSENSUS, "consensus", priority=0, max_message_bytes=16 * mib, queue_max=20_000,
+                    queue_max_bytes=32 * mib, recv_bytes_per_s=16 * mib, batch=encode_consensus_batch,
+                    batch_items=10_000),
+        ChannelSpec(ROUND_STATE, "round-state", priority=1, max_message_bytes=mib, queue_max=2,
+                    queue_max_bytes=2 * mib, recv_bytes_per_s=mib),
+        ChannelSpec(BLOCKSYNC, "blocksync", priority=2, max_message_bytes=16 * mib, queue_max=64,
+                    queue_max_bytes=2 * MAX_SYNC_ANSWER_BYTES, recv_bytes_per_s=32 * mib),
+        ChannelSpec(TXS, "txs", priority=3, max_message_bytes=16 * mib, queue_max=max(1, tx_queue_max),
+                    queue_max_bytes=64 * mib, recv_bytes_per_s=16 * mib, batch=encode_tx_batch,
+                    batch_items=max(1, batch_txs), item_bytes=tx_batch_item_bytes,
                     linger_s=max(0, linger_ms) / 1000),
     ]
     return {spec.id: spec for spec in specs}
-
-
-def take_batch(spec: ChannelSpec, queue) -> list[bytes]:
-    """Pop the longest prefix of ``queue`` that fits one message of ``spec`` (always at least one item)."""
-    batch: list[bytes] = []
-    size = BATCH_HEADER_BYTES
-    while queue and len(batch) < spec.batch_items:
-        n = spec.item_bytes(queue[0])
-        if batch and size + n > spec.max_message_bytes:
-            break
-        batch.append(queue.popleft())
-        size += n
-    return batch

@@ -30,18 +30,25 @@ from node.p2p.channels import (
     CONTROL_PONG,
     FLAG_LAST,
     FRAME_LIMIT,
+    MAX_CONTROL_PER_S,
     PACKET_DATA_BYTES,
     ChannelSpec,
     encode_goodbye,
-    take_batch,
 )
 from node.p2p.secret import FrameError, SealedStream
+from node.p2p.wire import BATCH_HEADER_BYTES
 
 log = logging.getLogger("ledger.p2p")
 
 
-MAX_PARTIAL_BYTES = 64 * 1024 * 1024
-"""Bound on the bytes of messages still being received on one connection, over all its channels together."""
+DRAIN_ABOVE_BYTES = 64 * 1024
+"""The socket's write buffer above which the sender waits for the peer to read (asyncio's default mark)."""
+FINISH_TIMEOUT_S = 5.0
+"""Bound on waiting for a closed connection's tasks to end."""
+MAX_MALFORMED = 100
+"""Messages that do not decode a connection may carry before it is dropped (a few are a bug, many an attack)."""
+PACKET_OVERHEAD_BYTES = 64
+"""What a packet costs the receive budget beyond its bytes (so floods of tiny packets are budgeted too)."""
 
 
 class ConnectionClosed(Exception):
@@ -53,12 +60,14 @@ class ConnectionClosed(Exception):
 
 
 class Outbox:
-    """A peer's send queues, one per channel, kept across reconnections."""
+    """A peer's send queues, one per channel, kept across reconnections; each bounded in items and bytes
+    (the oldest items are dropped first)."""
 
     def __init__(self, specs: dict[int, ChannelSpec]):
         self.specs = specs
-        self.queues: dict[int, collections.deque[bytes]] = {
-            cid: collections.deque(maxlen=spec.queue_max) for cid, spec in specs.items()}
+        self.queues: dict[int, collections.deque[bytes]] = {cid: collections.deque() for cid in specs}
+        self.bytes: dict[int, int] = dict.fromkeys(specs, 0)
+        """Bytes queued per channel."""
         self.dropped: collections.Counter[str] = collections.Counter()
         """Items dropped from a full queue, by channel name."""
         self.wakeup = asyncio.Event()
@@ -66,28 +75,45 @@ class Outbox:
         """When each channel's queue last went from empty to not empty (for lingering batches)."""
 
     def put(self, channel: int, item: bytes) -> None:
-        queue = self.queues[channel]
-        if not queue:
-            self.first_queued[channel] = time.monotonic()
-        elif len(queue) == queue.maxlen:
-            self.dropped[self.specs[channel].name] += 1
-        queue.append(item)
-        self.wakeup.set()
+        self.put_many(channel, [item])
 
     def put_many(self, channel: int, items: list[bytes]) -> None:
         if not items:
             return
-        queue = self.queues[channel]
+        queue, spec = self.queues[channel], self.specs[channel]
         if not queue:
             self.first_queued[channel] = time.monotonic()
-        overflow = len(queue) + len(items) - (queue.maxlen or 0)
-        if overflow > 0:
-            self.dropped[self.specs[channel].name] += overflow
         queue.extend(items)
+        self.bytes[channel] += sum(len(item) for item in items)
+        dropped = 0
+        while len(queue) > 1 and (len(queue) > spec.queue_max or self.bytes[channel] > spec.queue_max_bytes):
+            self.bytes[channel] -= len(queue.popleft())
+            dropped += 1
+        if dropped:
+            self.dropped[spec.name] += dropped
         self.wakeup.set()
+
+    def pop(self, channel: int) -> bytes:
+        item = self.queues[channel].popleft()
+        self.bytes[channel] -= len(item)
+        return item
+
+    def take(self, spec: ChannelSpec) -> list[bytes]:
+        """Pop the longest prefix of the channel's queue that fits one message of ``spec`` (at least one item)."""
+        queue = self.queues[spec.id]
+        batch: list[bytes] = []
+        size = BATCH_HEADER_BYTES
+        while queue and len(batch) < spec.batch_items:
+            n = spec.item_bytes(queue[0])
+            if batch and size + n > spec.max_message_bytes:
+                break
+            batch.append(self.pop(spec.id))
+            size += n
+        return batch
 
     def clear(self, channel: int) -> None:
         self.queues[channel].clear()
+        self.bytes[channel] = 0
 
     def pending(self, channel: int) -> int:
         return len(self.queues[channel])
@@ -140,6 +166,7 @@ class Connection:
         self._partial: dict[int, bytearray] = {}
         self._buckets = {cid: TokenBucket(spec.recv_bytes_per_s, spec.recv_burst_bytes)
                          for cid, spec in self.specs.items()}
+        self._control_bucket = TokenBucket(MAX_CONTROL_PER_S, MAX_CONTROL_PER_S)
         self.opened = time.monotonic()
         self.last_received = self.opened
         self.rtt_ms: float | None = None
@@ -183,16 +210,16 @@ class Connection:
     async def _finish(self, reason: str) -> None:
         if not self.close_reason:
             self.close_reason = reason
+        self.stream.close()  # first: whatever a task still does, nothing more reaches the peer
         for task in self._tasks:
             task.cancel()
         try:
             if self._tasks:  # ``wait`` never raises what the tasks ended with, only this task's own cancellation
-                await asyncio.wait(self._tasks)
+                await asyncio.wait(self._tasks, timeout=FINISH_TIMEOUT_S)
                 for task in self._tasks:  # their ends are accounted for (``close_reason``): mark them retrieved
-                    if not task.cancelled():
+                    if task.done() and not task.cancelled():
                         task.exception()
         finally:
-            self.stream.close()
             self.closed.set()
 
     def close(self, reason: str, tell_peer: bool = True) -> None:
@@ -229,9 +256,8 @@ class Connection:
         current = self._sending.pop(spec.id, None)
         if current is not None:
             return current
-        queue = self.outbox.queues[spec.id]
-        message = spec.batch(take_batch(spec, queue)) if spec.batch is not None else queue.popleft()
-        if queue:
+        message = spec.batch(self.outbox.take(spec)) if spec.batch is not None else self.outbox.pop(spec.id)
+        if self.outbox.queues[spec.id]:
             self.outbox.first_queued[spec.id] = time.monotonic()
         return message, 0
 
@@ -246,15 +272,20 @@ class Connection:
                 await self._drain()
                 if self._next_channel() is None and not self._control:
                     await wakeup.wait()
+                if self.close_reason:
+                    return
                 continue
             wait = self._lingering(spec)
             if wait > 0:
                 wakeup.clear()
                 await self._drain()
                 try:
-                    await asyncio.wait_for(wakeup.wait(), wait)
+                    async with asyncio.timeout(wait):  # (not wait_for: on 3.11 it can swallow a cancellation)
+                        await wakeup.wait()
                 except TimeoutError:
                     pass
+                if self.close_reason:
+                    return
                 if len(self.outbox.queues[spec.id]) < spec.batch_items and self._next_channel() is spec \
                         and self._lingering(spec) > 0:
                     continue
@@ -265,15 +296,29 @@ class Connection:
                 self._sending[spec.id] = (message, end)
             if self.delay_s or self.jitter_s:
                 await asyncio.sleep(max(0.0, self.delay_s + random.uniform(-self.jitter_s, self.jitter_s)))
+                if self.close_reason:
+                    return
             self.stream.write(bytes([spec.id, FLAG_LAST if last else 0]) + message[offset:end])
             await self._drain()
+            if self.close_reason:
+                return
 
     async def _drain(self) -> None:
+        """Wait while the socket's buffer is over its high-water mark (the peer reads slowly), at most
+        ``send_timeout_s``; a buffer under it costs nothing."""
+        transport = self.stream.writer.transport
+        if transport.get_write_buffer_size() < DRAIN_ABOVE_BYTES and not transport.is_closing():
+            return
         try:
-            await asyncio.wait_for(self.stream.drain(), self.send_timeout_s)
+            async with asyncio.timeout(self.send_timeout_s):  # (not wait_for: see the linger wait)
+                await self.stream.drain()
         except TimeoutError:
             raise ConnectionClosed("peer-not-reading",
                                    f"the peer read nothing for {self.send_timeout_s:g} s") from None
+
+    def sending(self, channel: int) -> bool:
+        """A message on ``channel`` is partly sent."""
+        return channel in self._sending
 
     def send_control(self, message: bytes) -> None:
         self._control.append(message)
@@ -289,11 +334,18 @@ class Connection:
                 raise ConnectionClosed("bad-packet", "a packet without its header")
             channel, flags, data = frame[0], frame[1], frame[2:]
             if channel == CONTROL:
+                if self._control_bucket.take(1) > 0:
+                    raise ConnectionClosed("control-flood", f"over {MAX_CONTROL_PER_S} control messages a second")
                 self._on_control(data)
                 continue
             spec = self.specs.get(channel)
             if spec is None:
                 raise ConnectionClosed("unknown-channel", f"a message on unknown channel 0x{channel:02x}")
+            wait = self._buckets[channel].take(len(frame) + PACKET_OVERHEAD_BYTES)  # charged per packet as read
+            if wait > 0:
+                if self._on_throttle is not None:
+                    self._on_throttle(spec.name)
+                await asyncio.sleep(wait)
             partial = self._partial.get(channel)
             if flags & FLAG_LAST and partial is None:
                 message = data
@@ -303,9 +355,6 @@ class Connection:
                 if len(partial) + len(data) > spec.max_message_bytes:
                     raise ConnectionClosed("message-too-large", f"a message over {spec.max_message_bytes} bytes "
                                                                 f"on channel {spec.name}")
-                if sum(len(p) for p in self._partial.values()) + len(data) > MAX_PARTIAL_BYTES:
-                    raise ConnectionClosed("message-too-large", f"over {MAX_PARTIAL_BYTES} bytes of unfinished "
-                                                                f"messages across channels")
                 partial += data
                 if not flags & FLAG_LAST:
                     continue
@@ -313,16 +362,13 @@ class Connection:
             if len(message) > spec.max_message_bytes:
                 raise ConnectionClosed("message-too-large", f"a message over {spec.max_message_bytes} bytes "
                                                             f"on channel {spec.name}")
-            wait = self._buckets[channel].take(len(message) + 64)
-            if wait > 0:
-                if self._on_throttle is not None:
-                    self._on_throttle(spec.name)
-                await asyncio.sleep(wait)
             try:
                 self._deliver(channel, message)
             except DecodeError as exc:
                 self.malformed += 1
                 log.debug("peer %s: malformed %s message dropped: %s", self.peer, spec.name, exc)
+                if self.malformed > MAX_MALFORMED:
+                    raise ConnectionClosed("malformed-flood", f"over {MAX_MALFORMED} malformed messages") from None
             await asyncio.sleep(0)  # one busy peer never holds the loop
 
     def _on_control(self, data: bytes) -> None:
@@ -330,8 +376,10 @@ class Connection:
             r = Reader(data)
             kind = r.u8()
             if kind == CONTROL_PING:
+                r.finish()
                 self.send_control(Writer().u8(CONTROL_PONG).getvalue())
             elif kind == CONTROL_PONG:
+                r.finish()
                 if self._ping_sent_at is not None:
                     self.rtt_ms = (time.monotonic() - self._ping_sent_at) * 1000
                     self._ping_sent_at = None

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from node.consensus.round_status import RoundStatus
 from node.encoding import DecodeError
-from node.p2p.channels import BLOCKSYNC, CONSENSUS, ROUND_STATE, TXS, ChannelSpec
+from node.p2p.channels import BLOCKSYNC, CONSENSUS, MAX_SYNC_ANSWER_BYTES, ROUND_STATE, TXS, ChannelSpec
 from node.p2p.switch import PeerLink, Switch
 from node.p2p.wire import (
     MAX_BATCH_BLOCKS,
@@ -40,6 +40,8 @@ from node.p2p.wire import (
 
 log = logging.getLogger("ledger.p2p")
 
+MAX_QUEUED_BEFORE_ANSWER = 1024 * 1024
+"""A peer's round status is answered only while less than this is queued for it on the consensus channel."""
 MAX_PENDING_REQUESTS = 16
 """Block requests this node has open at once (per node, across peers)."""
 
@@ -64,6 +66,9 @@ class PeerReactor:
         self.own_height: Callable[[], int] = lambda: 0
         self.rejected_txs = 0
         """Transactions peers sent that the mempool refused."""
+        self.skipped_answers = 0
+        """Round statuses and block requests left unanswered because the last answer to that peer was still
+        queued (each peer gets one answer at a time: a small request cannot make this node queue much)."""
         self._requests: dict[int, asyncio.Future] = {}
         self._ids = itertools.count(1)
         switch.deliver = self.deliver
@@ -124,7 +129,8 @@ class PeerReactor:
         future.link = link  # type: ignore[attr-defined]  # only that peer may answer it
         link.send(BLOCKSYNC, encode_sync_request(request_id, start, end))
         try:
-            return await asyncio.wait_for(future, self.request_timeout_s)
+            async with asyncio.timeout(self.request_timeout_s):  # (not wait_for: on 3.11 it can swallow a cancel)
+                return await future
         except TimeoutError:
             link.last_error = f"no answer to a block request within {self.request_timeout_s:g} s"
             return None
@@ -138,7 +144,11 @@ class PeerReactor:
         if channel == CONSENSUS:
             self.on_consensus(decode_consensus_batch(message))
         elif channel == ROUND_STATE:
-            self.send_consensus(link, self.answer_round_status(link, RoundStatus.decode(message)))
+            status = RoundStatus.decode(message)
+            if link.outbox.bytes[CONSENSUS] > MAX_QUEUED_BEFORE_ANSWER:  # the last answer has not gone yet:
+                self.skipped_answers += 1  # the peer asks again in STATUS_INTERVAL_MS; one answer at a time
+                return
+            self.send_consensus(link, self.answer_round_status(link, status))
         elif channel == TXS:
             result = self.on_txs(decode_tx_batch(message))
             self.rejected_txs += int(result.get("rejected", 0))
@@ -155,6 +165,9 @@ class PeerReactor:
             link.height = number
             self.on_peer_height(link)
         elif kind == SYNC_REQUEST:
+            if link.busy(BLOCKSYNC):  # an honest peer waits for one answer before it asks again
+                self.skipped_answers += 1
+                return
             link.send(BLOCKSYNC, encode_sync_blocks(number, self.answer_blocks(link, start, end)))
         elif kind == SYNC_BLOCKS:
             future = self._requests.get(number)
@@ -164,7 +177,7 @@ class PeerReactor:
     def answer_blocks(self, link: PeerLink, start: int, end: int) -> bytes:
         """Committed blocks ``start..end`` with their certificates, as many as fit one message."""
         items: list[tuple[bytes, bytes]] = []
-        size, limit = 4, self.specs[BLOCKSYNC].max_message_bytes - 16
+        size, limit = 4, min(self.specs[BLOCKSYNC].max_message_bytes - 16, MAX_SYNC_ANSWER_BYTES)
         for height in range(max(1, start), min(end, start + MAX_BATCH_BLOCKS - 1) + 1):
             served = self._serve_block(height)
             if served is None:

@@ -210,7 +210,8 @@ async def handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     does not prove the key it claims; nothing it sent is parsed beyond that.
     """
     try:
-        return await asyncio.wait_for(_handshake(reader, writer, key, hello), timeout_s)
+        async with asyncio.timeout(timeout_s):  # (not wait_for: on 3.11 it can swallow a cancellation)
+            return await _handshake(reader, writer, key, hello)
     except TimeoutError:
         raise HandshakeError("handshake-timeout", f"no handshake within {timeout_s:g} s") from None
     except (asyncio.IncompleteReadError, ConnectionError) as exc:

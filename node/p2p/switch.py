@@ -36,6 +36,12 @@ log = logging.getLogger("ledger.p2p")
 BACKOFF_START_S = 0.1
 BACKOFF_MAX_S = 3.0
 DUPLICATE_WINDOW_S = 2.0
+MAX_HANDSHAKING = 32
+"""Inbound handshakes under way at once (strangers hold no slot of an authenticated peer)."""
+MAX_HANDSHAKING_PER_HOST = 8
+"""... of which from one address."""
+INBOUND_HANDSHAKE_S = 3.0
+"""An inbound connection that has not proven its key by then is closed."""
 LOG_REPEAT_S = 60.0
 MAX_LOG_KEYS = 1024
 """Peers and reasons whose last log time is remembered (bounded: a flood of strangers cannot grow it)."""
@@ -109,6 +115,11 @@ class PeerLink:
     def send(self, channel: int, item: bytes) -> None:
         self.outbox.put(channel, item)
 
+    def busy(self, channel: int) -> bool:
+        """Something for this peer on ``channel`` is still queued or partly sent."""
+        conn = self.connection
+        return self.outbox.pending(channel) > 0 or (conn is not None and conn.sending(channel))
+
     def describe(self) -> dict:
         conn = self.connection
         return {"id": self.node_id, "name": self.name, "address": str(self.address) if self.address else None,
@@ -143,7 +154,7 @@ class Switch:
 
     def __init__(self, *, key: SigningKey, hello: Hello, host: str, port: int, peers: list[PeerAddress],
                  allowed: Callable[[str], bool], specs: dict[int, ChannelSpec], settings: LinkSettings,
-                 max_inbound: int = 64):
+                 max_inbound: int = 64, reserved: Callable[[str], bool] = lambda node_id: False):
         """Set ``deliver(link, channel, message)`` and ``on_up(link)`` before ``start_dialing``."""
         self.key = key
         self.hello = hello
@@ -167,8 +178,12 @@ class Switch:
         self._tasks: set[asyncio.Task] = set()
         self._dialing = False
         self.max_inbound = max_inbound
-        """Inbound connections (handshaking or live) at once; more are closed unread."""
+        """Authenticated inbound peers at once, besides ``reserved`` ones; more are closed unread."""
+        self.reserved = reserved
+        """Node ids always admitted (validators, configured peers) however many others are connected."""
         self._inbound = 0
+        self._handshaking = 0
+        self._handshaking_from: collections.Counter[str] = collections.Counter()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -269,24 +284,40 @@ class Switch:
             task.add_done_callback(self._tasks.discard)
         peername = writer.get_extra_info("peername") or ("?", "?")
         where, host = f"{peername[0]}:{peername[1]}", str(peername[0])
-        if self._inbound >= self.max_inbound:
-            self.note("refused", "too-many-connections", where, f"{self._inbound} inbound connections open "
-                      f"(p2p_max_inbound={self.max_inbound})", log_key=host)
+        if self._handshaking >= MAX_HANDSHAKING or self._handshaking_from[host] >= MAX_HANDSHAKING_PER_HOST:
+            self.note("refused", "too-many-handshakes", where, f"{self._handshaking} handshakes under way "
+                      f"({self._handshaking_from[host]} from {host})", log_key=host)
             writer.close()
             return
-        self._inbound += 1
+        self._handshaking += 1
+        self._handshaking_from[host] += 1
+        live = False
         try:
             try:
-                stream, identity = await handshake(reader, writer, self.key, self.hello)
+                stream, identity = await handshake(reader, writer, self.key, self.hello, INBOUND_HANDSHAKE_S)
             except HandshakeError as exc:
                 self.note("refused", exc.reason, where, str(exc), log_key=host)  # one line a minute per address
                 writer.close()
                 return
+            finally:
+                self._handshaking -= 1
+                self._handshaking_from[host] -= 1
+                if not self._handshaking_from[host]:
+                    del self._handshaking_from[host]
+            if self._inbound >= self.max_inbound and not self.reserved(identity.node_id):
+                self.note("refused", "too-many-connections", where, f"{self._inbound} inbound peers connected "
+                          f"(p2p_max_inbound={self.max_inbound}; validators and configured peers always get in)",
+                          log_key=host)
+                writer.close()
+                return
+            self._inbound += 1
+            live = True
             await self._serve(stream, identity, None, outbound=False, where=where)
         except asyncio.CancelledError:  # the switch is stopping; asyncio's server callback must not see it
             writer.close()
         finally:
-            self._inbound -= 1
+            if live:
+                self._inbound -= 1
 
     async def _serve(self, stream: SealedStream, identity: PeerIdentity, expected: str | None, *, outbound: bool,
                      where: str) -> str | None:
@@ -298,8 +329,9 @@ class Switch:
             conn = Connection(stream, where, Outbox(self.specs), lambda c, m: None, ping_interval_s=1,
                               idle_timeout_s=1, send_timeout_s=1)
             conn.close(f"{reason}: {detail}")
-            with contextlib.suppress(OSError, RuntimeError):
-                await asyncio.wait_for(stream.drain(), 1.0)
+            with contextlib.suppress(OSError, RuntimeError, TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await stream.drain()
             return None
         link = self.links.get(identity.node_id)
         if link is None:
@@ -314,6 +346,8 @@ class Switch:
                                                                 logging.INFO),
                           outbound=outbound)
         if not self._attach(link, conn, outbound):
+            self.note("closed", "duplicate", link.name, "both sides dialed at once; the connection dialed by the "
+                      "lower node id stays", logging.INFO)
             conn.close("duplicate connection")
             return None
         link.identity = identity
@@ -331,7 +365,7 @@ class Switch:
                 del self.links[link.node_id]  # a peer that dialed in is forgotten once it leaves
         link.last_error = conn.close_detail or reason
         kind = "closed" if reason in ("closed", "shutting-down", "peer-closed", "duplicate connection",
-                                      "connection-error") else "dropped"
+                                      "connection-error", "replaced") else "dropped"
         self.note(kind, reason, link.name, conn.close_detail or reason,
                   logging.INFO if kind == "closed" else logging.WARNING)
         return reason
@@ -342,8 +376,9 @@ class Switch:
         if existing is None or existing.close_reason:
             link.connection = conn
             return True
-        if time.monotonic() - existing.opened > DUPLICATE_WINDOW_S:
-            existing.close("replaced by a newer connection", tell_peer=False)
+        if existing.outbound == outbound or time.monotonic() - existing.opened > DUPLICATE_WINDOW_S:
+            # the same side dialed again (it lost the old one), or the old one is not from a simultaneous dial
+            existing.close("replaced", tell_peer=False)
             link.connection = conn
             return True
         dialer_wins = min(self.node_id, link.node_id)
@@ -364,9 +399,8 @@ class Switch:
                 await link.changed.wait()
             where = f"{address.host}:{address.port}"
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(address.host, address.port, limit=1 << 20),
-                    self.settings.dial_timeout_s)
+                async with asyncio.timeout(self.settings.dial_timeout_s):  # (not wait_for: see Connection)
+                    reader, writer = await asyncio.open_connection(address.host, address.port, limit=1 << 20)
             except (OSError, TimeoutError) as exc:
                 link.last_error = f"connect: {type(exc).__name__}"
             else:
