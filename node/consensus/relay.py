@@ -57,6 +57,8 @@ MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 """Bytes of buffered messages (proposal values counted) over all signers."""
 MAX_HEIGHTS_AHEAD = 16
 """Messages further ahead than this are dropped: block sync brings the node there first."""
+MAX_FORGED = 10_000
+"""Digests of forged messages remembered (oldest forgotten first)."""
 MAX_SEEN = 50_000
 """Digests of kept messages remembered (oldest forgotten first)."""
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
@@ -120,6 +122,8 @@ class Relay:
         self._max_seen = max_seen
         self._max_answer_bytes = max_answer_bytes
         self._seen: collections.OrderedDict[Hashable, None] = collections.OrderedDict()
+        self._forged: collections.OrderedDict[Hashable, None] = collections.OrderedDict()
+        """Digests of messages whose signature did not verify (bounded): a peer resending them costs nothing."""
         self._buffered: dict[Hashable, _Buffered] = {}
         """Messages for later heights by digest, in arrival order."""
         self._buffered_by_signer: dict[bytes, int] = {}
@@ -143,6 +147,8 @@ class Relay:
         """A message from a peer (``digest`` identifies its bytes; ``payload`` comes back on re-offer)."""
         if digest in self._seen:
             return Received(Verdict.DUPLICATE)
+        if digest in self._forged:  # these exact bytes failed their signature check before: not again
+            return Received(Verdict.DROPPED)
         driver = self.driver
         if isinstance(message, Decided):
             return self._receive_decided(message, digest)
@@ -162,7 +168,14 @@ class Relay:
         if not driver.can_still_matter(message):
             self.mark_seen(digest)
             return Received(Verdict.STALE, actions)
+        if not self._authentic(message):
+            self._remember_forged(digest)
         return Received(Verdict.DROPPED, actions)
+
+    def _remember_forged(self, digest: Hashable) -> None:
+        self._forged[digest] = None
+        while len(self._forged) > MAX_FORGED:
+            self._forged.popitem(last=False)
 
     def _receive_decided(self, message: Decided, digest: Hashable) -> Received:
         driver = self.driver
@@ -196,6 +209,7 @@ class Relay:
                 or self._buffered_bytes + size > self._max_buffered_bytes:
             return Received(Verdict.DROPPED)
         if not self._authentic(message):
+            self._remember_forged(digest)
             return Received(Verdict.DROPPED)
         self._buffered[digest] = _Buffered(message, payload, size)
         self._buffered_by_signer[signer] = self._buffered_by_signer.get(signer, 0) + 1

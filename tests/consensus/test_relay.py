@@ -121,6 +121,24 @@ def test_a_forged_next_height_message_is_neither_kept_nor_flooded():
     assert relay.receive(real, b"real").verdict is Verdict.BUFFERED
 
 
+@pytest.mark.parametrize("height", [1, 2])
+def test_a_forged_message_resent_is_not_checked_again(monkeypatch, height):
+    """A peer resending the same forged bytes costs one signature check, not one per copy."""
+    import node.consensus.relay as relay_module
+
+    h, relay = follower()
+    relay.start_height(1)
+    real = h.vote(h.addresses[1], PV, height, 0, VID)
+    forged = dataclasses.replace(real, validator=h.addresses[2])
+    checks = []
+    honest_check = relay_module.verify_vote
+    monkeypatch.setattr(relay_module, "verify_vote", lambda *a: checks.append(1) or honest_check(*a))
+    for _ in range(5):
+        assert relay.receive(forged, b"forged").verdict is Verdict.DROPPED
+    assert len(checks) == 1
+    assert relay.receive(real, b"real").verdict in (Verdict.KEPT, Verdict.BUFFERED)
+
+
 def test_the_answer_covers_the_pol_round_the_asker_lists():
     """The asker holds a re-proposal with POL round 0 that the answering peer never saw: the peer must
     still send the round-0 polka, or L28 cannot fire at the asker."""
