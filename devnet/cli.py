@@ -21,57 +21,53 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import shutil
-import signal
 import sys
 import time
 from pathlib import Path
 
+from devnet.cli_common import (  # noqa: F401  (re-exported: tests and plugins use them from here)
+    DEFAULT_BASE_PORT,
+    DEFAULT_HOME,
+    START_TIMEOUT_S,
+    UP_TIMEOUT_S,
+    WALLETS_DIR,
+    _specs,
+    console,
+    fail,
+)
 from devnet.cluster import (
-    LOG_FILE,
     NETWORK_FILE,
-    STDOUT_FILE,
     DevnetError,
     NodeSpec,
     devnet_params,
-    find_node,
     is_loopback,
     load_network,
     netns,
     network_info,
     pid_alive,
-    process_paused,
     read_pid,
-    signal_node,
     start_nodes,
     statuses,
-    stop_node,
     stop_nodes,
     wait_for_height,
-    wait_stopped,
     write_homes,
     write_multi_host_network,
     write_network,
 )
-
-DEFAULT_HOME = ".devnet"
-DEFAULT_BASE_PORT = 26657
-WALLETS_DIR = "wallets"
-UP_TIMEOUT_S = 60.0
-START_TIMEOUT_S = 30.0
-
-
-def console():
-    from rich.console import Console
-
-    return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
-
-
-def fail(message: str, code: int = 1) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return code
-
+from devnet.node_commands import (
+    cmd_add_node,
+    cmd_down,
+    cmd_kill,
+    cmd_logs,
+    cmd_pause,
+    cmd_resume,
+    cmd_start,
+    cmd_status,
+    cmd_stop,
+    cmd_url,
+    start_and_report,
+)
 
 # --------------------------------------------------------------------------- up
 
@@ -118,10 +114,15 @@ def cmd_up(args: argparse.Namespace) -> int:
                         f"own machine with `ledger-node start --home HOME`", 2)
         specs = load_network(home)
         running = [s for s in specs if pid_alive(read_pid(s.home))]
-        if running:
-            print(f"devnet in {home} is already running ({len(running)} of {len(specs)} nodes up); left as it is. "
+        if len(running) == len(specs):
+            print(f"devnet in {home} is already running ({len(specs)} nodes up); left as it is. "
                   f"See `ledger-devnet status`; `ledger-devnet up --fresh` recreates it.")
             return 0
+        if running:
+            missing = [s for s in specs if s not in running]
+            print(f"devnet in {home}: {len(running)} of {len(specs)} nodes up; starting the others "
+                  f"({', '.join(s.name for s in missing)})")
+            return start_and_report(missing, args.timeout)
         try:
             _check_stores(specs)
         except DevnetError as exc:
@@ -165,6 +166,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         return fail(f"{waited.problem}{hint} (nodes left running; `ledger-devnet down` stops them)")
     show_up(home, specs, elapsed)
     return 0
+
+
+def new_chain_id() -> str:
+    """``ledger-`` and 8 random hex digits: a network written by ``init`` is a chain of its own by name."""
+    import secrets
+
+    return f"ledger-{secrets.token_hex(4)}"
 
 
 def new_devnet_chain_id() -> str:
@@ -231,170 +239,6 @@ def show_up(home: Path, specs: list[NodeSpec], elapsed: float) -> None:
     print(f"try: ledger-wallet --wallet {home / WALLETS_DIR / 'faucet.json'} balance")
 
 
-# --------------------------------------------------------------------------- down / status / logs
-
-
-def _specs(args: argparse.Namespace) -> list[NodeSpec]:
-    return load_network(Path(args.home))
-
-
-def cmd_down(args: argparse.Namespace) -> int:
-    for spec, pid in stop_nodes(_specs(args)):
-        print(f"stopped {spec.name} (pid {pid})")
-    removed = netns.teardown(Path(args.home))
-    if removed:
-        print(f"removed the network namespaces, veths and bridge it made: {', '.join(removed)}")
-    print(f"devnet in {args.home} is down (data kept: `ledger-devnet up` resumes it, `up --fresh` starts over)")
-    return 0
-
-
-def node_report(spec: NodeSpec, status: dict | None) -> dict:
-    pid = read_pid(spec.home)
-    running = pid_alive(pid)
-    peers = (status or {}).get("peers") or []
-    return {
-        "name": spec.name,
-        "url": spec.url,
-        "pid": pid if running else None,
-        "running": running,
-        "paused": running and process_paused(pid),
-        "responding": status is not None,
-        "height": status.get("height") if status else None,
-        "app_hash": status.get("app_hash") if status else None,
-        "latest_block_hash": status.get("latest_block_hash") if status else None,
-        "catching_up": status.get("catching_up") if status else None,
-        "peers_up": sum(1 for p in peers if p.get("up")) if status else None,
-        "peers": peers,
-    }
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    specs = _specs(args)
-    reports = [node_report(s, st) for s, st in zip(specs, statuses(specs, args.timeout), strict=True)]
-    if args.json:
-        print(json.dumps({"nodes": reports}, indent=2))
-        return 0
-    from rich.table import Table
-
-    table = Table(title=f"devnet {args.home}", title_justify="left")
-    for col in ("node", "url", "pid", "state", "height", "app hash", "peers up"):
-        table.add_column(col, no_wrap=True)
-    for r in reports:
-        state = "paused" if r["paused"] else ("running" if r["responding"] else
-                                              ("not responding" if r["running"] else "stopped"))
-        table.add_row(r["name"], r["url"], str(r["pid"] or "-"), state,
-                      "-" if r["height"] is None else str(r["height"]),
-                      (r["app_hash"] or "-")[:16], "-" if r["peers_up"] is None else
-                      f"{r['peers_up']}/{len(r['peers'])}")
-    console().print(table)
-    return 0
-
-
-def cmd_logs(args: argparse.Namespace) -> int:
-    spec = find_node(_specs(args), args.node)
-    path = spec.home / LOG_FILE
-    if not path.exists():
-        path = spec.home / STDOUT_FILE
-    if not path.exists():
-        return fail(f"{spec.name} has no log yet ({spec.home / LOG_FILE})")
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        lines = handle.readlines()
-        for line in lines[-args.lines:] if args.lines > 0 else lines:
-            sys.stdout.write(line)
-        sys.stdout.flush()
-        if not args.follow:
-            return 0
-        try:
-            while True:
-                line = handle.readline()
-                if line:
-                    sys.stdout.write(line)
-                    sys.stdout.flush()
-                else:
-                    time.sleep(0.2)
-        except KeyboardInterrupt:
-            return 0
-
-
-def cmd_url(args: argparse.Namespace) -> int:
-    print(find_node(_specs(args), args.node).url)
-    return 0
-
-
-# --------------------------------------------------------------------------- perturbations
-
-
-def _signal(args: argparse.Namespace, sig: int, verb: str) -> int:
-    spec = find_node(_specs(args), args.node)
-    pid = read_pid(spec.home)
-    if not signal_node(spec, sig):
-        return fail(f"{spec.name} is not running")
-    if sig == signal.SIGKILL:
-        wait_stopped(spec, 5.0)
-    print(f"{verb} {spec.name} (pid {pid})")
-    return 0
-
-
-def cmd_kill(args: argparse.Namespace) -> int:
-    return _signal(args, signal.SIGKILL, "killed (SIGKILL)")
-
-
-def cmd_pause(args: argparse.Namespace) -> int:
-    return _signal(args, signal.SIGSTOP, "paused (SIGSTOP)")
-
-
-def cmd_resume(args: argparse.Namespace) -> int:
-    return _signal(args, signal.SIGCONT, "resumed (SIGCONT)")
-
-
-def cmd_stop(args: argparse.Namespace) -> int:
-    spec = find_node(_specs(args), args.node)
-    pid = read_pid(spec.home)
-    if not pid_alive(pid):
-        return fail(f"{spec.name} is not running")
-    stop_node(spec)
-    print(f"stopped (SIGTERM) {spec.name} (pid {pid})")
-    return 0
-
-
-def cmd_start(args: argparse.Namespace) -> int:
-    spec = find_node(_specs(args), args.node)
-    if pid_alive(read_pid(spec.home)):
-        print(f"{spec.name} is already running (pid {read_pid(spec.home)})")
-        return 0
-    start_nodes([spec])
-    waited = wait_for_height([spec], 0, args.timeout, status_timeout_s=0.5)
-    if waited:
-        print(f"started {spec.name} (pid {read_pid(spec.home)}) at {spec.url}, height {waited.heights[spec.name]}")
-        return 0
-    if not pid_alive(read_pid(spec.home)):
-        return fail(f"{spec.name} exited at start; see `ledger-devnet logs {spec.name}`")
-    return fail(f"{spec.name} started (pid {read_pid(spec.home)}) but does not answer yet")
-
-
-def cmd_add_node(args: argparse.Namespace) -> int:
-    """A full node for the running devnet: its home, started, caught up with the validators; prints its name."""
-    from devnet.cluster.full_nodes import add_full_node
-
-    home = Path(args.home)
-    try:
-        spec = add_full_node(home, args.name)
-    except DevnetError as exc:
-        return fail(str(exc), 2)
-    validators = [s for s in _specs(args) if s.role == "validator"]
-    tip = max((st or {}).get("height", 0) for st in statuses(validators, 1.0))
-    start_nodes([spec])
-    waited = wait_for_height([spec], tip, args.timeout, status_timeout_s=0.5)
-    if not waited:
-        return fail(f"{spec.name} did not catch up with height {tip} within {args.timeout:g} s: {waited.problem}; "
-                    f"see `ledger-devnet logs {spec.name}`")
-    if args.json:
-        print(json.dumps({"name": spec.name, "url": spec.url, "height": waited.heights[spec.name]}))
-    else:
-        print(spec.name)
-    return 0
-
-
 # --------------------------------------------------------------------------- init (several machines)
 
 
@@ -409,8 +253,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         _check_empty(out)
     except DevnetError as exc:
         return fail(str(exc), 2)
-    genesis, validator_keys, wallets = make_devnet_genesis(args.validators, chain_id=args.chain_id,
-                                                           demo_wallets=0)
+    genesis, validator_keys, wallets = make_devnet_genesis(
+        args.validators, chain_id=new_chain_id() if args.chain_id is None else args.chain_id,
+        demo_wallets=0)
     specs = write_multi_host_network(out, genesis, validator_keys, hosts, base_port=args.base_port)
     write_wallets(out, wallets, genesis)
     for spec in specs:
@@ -480,8 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ledger-devnet {release()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    parser.add_argument("--home", default=DEFAULT_HOME, help="devnet folder (default %(default)s); also accepted "
+                                                              "after the command")
+
     def with_home(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--home", default=DEFAULT_HOME, help="devnet folder (default %(default)s)")
+        p.add_argument("--home", default=argparse.SUPPRESS, help=f"devnet folder (default {DEFAULT_HOME})")
         return p
 
     p = with_home(sub.add_parser("up", help="create (first time) and start the devnet, wait for height 1"))
@@ -524,8 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("node")
         p.set_defaults(func=func)
 
-    p = with_home(sub.add_parser("start", help="start a stopped or killed node and wait until it answers"))
-    p.add_argument("node")
+    p = with_home(sub.add_parser("start", help="start a stopped or killed node (or --all: every stopped one) and "
+                                               "wait until it answers"))
+    p.add_argument("node", nargs="?", help="node name (validator-0) or index (0)")
+    p.add_argument("--all", action="store_true", help="start every node that is not running")
     p.add_argument("--timeout", type=positive_float, default=START_TIMEOUT_S)
     p.set_defaults(func=cmd_start)
 
@@ -541,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hosts", required=True, help="comma-separated hosts; validator i goes to host i mod count")
     p.add_argument("--out", required=True)
     p.add_argument("--base-port", type=port_number, default=DEFAULT_BASE_PORT)
-    p.add_argument("--chain-id", default="ledger")
+    p.add_argument("--chain-id", default=None, help="chain id (default: ledger- and 8 random hex digits)")
     p.set_defaults(func=cmd_init)
 
     for name, (_m, _a, _r, text) in PLUGINS.items():
@@ -551,6 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) >= 3 and argv[0] == "--home" and argv[2] in PLUGINS:  # `--home DIR bench ...`: the plugin's own
+        argv = [argv[2], "--home", argv[1], *argv[3:]]
+    elif len(argv) >= 2 and argv[0].startswith("--home=") and argv[1] in PLUGINS:
+        argv = [argv[1], argv[0], *argv[2:]]
     if argv and argv[0] in PLUGINS:
         return run_plugin(argv[0], argv[1:])
     parser = build_parser()

@@ -70,16 +70,18 @@ def test_init_refuses_a_used_folder(tmp_path, capsys):
 
 
 def test_status_json_shape_when_stopped(stopped_devnet, capsys):
-    assert cli.main(["status", "--json", "--home", str(stopped_devnet)]) == 0
+    assert cli.main(["status", "--json", "--home", str(stopped_devnet)]) == 1  # no quorum: exit 1
     obj = json.loads(capsys.readouterr().out)
-    assert list(obj) == ["nodes"]
+    assert list(obj) == ["nodes", "power_up", "power_total", "quorum"]
+    assert obj["power_up"] == 0 and obj["power_total"] > 0 and obj["quorum"] is False
     assert [n["name"] for n in obj["nodes"]] == ["validator-0", "validator-1"]
     for node, spec in zip(obj["nodes"], load_network(stopped_devnet), strict=True):
         assert set(node) == STATUS_KEYS
         assert node["url"] == spec.url
         assert node["running"] is False and node["height"] is None and node["app_hash"] is None
-    assert cli.main(["status", "--home", str(stopped_devnet)]) == 0
-    assert "stopped" in capsys.readouterr().out
+    assert cli.main(["status", "--home", str(stopped_devnet)]) == 1
+    out = capsys.readouterr().out
+    assert "stopped" in out and "quorum: NO" in out and "catching up" in out
 
 
 def test_url_logs_and_node_lookup(stopped_devnet, capsys):
@@ -91,8 +93,13 @@ def test_url_logs_and_node_lookup(stopped_devnet, capsys):
     assert capsys.readouterr().out == "two\nthree\n"
     assert cli.main(["logs", "validator-9", "--home", str(stopped_devnet)]) == 1
     assert "no node 'validator-9'" in capsys.readouterr().err
-    assert cli.main(["kill", "validator-1", "--home", str(stopped_devnet)]) == 1
-    assert "not running" in capsys.readouterr().err
+    for verb in ("kill", "stop", "pause", "resume"):  # idempotent: a stopped node stays stopped, exit 0
+        assert cli.main([verb, "validator-1", "--home", str(stopped_devnet)]) == 0
+        assert "not running; nothing to do" in capsys.readouterr().out
+    assert cli.main(["--home", str(stopped_devnet), "url", "0"]) == 0  # --home before the command too
+    assert capsys.readouterr().out.strip() == specs[0].url
+    assert cli.main(["start", "--home", str(stopped_devnet)]) == 2  # a node, or --all
+    assert "--all" in capsys.readouterr().err
     assert cli.main(["status", "--home", str(tmp_missing := stopped_devnet / "nope")]) == 1
     assert "ledger-devnet up" in capsys.readouterr().err and not tmp_missing.exists()
 
@@ -185,7 +192,7 @@ def test_stale_pid_file_never_names_an_unrelated_process(stopped_devnet, capsys)
     spec = load_network(stopped_devnet)[0]
     (spec.home / "node.pid").write_text(str(os.getpid()))  # this test process: alive, but not that node
     assert read_pid(spec.home) is None
-    assert cli.main(["kill", spec.name, "--home", str(stopped_devnet)]) == 1
-    assert "not running" in capsys.readouterr().err
+    assert cli.main(["kill", spec.name, "--home", str(stopped_devnet)]) == 0
+    assert "not running" in capsys.readouterr().out
     assert cli.main(["down", "--home", str(stopped_devnet)]) == 0
     assert pid_alive(os.getpid())
