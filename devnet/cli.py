@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import shutil
 import sys
 import time
@@ -76,14 +77,41 @@ def _looks_like_devnet(home: Path) -> bool:
     return (home / NETWORK_FILE).exists()
 
 
-def wipe_home(home: Path) -> None:
-    """Stop the devnet in ``home`` and delete it; refuses a folder that is not a devnet."""
+WALLETS_MADE_FILE = ".made-by-devnet"
+"""In ``HOME/wallets/``: the wallet files ``up`` wrote (``--fresh`` deletes only those without asking)."""
+
+
+def wallets_not_made_here(home: Path) -> list[Path]:
+    """Files in the devnet's wallets folder that ``up`` did not write (a user's own wallets, say)."""
+    folder = home / WALLETS_DIR
+    if not folder.is_dir():
+        return []
+    try:
+        made = set(json.loads((folder / WALLETS_MADE_FILE).read_text()))
+    except (OSError, ValueError, TypeError):  # a devnet from before the record: the names `up` gives
+        from genesis.build import DEMO_WALLET_NAMES, FAUCET_WALLET
+
+        made = {f"{name}.json" for name in (FAUCET_WALLET, *DEMO_WALLET_NAMES)}
+    from wallet.trust import CHAIN_FILE_SUFFIX
+
+    ours = made | {name.removesuffix(".json") + CHAIN_FILE_SUFFIX for name in made} | {WALLETS_MADE_FILE}
+    return sorted(p for p in folder.iterdir() if p.name not in ours)
+
+
+def wipe_home(home: Path, keep_others: bool = False) -> None:
+    """Stop the devnet in ``home`` and delete it; refuses a folder that is not a devnet, and one whose wallets
+    folder holds files ``up`` did not write unless ``keep_others`` says they may go."""
     if not home.exists():
         return
     if not _looks_like_devnet(home):
         if not home.is_dir() or any(home.iterdir()):
             raise DevnetError(f"{home} exists and is not a devnet (no {NETWORK_FILE}); refusing to delete it")
         return
+    others = wallets_not_made_here(home)
+    if others and not keep_others:
+        listed = ", ".join(str(p) for p in others[:10]) + (" ..." if len(others) > 10 else "")
+        raise DevnetError(f"{home / WALLETS_DIR} holds files this devnet did not write: {listed}. Move them "
+                          f"elsewhere, or run `ledger-devnet up --fresh --delete-wallets` to delete them too")
     stop_nodes(load_network(home))
     netns.teardown(home)
     shutil.rmtree(home)
@@ -101,6 +129,7 @@ def write_wallets(home: Path, wallets: dict[str, bytes], genesis) -> dict[str, P
         store = create_keystore(path, key, None, name=name, overwrite=True)
         pin_chain(store, chain)
         out[name] = path
+    (home / WALLETS_DIR / WALLETS_MADE_FILE).write_text(json.dumps(sorted(p.name for p in out.values())))
     return out
 
 
@@ -137,7 +166,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         try:
             if args.netns:
                 netns.check_available()  # before anything is wiped or written
-            wipe_home(home) if args.fresh else _check_empty(home)
+            wipe_home(home, keep_others=args.delete_wallets) if args.fresh else _check_empty(home)
         except DevnetError as exc:
             return fail(str(exc), 2)
         from genesis.build import make_devnet_genesis
@@ -334,7 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_home(sub.add_parser("up", help="create (first time) and start the devnet, wait for height 1"))
     p.add_argument("--validators", type=positive_int, default=4)
-    p.add_argument("--fresh", action="store_true", help="stop and wipe an existing devnet first")
+    p.add_argument("--fresh", action="store_true", help="stop and wipe an existing devnet first (refused while its "
+                                                        "wallets folder holds files it did not write)")
+    p.add_argument("--delete-wallets", dest="delete_wallets", action="store_true",
+                   help="with --fresh: delete such wallet files too")
     p.add_argument("--base-port", type=port_number, default=DEFAULT_BASE_PORT,
                    help="first REST port when the ports from here are free (else any free ports); 0: any")
     p.add_argument("--chain-id", default=None,

@@ -11,6 +11,7 @@ import ipaddress
 import json
 import os
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,16 +112,24 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
 
 
 def ports_free(ports: list[int], host: str = "127.0.0.1") -> bool:
-    """True when every port in ``ports`` can be bound on ``host`` right now."""
+    """True when every port in ``ports`` can be bound on ``host`` right now, as a node binds it (with
+    SO_REUSEADDR: connections of a stopped node waiting in TIME_WAIT do not make its port taken)."""
+    return taken_port(ports, host) is None
+
+
+def taken_port(ports: list[int], host: str = "127.0.0.1") -> tuple[int, str] | None:
+    """The first port of ``ports`` that cannot be bound on ``host``, and why; None when all can."""
     sockets = []
     try:
         for port in ports:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sockets.append(s)
-            s.bind((host, port))
-        return True
-    except OSError:
-        return False
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError as exc:
+                return port, exc.strerror or str(exc)
+        return None
     finally:
         for s in sockets:
             s.close()
@@ -130,8 +139,12 @@ def pick_ports(count: int, base_port: int | None, host: str = "127.0.0.1") -> li
     """``base_port .. base_port+count-1`` when all are free (stable URLs), else any free ports."""
     if base_port:
         wanted = list(range(base_port, base_port + count))
-        if wanted[-1] < 65536 and ports_free(wanted, host):
-            return wanted
+        if wanted[-1] < 65536:
+            taken = taken_port(wanted, host)
+            if taken is None:
+                return wanted
+            print(f"note: port {taken[0]} on {host} is taken ({taken[1]}); using other free ports instead of "
+                  f"{wanted[0]}-{wanted[-1]}", file=sys.stderr)
     return free_ports(count, host)
 
 
