@@ -222,11 +222,56 @@ def cmd_start(args: argparse.Namespace) -> int:
     os._exit(code)
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """A running node's ``GET /v1/status``, summed up in a few lines (``--json``: all of it); exit 1 when it
+    does not answer."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    if args.home is not None:
+        try:
+            config = load_config(Path(args.home))
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        url = f"http://{config.host}:{config.port}"
+    else:
+        url = args.node if "://" in args.node else f"http://{args.node}"
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/v1/status", timeout=max(0.1, args.timeout)) as response:
+            status = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"error: no answer from a node at {url} ({reason}); is it running? (`ledger-node start --home DIR`)",
+              file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    peers = status.get("peers", [])
+    consensus = status.get("consensus", {})
+    print(f"{status.get('node_name')} ({'validator' if status.get('is_validator') else 'full node'}) at {url}, "
+          f"chain {status.get('chain_id')}")
+    print(f"height {status.get('height')}, consensus height {consensus.get('height')} round {consensus.get('round')} "
+          f"{consensus.get('step')}, catching up: {'yes' if status.get('catching_up') else 'no'}")
+    print(f"peers up: {sum(1 for p in peers if p.get('up'))} of {len(peers)}"
+          + "".join(f"\n  {p.get('name')}: {'up' if p.get('up') else 'down'}, height {p.get('height')}"
+                    f"{'' if p.get('up') or not p.get('last_error') else ', ' + str(p.get('last_error'))}"
+                    for p in peers))
+    print(f"mempool: {status.get('mempool', {}).get('size')} transactions")
+    return 0
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from node.config import DATA_DIR
     from node.ledger.errors import STORE_LOCKED, StoreError
     from node.ledger.store import Store
 
+    if args.what == "tip" and args.height is not None:
+        print(f"error: `show tip` shows the tip; for the block at height {args.height}: `ledger-node show block "
+              f"--height {args.height} --home {args.home}`", file=sys.stderr)
+        return 2
     home = Path(args.home)
     if not home.is_dir():  # checked first: opening would create an empty database (and call it "locked")
         print(f"error: no node home at {home}; run `ledger-node init` first", file=sys.stderr)
@@ -246,7 +291,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"error: {args.home} holds no chain; run `ledger-node init` first", file=sys.stderr)
             return 1
         out: dict = {"height": height, "app_hash": app_hash.hex(), "chain_id": store.chain_id}
-        if args.what == "block":
+        if args.what == "block" or (args.what is None and args.height is not None):
             h = args.height if args.height is not None else height
             block = store.get_block(h)
             if block is None:
@@ -298,10 +343,19 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_id)
 
     p = sub.add_parser("show", help="inspect a stopped node's store")
-    p.add_argument("--home", required=True)
-    p.add_argument("what", choices=["tip", "block"], nargs="?", default="tip")
-    p.add_argument("--height", type=int)
+    p.add_argument("--home", required=True, help="the node's home")
+    p.add_argument("what", choices=["tip", "block"], nargs="?", default=None,
+                   help="the tip (height, app hash) or a block (default: tip, or block with --height)")
+    p.add_argument("--height", type=int, help="the block's height (default: the tip's)")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("status", help="ask a running node how it is: height, peers, consensus, catching up")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--home", help="the node's home (its REST address comes from config.toml)")
+    where.add_argument("--node", help="the node's REST URL (http://host:port; host:port works too)")
+    p.add_argument("--json", action="store_true", help="the node's whole GET /v1/status answer")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer (default 5)")
+    p.set_defaults(func=cmd_status)
 
     if "simulate" in (argv or sys.argv[1:2]):
         from simulation import add_simulate_arguments, run_simulate_command

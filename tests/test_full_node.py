@@ -78,3 +78,25 @@ def test_add_node_follows_the_chain_serves_rest_and_never_signs(tmp_path, capsys
         assert all(n["running"] for n in nodes)
     finally:
         devnet_cli.main(["down", "--home", str(home)])
+
+
+def test_node_status_and_show_height(tmp_path):
+    """``ledger-node status`` asks a running node (by home or URL); ``show --height H`` shows block H."""
+    from tests.netutil import running_network
+
+    with running_network(tmp_path, validators=1) as net:
+        net.wait_height(2)
+        home = net.specs[0].home
+        by_home = run_cli("status", "--home", str(home), cwd=tmp_path)
+        assert by_home.returncode == 0, by_home.stderr
+        assert "(validator)" in by_home.stdout and "catching up: no" in by_home.stdout
+        hostport = net.url(0).removeprefix("http://")
+        by_url = run_cli("status", "--node", hostport, "--json", cwd=tmp_path)
+        assert by_url.returncode == 0 and json.loads(by_url.stdout)["node_name"] == net.specs[0].name
+        net.stop(0)
+        gone = run_cli("status", "--home", str(home), "--timeout", "1", cwd=tmp_path)
+        assert gone.returncode == 1 and "no answer" in gone.stderr and "Traceback" not in gone.stderr
+        block = run_cli("show", "--home", str(home), "--height", "1", cwd=tmp_path)
+        assert block.returncode == 0 and json.loads(block.stdout)["header"]["height"] == 1
+        tip = run_cli("show", "tip", "--home", str(home), "--height", "1", cwd=tmp_path)
+        assert tip.returncode == 2 and "show block --height 1" in tip.stderr
