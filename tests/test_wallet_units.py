@@ -339,3 +339,13 @@ def test_cli_prompts_for_the_passphrase(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(context.getpass, "getpass", no_tty)
     assert cli.main(["new", "--wallet", str(tmp_path / "other.json")]) == cli.EXIT_USAGE
     assert "--passphrase-env" in capsys.readouterr().err
+
+
+def test_amounts_read_as_english():
+    from wallet.amounts import plural
+
+    assert describe_amount(COIN) == "1 coin (100000000 base units)"
+    assert describe_amount(2 * COIN) == "2 coins (200000000 base units)"
+    assert describe_amount(1) == "0.00000001 coins (1 base unit)"
+    assert describe_amount(0) == "0 coins (0 base units)"
+    assert (plural(1, "input"), plural(2, "input"), plural(0, "input")) == ("1 input", "2 inputs", "0 inputs")

@@ -54,8 +54,16 @@ def format_coins(base_units: int) -> str:
 
 
 def describe_amount(base_units: int) -> str:
-    """Whole units and base units together, e.g. ``1.5 coins (150000000 base units)``."""
-    return f"{format_coins(base_units)} coins ({base_units} base units)"
+    """Whole units and base units together, e.g. ``1.5 coins (150000000 base units)``; ``1 coin`` and
+    ``1 base unit`` in the singular."""
+    coins = "coin" if base_units == COIN else "coins"
+    units = "base unit" if base_units == 1 else "base units"
+    return f"{format_coins(base_units)} {coins} ({base_units} {units})"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 input``, ``2 inputs``: a count with its noun in the right number (nouns that add an s)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def amount_json(base_units: int) -> dict:

@@ -8,7 +8,8 @@ node that runs another genesis than the one the wallet pinned is refused
 (``wrong-genesis``, exit 4) before any of its answers is used.
 
 Exit codes: 0 done; 1 the operation failed (rejected, unknown, insufficient
-funds, timed out); 2 bad input (address, amount, wallet file, passphrase);
+funds, timed out, accepted but not committed within --wait-timeout); 2 bad
+input (address, amount, wallet file, passphrase, a fee above the guard);
 3 no node reachable; 4 a node runs another genesis than the pinned one, or
 served something that does not verify.
 """
@@ -21,6 +22,7 @@ import sys
 
 import httpx
 
+from wallet.amounts import format_coins
 from wallet.client import NodeError, NodeUnreachable, WrongGenesis
 from wallet.coins import DEFAULT_FEE_RATE
 
@@ -36,6 +38,8 @@ from wallet.context import (
     CliError,
     Context,
 )
+from wallet.fees import MAX_FEE
+from wallet.key_commands import REVEAL_FLAG, cmd_export, cmd_import
 from wallet.keystore import KeystoreError
 from wallet.read_commands import cmd_address, cmd_balance, cmd_history, cmd_tx, cmd_utxos
 from wallet.send_command import COMMIT_WAIT_S, cmd_send
@@ -102,14 +106,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_utxos)
 
     p = sub.add_parser("send", parents=[common], help="pay AMOUNT to address TO")
-    p.add_argument("to")
-    p.add_argument("amount", help="coins (1.5) or, with --base-units, base units")
-    p.add_argument("--fee", help="fixed fee (same unit as AMOUNT); default: --fee-rate times the size")
-    p.add_argument("--fee-rate", type=int, default=DEFAULT_FEE_RATE, help="base units per byte (default %(default)s)")
+    p.add_argument("to", help="the recipient's address (lg1...)")
+    p.add_argument("amount", nargs="?", help="coins (1.5) or, with --base-units, base units; omit with --all")
+    p.add_argument("--all", action="store_true", help="send everything the wallet has, minus the fee (a sweep)")
+    p.add_argument("--subtract-fee", action="store_true",
+                   help="the recipient pays the fee: it gets AMOUNT minus the fee")
+    p.add_argument("--fee", metavar="COINS",
+                   help="fixed fee, in coins like AMOUNT (in base units with --base-units); "
+                        "default: --fee-rate times the size")
+    p.add_argument("--fee-rate", type=int, default=DEFAULT_FEE_RATE, metavar="BASE_UNITS_PER_BYTE",
+                   help="fee rate in base units per byte of the transaction (default %(default)s)")
     p.add_argument("--base-units", action="store_true", help="AMOUNT and --fee are in base units")
+    p.add_argument("--force", action="store_true",
+                   help=f"pay a fee above the guard: more than {format_coins(MAX_FEE)} coin, or more than the "
+                        f"recipient gets (beyond the default rate)")
+    p.add_argument("--dry-run", action="store_true", help="build and sign, but do not submit")
+    p.add_argument("--hex", action="store_true",
+                   help="print the signed transaction's bytes in hex (with --dry-run: only the hex and the txid)")
     p.add_argument("--wait", action="store_true", help="wait for the commit and verify its certificate and proof")
-    p.add_argument("--wait-timeout", type=float, default=COMMIT_WAIT_S, help="seconds (default %(default)s)")
+    p.add_argument("--wait-timeout", type=positive_seconds, default=COMMIT_WAIT_S,
+                   help="seconds --wait waits before it gives up, exit 1 (default %(default)s)")
     p.set_defaults(func=cmd_send)
+
+    p = sub.add_parser("import", parents=[common], help="a new wallet file from an existing private key")
+    p.add_argument("source", nargs="?", default="-", metavar="KEYFILE",
+                   help="a key file of `ledger-genesis new` (keys/validator-N.json), or a file holding the "
+                        "private key in hex; - or nothing: read the hex from stdin")
+    p.add_argument("--no-passphrase", action="store_true", help="store the key unencrypted (devnets only)")
+    p.add_argument("--genesis", metavar="FILE", help="pin this genesis file now instead of on first use")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export", parents=[common], help="print the wallet's private key in hex (dangerous)")
+    p.add_argument(REVEAL_FLAG, action="store_true", dest="reveal",
+                   help="required: confirms that you mean to print the key that spends the wallet's coins")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("tx", parents=[common], help="status of TXID; verifies a committed one")
     p.add_argument("txid")

@@ -72,6 +72,11 @@ class SelectionError(CodedError):
         return value
 
 
+def input_limit(max_inputs: int = MAX_TX_INPUTS) -> int:
+    """The most inputs one transaction may spend: the input cap, and the byte limit with room for two outputs."""
+    return min(max_inputs, (MAX_TX_BYTES - estimate_size(0, 2)) // INPUT_BYTES)
+
+
 def _fee(fixed: int | None, rate: int, n_in: int, n_out: int) -> int:
     return fixed if fixed is not None else rate * estimate_size(n_in, n_out)
 
@@ -86,8 +91,7 @@ def select_coins(coins: list[Coin], amount: int, *, fee: int | None = None, fee_
     if fee_rate < 0:
         raise SelectionError("bad-fee", "fee rate must not be negative")
     ordered = sorted(coins, key=lambda c: (-c.amount, c.height, c.outpoint.txid, c.outpoint.index))
-    # the byte limit caps the inputs too: keep room for two outputs
-    limit = min(max_inputs, (MAX_TX_BYTES - estimate_size(0, 2)) // INPUT_BYTES)
+    limit = input_limit(max_inputs)
     chosen: list[Coin] = []
     total = 0
     for coin in ordered[:limit]:

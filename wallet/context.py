@@ -8,6 +8,7 @@ import argparse
 import getpass
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -60,9 +61,9 @@ class Context:
 
     def node_urls(self) -> list[str]:
         if self.args.node:
-            return [u.strip() for u in self.args.node.split(",") if u.strip()]
+            return [node_url(u) for u in self.args.node.split(",") if u.strip()]
         if os.environ.get("LEDGER_NODE"):
-            return [os.environ["LEDGER_NODE"]]
+            return [node_url(os.environ["LEDGER_NODE"])]
         urls = wallet_devnet_urls(self.wallet_path) or devnet_urls(DEVNET_NETWORK_FILE)
         return urls or [DEFAULT_NODE]
 
@@ -132,6 +133,12 @@ def note(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def node_url(text: str) -> str:
+    """A node URL as given, with ``http://`` in front when it has no scheme (``127.0.0.1:26657``)."""
+    text = text.strip()
+    return text if "://" in text else f"http://{text}"
+
+
 def devnet_urls(network_file: Path) -> list[str]:
     try:
         obj = json.loads(Path(network_file).read_text())
@@ -154,10 +161,21 @@ def wallet_devnet_urls(wallet_path: Path) -> list[str]:
 # --------------------------------------------------------------------------- argument values
 
 
+FOREIGN_ADDRESSES = (
+    ("a Bitcoin", re.compile(r"[13][1-9A-HJ-NP-Za-km-z]{25,34}|(bc1|tb1|BC1|TB1)[0-9A-Za-z]{8,87}")),
+    ("an Ethereum", re.compile(r"0[xX][0-9a-fA-F]{40}")),
+)
+"""Addresses of other chains people paste by mistake: named, so the error says what happened."""
+
+
 def parse_address_arg(text: str) -> bytes:
     try:
         return decode_address(text.strip())
     except CryptoError as exc:
+        for kind, pattern in FOREIGN_ADDRESSES:
+            if pattern.fullmatch(text.strip()):
+                raise CliError(exc.code, f"bad address {text!r}: that looks like {kind} address; ledger addresses "
+                                         f"start with lg1", EXIT_USAGE, foreign=kind.split()[-1].lower()) from None
         raise CliError(exc.code, f"bad address {text!r}: {exc.message}", EXIT_USAGE) from None
 
 

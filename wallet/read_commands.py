@@ -4,7 +4,7 @@ committed transaction against the pinned validators)."""
 from __future__ import annotations
 
 from node.crypto import encode_address
-from wallet.amounts import amount_json, describe_amount, format_coins
+from wallet.amounts import amount_json, describe_amount, format_coins, plural
 from wallet.client import NodeError
 from wallet.context import (
     EXIT_FAILED,
@@ -49,7 +49,7 @@ def cmd_utxos(ctx: Context) -> int:
     total = sum(c.amount for c in coins)
     lines = [f"{c.outpoint.txid.hex()}:{c.outpoint.index}  {format_coins(c.amount):>22}  height {c.height}"
              for c in coins]
-    lines.append(f"{len(coins)} unspent outputs, {describe_amount(total)} at height {height}")
+    lines.append(f"{plural(len(coins), 'unspent output')}, {describe_amount(total)} at height {height}")
     ctx.emit({"address": store.address, "height": height, "total": amount_json(total),
               "utxos": [{"txid": c.outpoint.txid.hex(), "index": c.outpoint.index, "height": c.height,
                          "amount": amount_json(c.amount)} for c in coins]}, lines)

@@ -1,4 +1,5 @@
-"""The commands that set a wallet up: ``new`` (a wallet file with a new key, optionally pinning a genesis file)
+"""The commands that set a wallet up: ``new`` (a wallet file with a new key, optionally pinning a genesis file;
+``import`` in ``wallet.key_commands`` writes the same file for a key it is given)
 and ``trust`` (show the pinned genesis, or re-pin it with ``--reset``)."""
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ from wallet.trust import fetch_genesis, parse_trusted, pin_chain
 
 
 def cmd_new(ctx: Context) -> int:
+    return create_wallet(ctx, None, "new wallet")
+
+
+def create_wallet(ctx: Context, private_key: bytes | None, what: str, **extra: object) -> int:
+    """Write the wallet file of ``new`` and ``import``: ``private_key`` (None: a new one), encrypted with a
+    passphrase unless ``--no-passphrase``, the ``--genesis`` file pinned if one is given."""
     path = ctx.wallet_path
     if path.exists():
         raise CliError("wallet-exists", f"{path} already exists; refusing to overwrite a wallet", EXIT_USAGE)
@@ -26,12 +33,12 @@ def cmd_new(ctx: Context) -> int:
             chain = parse_trusted(json.loads(Path(ctx.args.genesis).read_text()), ctx.args.genesis)
         except (OSError, ValueError) as exc:
             raise CliError("bad-genesis", f"cannot read {ctx.args.genesis}: {exc}", EXIT_USAGE) from None
-    store = create_keystore(path, None, passphrase)
+    store = create_keystore(path, private_key, passphrase)
     if chain is not None:
         pin_chain(store, chain)
     ctx.emit({"address": store.address, "wallet": str(path), "encrypted": store.encrypted,
-              "trusted_genesis": store.trusted_genesis},
-             [f"new wallet {path}", f"address {store.address}",
+              "trusted_genesis": store.trusted_genesis, **extra},
+             [f"{what} {path}", f"address {store.address}",
               "encrypted with your passphrase (scrypt + AES-256-GCM)" if store.encrypted
               else "NOT encrypted (--no-passphrase): for devnets only"])
     return EXIT_OK
