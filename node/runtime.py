@@ -62,6 +62,8 @@ from node.waiters import Waiters
 log = logging.getLogger("ledger.node")
 
 GENESIS_FILE_DIGEST = "genesis_file_sha256"
+ALONE_WARNING_INTERVAL_S = 60.0
+"""A node with no peer up and no quorum alone says so this often."""
 
 
 class StateDivergence(RuntimeError):
@@ -191,6 +193,28 @@ class Node:
         block_bytes, commit = self.store.get_block_bytes(height), self.store.get_commit(height)
         return None if block_bytes is None or commit is None else (block_bytes, commit.encode())
 
+    def alone_problem(self) -> str:
+        """Why this node cannot make progress by itself right now ("" when it can, or has peers)."""
+        if self.peers.peers_up > 0:
+            return ""
+        own = self.validators.get(self.address)
+        if own is not None and 3 * own.power > 2 * self.validators.total_power:
+            return ""  # it holds a quorum alone
+        if not self.config.peers:
+            return ("no peers configured and no quorum alone: set peers = [\"NODEID@host:p2p_port\", ...] in "
+                    "config.toml (`ledger-node id --home HOME` on each peer prints its address)")
+        return (f"none of its {len(self.config.peers)} peers is connected and it holds no quorum alone: are they "
+                f"running, and is {self.config.host}:{self.config.p2p_port} reachable from them? "
+                f"(`ledger-node status --home HOME` lists each peer's last error)")
+
+    async def _watch_alone(self) -> None:
+        """Say, once a minute, when this node has no peer up and no quorum alone (it cannot make progress)."""
+        while True:
+            await asyncio.sleep(ALONE_WARNING_INTERVAL_S)
+            problem = self.alone_problem()
+            if problem and self.fatal is None:
+                log.warning("height %d, waiting: %s", self.store.height, problem)
+
     def _on_peer_height(self, link) -> None:
         if link.height > self.store.height + 1:
             self.sync.wake()
@@ -213,6 +237,7 @@ class Node:
         self.peers.switch.start_dialing()
         self._tasks.append(asyncio.create_task(self.sync.run(), name="block-sync"))
         self._tasks.append(asyncio.create_task(self.consensus_io.status_loop(), name="round-state"))
+        self._tasks.append(asyncio.create_task(self._watch_alone(), name="alone-watch"))
         if self.config.create_empty_blocks_ms == 0:  # no empty blocks: not even the first height's
             self._next_height_task = asyncio.create_task(self._start_first_height())
         else:

@@ -43,3 +43,16 @@ def test_status_quorum_up_starts_missing_nodes_and_start_all(tmp_path, capsys):
         assert code == 0 and all(n["running"] for n in obj["nodes"])
     finally:
         cli.main(["down", "--home", str(home)])
+
+
+def test_a_node_with_no_peer_up_and_no_quorum_says_why(tmp_path):
+    from tests.netutil import running_network
+
+    with running_network(tmp_path, validators=2, start=False) as net:
+        net.start(0)
+        net.wait_ready([0])
+        alone = net.status(0)["p2p"]["alone"]
+        assert "none of its 1 peers is connected" in alone and "ledger-node status" in alone
+        net.start(1)
+        net.wait_height(2)
+        assert net.status(0)["p2p"]["alone"] is None
