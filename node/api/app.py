@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from node import release
+from node.api.docs import add_local_docs
 from node.api.views import amount_json, block_json, tx_json, utxo_json
 from node.crypto import CryptoError, decode_address, encode_address
 from node.encoding import DecodeError
@@ -109,10 +111,13 @@ def create_app(node) -> FastAPI:
     """The FastAPI application serving ``node``."""
     app = FastAPI(
         title="ledger-node",
-        version="0.1.0",
+        version=release(),
         description="REST API of a ledger node. Errors are JSON {error: {code, message}}; "
                     "error codes: " + ", ".join(sorted(ERROR_CODES)),
+        docs_url=None,
+        redoc_url=None,
     )
+    add_local_docs(app)
     config = node.config
 
     # ------------------------------------------------------------------ errors
