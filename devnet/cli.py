@@ -362,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = with_home(sub.add_parser("up", help="create (first time) and start the devnet, wait for height 1"))
-    p.add_argument("--validators", type=positive_int, default=4)
+    p.add_argument("--validators", type=positive_int, default=4, help="validators of a new devnet (default 4)")
     p.add_argument("--fresh", action="store_true", help="stop and wipe an existing devnet first (refused while its "
                                                         "wallets folder holds files it did not write)")
     p.add_argument("--delete-wallets", dest="delete_wallets", action="store_true",
@@ -382,18 +382,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_down)
 
     p = with_home(sub.add_parser("status", help="per node: pid, running, height, app hash, peers"))
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--timeout", type=positive_float, default=1.0, help="seconds to wait for each node's answer")
     p.set_defaults(func=cmd_status)
 
     p = with_home(sub.add_parser("logs", help="print a node's log (-f: follow until Ctrl-C)"))
-    p.add_argument("node")
-    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("node", help="node name (validator-0) or index (0)")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until Ctrl-C")
     p.add_argument("-n", "--lines", type=non_negative_int, default=100, help="last N lines (0: all)")
     p.set_defaults(func=cmd_logs)
 
     p = with_home(sub.add_parser("url", help="print a node's REST URL"))
-    p.add_argument("node")
+    p.add_argument("node", help="node name (validator-0) or index (0)")
     p.set_defaults(func=cmd_url)
 
     for name, func, text in (("kill", cmd_kill, "SIGKILL a node (a crash)"),
@@ -401,14 +401,15 @@ def build_parser() -> argparse.ArgumentParser:
                              ("pause", cmd_pause, "SIGSTOP a node (frozen, sockets open)"),
                              ("resume", cmd_resume, "SIGCONT a paused node")):
         p = with_home(sub.add_parser(name, help=text))
-        p.add_argument("node")
+        p.add_argument("node", help="node name (validator-0) or index (0)")
         p.set_defaults(func=func)
 
     p = with_home(sub.add_parser("start", help="start a stopped or killed node (or --all: every stopped one) and "
                                                "wait until it answers"))
     p.add_argument("node", nargs="?", help="node name (validator-0) or index (0)")
     p.add_argument("--all", action="store_true", help="start every node that is not running")
-    p.add_argument("--timeout", type=positive_float, default=START_TIMEOUT_S)
+    p.add_argument("--timeout", type=positive_float, default=START_TIMEOUT_S,
+                   help=f"seconds to wait until it answers (default {START_TIMEOUT_S:g})")
     p.set_defaults(func=cmd_start)
 
     p = with_home(sub.add_parser("add-node", help="add a full node (follows the chain, never votes) to the running "
@@ -419,10 +420,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_add_node)
 
     p = sub.add_parser("init", help="write node homes for a network across machines (starts nothing)")
-    p.add_argument("--validators", type=positive_int, required=True)
+    p.add_argument("--validators", type=positive_int, required=True, help="how many validators")
     p.add_argument("--hosts", required=True, help="comma-separated hosts; validator i goes to host i mod count")
-    p.add_argument("--out", required=True)
-    p.add_argument("--base-port", type=port_number, default=DEFAULT_BASE_PORT)
+    p.add_argument("--out", required=True, help="the folder to write the homes in (must not hold a devnet)")
+    p.add_argument("--base-port", type=port_number, default=DEFAULT_BASE_PORT,
+                   help="REST port of the first node on each host (default %(default)s); p2p ports are 1000 above")
     p.add_argument("--chain-id", default=None, help="chain id (default: ledger- and 8 random hex digits)")
     p.set_defaults(func=cmd_init)
 

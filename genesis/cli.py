@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--force", action="store_true", help="overwrite an existing --out")
     new.set_defaults(run=run_new)
     check = commands.add_parser("check", help="validate a genesis file and print its hash")
-    check.add_argument("file")
+    check.add_argument("file", help="the genesis file to check")
     check.set_defaults(run=run_check)
     return parser
 

@@ -312,19 +312,19 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--name")
-        p.add_argument("--host")
+        p.add_argument("--name", help="the node's name in status and logs")
+        p.add_argument("--host", help="address the REST API and the p2p port bind to (default 127.0.0.1)")
         p.add_argument("--port", type=int, help="REST API port (default 26657)")
         p.add_argument("--p2p-port", dest="p2p_port", type=int, help="peer transport port (default 26656)")
         p.add_argument("--peers", help="comma-separated persistent peers, NODEID@host:port (their p2p ports; "
                                        "`ledger-node id` prints a node's)")
-        p.add_argument("--log-level", dest="log_level")
-        p.add_argument("--log-file", dest="log_file")
+        p.add_argument("--log-level", dest="log_level", help="DEBUG, INFO (default), WARNING or ERROR")
+        p.add_argument("--log-file", dest="log_file", help="also log to this file")
         p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key")
 
     p = sub.add_parser("init", help="create a node home with its LevelDB at height 0")
-    p.add_argument("--home", required=True)
-    p.add_argument("--genesis", required=True)
+    p.add_argument("--home", required=True, help="the folder to make the node's home in")
+    p.add_argument("--genesis", required=True, help="the genesis file of the chain (ledger-genesis new writes one)")
     p.add_argument("--key", help="validator key file to use instead of generating one")
     p.add_argument("--full-node", dest="full_node", action="store_true",
                    help="a node that follows the chain without voting (its key, new or --key, is not a validator)")
@@ -332,8 +332,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser("start", help="run the node (REST API, consensus, mempool, gossip)")
-    p.add_argument("--home", required=True)
+    p = sub.add_parser("start", help="run the node (REST API, peer transport, consensus, mempool, block sync)")
+    p.add_argument("--home", required=True, help="the node's home (made by ledger-node init)")
     common(p)
     p.set_defaults(func=cmd_start)
 

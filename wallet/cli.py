@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_address)
 
     p = sub.add_parser("balance", parents=[common], help="balance of the wallet or of ADDRESS")
-    p.add_argument("address", nargs="?")
+    p.add_argument("address", nargs="?", help="an lg1... address (default: this wallet's)")
     p.set_defaults(func=cmd_balance)
 
     p = sub.add_parser("utxos", parents=[common], help="the wallet's unspent outputs")
@@ -142,11 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("tx", parents=[common], help="status of TXID; verifies a committed one")
-    p.add_argument("txid")
+    p.add_argument("txid", help="the transaction id (64 hex digits)")
     p.set_defaults(func=cmd_tx)
 
     p = sub.add_parser("history", parents=[common], help="transactions touching the wallet, newest first")
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--limit", type=int, default=100, help="most transactions listed (default 100)")
     p.set_defaults(func=cmd_history)
 
     p = sub.add_parser("trust", parents=[common], help="show the pinned genesis (or re-pin it with --reset)")
