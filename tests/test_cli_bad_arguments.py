@@ -181,3 +181,13 @@ def test_version(scratch: Path, command: str) -> None:
 
     done = _run(scratch, command, "--version")
     assert done.returncode == 0 and done.stdout.strip() == f"{command} {version('ledger-node')}", done
+
+
+@pytest.mark.parametrize("args", [("--json", "send"), ("send", "--json", "--no-such-option"), ("--json", "bogus")])
+def test_wallet_usage_errors_are_json_under_json(scratch: Path, args: tuple[str, ...]) -> None:
+    import json
+
+    done = _run(scratch, "ledger-wallet", *args)
+    assert done.returncode == 2, done
+    error = json.loads(done.stdout)["error"]
+    assert error["code"] == "bad-usage" and error["message"]

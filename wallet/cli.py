@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--timeout", type=positive_seconds, default=argparse.SUPPRESS,
                         help="seconds per request (default 10)")
 
-    parser = argparse.ArgumentParser(prog="ledger-wallet", description=__doc__,
+    parser = WalletArgumentParser(prog="ledger-wallet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common])
     from node import release
     parser.add_argument("--version", action="version", version=f"ledger-wallet {release()}")
@@ -155,8 +155,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class WalletArgumentParser(argparse.ArgumentParser):
+    """An argument parser whose errors are JSON ``{"error": {"code": "bad-usage", ...}}`` under ``--json``."""
+
+    json_errors = False
+
+    def error(self, message: str):  # type: ignore[override]  # argparse's signature; never returns
+        if WalletArgumentParser.json_errors:
+            print(json.dumps({"error": {"code": "bad-usage", "message": f"{self.prog}: {message}"}}, indent=2))
+            raise SystemExit(EXIT_USAGE)
+        super().error(message)
+
+
 def main(argv: list[str] | None = None, transport: httpx.BaseTransport | None = None) -> int:
     parser = build_parser()
+    WalletArgumentParser.json_errors = "--json" in (sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     # the common options may stand before or after the command; defaults are filled in here because
     # parent-parser actions are shared objects, so set_defaults would leak into every subcommand
