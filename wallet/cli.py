@@ -71,7 +71,7 @@ def positive_seconds(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = WalletArgumentParser(add_help=False)
     common.add_argument("--node", default=argparse.SUPPRESS,
                         help="node REST URL (comma-separated for fallbacks); default: $LEDGER_NODE, else the "
                              "nodes of the devnet the wallet file belongs to, else the ./.devnet nodes, "
@@ -160,7 +160,7 @@ class WalletArgumentParser(argparse.ArgumentParser):
 
     json_errors = False
 
-    def error(self, message: str):  # type: ignore[override]  # argparse's signature; never returns
+    def error(self, message: str):  # never returns
         if WalletArgumentParser.json_errors:
             print(json.dumps({"error": {"code": "bad-usage", "message": f"{self.prog}: {message}"}}, indent=2))
             raise SystemExit(EXIT_USAGE)
