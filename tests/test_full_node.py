@@ -100,3 +100,28 @@ def test_node_status_and_show_height(tmp_path):
         assert block.returncode == 0 and json.loads(block.stdout)["header"]["height"] == 1
         tip = run_cli("show", "tip", "--home", str(home), "--height", "1", cwd=tmp_path)
         assert tip.returncode == 2 and "show block --height 1" in tip.stderr
+
+
+def test_a_taken_port_stops_the_node_before_it_signs_anything(tmp_path):
+    import socket
+
+    done = subprocess.run([sys.executable, "-m", "genesis", "new", "--validators", "1", "--out", "net/genesis.json",
+                           "--seed", "03"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    rest, p2p = free_ports(2)
+    init = run_cli("init", "--home", "v", "--genesis", "net/genesis.json", "--key", "net/keys/validator-0.json",
+                   "--port", str(rest), "--p2p-port", str(p2p), cwd=tmp_path)
+    assert init.returncode == 0, init.stderr
+    for busy in (rest, p2p):
+        holder = socket.socket()
+        holder.bind(("127.0.0.1", busy))
+        holder.listen()
+        try:
+            started = run_cli("start", "--home", "v", cwd=tmp_path)
+        finally:
+            holder.close()
+        assert started.returncode == 4, started.stderr
+        assert "cannot listen" in started.stderr and "Traceback" not in started.stderr
+        assert "node started" not in started.stderr, started.stderr
+    shown = run_cli("show", "--home", "v", cwd=tmp_path)
+    assert json.loads(shown.stdout)["height"] == 0  # nothing was committed
