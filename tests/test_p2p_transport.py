@@ -411,3 +411,30 @@ def test_unfinished_messages_are_bounded_across_channels():
                             break
             await until(lambda: b.events("dropped").get("message-too-large", 0) == 1, 10, what="drop")
     run(scenario)
+
+
+def test_block_requests_get_one_answer_at_a_time_and_the_latest_waiting_one_follows():
+    from node.p2p.reactor import PeerReactor
+    from node.p2p.wire import SYNC_BLOCKS, decode_sync_message, encode_sync_request
+
+    async def scenario():
+        b = Node("b")
+        block = bytes(300_000)  # stand-in bytes: the reactor serves what the store holds, whatever it is
+        reactor = PeerReactor(b.switch, serve_block=lambda height: (block, b"commit") if height <= 1000 else None,
+                              request_timeout_s=5)
+        async with nodes(b):
+            async with raw_peer(b) as peer:
+                for request_id in (1, 2, 3):  # three requests at once: an honest peer never does that
+                    peer.send(BLOCKSYNC, encode_sync_request(request_id, 1, 100))
+                await peer.drain()
+                answers = []
+                for _ in range(2):
+                    message = await peer.receive(BLOCKSYNC, accept=lambda m: m[:1] == bytes([SYNC_BLOCKS]))
+                    _, request_id, _, batch = decode_sync_message(message)
+                    answers.append((request_id, len(batch)))
+                assert [request_id for request_id, _ in answers] == [1, 3]  # 2 was replaced by 3 while 1 went
+                assert all(size <= 8 * 1024 * 1024 + 1024 for _, size in answers)
+                with pytest.raises(TimeoutError):
+                    await peer.receive(BLOCKSYNC, timeout=0.5, accept=lambda m: m[:1] == bytes([SYNC_BLOCKS]))
+                assert reactor.skipped_answers == 1
+    run(scenario)

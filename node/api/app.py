@@ -15,13 +15,14 @@ from typing import Annotated, Literal
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from node import release
+from node.api import models as m
 from node.api.docs import add_local_docs
+from node.api.models import SubmitBatch, SubmitTx, error_responses
 from node.api.views import amount_json, block_json, tx_json, utxo_json
 from node.crypto import CryptoError, decode_address, encode_address
 from node.encoding import DecodeError
@@ -36,7 +37,6 @@ log = logging.getLogger("ledger.api")
 
 MAX_PAGE = 1000
 MAX_BLOCK_RANGE = 100
-MAX_BATCH_SUBMIT = 10_000
 
 
 class ApiError(CodedError):
@@ -51,20 +51,12 @@ def error_response(status: int, code: str, message: str, **details: object) -> J
     return JSONResponse(status_code=status, content={"error": {"code": code, "message": message, **details}})
 
 
-class SubmitTx(BaseModel):
-    """One signed transaction in its canonical binary encoding, hex."""
-
-    model_config = ConfigDict(extra="forbid")
-    tx: str = Field(..., max_length=2 * MAX_TX_BYTES, description="hex of the canonical transaction encoding")
-    chain_id: str | None = Field(None, description="optional: the chain the client signed for; refused if not ours")
-
-
-class SubmitBatch(BaseModel):
-    """Many signed transactions; each gets its own result."""
-
-    model_config = ConfigDict(extra="forbid")
-    txs: list[str] = Field(..., max_length=MAX_BATCH_SUBMIT)
-    chain_id: str | None = None
+def returns(model: type, *errors: int) -> dict:
+    """Route arguments of a JSON answer built as a dict: validated through ``model`` (whose field order is the
+    dict's, so the answer keeps its keys and order; keys a dict leaves out stay out) and written by
+    ``JSONResponse`` (json.dumps, as without a model: the same bytes), with the errors the route can give."""
+    return {"response_model": model, "response_class": JSONResponse, "response_model_exclude_unset": True,
+            "responses": error_responses(*errors)}
 
 
 def parse_hex(value: str, what: str, size: int | None = None) -> bytes:
@@ -190,39 +182,53 @@ def create_app(node) -> FastAPI:
 
     # ------------------------------------------------------------------ node
 
-    @app.get("/v1/health", tags=["node"])
+    @app.get("/v1/health", tags=["node"], summary="Is the node up", **returns(m.Health, 400, 503))
     async def health():
+        """200 while the node serves and its consensus runs; 503 node-failed once it has stopped on a fatal error."""
         if node.fatal is not None:
             raise ApiError(503, "node-failed", str(node.fatal))
         return {"ok": True, "height": node.store.height}
 
-    @app.get("/v1/status", tags=["node"], dependencies=[Guard])
+    @app.get("/v1/status", tags=["node"], dependencies=[Guard], summary="Node status",
+             **returns(m.NodeStatus, 400, 503))
     async def status():
+        """Chain, committed tip, consensus step, mempool totals, peer links, clock skew and CPU use of the node."""
         return node_status(node)
 
-    @app.get("/v1/validators", tags=["node"], dependencies=[Guard])
+    @app.get("/v1/validators", tags=["node"], dependencies=[Guard], summary="The validator set",
+             **returns(m.Validators, 400, 503))
     async def validators():
+        """The validators with their addresses, public keys and voting power, and the set's hash."""
         vs = node.validators
         return {"validators_hash": vs.hash.hex(), "total_power": vs.total_power,
                 "validators": [{"name": v.name, "address": encode_address(v.address), "public_key": v.public_key.hex(),
                                 "power": v.power} for v in vs.validators]}
 
-    @app.get("/v1/genesis", tags=["node"], dependencies=[Guard])
+    @app.get("/v1/genesis", tags=["node"], dependencies=[Guard], summary="The genesis document",
+             **returns(m.Genesis, 400, 503))
     async def genesis():
+        """The genesis document this node runs and its hash; a wallet pins the hash to recognise the chain."""
         return {"genesis_hash": node.genesis_hash.hex(), "genesis": node.genesis_json}
 
-    @app.get("/v1/evidence", tags=["node"], dependencies=[Guard])
+    @app.get("/v1/evidence", tags=["node"], dependencies=[Guard], summary="Equivocation evidence",
+             **returns(m.Evidence, 400, 503))
     async def evidence():
+        """Conflicting votes of one validator (same height, round and type) that this node has seen."""
         return {"evidence": node.evidence.records}
 
-    @app.get("/v1/mempool", tags=["node"], dependencies=[Guard])
-    async def mempool(limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100):
+    @app.get("/v1/mempool", tags=["node"], dependencies=[Guard], summary="Pending transactions",
+             **returns(m.Mempool, 400, 503))
+    async def mempool(limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="at most this many txs")] = 100):
+        """Mempool totals and up to `limit` pending transactions with their fees, in admission order."""
         entries = list(node.mempool.entries.values())[:limit]
         return {"size": len(node.mempool), "bytes": node.mempool.total_bytes,
                 "txs": [{"txid": e.tx.txid.hex(), "fee": e.fee, "size": e.size} for e in entries]}
 
-    @app.get("/metrics", tags=["node"])
+    @app.get("/metrics", tags=["node"], summary="Prometheus metrics", response_class=PlainTextResponse,
+             responses={200: {"model": m.MetricsText, "description": "the metrics, text/plain; version=0.0.4"},
+                        **error_responses(400, json_ref=True)})
     async def metrics():
+        """The node's counters and gauges in the Prometheus text format, for a scraper."""
         return Response(node.metrics.render(), media_type="text/plain; version=0.0.4")
 
     # ------------------------------------------------------------------ blocks
@@ -234,24 +240,31 @@ def create_app(node) -> FastAPI:
                            height=node.store.height)
         return block_json(block, node.store.get_commit(height))
 
-    @app.get("/v1/blocks/latest", tags=["blocks"], dependencies=[Guard])
+    @app.get("/v1/blocks/latest", tags=["blocks"], dependencies=[Guard], summary="The latest block",
+             **returns(m.BlockView, 400, 404, 503))
     async def latest_block():
+        """The block at the committed height, with its transactions and commit; 404 while only genesis exists."""
         if node.store.height == 0:
             raise ApiError(404, "block-not-found", "no block committed yet (height 0 is genesis)")
         return load_block(node.store.height)
 
-    @app.get("/v1/blocks/{height}", tags=["blocks"], dependencies=[Guard])
+    @app.get("/v1/blocks/{height}", tags=["blocks"], dependencies=[Guard], summary="A block by height",
+             **returns(m.BlockView, 400, 404, 503))
     async def block_at(height: int):
+        """The block at `height` (from 1), with its transactions and commit; 404 above the committed height."""
         if height < 1:
             raise ApiError(404, "block-not-found", "heights start at 1 (0 is genesis)")
         return load_block(height)
 
-    @app.get("/v1/blocks", tags=["blocks"], dependencies=[Guard])
+    @app.get("/v1/blocks", tags=["blocks"], dependencies=[Guard], summary="A range of blocks",
+             **returns(m.BlockRange, 400, 503))
     async def blocks(
-        from_: Annotated[int | None, Query(alias="from", ge=1)] = None,
-        to: Annotated[int | None, Query(ge=1)] = None,
-        txs: bool = False,
+        from_: Annotated[int | None, Query(alias="from", ge=1, description="first height (default: to - 19)")] = None,
+        to: Annotated[int | None, Query(ge=1, description="last height (default: the committed height)")] = None,
+        txs: Annotated[bool, Query(description="include each block's transactions")] = False,
     ):
+        """Blocks `from`..`to`, oldest first, at most 100 (400 range-too-large); heights above the tip are left
+        out. Without `txs=true` each block carries only its txids."""
         top = node.store.height
         end = min(to if to is not None else top, top)
         start = from_ if from_ is not None else max(1, end - 19)
@@ -266,8 +279,11 @@ def create_app(node) -> FastAPI:
 
     # ------------------------------------------------------------------ transactions
 
-    @app.get("/v1/txs/{txid}", tags=["transactions"], dependencies=[Guard])
+    @app.get("/v1/txs/{txid}", tags=["transactions"], dependencies=[Guard], summary="A transaction by id",
+             **returns(m.TxStatus, 400, 404, 503))
     async def get_tx(txid: str):
+        """A committed transaction with its block and a Merkle proof of its signed bytes, or a pending one with
+        its fee; 404 tx-not-found when this node has neither."""
         raw = parse_hex(txid, "txid", 32)
         location = node.waiters.locate(raw)
         if location is not None:
@@ -288,8 +304,14 @@ def create_app(node) -> FastAPI:
             raise ApiError(422, "bad-txns-wrong-chain",
                            f"transaction was made for chain {chain_id!r}; this node runs {node.chain_id!r}")
 
-    @app.post("/v1/txs", tags=["transactions"], status_code=202)
-    async def submit_tx(body: SubmitTx, wait: Literal["mempool", "commit"] = "mempool"):
+    # Submissions answer their dicts without response validation (hot path): the models only document them.
+    @app.post("/v1/txs", tags=["transactions"], status_code=202, summary="Submit a transaction",
+              responses={202: {"model": m.TxPending, "description": "accepted into the mempool"},
+                         200: {"model": m.TxCommitted, "description": "committed (wait=commit, or already)"},
+                         **error_responses(400, 409, 413, 422, 503, 504)})
+    async def submit_tx(body: SubmitTx, wait: Annotated[Literal["mempool", "commit"], Query(
+            description="mempool: answer once admitted (202); commit: once committed (200) or 504")] = "mempool"):
+        """Admit one signed transaction (hex of its canonical encoding) to the mempool and relay it."""
         check_chain(body.chain_id)
         tx = decode_tx_hex(body.tx)
         if node.sync.catching_up:
@@ -316,8 +338,12 @@ def create_app(node) -> FastAPI:
                 "block_hash": location.block_hash.hex()})
         return {"txid": tx.txid.hex(), "status": "pending"}
 
-    @app.post("/v1/txs/batch", tags=["transactions"])
+    @app.post("/v1/txs/batch", tags=["transactions"], summary="Submit many transactions",
+              responses={200: {"model": m.BatchResult, "description": "one result per transaction"},
+                         **error_responses(400, 413, 422, 503)})
     async def submit_batch(body: SubmitBatch):
+        """Admit up to 10000 transactions in one request; each gets its own result (accepted, committed or
+        rejected with its error), in order. 422 only for a wrong chain_id, 503 while catching up."""
         with CLOCK.stage("admit_client"):
             return admit_batch(body)
 
@@ -356,8 +382,11 @@ def create_app(node) -> FastAPI:
 
     # ------------------------------------------------------------------ addresses
 
-    @app.get("/v1/addresses/{address}/balance", tags=["addresses"], dependencies=[Guard])
-    async def balance(address: str, height: Annotated[int | None, Query(ge=0)] = None):
+    @app.get("/v1/addresses/{address}/balance", tags=["addresses"], dependencies=[Guard],
+             summary="An address's balance", **returns(m.Balance, 400, 404, 503))
+    async def balance(address: str, height: Annotated[int | None, Query(
+            ge=0, description="balance at this height (default: the committed height)")] = None):
+        """The balance of `address` now or at a past `height`; 404 height-not-found above the committed height."""
         account = parse_address(address)
         top = node.store.height
         if height is not None and height > top:
@@ -366,10 +395,12 @@ def create_app(node) -> FastAPI:
         amount = node.store.balance(account) if height is None else node.store.balance_at(account, height)
         return {"address": encode_address(account), "height": at, "balance": amount, **{"amount": amount_json(amount)}}
 
-    @app.get("/v1/addresses/{address}/utxos", tags=["addresses"], dependencies=[Guard])
-    async def utxos(address: str, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    @app.get("/v1/addresses/{address}/utxos", tags=["addresses"], dependencies=[Guard],
+             summary="An address's unspent outputs", **returns(m.Utxos, 400, 503))
+    async def utxos(address: str, limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 100,
                     after: Annotated[str | None,
                                      Query(description="txid:index of the last item of the previous page")] = None):
+        """A page of the unspent outputs of `address`; pass `next` as `after` for the following page."""
         account = parse_address(address)
         cursor = None
         if after is not None:
@@ -384,10 +415,13 @@ def create_app(node) -> FastAPI:
         body["next"] = f"{items[-1][0].txid.hex()}:{items[-1][0].index}" if len(items) == limit else None
         return body
 
-    @app.get("/v1/addresses/{address}/txs", tags=["addresses"], dependencies=[Guard])
-    async def history(address: str, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    @app.get("/v1/addresses/{address}/txs", tags=["addresses"], dependencies=[Guard],
+             summary="An address's transaction history", **returns(m.History, 400, 503))
+    async def history(address: str, limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 100,
                       before: Annotated[
                           str | None, Query(description="height:index of the last item of the previous page")] = None):
+        """A page of the transactions (and genesis and fee outputs) that touched `address`, newest first; pass
+        `next` as `before` for the following page."""
         account = parse_address(address)
         cursor = None
         if before is not None:

@@ -142,7 +142,8 @@ class Connection:
     def __init__(self, stream: SealedStream, peer: str, outbox: Outbox,
                  deliver: Callable[[int, bytes], None], *, ping_interval_s: float, idle_timeout_s: float,
                  send_timeout_s: float, delay_s: float = 0.0, jitter_s: float = 0.0,
-                 on_throttle: Callable[[str], None] | None = None, outbound: bool = False):
+                 on_throttle: Callable[[str], None] | None = None, outbound: bool = False,
+                 on_sent: Callable[[int, bytes], None] | None = None):
         """``peer`` names the peer in logs; ``deliver(channel, message)`` takes each whole message (it may
         raise ``DecodeError`` for a malformed one: counted, the connection stays); ``delay_s``/``jitter_s``
         hold each packet back before sending (a testing aid for wide-area latency)."""
@@ -150,6 +151,7 @@ class Connection:
         self.peer = peer
         self.outbound = outbound
         """This node dialed it."""
+        self._on_sent = on_sent
         self.outbox = outbox
         self.specs = outbox.specs
         self._deliver = deliver
@@ -299,6 +301,8 @@ class Connection:
                 if self.close_reason:
                     return
             self.stream.write(bytes([spec.id, FLAG_LAST if last else 0]) + message[offset:end])
+            if last and self._on_sent is not None:
+                self._on_sent(spec.id, message)
             await self._drain()
             if self.close_reason:
                 return
@@ -316,9 +320,10 @@ class Connection:
             raise ConnectionClosed("peer-not-reading",
                                    f"the peer read nothing for {self.send_timeout_s:g} s") from None
 
-    def sending(self, channel: int) -> bool:
-        """A message on ``channel`` is partly sent."""
-        return channel in self._sending
+    def partly_sent(self, channel: int) -> bytes | None:
+        """The message on ``channel`` that is partly sent, if any."""
+        current = self._sending.get(channel)
+        return None if current is None else current[0]
 
     def send_control(self, message: bytes) -> None:
         self._control.append(message)

@@ -67,12 +67,14 @@ class PeerReactor:
         self.rejected_txs = 0
         """Transactions peers sent that the mempool refused."""
         self.skipped_answers = 0
-        """Round statuses and block requests left unanswered because the last answer to that peer was still
-        queued (each peer gets one answer at a time: a small request cannot make this node queue much)."""
+        """Round statuses left unanswered because much was still queued for that peer, and block requests
+        dropped for a newer one from the same peer while its last answer had not gone (each peer gets one block
+        answer at a time, the next once the last has gone: a small request cannot make this node queue much)."""
         self._requests: dict[int, asyncio.Future] = {}
         self._ids = itertools.count(1)
         switch.deliver = self.deliver
         switch.on_up = self.link_up
+        switch.sent = self.message_sent
 
     @property
     def specs(self) -> dict[int, ChannelSpec]:
@@ -155,6 +157,13 @@ class PeerReactor:
         elif channel == BLOCKSYNC:
             self._on_sync(link, message)
 
+    def message_sent(self, link: PeerLink, channel: int, message: bytes) -> None:
+        """A block answer has gone: answer the request that waited for it."""
+        if channel == BLOCKSYNC and message[:1] == bytes([SYNC_BLOCKS]) and link.deferred_request is not None:
+            request_id, start, end = link.deferred_request
+            link.deferred_request = None
+            link.send(BLOCKSYNC, encode_sync_blocks(request_id, self.answer_blocks(link, start, end)))
+
     def answer_round_status(self, link: PeerLink, status: RoundStatus) -> list[bytes]:
         """The encoded messages ``link`` lacks according to its ``status``."""
         return self.on_round_status(status)
@@ -165,8 +174,10 @@ class PeerReactor:
             link.height = number
             self.on_peer_height(link)
         elif kind == SYNC_REQUEST:
-            if link.busy(BLOCKSYNC):  # an honest peer waits for one answer before it asks again
-                self.skipped_answers += 1
+            if link.unsent(BLOCKSYNC, SYNC_BLOCKS):  # one answer at a time: this one once the last has gone
+                if link.deferred_request is not None:
+                    self.skipped_answers += 1  # an honest peer has one request out: an older one is moot
+                link.deferred_request = (number, start, end)
                 return
             link.send(BLOCKSYNC, encode_sync_blocks(number, self.answer_blocks(link, start, end)))
         elif kind == SYNC_BLOCKS:

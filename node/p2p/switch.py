@@ -100,6 +100,8 @@ class PeerLink:
         self.connects = 0
         self.changed = asyncio.Event()
         """Set whenever the link goes up or down."""
+        self.deferred_request: tuple[int, int, int] | None = None
+        """A block request that came while the last answer had not gone yet: answered once it has."""
 
     @property
     def up(self) -> bool:
@@ -115,10 +117,12 @@ class PeerLink:
     def send(self, channel: int, item: bytes) -> None:
         self.outbox.put(channel, item)
 
-    def busy(self, channel: int) -> bool:
-        """Something for this peer on ``channel`` is still queued or partly sent."""
+    def unsent(self, channel: int, kind: int) -> bool:
+        """A message of ``kind`` (its first byte) for this peer on ``channel`` is still queued or partly sent."""
         conn = self.connection
-        return self.outbox.pending(channel) > 0 or (conn is not None and conn.sending(channel))
+        partial = conn.partly_sent(channel) if conn is not None else None
+        return (partial is not None and partial[:1] == bytes([kind])) or \
+            any(item[:1] == bytes([kind]) for item in self.outbox.queues[channel])
 
     def describe(self) -> dict:
         conn = self.connection
@@ -165,6 +169,8 @@ class Switch:
         self.specs = specs
         self.deliver: Callable[[PeerLink, int, bytes], None] = lambda link, channel, message: None
         self.on_up: Callable[[PeerLink], None] = lambda link: None
+        self.sent: Callable[[PeerLink, int, bytes], None] = lambda link, channel, message: None
+        """Called once the last packet of a message to ``link`` is written."""
         self.settings = settings
         self.links: dict[str, PeerLink] = {}
         for address in peers:
@@ -338,6 +344,7 @@ class Switch:
             link = self.links[identity.node_id] = PeerLink(identity.node_id, self.specs)
         conn = Connection(stream, f"{identity.hello.name}({identity.node_id[:12]})", link.outbox,
                           lambda channel, message: self.deliver(link, channel, message),
+                          on_sent=lambda channel, message: self.sent(link, channel, message),
                           ping_interval_s=self.settings.ping_interval_s, idle_timeout_s=self.settings.idle_timeout_s,
                           send_timeout_s=self.settings.send_timeout_s, delay_s=self.settings.delay_s,
                           jitter_s=self.settings.jitter_s,
