@@ -60,6 +60,8 @@ class NodeSample:
     cpu_s: float
     rss_mb: float
     hwm_mb: float
+    anon_mb: float = 0.0
+    """The anonymous part of RSS (the heap; the rest is file pages, e.g. LevelDB's memory-mapped tables)."""
 
 
 def proc_sample(pid: int | None) -> NodeSample | None:
@@ -71,14 +73,16 @@ def proc_sample(pid: int | None) -> NodeSample | None:
             fields_ = handle.read().rsplit(")", 1)[1].split()
         ticks = os.sysconf("SC_CLK_TCK")
         cpu = (int(fields_[11]) + int(fields_[12])) / ticks
-        rss = hwm = 0.0
+        rss = hwm = anon = 0.0
         with open(f"/proc/{pid}/status") as handle:
             for line in handle:
                 if line.startswith("VmRSS:"):
                     rss = int(line.split()[1]) / 1024
                 elif line.startswith("VmHWM:"):
                     hwm = int(line.split()[1]) / 1024
-        return NodeSample(cpu, rss, hwm)
+                elif line.startswith("RssAnon:"):
+                    anon = int(line.split()[1]) / 1024
+        return NodeSample(cpu, rss, hwm, anon)
     except (OSError, ValueError, IndexError):
         return None
 
@@ -212,15 +216,16 @@ def stage_cpu_per_tx(start: dict[str, dict[str, float]], end: dict[str, dict[str
     return per_tx
 
 
-def rss_by_minute(bench: Bench, t_start: float) -> dict[str, list[float]]:
-    """Each node's RSS (MB) at the end of every whole minute since the measured window began."""
+def rss_by_minute(bench: Bench, t_start: float, anon: bool = False) -> dict[str, list[float]]:
+    """Each node's RSS (MB; with ``anon`` its anonymous part) at the end of every whole minute since the
+    measured window began."""
     out: dict[str, list[float]] = {}
     for name, samples in bench.samples.items():
         series: list[float] = []
         minute = 1
         for t, sample in samples:
             if t >= t_start + 60 * minute:
-                series.append(round(sample.rss_mb, 1))
+                series.append(round(sample.anon_mb if anon else sample.rss_mb, 1))
                 minute += 1
         out[name] = series
     return out
@@ -306,6 +311,7 @@ def summarize(bench: Bench, opts: Options, verify_per_s: float, cores: int, extr
         "node_cpu_ms_per_tx": round(cpu_ms_per_tx, 3) if cpu_ms_per_tx is not None else None,
         "node_cpu_ms_per_tx_by_stage": stages,
         "node_rss_mb_by_minute": rss_by_minute(bench, t_start),
+        "node_rss_anon_mb_by_minute": rss_by_minute(bench, t_start, anon=True),
         "node_cpu_ms_per_block": (round(1000 * sum(utils) * window / len(blocks_in), 1)
                                   if blocks_in and len(utils) == len(nodes) else None),
         "nodes": nodes,
