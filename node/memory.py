@@ -24,9 +24,14 @@ def _size(obj: Any) -> int | None:
         return None
 
 
+def sized_attributes(prefix: str, obj: Any) -> dict[str, int | None]:
+    """The item counts of ``obj``'s attributes that are containers, named ``prefix.attribute``."""
+    return {f"{prefix}.{name}": _size(value) for name, value in vars(obj).items()
+            if _size(value) is not None and not isinstance(value, (str, bytes))}
+
+
 def container_sizes(node: Any) -> dict[str, int | None]:
     """Item counts of the node's long-lived containers (each one bounded; this shows whether a bound holds)."""
-    relay = node.relay
     sizes: dict[str, int | None] = {
         "mempool_txs": len(node.mempool),
         "mempool_journal_recovered": _size(getattr(node.journal, "recovered", ())),
@@ -35,22 +40,9 @@ def container_sizes(node: Any) -> dict[str, int | None]:
         "peer_links": len(node.peers.switch.links),
         "block_requests": len(node.peers._requests),
     }
-    for name, value in vars(node.sig_cache).items():
-        size = _size(value)
-        if size is not None and not isinstance(value, (str, bytes)):
-            sizes[f"sig_cache.{name}"] = size
-    for name, value in vars(node.mempool).items():
-        size = _size(value)
-        if size is not None and not isinstance(value, (str, bytes)):
-            sizes[f"mempool.{name}"] = size
-    for name, value in vars(relay).items():
-        size = _size(value)
-        if size is not None and not isinstance(value, (str, bytes)):
-            sizes[f"relay.{name}"] = size
-    for name, value in vars(node.store).items():
-        size = _size(value)
-        if size is not None and not isinstance(value, (str, bytes)):
-            sizes[f"store.{name}"] = size
+    for prefix, part in (("sig_cache", node.sig_cache), ("mempool", node.mempool), ("relay", node.relay),
+                         ("store", node.store)):
+        sizes.update(sized_attributes(prefix, part))
     for link in node.peers.switch.links.values():
         for channel, queue in link.outbox.queues.items():
             sizes[f"outbox.{link.name}.{link.outbox.specs[channel].name}"] = len(queue)
