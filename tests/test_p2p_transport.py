@@ -438,3 +438,23 @@ def test_block_requests_get_one_answer_at_a_time_and_the_latest_waiting_one_foll
                     await peer.receive(BLOCKSYNC, timeout=0.5, accept=lambda m: m[:1] == bytes([SYNC_BLOCKS]))
                 assert reactor.skipped_answers == 1
     run(scenario)
+
+
+def test_the_delay_testing_aid_delays_each_message_without_limiting_throughput():
+    async def scenario():
+        slow = LinkSettings(ping_interval_s=0.05, idle_timeout_s=5, send_timeout_s=5, delay_s=0.2, jitter_s=0.05)
+        a, b = Node("a", settings=slow), Node("b")
+        async with nodes(b):
+            a.switch.add_peer(b.address)
+            async with nodes(a):
+                await until(lambda: a.link(b).up, what="link")
+                started = time.monotonic()
+                for i in range(50):  # fifty messages, pings interleaved: in order, all after ~0.2 s, not 50 x 0.2
+                    a.link(b).send(BLOCKSYNC, f"m{i}".encode())
+                    await asyncio.sleep(0.002)
+                await until(lambda: len(b.received) == 50, 5, what="all messages")
+                elapsed = time.monotonic() - started
+                assert 0.15 <= elapsed < 2.0, elapsed
+                assert [m for _, _, m in b.received] == [f"m{i}".encode() for i in range(50)]
+                assert b.link(a).up and a.link(b).connection.rtt_ms is not None
+    run(scenario)

@@ -37,6 +37,7 @@ from node.p2p.channels import (
 )
 from node.p2p.secret import FrameError, SealedStream
 from node.p2p.wire import BATCH_HEADER_BYTES
+from node.stages import CLOCK
 
 log = logging.getLogger("ledger.p2p")
 
@@ -152,6 +153,8 @@ class Connection:
         self.outbound = outbound
         """This node dialed it."""
         self._on_sent = on_sent
+        self._delayed_until = 0.0
+        """When the last delayed frame goes out (frames leave in the order they were sealed)."""
         self.outbox = outbox
         self.specs = outbox.specs
         self._deliver = deliver
@@ -267,7 +270,7 @@ class Connection:
         wakeup = self.outbox.wakeup
         while True:
             while self._control:
-                self.stream.write(bytes([CONTROL, FLAG_LAST]) + self._control.popleft())
+                self._write(bytes([CONTROL, FLAG_LAST]) + self._control.popleft())
             spec = self._next_channel()
             if spec is None:
                 wakeup.clear()
@@ -296,16 +299,34 @@ class Connection:
             last = end == len(message)
             if not last:
                 self._sending[spec.id] = (message, end)
-            if self.delay_s or self.jitter_s:
-                await asyncio.sleep(max(0.0, self.delay_s + random.uniform(-self.jitter_s, self.jitter_s)))
-                if self.close_reason:
-                    return
-            self.stream.write(bytes([spec.id, FLAG_LAST if last else 0]) + message[offset:end])
+            self._write(bytes([spec.id, FLAG_LAST if last else 0]) + message[offset:end])
             if last and self._on_sent is not None:
                 self._on_sent(spec.id, message)
             await self._drain()
             if self.close_reason:
                 return
+
+    def _write(self, packet: bytes) -> None:
+        """Seal and send one packet; with the testing aid ``delay_s`` it reaches the socket that much later,
+        in order (a pipeline: the sender goes on meanwhile, as over a long link)."""
+        if not (self.delay_s or self.jitter_s):
+            self.stream.write(packet)
+            return
+        CLOCK.enter("p2p")
+        try:
+            frame = self.stream.seal(packet)
+        finally:
+            CLOCK.leave()
+        loop = asyncio.get_running_loop()
+        at = max(self._delayed_until + 1e-6,
+                 loop.time() + max(0.0, self.delay_s + random.uniform(-self.jitter_s, self.jitter_s)))
+        self._delayed_until = at
+        loop.call_at(at, self._write_frame, frame)
+
+    def _write_frame(self, frame: bytes) -> None:
+        if not self.close_reason and not self.stream.writer.is_closing():
+            self.stream.bytes_sent += len(frame)
+            self.stream.writer.write(frame)
 
     async def _drain(self) -> None:
         """Wait while the socket's buffer is over its high-water mark (the peer reads slowly), at most
