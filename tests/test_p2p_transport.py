@@ -458,3 +458,19 @@ def test_the_delay_testing_aid_delays_each_message_without_limiting_throughput()
                 assert [m for _, _, m in b.received] == [f"m{i}".encode() for i in range(50)]
                 assert b.link(a).up and a.link(b).connection.rtt_ms is not None
     run(scenario)
+
+
+def test_two_processes_with_one_key_do_not_make_a_reconnection_storm():
+    async def scenario():
+        b = Node("b")
+        twin1, twin2 = Node("twin"), Node("twin")  # one key, two running nodes (a copied home)
+        async with nodes(b):
+            twin1.switch.add_peer(b.address)
+            twin2.switch.add_peer(b.address)
+            async with nodes(twin1, twin2):
+                await until(lambda: b.events("refused").get("key-in-use", 0) >= 1, 10, what="key conflict noticed")
+                link = b.switch.links[twin1.switch.node_id]
+                connects = link.connects
+                await asyncio.sleep(1.0)
+                assert link.up and link.connects <= connects + 1  # settled, not flapping
+    run(scenario)

@@ -36,6 +36,9 @@ log = logging.getLogger("ledger.p2p")
 BACKOFF_START_S = 0.1
 BACKOFF_MAX_S = 3.0
 DUPLICATE_WINDOW_S = 2.0
+KEY_CONFLICT_WINDOW_S = 10.0
+KEY_CONFLICT_REPLACEMENTS = 3
+"""More replacements than this within the window: two processes hold one node key; the current one stays."""
 MAX_HANDSHAKING = 32
 """Inbound handshakes under way at once (strangers hold no slot of an authenticated peer)."""
 MAX_HANDSHAKING_PER_HOST = 8
@@ -100,6 +103,9 @@ class PeerLink:
         self.connects = 0
         self.changed = asyncio.Event()
         """Set whenever the link goes up or down."""
+        self.replaced_at: list[float] = []
+        """When this peer's connection was last replaced by a new one from the same side (a key conflict shows
+        as many)."""
         self.deferred_request: tuple[int, int, int] | None = None
         """A block request that came while the last answer had not gone yet: answered once it has."""
 
@@ -385,6 +391,12 @@ class Switch:
             return True
         if existing.outbound == outbound or time.monotonic() - existing.opened > DUPLICATE_WINDOW_S:
             # the same side dialed again (it lost the old one), or the old one is not from a simultaneous dial
+            now = time.monotonic()
+            link.replaced_at = [t for t in link.replaced_at if now - t < KEY_CONFLICT_WINDOW_S] + [now]
+            if len(link.replaced_at) > KEY_CONFLICT_REPLACEMENTS:  # two live processes hold one key
+                self.note("refused", "key-in-use", link.name, f"connections for node {link.node_id} keep replacing "
+                          f"each other: two running nodes use this key (a copied home?); keeping the first")
+                return False
             existing.close("replaced", tell_peer=False)
             link.connection = conn
             return True
