@@ -158,7 +158,8 @@ def test_a_node_that_is_not_allowed_is_refused_before_its_messages_are_read():
             a.switch.add_peer(b.address)
             async with nodes(a):
                 await until(lambda: b.events("refused").get("not-allowed", 0) >= 2, what="second refusal")
-                assert not a.link(b).up
+                await until(lambda: not a.link(b).up, what="a sees the goodbye")  # its side of the handshake passed
+                assert a.link(b).last_error.startswith("the peer closed the connection: not-allowed")
     run(scenario)
 
 
