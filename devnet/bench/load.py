@@ -31,6 +31,10 @@ TRANSIENT_CODES = frozenset({"mempool-full", "catching-up"})
 """Rejections that say "not now": the same transaction is offered again later."""
 
 
+DRAIN_BEFORE_RETRY_S = 180.0
+"""How long a failed --max attempt's backlog may take to commit before the next, lower rate is measured."""
+
+
 class Bench:
     """The asynchronous part: offer load, follow the blocks, sample the nodes, show progress."""
 
@@ -299,6 +303,8 @@ class Bench:
                              f"{rate * BACKOFF:.0f} tx/s")
                     self.retire_measure(attempt)
                     rate = round(rate * BACKOFF)
+                    if not self.drained:  # the next attempt starts from an empty backlog, not this one's
+                        self.drained = await self.drain(DRAIN_BEFORE_RETRY_S)
                 # let the follower see the last blocks
                 await asyncio.sleep(0.3)
             finally:
