@@ -14,8 +14,8 @@ from devnet.cluster import free_ports, load_network
 def test_fresh_keeps_the_ports_and_the_wallets_it_did_not_write(tmp_path, capsys):
     home = tmp_path / "net"
     base = free_ports(1)[0]
-    assert cli.main(["up", "--home", str(home), "--validators", "2", "--base-port", str(base)]) == 0
-    try:
+    try:  # `down` in the end, whatever fails (the first `up` included: it starts nodes before it can fail)
+        assert cli.main(["up", "--home", str(home), "--validators", "2", "--base-port", str(base)]) == 0
         before = [(s.port, s.p2p_port) for s in load_network(home)]
         assert [p for p, _ in before] == [base, base + 1]
         chain_before = json.loads((home / "network.json").read_text())["chain_id"]

@@ -17,9 +17,9 @@ def status(home, capsys) -> tuple[int, dict]:
 
 def test_status_quorum_up_starts_missing_nodes_and_start_all(tmp_path, capsys):
     home = tmp_path / "net"
-    assert cli.main(["up", "--home", str(home), "--base-port", str(free_ports(1)[0])]) == 0
-    capsys.readouterr()
-    try:
+    try:  # `down` in the end, whatever fails (the first `up` included: it starts nodes before it can fail)
+        assert cli.main(["up", "--home", str(home), "--base-port", str(free_ports(1)[0])]) == 0
+        capsys.readouterr()
         code, obj = status(home, capsys)
         assert code == 0 and obj["quorum"] is True and obj["power_up"] == obj["power_total"]
         for name in ("validator-1", "validator-2", "validator-3"):

@@ -42,8 +42,8 @@ def test_init_refuses_a_key_that_is_not_a_validator_unless_full_node(tmp_path):
 def test_add_node_follows_the_chain_serves_rest_and_never_signs(tmp_path, capsys):
     home = tmp_path / "net"
     base = free_ports(1)[0]
-    assert devnet_cli.main(["up", "--home", str(home), "--validators", "3", "--base-port", str(base)]) == 0
-    try:
+    try:  # `down` in the end, whatever fails (the first `up` included: it starts nodes before it can fail)
+        assert devnet_cli.main(["up", "--home", str(home), "--validators", "3", "--base-port", str(base)]) == 0
         capsys.readouterr()
         assert devnet_cli.main(["add-node", "--home", str(home), "--json"]) == 0
         added = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
