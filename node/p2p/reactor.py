@@ -70,7 +70,8 @@ class PeerReactor:
         """Round statuses left unanswered because much was still queued for that peer, and block requests
         dropped for a newer one from the same peer while its last answer had not gone (each peer gets one block
         answer at a time, the next once the last has gone: a small request cannot make this node queue much)."""
-        self._requests: dict[int, asyncio.Future] = {}
+        self._requests: dict[int, tuple[PeerLink, asyncio.Future]] = {}
+        """Open block requests by id: the peer asked (only it may answer) and the answer's future."""
         self._ids = itertools.count(1)
         switch.deliver = self.deliver
         switch.on_up = self.link_up
@@ -127,8 +128,7 @@ class PeerReactor:
             return None
         request_id = next(self._ids) & 0xFFFFFFFF
         future: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._requests[request_id] = future
-        future.link = link  # type: ignore[attr-defined]  # only that peer may answer it
+        self._requests[request_id] = (link, future)
         link.send(BLOCKSYNC, encode_sync_request(request_id, start, end))
         try:
             async with asyncio.timeout(self.request_timeout_s):  # (not wait_for: on 3.11 it can swallow a cancel)
@@ -181,8 +181,8 @@ class PeerReactor:
                 return
             link.send(BLOCKSYNC, encode_sync_blocks(number, self.answer_blocks(link, start, end)))
         elif kind == SYNC_BLOCKS:
-            future = self._requests.get(number)
-            if future is not None and not future.done() and getattr(future, "link", None) is link:
+            asked, future = self._requests.get(number, (None, None))
+            if asked is link and future is not None and not future.done():
                 future.set_result(batch)
 
     def answer_blocks(self, link: PeerLink, start: int, end: int) -> bytes:

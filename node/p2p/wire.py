@@ -1,7 +1,8 @@
-"""Node-to-node wire formats: batches in the canonical binary encoding.
+"""Node-to-node message formats, in the canonical binary encoding: the payloads of the peer channels
+(``node.p2p.channels``): transaction and consensus batches, block batches, block-sync messages.
 
-A peer request body is one batch.  Decoding is strict and bounded, so a
-malformed or oversized body is refused before anything is allocated for it.
+Decoding is strict and bounded, so a malformed or oversized message is refused before anything is
+allocated for it.
 """
 
 from __future__ import annotations
@@ -11,16 +12,13 @@ from node.consensus.round_status import Decided
 from node.encoding import DecodeError, Reader, Writer
 from node.types.block import Block
 from node.types.commit import Commit
-from node.types.transaction import MAX_TX_BYTES, Transaction
+from node.types.transaction import MAX_TX_BYTES
 
 MAX_BATCH_TXS = 10_000
 MAX_BATCH_MESSAGES = 10_000
 MAX_BATCH_BLOCKS = 100
 MAX_BLOCK_BYTES_WIRE = 64 * 1024 * 1024
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-MAX_BATCH_BYTES = 16 * 1024 * 1024
-"""Largest batch body a sender builds: a peer's default request-body limit (``NodeConfig.max_request_bytes``).
-A peer with a smaller limit answers 413 and the sender splits the batch."""
 BATCH_HEADER_BYTES = 4
 """The u32 item count in front of every batch."""
 
@@ -112,13 +110,6 @@ def decode_block_batch(data: bytes) -> list[tuple[Block, Commit]]:
         out.append((block, commit))
     r.finish()
     return out
-
-
-def decode_transaction_or_error(raw: bytes) -> Transaction | DecodeError:
-    try:
-        return Transaction.decode(raw)
-    except DecodeError as exc:
-        return exc
 
 
 # --------------------------------------------------------------------------- block sync channel
