@@ -14,18 +14,23 @@ from __future__ import annotations
 
 import collections
 import logging
+from dataclasses import replace
 
 from genesis.document import ConsensusParams
 from node.consensus.bft_time import block_time
 from node.consensus.certificate import CertificateError, verify_commit
 from node.encoding import DecodeError, Reader
 from node.ledger.chain import ChainTip, check_chain_fields
-from node.ledger.errors import BlockError, LedgerError, TxError
+from node.ledger.errors import BLK_HEIGHT, BlockError, LedgerError, ReconfigError, TxError
+from node.ledger.reconfig_rules import MAX_BLOCK_INPUTS, ReconfigBuilder
 from node.ledger.rules import BlockBuilder, BlockResult, SignatureCache, check_block_body, execute_block
 from node.ledger.store import Store
+from node.ledger.validator_state import ValidatorState
 from node.mempool import Mempool
+from node.reconfig_pool import ReconfigPool
 from node.types.block import Block, Header
 from node.types.commit import Commit, commit_hash
+from node.types.reconfig import inputs_hash
 from node.types.validators import ValidatorSet
 
 log = logging.getLogger("ledger.node")
@@ -37,12 +42,14 @@ class Application:
     """The ledger behind the consensus driver's callbacks, for one node."""
 
     def __init__(self, store: Store, mempool: Mempool, *, chain_id: str, params: ConsensusParams,
-                 validators: ValidatorSet, genesis_time_ms: int, proposer: bytes, sig_cache: SignatureCache):
+                 genesis_time_ms: int, proposer: bytes, sig_cache: SignatureCache,
+                 reconfig_pool: ReconfigPool | None = None):
         self.store = store
         self.mempool = mempool
+        self.reconfig_pool = reconfig_pool
+        """Approvals and quits waiting for a block (None: this node proposes none)."""
         self.chain_id = chain_id
         self.params = params
-        self.validators = validators
         self.genesis_time_ms = genesis_time_ms
         self.proposer = proposer
         """This node's address, named as proposer in the blocks it builds."""
@@ -82,10 +89,30 @@ class Application:
         """The time a proposed block carries (the driver dates its precommit for the block after it)."""
         return Header.decode(Reader(value).var_bytes(1024)).time_ms
 
+    @property
+    def validator_state(self) -> ValidatorState:
+        state = self.store.validator_state
+        assert state is not None  # a node's store holds its genesis validator state (written by init)
+        return state
+
+    @property
+    def validators(self) -> ValidatorSet:
+        """The set that decides the next height, with its proposer priorities."""
+        return self.validator_state.current
+
+    def validators_at(self, height: int) -> ValidatorSet:
+        """The set of ``height`` (from 1 to the tip + 2)."""
+        validators = self.store.get_validators(height)
+        if validators is None:
+            raise BlockError(BLK_HEIGHT, f"no validator set is known for height {height} (tip {self.store.height})")
+        return validators
+
     def block_time(self, height: int, last_commit: Commit | None) -> int:
         """The time block ``height`` must carry: BFT time, the weighted median of the precommit times in the
-        certificate of its parent it carries (``genesis_time_ms + 1`` for the first block)."""
-        return block_time(height, last_commit, self.validators, self.genesis_time_ms)
+        certificate of its parent it carries, by the power of the parent's set (``genesis_time_ms + 1`` for the
+        first block)."""
+        parent_set = self.validators_at(height - 1) if height > 1 else self.validators
+        return block_time(height, last_commit, parent_set, self.genesis_time_ms)
 
     # ------------------------------------------------------------------ validity
 
@@ -105,7 +132,7 @@ class Application:
 
     def _parent_certificate_problem(self, commit: Commit, block_hash: bytes, height: int) -> str | None:
         try:
-            verify_commit(self.chain_id, self.validators, commit, block_hash, height)
+            verify_commit(self.chain_id, self.validators_at(height), commit, block_hash, height)
         except CertificateError as exc:
             return str(exc)
         return None
@@ -149,6 +176,17 @@ class Application:
             except (TxError, BlockError) as exc:
                 log.debug("left out of block txid=%s code=%s", tx.txid.hex(), exc.code)
         result = builder.finish()
+        before = self.validator_state
+        reconfig = ReconfigBuilder(before, self.chain_id, height)
+        if self.reconfig_pool is not None:
+            for item in self.reconfig_pool.select(MAX_BLOCK_INPUTS):
+                try:
+                    reconfig.add(item)
+                except ReconfigError as exc:
+                    log.debug("reconfiguration input left out of block code=%s", exc.code)
+        after = reconfig.finish()
+        result = replace(result, validator_state=after)
+        inputs = tuple(reconfig.inputs)
         header = Header(
             chain_id=self.chain_id,
             height=height,
@@ -158,9 +196,12 @@ class Application:
             app_hash=result.app_hash,
             proposer=self.proposer,
             last_commit_hash=commit_hash(self.last_commit),
-            validators_hash=self.validators.hash,
+            validators_hash=before.current.hash,
+            next_validators_hash=before.next.hash,
+            inputs_hash=inputs_hash(inputs),
+            reconfig_hash=after.hash,
         )
-        block = Block(header, tuple(builder.txs), self.last_commit if height > 1 else None)
+        block = Block(header, tuple(builder.txs), self.last_commit if height > 1 else None, inputs)
         self.executed[block.hash] = (block, result)
         log.debug("proposing height=%d round=%d txs=%d", height, round_, len(block.txs))
         return block.encode()

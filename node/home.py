@@ -16,7 +16,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from genesis.document import Genesis, encode_genesis, genesis_hash, load_genesis
+from genesis.document import Genesis, encode_genesis, genesis_hash, load_genesis, validator_set_of
 from node.config import CONFIG_FILE, DATA_DIR, GENESIS_FILE, KEY_FILE, NodeConfig, save_config
 from node.crypto import address_hash, address_of, check_private_key, derive_public_key, generate_private_key
 from node.ledger.store import Store
@@ -91,7 +91,8 @@ def init_home(home: Path, genesis_path: Path, private_key: bytes | None = None,
     store = Store.open(str(home / DATA_DIR))
     try:
         store.initialize_genesis(genesis.chain_id, genesis_hash(genesis),
-                                 [(a.address, a.amount) for a in genesis.allocations], encode_genesis(genesis))
+                                 [(a.address, a.amount) for a in genesis.allocations], encode_genesis(genesis),
+                                 validators=validator_set_of(genesis))
         from node.crypto import sha256
         store.put_meta("genesis_file_sha256", sha256(raw))
     finally:

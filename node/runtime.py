@@ -27,7 +27,7 @@ import logging
 import time
 from pathlib import Path
 
-from genesis.document import genesis_hash, genesis_to_json, validator_set_of
+from genesis.document import genesis_hash, genesis_to_json
 from node.admission import JOURNAL_FILE, Admission
 from node.application import Application
 from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, SIGNER_FILE, WAL_FILE, NodeConfig
@@ -41,7 +41,7 @@ from node.crypto import SigningKey
 from node.encoding import DecodeError
 from node.evidence import EVIDENCE_FILE, EvidenceLog
 from node.home import load_key_file
-from node.ledger.errors import LedgerError
+from node.ledger.errors import LedgerError, ReconfigError
 from node.ledger.rules import BlockResult, SignatureCache
 from node.ledger.store import Store
 from node.mempool import Mempool, MempoolJournal
@@ -52,11 +52,14 @@ from node.p2p.reactor import PeerReactor
 from node.p2p.secret import Hello, node_id_of
 from node.p2p.switch import LinkSettings, Switch, parse_peer_address
 from node.p2p.wire import encode_consensus_message
+from node.reconfig_pool import ReconfigPool
 from node.stages import CLOCK
 from node.status import ClockWatch
 from node.sync import BlockSync
 from node.types.block import Block
 from node.types.commit import Commit
+from node.types.reconfig import decode_input
+from node.types.validators import ValidatorSet
 from node.waiters import Waiters
 
 log = logging.getLogger("ledger.node")
@@ -82,10 +85,11 @@ class Node:
         self.genesis, self.genesis_hash = self._load_genesis()
         self.chain_id = self.genesis.chain_id
         self.params = self.genesis.params
-        self.validators = validator_set_of(self.genesis)
+        if self.store.validator_state is None:
+            self.store.close()
+            raise RuntimeError(f"the store in {self.home / DATA_DIR} holds no validator state; re-run init")
         self.key = load_key_file(self.home / KEY_FILE)
         self.address = self.key.address
-        self.is_validator = self.validators.get(self.address) is not None
         self.sig_cache = SignatureCache()
         expiry = config.mempool_expiry_blocks or self.params.mempool_expiry_blocks
         self.mempool = Mempool(self.store, self.chain_id, self.sig_cache, config.mempool_max_txs,
@@ -95,13 +99,15 @@ class Node:
         self.node_id = self.peers.switch.node_id
         self.admission = Admission(self.store, self.mempool, self.journal, self.peers.broadcast_txs)
         self.admission.recover_journal()
-        self.signer = DurableSigner(str(self.home / SIGNER_FILE), self.key.private_key, self.chain_id) \
-            if self.is_validator else None
+        self.signer = DurableSigner(str(self.home / SIGNER_FILE), self.key.private_key, self.chain_id)
+        """Signs only at heights whose validator set holds this node's key (the driver decides)."""
         self.wal = FileWAL(str(self.home / WAL_FILE))
         self.clock = ClockWatch(self.address, lambda: self.config)
+        self.reconfig_pool = ReconfigPool(lambda: self.store.validator_state, self.chain_id,
+                                          relay=self.peers.broadcast_reconfig)
         self.application = Application(self.store, self.mempool, chain_id=self.chain_id, params=self.params,
-                                       validators=self.validators, genesis_time_ms=self.genesis.genesis_time_ms,
-                                       proposer=self.address, sig_cache=self.sig_cache)
+                                       genesis_time_ms=self.genesis.genesis_time_ms, proposer=self.address,
+                                       sig_cache=self.sig_cache, reconfig_pool=self.reconfig_pool)
         self.driver = ConsensusDriver(
             chain_id=self.chain_id,
             validators=self.validators,
@@ -114,12 +120,13 @@ class Node:
             now_ms=self.clock.now_ms,
             wal=self.wal,
             value_time=self.application.value_time,
+            validators_of=self.application.validators_at,
         )
         self.metrics = NodeMetrics(self)
         self.relay = Relay(self.driver, functools.partial(decided_block, self.store))
         self.consensus_io = ConsensusIO(self.relay, self.driver, self.peers, run_actions=self._run_actions,
                                         failed=self._failed, peers_ahead=lambda: self.sync.wake())
-        self.sync = BlockSync(chain_id=self.chain_id, genesis_hash=self.genesis_hash, validators=self.validators,
+        self.sync = BlockSync(chain_id=self.chain_id, genesis_hash=self.genesis_hash,
                               store=self.store, peers=self.peers, application=self.application,
                               mempool=self.mempool, commit=self._commit, diverge=self._diverge,
                               start_height=self.consensus_io.start_height, failed=self._failed,
@@ -127,6 +134,7 @@ class Node:
         self.waiters = Waiters(self.store)
         self.evidence = EvidenceLog(self.home / EVIDENCE_FILE)
         self.peers.on_txs = CLOCK.wrap("admit_peer", self.admission.receive_peer_txs)
+        self.peers.on_reconfig = self._receive_reconfig
         self.peers.on_consensus = CLOCK.wrap("consensus", self.consensus_io.receive_consensus)
         self.peers.on_round_status = CLOCK.wrap("consensus", self.consensus_io.answer_round_status)
         self.peers.on_peer_height = self._on_peer_height
@@ -139,6 +147,24 @@ class Node:
         self._timers: list[asyncio.TimerHandle] = []
         self.fatal: BaseException | None = None
         self._stop_event = asyncio.Event()
+
+    @property
+    def validators(self) -> ValidatorSet:
+        """The validator set of the next height (it changes by committed reconfiguration inputs)."""
+        return self.application.validators
+
+    @property
+    def is_validator(self) -> bool:
+        """Whether this node's key is in the set of the next height (it signs only then)."""
+        return self.address in self.application.validators
+
+    def _receive_reconfig(self, raw_items: list[bytes]) -> None:
+        """Reconfiguration inputs a peer relayed: pooled (and relayed on) when valid, dropped otherwise."""
+        for raw in raw_items:
+            try:
+                self.reconfig_pool.admit(decode_input(raw))
+            except (ReconfigError, DecodeError) as exc:
+                log.debug("peer reconfiguration input dropped: %s", exc)
 
     def _load_genesis(self):
         """Genesis without its allocations (the store holds them as UTXOs): a large genesis costs no memory.
@@ -171,22 +197,27 @@ class Node:
         ``allowed_peers``, and the reactor between it and this node."""
         config = self.config
         peers = [parse_peer_address(text) for text in config.peers]
-        validator_ids = {node_id_of(v.public_key) for v in self.validators.validators}
         peer_ids = {p.node_id for p in peers}
-        allowed = validator_ids | peer_ids | {i.lower() for i in config.allowed_peers}
+        allowed = peer_ids | {i.lower() for i in config.allowed_peers}
         open_to_all = "*" in allowed
+
+        def validator_ids() -> set[str]:  # the sets of the next heights: a validator that joins gets in
+            state = self.store.validator_state
+            if state is None:
+                return set()
+            return {node_id_of(v.public_key) for v in (*state.current.validators, *state.next.validators)}
         switch = Switch(
             key=SigningKey(self.key.private_key),
             hello=Hello(self.chain_id, self.genesis_hash, RELAY_PROTOCOL_VERSION, config.name),
             host=config.host, port=config.p2p_port, peers=peers,
-            allowed=lambda node_id: open_to_all or node_id in allowed,
+            allowed=lambda node_id: open_to_all or node_id in allowed or node_id in validator_ids(),
             specs=channel_table(config.gossip_batch_txs, config.gossip_flush_ms, config.gossip_queue_max),
             settings=LinkSettings(ping_interval_s=config.p2p_ping_ms / 1000,
                                   idle_timeout_s=config.p2p_idle_timeout_ms / 1000,
                                   send_timeout_s=config.p2p_send_timeout_ms / 1000,
                                   delay_s=config.p2p_delay_ms / 1000, jitter_s=config.p2p_jitter_ms / 1000),
             max_inbound=config.p2p_max_inbound,
-            reserved=lambda node_id: node_id in validator_ids or node_id in peer_ids)
+            reserved=lambda node_id: node_id in peer_ids or node_id in validator_ids())
         return PeerReactor(switch, serve_block=self._serve_block, request_timeout_s=config.peer_timeout_ms / 1000)
 
     def _serve_block(self, height: int) -> tuple[bytes, bytes] | None:
@@ -360,6 +391,7 @@ class Node:
         started = time.monotonic()
         self.store.commit_block(block, commit, result)
         self.application.on_commit(commit)
+        self.reconfig_pool.after_commit()
         self.mempool.update(block.height, list(block.txs))
         self.journal.on_commit(self.mempool)
         now = time.monotonic()

@@ -30,7 +30,6 @@ from node.p2p.wire import decode_block_batch
 from node.stages import CLOCK
 from node.types.block import Block
 from node.types.commit import Commit
-from node.types.validators import ValidatorSet
 
 log = logging.getLogger("ledger.node")
 
@@ -43,7 +42,7 @@ SYNC_BATCH = 50
 class BlockSync:
     """Catching up with the peers' certified blocks."""
 
-    def __init__(self, *, chain_id: str, genesis_hash: bytes, validators: ValidatorSet, store: Store,
+    def __init__(self, *, chain_id: str, genesis_hash: bytes, store: Store,
                  peers: PeerReactor, application: Application, mempool: Mempool,
                  commit: Callable[[Block, Commit, BlockResult, int], None], diverge: Callable[[int, str], None],
                  start_height: Callable[[int], None], failed: Callable[[], bool], interval_ms: int):
@@ -52,7 +51,6 @@ class BlockSync:
         on an error (sync then does nothing)."""
         self.chain_id = chain_id
         self.genesis_hash = genesis_hash
-        self.validators = validators
         self.store = store
         self.peers = peers
         self.application = application
@@ -149,7 +147,7 @@ class BlockSync:
                 lie = f"its certificate is for block {commit.block_hash.hex()[:16]} at height {commit.height}"
             else:
                 try:
-                    verify_commit(self.chain_id, self.validators, commit, block.hash, height)
+                    verify_commit(self.chain_id, self.application.validators, commit, block.hash, height)
                     check_block_body(block)
                 except (CertificateError, BlockError) as exc:
                     lie = f"{exc.code}: {exc.message}"

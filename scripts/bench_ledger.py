@@ -45,6 +45,7 @@ from node.ledger.store import Store  # noqa: E402 (after the sys.path line)
 from node.types.block import Block, Header, compute_tx_root  # noqa: E402 (after the sys.path line)
 from node.types.commit import Commit  # noqa: E402 (after the sys.path line)
 from node.types.hashes import ZERO_HASH  # noqa: E402 (after the sys.path line)
+from node.types.reconfig import EMPTY_INPUTS_HASH
 from node.types.transaction import Transaction, TxOutput, sign_transaction  # noqa: E402 (after the sys.path line)
 
 CHAIN = "bench-chain"
@@ -98,7 +99,7 @@ def run_size(n_utxos: int, n_blocks: int, block_txs: int, n_keys: int, cached: b
         for bt, root in zip(blocks_txs, roots, strict=True):
             height = store.height + 1
             header = Header(CHAIN, height, 1000 * height, store.tip_hash, root, ZERO_HASH, PROPOSER, ZERO_HASH,
-                            ZERO_HASH)
+                            ZERO_HASH, ZERO_HASH, EMPTY_INPUTS_HASH, ZERO_HASH)
             if profiler:
                 profiler.enable()
             c0, t0 = time.thread_time(), time.perf_counter()

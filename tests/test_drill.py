@@ -37,6 +37,7 @@ from node.p2p.wire import decode_block_batch, decode_consensus_batch, encode_blo
 from node.types.block import Block, Header, compute_tx_root
 from node.types.commit import Commit
 from node.types.hashes import ZERO_HASH
+from node.types.reconfig import EMPTY_INPUTS_HASH
 from node.types.transaction import OutPoint, TxOutput, sign_transaction, signing_digest
 
 # --------------------------------------------------------------------------- proxy
@@ -275,7 +276,7 @@ def _signed_block(height: int, with_tx: bool) -> Block:
         txs = (sign_transaction("drill-test", [(OutPoint(bytes([1]) * 32, 0), key)],
                                 [TxOutput(address_hash(derive_public_key(key)), 5)]),)
     header = Header("drill-test", height, 1_000 + height, ZERO_HASH, compute_tx_root(txs), ZERO_HASH,
-                    bytes(20), ZERO_HASH, ZERO_HASH)
+                    bytes(20), ZERO_HASH, ZERO_HASH, ZERO_HASH, EMPTY_INPUTS_HASH, ZERO_HASH)
     return Block(header, txs, None)
 
 

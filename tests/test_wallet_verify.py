@@ -26,6 +26,7 @@ from node.ledger.state import UtxoEntry
 from node.types.block import Block, Header, compute_tx_root
 from node.types.commit import Commit, CommitSig, commit_hash
 from node.types.hashes import ZERO_HASH
+from node.types.reconfig import EMPTY_INPUTS_HASH
 from node.types.transaction import COIN, ZERO_SIGNATURE, OutPoint, Transaction, TxInput, TxOutput, signing_digest
 from wallet import cli
 from wallet.keystore import create_keystore, load_keystore
@@ -76,7 +77,8 @@ class FakeNode:
                         prev_block.hash if prev_block else ZERO_HASH, compute_tx_root(body),
                         sha256(b"app%d" % height), self.validators.validators[0].address,
                         commit_hash(prev_commit) if prev_commit else ZERO_HASH,
-                        validators_hash or self.validators.hash)
+                        validators_hash or self.validators.hash, self.validators.hash, EMPTY_INPUTS_HASH,
+                        sha256(b"reconfig%d" % height))
         block = Block(header, tuple(body), prev_commit)
         keys = keys or self.validator_keys
         votes = [sign_vote(self.chain_id, k, address_hash(derive_public_key(k)), VoteType.PRECOMMIT, height, 0,

@@ -110,8 +110,10 @@ class ConsensusDriver(MessageIntake):
             for messages in self._future.values():
                 buffered.extend(messages)
         self._future = {}
+        if validators is None and self._validators_of is not None:
+            validators = self._validators_of(height)
         if validators is not None:
-            self._validators = validators
+            self._use_validators(validators)
         self._started = True
         self._reset_height(height)
 

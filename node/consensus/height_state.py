@@ -34,14 +34,20 @@ class HeightState:
     def __init__(self, *, chain_id: str, validators: ValidatorSet, signer: ConsensusSigner | None,
                  params: TimeoutParams, is_valid: Callable[[int, bytes], bool], value_id: Callable[[bytes], bytes],
                  get_value: Callable[[int, int], bytes], now_ms: Callable[[], int],
-                 wal: ConsensusWAL | None = None, value_time: Callable[[bytes], int] | None = None):
+                 wal: ConsensusWAL | None = None, value_time: Callable[[bytes], int] | None = None,
+                 validators_of: Callable[[int], ValidatorSet] | None = None):
         """``now_ms`` is this node's clock (Unix ms) for the times its votes carry; ``value_time`` gives the
-        time a value (block) carries, so a precommit for it is dated later (None: values carry no time)."""
+        time a value (block) carries, so a precommit for it is dated later (None: values carry no time);
+        ``validators_of(h)`` is the set of height h when it changes from height to height (None: it does not,
+        ``validators`` decides every height)."""
         if signer is not None and signer.chain_id != chain_id:
             raise ConsensusError("signer-chain-mismatch", "the signer signs for another chain")
         self.chain_id = chain_id
         self._validators = validators
-        self._signer = signer
+        self._validators_of = validators_of
+        self._own_signer = signer
+        """This node's signer; it signs at the heights whose set has its key (``_signer`` is then this)."""
+        self._signer = signer if signer is not None and signer.address in validators else None
         self._params = params
         self._is_valid_fn = is_valid
         self._value_id = value_id
@@ -57,6 +63,21 @@ class HeightState:
         self._reset_height(0)
 
     # ------------------------------------------------------------------ state
+
+    def _use_validators(self, validators: ValidatorSet) -> None:
+        """The set of the height about to start: this node signs at it only if its key is a member."""
+        self._validators = validators
+        signer = self._own_signer
+        self._signer = signer if signer is not None and signer.address in validators else None
+
+    def _next_validators(self) -> ValidatorSet:
+        """The set of the next height (whose messages may be buffered)."""
+        if self._validators_of is None or not self._started:
+            return self._validators
+        try:
+            return self._validators_of(self._height + 1)
+        except Exception:  # noqa: BLE001  (not known yet: keep only what this height's members send)
+            return self._validators
 
     def _reset_height(self, height: int) -> None:
         self._height = height

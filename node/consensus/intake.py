@@ -36,7 +36,7 @@ class MessageIntake(HeightState):
     def _buffer(self, message: Proposal | Vote) -> None:
         """Keep a validator's message for the next height until ``start_height`` (a bounded number per sender)."""
         sender = message.proposer if isinstance(message, Proposal) else message.validator
-        if sender not in self._validators:
+        if sender not in self._next_validators():
             return
         queue = self._future.setdefault(sender, [])
         if len(queue) < MAX_FUTURE_MESSAGES_PER_SENDER and message not in queue:

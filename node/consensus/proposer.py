@@ -31,50 +31,17 @@ import bisect
 import threading
 from collections import OrderedDict
 
+from node.types.proposer_priority import (  # noqa: F401 (re-exported: the consensus view of them)
+    PRIORITY_WINDOW_SIZE_FACTOR,
+    advance_priorities,
+    center_priorities,
+    rescale_priorities,
+)
 from node.types.validators import ValidatorSet
 
-PRIORITY_WINDOW_SIZE_FACTOR = 2
 PERIOD_SEARCH_LIMIT = 1 << 16
 CHECKPOINT_EVERY = 1024
 MAX_CACHED_SETS = 32
-
-
-def _truncating_div(a: int, b: int) -> int:
-    """Go's integer division (rounds toward zero)."""
-    q = abs(a) // abs(b)
-    return q if (a >= 0) == (b > 0) else -q
-
-
-def rescale_priorities(priorities: list[int], diff_max: int) -> None:
-    """Shrink the spread of priorities to at most ``diff_max`` (CometBFT ``RescalePriorities``)."""
-    diff = max(priorities) - min(priorities)
-    if diff_max > 0 and diff > diff_max:
-        ratio = (diff + diff_max - 1) // diff_max
-        for i, p in enumerate(priorities):
-            priorities[i] = _truncating_div(p, ratio)
-
-
-def center_priorities(priorities: list[int]) -> None:
-    """Subtract the (floored) average so priorities stay around zero (``shiftByAvgProposerPriority``)."""
-    avg = sum(priorities) // len(priorities)
-    if avg:
-        for i, p in enumerate(priorities):
-            priorities[i] = p - avg
-
-
-def advance_priorities(priorities: list[int], powers: tuple[int, ...], total: int) -> int:
-    """One proposer step in place; returns the index (address order) of the chosen validator."""
-    rescale_priorities(priorities, PRIORITY_WINDOW_SIZE_FACTOR * total)
-    center_priorities(priorities)
-    best = 0
-    for i, power in enumerate(powers):
-        p = priorities[i] + power
-        priorities[i] = p
-        # Strictly greater: on a tie the earlier (lower) address keeps the slot.
-        if p > priorities[best]:
-            best = i
-    priorities[best] -= total
-    return best
 
 
 class _Schedule:
@@ -138,6 +105,8 @@ def proposer_for(validators: ValidatorSet, height: int, round_: int) -> bytes:
     """Address of the proposer of (height, round); heights start at 1, rounds at 0."""
     if height < 1 or round_ < 0:
         raise ValueError("height starts at 1 and round at 0")
+    if validators.priorities is not None:
+        return proposer_from_priorities(validators, round_)
     key = validators.hash  # commits to the keys (so the addresses) and powers, in address order
     with _LOCK:
         schedule = _SCHEDULES.get(key)
@@ -148,3 +117,17 @@ def proposer_for(validators: ValidatorSet, height: int, round_: int) -> bytes:
         else:
             _SCHEDULES.move_to_end(key)
         return schedule.addresses[schedule.chosen_at(height + round_)]
+
+
+def proposer_from_priorities(validators: ValidatorSet, round_: int) -> bytes:
+    """Proposer of round ``round_`` of the height whose priorities ``validators`` carries: r+1 steps on.
+
+    This is how a node whose validator set changes chooses (the ledger carries the priorities from height to
+    height, ``node.ledger.validator_state``); for a set that never changed from genesis it agrees with the
+    schedule from zero above, since a height's priorities are then the ones after height-1 steps."""
+    priorities = list(validators.priorities or ())
+    powers = tuple(v.power for v in validators)
+    chosen = 0
+    for _ in range(round_ + 1):
+        chosen = advance_priorities(priorities, powers, validators.total_power)
+    return validators.validators[chosen].address

@@ -20,7 +20,7 @@ transaction's code), or if two of its transactions spend the same output.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 from node.crypto import ADDRESS_SIZE
@@ -30,18 +30,24 @@ from node.ledger.errors import (
     BLK_COMMIT,
     BLK_DOUBLE_SPEND,
     BLK_HEIGHT,
+    BLK_INPUTS,
     BLK_LENGTH,
+    BLK_NEXT_VALIDATORS,
     BLK_PREVHASH,
+    BLK_RECONFIG_HASH,
     BLK_SIZE,
     BLK_TXROOT,
     TX_INPUTS_MISSINGORSPENT,
     BlockError,
+    ReconfigError,
     TxError,
 )
 from node.ledger.muhash import MuHash
+from node.ledger.reconfig_rules import MAX_BLOCK_INPUTS, ReconfigBuilder
 from node.ledger.signatures import SignatureCache
 from node.ledger.state import ChainView, OverlayState, StateView, UtxoEntry, fee_outpoint, utxo_element
 from node.ledger.tx_rules import apply_transaction, check_transaction_stateless, validate_inputs
+from node.ledger.validator_state import ValidatorState
 from node.types.block import Block, compute_tx_root
 from node.types.commit import commit_hash
 from node.types.hashes import ZERO_HASH
@@ -74,6 +80,8 @@ class BlockResult:
     """App hash after the block: MuHash digest of the new UTXO set."""
     muhash_state: bytes
     """Serialized MuHash after the block (normalized), for the next block."""
+    validator_state: ValidatorState | None = None
+    """The validator state after the block (None only where a bare UTXO set is executed, as in unit tests)."""
 
 
 def block_tx_bytes(txs: Iterable[Transaction]) -> int:
@@ -208,6 +216,9 @@ def check_block_body(block: Block) -> None:
                                      f"{computed.hex()}: the body is not the one its header commits to")
     if header.last_commit_hash != commit_hash(block.last_commit):
         raise BlockError(BLK_COMMIT, "the carried last commit is not the one the header's last_commit_hash names")
+    if header.inputs_hash != block.computed_inputs_hash:
+        raise BlockError(BLK_INPUTS, "the header's inputs_hash does not name the reconfiguration inputs the block "
+                                     "carries: the body is not the one its header commits to")
 
 
 def check_block_header(block: Block, state: StateView, chain_id: str) -> None:
@@ -256,6 +267,7 @@ def execute_block(
     expected_app_hash_check: bool = True,
     sig_cache: SignatureCache | None = None,
     muhash_state: bytes | None = None,
+    validator_state: ValidatorState | None = None,
 ) -> BlockResult:
     """Validate ``block`` on top of ``state`` and return what committing it would do; writes nothing.
 
@@ -264,8 +276,11 @@ def execute_block(
     (``check_block_body``: tx root and carried last commit), then every
     transaction in order (signatures through ``sig_cache`` when given), the
     fee output, and the app hash against the header unless
-    ``expected_app_hash_check`` is False.  ``muhash_state`` defaults to
-    ``state.muhash_state``.
+    ``expected_app_hash_check`` is False; then the reconfiguration inputs on
+    the validator state (``node.ledger.reconfig_rules``) and the header's
+    ``next_validators_hash`` and ``reconfig_hash``.  ``muhash_state`` and
+    ``validator_state`` default to the ones ``state`` carries (a bare UTXO
+    set without a validator state executes blocks without inputs only).
     """
     muhash_state = _chain_muhash(state, muhash_state)
     header = block.header
@@ -288,4 +303,31 @@ def execute_block(
     result = builder.finish(block.computed_tx_root)
     if expected_app_hash_check and header.app_hash != result.app_hash:
         raise BlockError(BLK_APPHASH, f"header app_hash {header.app_hash.hex()}, computed {result.app_hash.hex()}")
-    return result
+    if validator_state is None:
+        validator_state = getattr(state, "validator_state", None)
+    if validator_state is None:
+        if block.inputs:
+            raise BlockError(BLK_INPUTS, "reconfiguration inputs need a validator state to apply to")
+        return result
+    return replace(result, validator_state=execute_reconfig(block, validator_state, chain_id))
+
+
+def execute_reconfig(block: Block, before: ValidatorState, chain_id: str) -> ValidatorState:
+    """Apply ``block``'s reconfiguration inputs to the validator state before it and check the header's names
+    of the next set and of the state after it (``bad-blk-inputs``, ``bad-blk-next-validators``,
+    ``bad-blk-reconfig-hash``, or the refused input's ``reconfig-*`` code)."""
+    header = block.header
+    if len(block.inputs) > MAX_BLOCK_INPUTS:
+        raise BlockError(BLK_INPUTS, f"{len(block.inputs)} reconfiguration inputs, limit {MAX_BLOCK_INPUTS}")
+    if header.next_validators_hash != before.next.hash:
+        raise BlockError(BLK_NEXT_VALIDATORS, "next_validators_hash does not name the next height's validator set")
+    builder = ReconfigBuilder(before, chain_id, header.height)
+    for index, item in enumerate(block.inputs):
+        try:
+            builder.add(item)
+        except ReconfigError as exc:
+            raise BlockError(exc.code, f"reconfiguration input {index}: {exc.message}") from exc
+    after = builder.finish()
+    if header.reconfig_hash != after.hash:
+        raise BlockError(BLK_RECONFIG_HASH, "reconfig_hash does not name the validator state after the block")
+    return after

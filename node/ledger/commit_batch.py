@@ -32,6 +32,7 @@ from node.ledger.store_layout import (
     META_APP_HASH,
     META_HEIGHT,
     META_MUHASH,
+    META_VALIDATOR_STATE,
     P_ADDR_UTXO,
     P_BLOCK,
     P_BLOCK_HASH,
@@ -41,11 +42,13 @@ from node.ledger.store_layout import (
     P_HISTORY,
     P_TXID,
     P_UTXO,
+    P_VALSET,
     TX_LOCATION,
     U32,
     U64,
     meta_key,
 )
+from node.ledger.validator_state import encode_named_set
 from node.types.block import Block
 from node.types.commit import Commit
 
@@ -78,7 +81,8 @@ class CommitBatch:
             raise BlockError(BLK_HEIGHT, f"batch is for height {self.height}, store is at {store.height}")
         self._batch.write()
         self._written = True
-        store._advance_tip(self.height, self.app_hash, self.muhash_state, self.block_hash)
+        store._advance_tip(self.height, self.app_hash, self.muhash_state, self.block_hash,
+                           self._result.validator_state)
         store.recent_utxos.apply(self._result.spent, self._result.created)
 
 
@@ -106,6 +110,10 @@ def build_commit_batch(store: Store, db: plyvel.DB, block: Block, commit: Commit
         raise BlockError(BLK_APPHASH, f"header app_hash {header.app_hash.hex()}, result {result.app_hash.hex()}")
     if len(result.tx_fees) != len(block.txs) or len(result.tx_addresses) != len(block.txs):
         raise BlockError(BLK_RESULT, "the execution result has another number of transactions")
+    before, after = store.validator_state, result.validator_state
+    if (before is None) != (after is None) or (after is not None and (
+            after.height != height or after.hash != header.reconfig_hash)):
+        raise BlockError(BLK_RESULT, "the execution result's validator state does not belong to this block")
 
     batch = db.write_batch(sync=True)
     put, delete = batch.put, batch.delete
@@ -150,6 +158,10 @@ def build_commit_batch(store: Store, db: plyvel.DB, block: Block, commit: Commit
 
     stage_balances(db.get, put, delete, deltas, h)
 
+    if after is not None and before is not None:
+        put(meta_key(META_VALIDATOR_STATE), after.encoded)
+        if after.next.hash != before.next.hash:
+            put(P_VALSET + U64.pack(height + 2), encode_named_set(after.next))
     put(meta_key(META_APP_HASH), result.app_hash)
     put(meta_key(META_MUHASH), result.muhash_state)
     put(meta_key(META_HEIGHT), h)

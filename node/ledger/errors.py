@@ -53,6 +53,25 @@ BLK_TIME = "bad-blk-time"
 BLK_VALIDATORS = "bad-blk-validators"
 BLK_PROPOSER = "bad-blk-proposer"
 
+# --------------------------------------------------------------------------- reconfiguration codes
+
+RECONFIG_MALFORMED = "reconfig-malformed"
+RECONFIG_BAD_SIGNATURE = "reconfig-bad-signature"
+RECONFIG_NOT_VALIDATOR = "reconfig-not-validator"
+RECONFIG_ALREADY_VALIDATOR = "reconfig-already-validator"
+RECONFIG_DUPLICATE_APPROVAL = "reconfig-duplicate-approval"
+RECONFIG_EXPIRED = "reconfig-expired"
+RECONFIG_EXPIRY_TOO_FAR = "reconfig-expiry-too-far"
+RECONFIG_DONE = "reconfig-done"
+RECONFIG_BAD_POWER = "reconfig-bad-power"
+RECONFIG_TOO_MUCH_CHANGE = "reconfig-too-much-change"
+RECONFIG_EMPTY_SET = "reconfig-empty-set"
+RECONFIG_TOTAL_OVERFLOW = "reconfig-total-overflow"
+RECONFIG_TOO_MANY_PENDING = "reconfig-too-many-pending"
+BLK_INPUTS = "bad-blk-inputs"
+BLK_NEXT_VALIDATORS = "bad-blk-next-validators"
+BLK_RECONFIG_HASH = "bad-blk-reconfig-hash"
+
 # --------------------------------------------------------------------------- genesis and store codes
 
 GENESIS_ALLOCATION = "bad-genesis-allocation"
@@ -98,6 +117,27 @@ ERROR_CODES: dict[str, str] = {
               "certificate it carries; genesis time + 1 for the first block), or not after its parent's",
     BLK_VALIDATORS: "the header's validators_hash is not the hash of the validator set that decides the block",
     BLK_PROPOSER: "the header's proposer is not a member of the validator set",
+    RECONFIG_MALFORMED: "a reconfiguration input has a bad field: a key that is not a point, a power change "
+                        "that carries a signature, a name that is too long",
+    RECONFIG_BAD_SIGNATURE: "a join is not signed by the joining key, an approval not by its approver, or a quit "
+                            "not by the leaving validator (for this chain)",
+    RECONFIG_NOT_VALIDATOR: "the approver or the leaving validator is not in the validator set, or a power "
+                            "change names a key that is not",
+    RECONFIG_ALREADY_VALIDATOR: "the joining key is already a validator (or joins at the next height)",
+    RECONFIG_DUPLICATE_APPROVAL: "this validator already approved this request; an approval counts once",
+    RECONFIG_EXPIRED: "the request or quit expired (its expiry height has passed); sign a new one",
+    RECONFIG_EXPIRY_TOO_FAR: "the expiry height is further ahead than the reconfiguration window allows",
+    RECONFIG_DONE: "this request or quit was already applied; a signed reconfiguration record is used once",
+    RECONFIG_BAD_POWER: "the power is 0 for a join, above the total power limit, or equal to the current one",
+    RECONFIG_TOO_MUCH_CHANGE: "the change would move 1/3 of the voting power or more at one height; split it",
+    RECONFIG_EMPTY_SET: "the change would leave the validator set empty",
+    RECONFIG_TOTAL_OVERFLOW: "the change would take the total power above its limit",
+    RECONFIG_TOO_MANY_PENDING: "this validator already has the most open approvals allowed; wait for some to "
+                               "apply or expire",
+    BLK_INPUTS: "the block carries more reconfiguration inputs than allowed, or its header's inputs_hash does "
+                "not name them",
+    BLK_NEXT_VALIDATORS: "the header's next_validators_hash is not the hash of the next height's validator set",
+    BLK_RECONFIG_HASH: "the header's reconfig_hash is not the hash of the validator state after the block",
     GENESIS_ALLOCATION: "a genesis allocation has a bad address or amount, or they sum above MAX_SUPPLY",
     STORE_NOT_INITIALIZED: "the store holds no genesis yet; run init first",
     STORE_GENESIS_MISMATCH: "the store was initialized with a different genesis",
@@ -130,6 +170,10 @@ class BlockError(LedgerError):
         super().__init__(code, message)
         self.tx_index = tx_index
         self.tx_error = tx_error
+
+
+class ReconfigError(LedgerError):
+    """A reconfiguration input (approval, quit) that breaks a rule; the validator set is unchanged."""
 
 
 class GenesisAllocationError(LedgerError):

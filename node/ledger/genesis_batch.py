@@ -25,22 +25,25 @@ from node.ledger.store_layout import (
     META_GENESIS_PENDING,
     META_HEIGHT,
     META_MUHASH,
+    META_VALIDATOR_STATE,
     P_ADDR_UTXO,
     P_BALANCE,
     P_BALANCE_AT,
     P_HISTORY,
     P_UTXO,
+    P_VALSET,
     U32,
     U64,
     meta_key,
     outpoint_key,
 )
+from node.ledger.validator_state import ValidatorState, encode_named_set
 
 
 def write_genesis(db: plyvel.DB, chain_id: str, genesis_hash: bytes, allocations: Sequence[tuple[bytes, int]],
-                  genesis_doc: bytes, chunk: int) -> tuple[bytes, bytes]:
-    """Check ``allocations`` and durably write the genesis state, at most ``chunk`` allocations a batch;
-    return its app hash and serialized MuHash."""
+                  genesis_doc: bytes, chunk: int, validator_state: ValidatorState | None = None) -> tuple[bytes, bytes]:
+    """Check ``allocations`` and durably write the genesis state, at most ``chunk`` allocations a batch, with
+    the genesis validator state (the set of height 1) when given; return its app hash and serialized MuHash."""
     check_genesis_allocations(allocations)
     db.put(meta_key(META_GENESIS_PENDING), genesis_hash, sync=True)
     muhash = MuHash()
@@ -72,6 +75,9 @@ def write_genesis(db: plyvel.DB, chain_id: str, genesis_hash: bytes, allocations
     batch.put(meta_key(META_GENESIS_APP_HASH), app_hash)
     batch.put(meta_key(META_APP_HASH), app_hash)
     batch.put(meta_key(META_MUHASH), muhash_state)
+    if validator_state is not None:
+        batch.put(meta_key(META_VALIDATOR_STATE), validator_state.encoded)
+        batch.put(P_VALSET + U64.pack(1), encode_named_set(validator_state.current))
     batch.put(meta_key(META_HEIGHT), zero)
     batch.delete(meta_key(META_GENESIS_PENDING))
     batch.write()

@@ -14,7 +14,8 @@ The rules live in one module per concept; this module is their one import:
 * ``pubkey``: the public-key check, with its gmpy2 fast path.
 
 What a block must say about the chain it extends (parent, time, proposer,
-validator set, certificate) is in ``node.ledger.chain``.
+validator set, certificate) is in ``node.ledger.chain``; how reconfiguration
+inputs change the validator set is in ``node.ledger.reconfig_rules``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from node.ledger.block_rules import (
     check_block_body,
     check_block_header,
     execute_block,
+    execute_reconfig,
 )
 from node.ledger.genesis_state import (
     check_genesis_allocations,
@@ -57,6 +59,7 @@ __all__ = [
     "compute_genesis_app_hash",
     "compute_genesis_muhash",
     "execute_block",
+    "execute_reconfig",
     "genesis_utxos",
     "is_valid_public_key",
     "validate_inputs",

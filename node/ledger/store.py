@@ -51,6 +51,7 @@ from node.ledger.store_layout import (
     META_GENESIS_PENDING,
     META_HEIGHT,
     META_MUHASH,
+    META_VALIDATOR_STATE,
     P_BLOCK,
     P_BLOCK_HASH,
     P_COMMIT,
@@ -58,6 +59,7 @@ from node.ledger.store_layout import (
     P_HEADER,
     P_TXID,
     P_UTXO,
+    P_VALSET,
     RESERVED_META,
     STORE_FORMAT_VERSION,
     TX_LOCATION,
@@ -66,10 +68,12 @@ from node.ledger.store_layout import (
     decode_utxo_key,
     meta_key,
 )
+from node.ledger.validator_state import ValidatorState, decode_named_set, genesis_validator_state
 from node.types.block import Block, Header
 from node.types.commit import Commit
 from node.types.hashes import ZERO_HASH
 from node.types.transaction import OutPoint, Transaction
+from node.types.validators import ValidatorSet
 
 GENESIS_CHUNK = 50_000
 """Allocations written per batch when a genesis is large (read by ``initialize_genesis`` at each call)."""
@@ -113,6 +117,9 @@ class Store(AddressIndexReads):
         self._muhash_state: bytes | None = None
         self._tip_hash: bytes = ZERO_HASH
         self._chain_id: str | None = None
+        self._validator_state: ValidatorState | None = None
+        self._sets_by_height: dict[int, ValidatorSet] = {}
+        """Committed heights' validator sets read from the ``V`` records (they never change once written)."""
         self.recent_utxos = RecentUtxos()
         """Outputs recent commits created and nothing spent yet: read before LevelDB."""
         self._load_tip()
@@ -161,6 +168,12 @@ class Store(AddressIndexReads):
         self._chain_id = raw_chain.decode("utf-8") if raw_chain is not None else None
         if self._height > 0:
             self._tip_hash = db.get(P_BLOCK_HASH + U64.pack(self._height)) or ZERO_HASH
+        raw_state = db.get(meta_key(META_VALIDATOR_STATE))
+        if raw_state is not None:
+            try:
+                self._validator_state = ValidatorState.decode(raw_state)
+            except DecodeError as exc:
+                raise StoreError(STORE_CORRUPT, f"the stored validator state is unreadable: {exc}") from exc
 
     def verify_integrity(self) -> None:
         """The stored tip is consistent: MuHash digest = app hash = tip header's app hash, indexes agree."""
@@ -186,6 +199,9 @@ class Store(AddressIndexReads):
             raise StoreError(STORE_CORRUPT, f"block {self._height}'s app hash differs from the stored app hash")
         if header.hash != self._tip_hash or self._db.get(P_HASH_HEIGHT + header.hash) != U64.pack(self._height):
             raise StoreError(STORE_CORRUPT, f"block hash index disagrees with block {self._height}")
+        state = self._validator_state
+        if state is not None and (state.height != self._height or state.hash != header.reconfig_hash):
+            raise StoreError(STORE_CORRUPT, f"the stored validator state is not the one block {self._height} names")
 
     # ------------------------------------------------------------------ tip
 
@@ -213,6 +229,49 @@ class Store(AddressIndexReads):
         return self._chain_id
 
     @property
+    def validator_state(self) -> ValidatorState | None:
+        """The validator state after the tip: the sets of the next two heights, changes under way (None only
+        in a store initialized without validators, as unit tests of the UTXO rules do)."""
+        return self._validator_state
+
+    def get_validators(self, height: int) -> ValidatorSet | None:
+        """The validator set of ``height`` (with names), for any height from 1 to the tip + 2; None outside.
+
+        The set of the next height carries its proposer priorities; earlier sets carry none."""
+        state = self._validator_state
+        if state is None or height < 1 or height > self._height + 2:
+            return None
+        if height == self._height + 1:
+            return state.current
+        if height == self._height + 2:
+            return state.next
+        cached = self._sets_by_height.get(height)
+        if cached is not None:
+            return cached
+        with self._db.iterator(start=P_VALSET, stop=P_VALSET + U64.pack(height + 1), reverse=True) as it:
+            entry = next(it, None)
+        if entry is None:
+            raise StoreError(STORE_CORRUPT, f"no validator set is stored for height {height}")
+        validators = decode_named_set(entry[1])
+        if len(self._sets_by_height) >= 256:
+            self._sets_by_height.clear()
+        self._sets_by_height[height] = validators
+        return validators
+
+    def validator_change_heights(self, start: int = 1, limit: int = 1000) -> list[int]:
+        """Heights from ``start`` whose validator set differs from the one before (1 is always one), up to the
+        tip + 2, at most ``limit`` of them: where a client walking from genesis must look."""
+        heights: list[int] = []
+        with self._db.iterator(include_value=False, start=P_VALSET + U64.pack(max(start, 0)),
+                               stop=P_VALSET + b"\xff" * 9) as it:
+            for key in it:
+                height = U64.unpack_from(key, 1)[0]
+                if height > self._height + 2 or len(heights) >= limit:
+                    break
+                heights.append(height)
+        return heights
+
+    @property
     def tip_hash(self) -> bytes:
         """Hash of the block at ``height`` (zeros at height 0)."""
         return self._tip_hash
@@ -234,8 +293,11 @@ class Store(AddressIndexReads):
         """The store format this database was written in (checked on open: ``STORE_FORMAT_VERSION``)."""
         return U32.unpack(self._db.get(meta_key(META_FORMAT_VERSION)))[0]
 
-    def _advance_tip(self, height: int, app_hash: bytes, muhash_state: bytes, block_hash: bytes) -> None:
+    def _advance_tip(self, height: int, app_hash: bytes, muhash_state: bytes, block_hash: bytes,
+                     validator_state: ValidatorState | None) -> None:
         """Move the in-memory tip once a commit batch for ``height`` is written."""
+        if validator_state is not None:
+            self._validator_state = validator_state
         self._height = height
         self._app_hash = app_hash
         self._muhash_state = muhash_state
@@ -270,7 +332,8 @@ class Store(AddressIndexReads):
         chain_id: str,
         genesis_hash: bytes,
         allocations: Sequence[tuple[bytes, int]],
-        genesis_doc: bytes,
+        genesis_doc: bytes = b"",
+        validators: ValidatorSet | None = None,
     ) -> bytes:
         """Write the height-0 UTXO set and return its app hash.
 
@@ -290,7 +353,10 @@ class Store(AddressIndexReads):
         if pending is not None and pending != genesis_hash:
             raise StoreError(STORE_GENESIS_MISMATCH,
                              f"{self.path} holds a partly written different genesis; use a fresh home directory")
-        app_hash, muhash_state = write_genesis(db, chain_id, genesis_hash, allocations, genesis_doc, GENESIS_CHUNK)
+        state = genesis_validator_state(validators) if validators is not None else None
+        app_hash, muhash_state = write_genesis(db, chain_id, genesis_hash, allocations, genesis_doc, GENESIS_CHUNK,
+                                               state)
+        self._validator_state = state
         self._height = 0
         self._app_hash = app_hash
         self._muhash_state = muhash_state

@@ -17,6 +17,9 @@ A     address                                     balance u64 now (absent = 0)
 a     address || height u64                       balance u64 after that height (written on change)
 h     address || height u64 || index u32          txid (index 0xffffffff: the block's fee output)
 T     txid                                        height u64 || index u32 || offset u32 || length u32
+V     height u64                                  the validator set (with names) of that height, written
+                                                  for height 1 and every height whose set differs from
+                                                  the one before (the set of h is the last entry <= h)
 M     name                                        metadata (height, app hash, MuHash, chain id, ...)
 ====  ==========================================  ===============================================
 
@@ -56,8 +59,10 @@ P_BALANCE_AT = b"a"
 P_HISTORY = b"h"
 P_TXID = b"T"
 P_META = b"M"
+P_VALSET = b"V"
 
-STORE_FORMAT_VERSION: int = 2
+STORE_FORMAT_VERSION: int = 3
+"""3: header version 2 (next validators, reconfiguration inputs and state), validator sets by height."""
 """Version of the layout and hashing this release reads and writes; 2: tx_root over wtxids (issue 10)."""
 
 FEE_INDEX: int = 0xFFFF_FFFF
@@ -72,8 +77,10 @@ META_GENESIS_DOC = "genesis_doc"
 META_GENESIS_APP_HASH = "genesis_app_hash"
 META_GENESIS_PENDING = "genesis_pending"
 META_FORMAT_VERSION = "format_version"
+META_VALIDATOR_STATE = "validator_state"
 RESERVED_META = frozenset({META_HEIGHT, META_APP_HASH, META_MUHASH, META_CHAIN_ID, META_GENESIS_HASH,
-                           META_GENESIS_DOC, META_GENESIS_APP_HASH, META_GENESIS_PENDING, META_FORMAT_VERSION})
+                           META_GENESIS_DOC, META_GENESIS_APP_HASH, META_GENESIS_PENDING, META_FORMAT_VERSION,
+                           META_VALIDATOR_STATE})
 """Metadata names the ledger writes itself: ``put_meta``/``delete_meta`` refuse them."""
 
 OUTPOINT_KEY_SIZE = 32 + U32.size

@@ -11,6 +11,7 @@ something to send, so a vote never waits behind a block-sync answer.
     0x21  round-state    the sender's RoundStatus                     1
     0x40  blocksync      heights, block requests and answers          2
     0x30  txs            batches of raw transactions                  3
+    0x31  reconfig       batches of approvals and quits               3
     0x60  (reserved)     snapshot chunks                              -
 
 A message on a channel not in the table drops the connection.  Every
@@ -33,6 +34,7 @@ CONTROL = 0x00
 CONSENSUS = 0x20
 ROUND_STATE = 0x21
 TXS = 0x30
+RECONFIG = 0x31
 BLOCKSYNC = 0x40
 SNAPSHOT_RESERVED = 0x60
 """Kept for snapshot chunks (state sync); not served yet, so a message on it drops the connection."""
@@ -108,5 +110,8 @@ def channel_table(batch_txs: int, linger_ms: int, tx_queue_max: int) -> dict[int
                     queue_max_bytes=64 * mib, recv_bytes_per_s=16 * mib, batch=encode_tx_batch,
                     batch_items=max(1, batch_txs), item_bytes=tx_batch_item_bytes,
                     linger_s=max(0, linger_ms) / 1000),
+        ChannelSpec(RECONFIG, "reconfig", priority=3, max_message_bytes=mib, queue_max=256,
+                    queue_max_bytes=mib, recv_bytes_per_s=256 * 1024, batch=encode_tx_batch, batch_items=64,
+                    item_bytes=tx_batch_item_bytes),
     ]
     return {spec.id: spec for spec in specs}

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from node.consensus.round_status import RoundStatus
 from node.encoding import DecodeError
-from node.p2p.channels import BLOCKSYNC, CONSENSUS, MAX_SYNC_ANSWER_BYTES, ROUND_STATE, TXS, ChannelSpec
+from node.p2p.channels import BLOCKSYNC, CONSENSUS, MAX_SYNC_ANSWER_BYTES, RECONFIG, ROUND_STATE, TXS, ChannelSpec
 from node.p2p.switch import PeerLink, Switch
 from node.p2p.wire import (
     MAX_BATCH_BLOCKS,
@@ -56,6 +56,7 @@ class PeerReactor:
         self._serve_block = serve_block
         self.request_timeout_s = request_timeout_s
         self.on_txs: Callable[[list[bytes]], dict] = lambda raw: {}
+        self.on_reconfig: Callable[[list[bytes]], None] = lambda raw: None
         """Takes a peer's transactions."""
         self.on_consensus: Callable[[list[tuple[ConsensusMessage | DecodeError, bytes]]], dict] = lambda m: {}
         """Takes a peer's consensus messages, each with its framed bytes."""
@@ -97,6 +98,11 @@ class PeerReactor:
         if raw_txs:
             for link in self.switch.links.values():
                 link.outbox.put_many(TXS, raw_txs)
+
+    def broadcast_reconfig(self, raw_items: list[bytes]) -> None:
+        """Approvals and quits to every connected peer (they are few; each node checks them before pooling)."""
+        for link in self.switch.links.values():
+            link.outbox.put_many(RECONFIG, raw_items)
 
     def broadcast_consensus(self, encoded: bytes) -> None:
         for link in self.switch.links.values():
@@ -156,6 +162,8 @@ class PeerReactor:
             self.rejected_txs += int(result.get("rejected", 0))
         elif channel == BLOCKSYNC:
             self._on_sync(link, message)
+        elif channel == RECONFIG:
+            self.on_reconfig(decode_tx_batch(message))
 
     def message_sent(self, link: PeerLink, channel: int, message: bytes) -> None:
         """A block answer has gone: answer the request that waited for it."""

@@ -14,14 +14,18 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from node.crypto import ADDRESS_SIZE, sha256
-from node.encoding import Reader, Writer
+from node.encoding import DecodeError, Reader, Writer
 from node.types.commit import Commit
 from node.types.hashes import HASH_SIZE
 from node.types.merkle import EMPTY_ROOT, MerkleProof, merkle_proof, merkle_root
+from node.types.reconfig import MAX_INPUT_BYTES, ReconfigInput, decode_input, inputs_hash
 from node.types.transaction import MAX_TX_BYTES, Transaction
 
 MAX_CHAIN_ID_BYTES = 64
 MAX_BLOCK_TXS_DECODE = 100_000
+MAX_BLOCK_INPUTS_DECODE = 1_000
+HEADER_VERSION = 2
+"""Version 2 added next_validators_hash, inputs_hash and reconfig_hash (reconfiguration)."""
 
 
 @dataclass(frozen=True)
@@ -46,16 +50,28 @@ class Header:
     """Hash of the certificate that committed block height-1 (zeros for height 1)."""
     validators_hash: bytes
     """Hash of the validator set that decides this block."""
+    next_validators_hash: bytes
+    """Hash of the validator set that decides the next block (changes committed here apply one later)."""
+    inputs_hash: bytes
+    """Hash of the block's reconfiguration inputs (``node.types.reconfig.inputs_hash``)."""
+    reconfig_hash: bytes
+    """Hash of the validator state after this block (``node.ledger.validator_state``)."""
 
     def encode(self) -> bytes:
-        return (Writer().text(self.chain_id).u64(self.height).u64(self.time_ms).fixed(self.prev_hash, HASH_SIZE)
-                .fixed(self.tx_root, HASH_SIZE).fixed(self.app_hash, HASH_SIZE).fixed(self.proposer, ADDRESS_SIZE)
-                .fixed(self.last_commit_hash, HASH_SIZE).fixed(self.validators_hash, HASH_SIZE).getvalue())
+        return (Writer().u8(HEADER_VERSION).text(self.chain_id).u64(self.height).u64(self.time_ms)
+                .fixed(self.prev_hash, HASH_SIZE).fixed(self.tx_root, HASH_SIZE).fixed(self.app_hash, HASH_SIZE)
+                .fixed(self.proposer, ADDRESS_SIZE).fixed(self.last_commit_hash, HASH_SIZE)
+                .fixed(self.validators_hash, HASH_SIZE).fixed(self.next_validators_hash, HASH_SIZE)
+                .fixed(self.inputs_hash, HASH_SIZE).fixed(self.reconfig_hash, HASH_SIZE).getvalue())
 
     @classmethod
     def read(cls, r: Reader) -> Header:
+        version = r.u8()
+        if version != HEADER_VERSION:
+            raise DecodeError(f"header version {version}, this release reads {HEADER_VERSION}")
         return cls(r.text(MAX_CHAIN_ID_BYTES), r.u64(), r.u64(), r.fixed(HASH_SIZE), r.fixed(HASH_SIZE),
-                   r.fixed(HASH_SIZE), r.fixed(ADDRESS_SIZE), r.fixed(HASH_SIZE), r.fixed(HASH_SIZE))
+                   r.fixed(HASH_SIZE), r.fixed(ADDRESS_SIZE), r.fixed(HASH_SIZE), r.fixed(HASH_SIZE),
+                   r.fixed(HASH_SIZE), r.fixed(HASH_SIZE), r.fixed(HASH_SIZE))
 
     @classmethod
     def decode(cls, data: bytes) -> Header:
@@ -79,6 +95,8 @@ class Block:
     """Transactions in execution order."""
     last_commit: Commit | None
     """Certificate for block height-1; None only at height 1."""
+    inputs: tuple[ReconfigInput, ...] = ()
+    """Reconfiguration inputs (approvals, quits), applied after the transactions, in order."""
 
     @property
     def hash(self) -> bytes:
@@ -103,10 +121,18 @@ class Block:
         return merkle_root(self.wtxids) if self.txs else EMPTY_ROOT
 
     @cached_property
+    def computed_inputs_hash(self) -> bytes:
+        """Hash of the reconfiguration inputs this block carries (the header's inputs_hash must equal it)."""
+        return inputs_hash(self.inputs)
+
+    @cached_property
     def encoded(self) -> bytes:
         w = Writer().var_bytes(self.header.encode()).u32(len(self.txs))
         for tx in self.txs:
             w.var_bytes(tx.encoded)
+        w.u32(len(self.inputs))
+        for item in self.inputs:
+            w.var_bytes(item.encoded)
         w.boolean(self.last_commit is not None)
         if self.last_commit is not None:
             w.var_bytes(self.last_commit.encode())
@@ -126,9 +152,10 @@ class Block:
             raw = r.var_bytes(MAX_TX_BYTES)
             tx = get(raw) if get is not None else None
             txs.append(tx if tx is not None else Transaction.decode(raw))
+        inputs = tuple(decode_input(r.var_bytes(MAX_INPUT_BYTES)) for _ in range(r.count(MAX_BLOCK_INPUTS_DECODE)))
         last_commit = Commit.decode(r.var_bytes(10_000_000)) if r.boolean() else None
         r.finish()
-        block = cls(header, tuple(txs), last_commit)
+        block = cls(header, tuple(txs), last_commit, inputs)
         block.__dict__["encoded"] = bytes(data)
         return block
 

@@ -56,7 +56,7 @@ class Validator:
 class ValidatorSet:
     """An immutable, address-sorted set of validators with their thresholds."""
 
-    __slots__ = ("_validators", "_index", "_total", "_hash")
+    __slots__ = ("_validators", "_index", "_total", "_hash", "_priorities")
 
     def __init__(self, validators: Iterable[Validator]):
         ordered = sorted(validators, key=lambda v: v.address)
@@ -78,6 +78,25 @@ class ValidatorSet:
         self._index = index
         self._total = total
         self._hash: bytes | None = None
+        self._priorities: tuple[int, ...] | None = None
+
+    def with_priorities(self, priorities: tuple[int, ...]) -> ValidatorSet:
+        """This set carrying the proposer priorities of a height (one per member, in address order).
+
+        A set that carries them is the set *of one height*: its round-r proposer is chosen by r+1 steps from
+        these priorities (``node.consensus.proposer``).  Neither the hash nor equality depends on them."""
+        if len(priorities) != len(self._validators) or not all(type(p) is int for p in priorities):
+            raise ValidatorSetError("bad-priorities", "one integer priority per validator")
+        copy = ValidatorSet.__new__(ValidatorSet)
+        copy._validators, copy._index, copy._total, copy._hash = (self._validators, self._index, self._total,
+                                                                 self._hash)
+        copy._priorities = tuple(priorities)
+        return copy
+
+    @property
+    def priorities(self) -> tuple[int, ...] | None:
+        """Proposer priorities at the height this set decides (None: a set not tied to a height)."""
+        return self._priorities
 
     @property
     def validators(self) -> tuple[Validator, ...]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from node.crypto import N, address_hash, derive_public_key, sha256
+from node.ledger.reconfig_rules import apply_inputs
 from node.ledger.rules import BlockBuilder, BlockResult
 from node.ledger.state import genesis_outpoint
 from node.types.block import Block, Header
 from node.types.commit import Commit
 from node.types.hashes import ZERO_HASH
+from node.types.reconfig import EMPTY_INPUTS_HASH
 from node.types.transaction import OutPoint, Transaction, TxOutput, sign_transaction
 
 CHAIN = "test-chain"
@@ -56,8 +60,15 @@ def build_block(state, txs, *, chain: str = CHAIN, proposer: bytes = PROPOSER, t
         builder.add(tx)
     result = builder.finish()
     prev = state.get_block_hash(height - 1) if height > 1 else ZERO_HASH
+    before = getattr(state, "validator_state", None)
+    next_hash, reconfig_hash = ZERO_HASH, ZERO_HASH
+    if before is not None:  # a store initialized with validators: the block names its sets and state
+        after = apply_inputs(before, chain, height, ())
+        result = dataclasses.replace(result, validator_state=after)
+        next_hash, reconfig_hash = before.next.hash, after.hash
     header = Header(chain, height, time_ms if time_ms is not None else 1_000 * height, prev, result.tx_root,
-                    result.app_hash, proposer, ZERO_HASH, VALIDATORS_HASH)
+                    result.app_hash, proposer, ZERO_HASH, VALIDATORS_HASH, next_hash, EMPTY_INPUTS_HASH,
+                    reconfig_hash)
     return Block(header, tuple(builder.txs), None), result
 
 
@@ -76,5 +87,5 @@ def raw_block(state, txs, *, chain: str = CHAIN, proposer: bytes = PROPOSER) -> 
     height = state.height + 1
     prev = state.get_block_hash(height - 1) if height > 1 else ZERO_HASH
     header = Header(chain, height, 1_000 * height, prev, compute_tx_root(txs), ZERO_HASH, proposer, ZERO_HASH,
-                    VALIDATORS_HASH)
+                    VALIDATORS_HASH, ZERO_HASH, EMPTY_INPUTS_HASH, ZERO_HASH)
     return Block(header, tuple(txs), None)

@@ -25,7 +25,7 @@ u64 = st.integers(0, 2**64 - 1)
 u32 = st.integers(0, 2**32 - 1)
 chain_ids = st.text(max_size=20).filter(lambda t: len(t.encode("utf-8")) <= 64)
 
-headers = st.builds(Header, chain_ids, u64, u64, h32, h32, h32, a20, h32, h32)
+headers = st.builds(Header, chain_ids, u64, u64, h32, h32, h32, a20, h32, h32, h32, h32, h32)
 votes = st.builds(Vote, st.sampled_from(list(VoteType)), u64, u32, st.none() | h32, u64, a20,
                   st.binary(min_size=64, max_size=64))
 commits = st.builds(
@@ -113,7 +113,8 @@ def test_commit_signatures_must_be_sorted_and_unique(commit):
 
 
 def test_header_chain_id_length_and_utf8_are_enforced():
-    header = Header("x" * 64, 1, 2, b"\x00" * 32, b"\x00" * 32, b"\x00" * 32, b"\x00" * 20, b"\x00" * 32, b"\x00" * 32)
+    header = Header("x" * 64, 1, 2, b"\x00" * 32, b"\x00" * 32, b"\x00" * 32, b"\x00" * 20, b"\x00" * 32, b"\x00" * 32,
+                    b"\x01" * 32, b"\x02" * 32, b"\x03" * 32)
     assert Header.decode(header.encode()) == header
     too_long = dataclasses.replace(header, chain_id="x" * 65)
     with pytest.raises(DecodeError):

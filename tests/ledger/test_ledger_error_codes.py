@@ -426,7 +426,7 @@ def test_store_format(tmp_path):
     path = str(tmp_path / "db")
     with Store.open(path) as s:
         s.initialize_genesis(CHAIN, b"G" * 32, allocations(4), b"{}")
-        assert s.format_version == STORE_FORMAT_VERSION == 2
+        assert s.format_version == STORE_FORMAT_VERSION == 3
         raises(StoreError, E.STORE_RESERVED_KEY, s.put_meta, "format_version", b"\x00\x00\x00\x01")
     db = plyvel.DB(path)
     db.delete(b"Mformat_version")  # what a store written before versions existed looks like
@@ -446,4 +446,6 @@ def test_store_format(tmp_path):
 
 def test_every_code_has_a_test():
     """Runs last in this file: every documented code was raised (or shown) above."""
-    assert set(ERROR_CODES) == TESTED | {E.TX_MEMPOOL_CONFLICT}, set(ERROR_CODES) ^ TESTED
+    from tests.ledger.test_reconfig_rules import RECONFIG_CODES  # shown there, one test per code
+
+    assert set(ERROR_CODES) == TESTED | {E.TX_MEMPOOL_CONFLICT} | RECONFIG_CODES, set(ERROR_CODES) ^ TESTED
