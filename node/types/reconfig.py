@@ -241,7 +241,7 @@ def sign_quit(chain_id: str, private_key: bytes, expires: int) -> Quit:
 
 
 __all__ = [
-    "APPROVAL_TAG", "Approval", "ChangeRequest", "EMPTY_INPUTS_HASH", "HASH_SIZE", "JOIN", "MAX_INPUT_BYTES", "POWER", "QUIT_TAG",
-    "Quit", "ReconfigInput", "decode_input", "encode_input", "input_kind", "inputs_hash", "power_request",
-    "read_input", "sign_approval", "sign_join", "sign_quit",
+    "APPROVAL_TAG", "Approval", "ChangeRequest", "EMPTY_INPUTS_HASH", "HASH_SIZE", "JOIN", "MAX_INPUT_BYTES",
+    "POWER", "QUIT_TAG", "Quit", "ReconfigInput", "decode_input", "encode_input", "input_kind", "inputs_hash",
+    "power_request", "read_input", "sign_approval", "sign_join", "sign_quit",
 ]
