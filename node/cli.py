@@ -357,6 +357,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer (default 5)")
     p.set_defaults(func=cmd_status)
 
+    from node.validator_cli import add_validator_parser
+    add_validator_parser(sub)
+
     if "simulate" in (argv or sys.argv[1:2]):
         from simulation import add_simulate_arguments, run_simulate_command
         p = sub.add_parser("simulate", help="deterministic multi-node consensus simulation")

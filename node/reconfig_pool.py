@@ -26,11 +26,13 @@ from node.ledger.errors import (
 )
 from node.ledger.reconfig_rules import ReconfigBuilder
 from node.ledger.validator_state import ValidatorState
-from node.types.reconfig import ReconfigInput
+from node.types.reconfig import Approval, ChangeRequest, PoolItem, ReconfigInput
 
 log = logging.getLogger("ledger.reconfig")
 
 MAX_POOL_INPUTS = 256
+MAX_POOL_REQUESTS = 64
+"""Change requests waiting for their first approval (a join's signature is checked before it is kept)."""
 WAITING_CODES = frozenset({RECONFIG_TOO_MUCH_CHANGE, RECONFIG_TOO_MANY_PENDING})
 """Refusals that may pass later without a new signature: such an input is kept when it is already pooled."""
 
@@ -49,6 +51,7 @@ class ReconfigPool:
         self.relay = relay
         """Sends admitted inputs' bytes to peers (set by the node once its transport exists)."""
         self._items: collections.OrderedDict[bytes, ReconfigInput] = collections.OrderedDict()
+        self._requests: collections.OrderedDict[bytes, ChangeRequest] = collections.OrderedDict()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -56,19 +59,41 @@ class ReconfigPool:
     def items(self) -> list[ReconfigInput]:
         return list(self._items.values())
 
+    def requests(self) -> list[ChangeRequest]:
+        """Requests no validator has approved on chain yet (operators approve them by id)."""
+        return list(self._requests.values())
+
+    def find_request(self, request_id: bytes) -> ChangeRequest | None:
+        """A request by id: waiting here, or carried by a pooled approval."""
+        request = self._requests.get(request_id)
+        if request is not None:
+            return request
+        for item in self._items.values():
+            if isinstance(item, Approval) and item.request.id == request_id:
+                return item.request
+        return None
+
     def _builder(self) -> ReconfigBuilder:
         state = self._state()
         if state is None:
             raise RuntimeError("the store holds no validator state")
         return ReconfigBuilder(state, self.chain_id, state.height + 1)
 
-    def check(self, item: ReconfigInput) -> None:
-        """Raise ``ReconfigError`` unless ``item`` alone would be accepted in the next block."""
-        self._builder().add(item)
+    def check(self, item: PoolItem) -> None:
+        """Raise ``ReconfigError`` unless ``item`` alone would be accepted in the next block (a request: unless
+        a first approval of it would be)."""
+        builder = self._builder()
+        if isinstance(item, ChangeRequest):
+            if item.id not in {p.request.id for p in builder.state.pending}:
+                builder.check_request(item)
+        else:
+            builder.add(item)
 
-    def admit(self, item: ReconfigInput, *, relay: bool = True) -> bool:
+    def admit(self, item: PoolItem, *, relay: bool = True) -> bool:
         """Check and pool ``item``; False when it is already pooled.  Raises ``ReconfigError`` when refused."""
-        key = item_key(item)
+        if isinstance(item, ChangeRequest):
+            return self._admit_request(item, relay)
+        key = item.id
         if key in self._items:
             return False
         self.check(item)
@@ -76,9 +101,22 @@ class ReconfigPool:
             raise PoolFullError("reconfig-pool-full", f"the node already holds {MAX_POOL_INPUTS} pending "
                                                       f"reconfiguration inputs; try again after the next blocks")
         self._items[key] = item
-        log.info("reconfiguration input admitted kind=%s id=%s", type(item).__name__.lower(), key.hex()[:16])
+        log.info("reconfiguration input pooled kind=%s id=%s", type(item).__name__.lower(), key.hex()[:16])
         if relay and self.relay is not None:
             self.relay([item.encoded])
+        return True
+
+    def _admit_request(self, request: ChangeRequest, relay: bool) -> bool:
+        if request.id in self._requests:
+            return False
+        self.check(request)
+        if len(self._requests) >= MAX_POOL_REQUESTS:
+            raise PoolFullError("reconfig-pool-full", f"the node already holds {MAX_POOL_REQUESTS} requests waiting "
+                                                      f"for approval; try again later")
+        self._requests[request.id] = request
+        log.info("change request pooled kind=%s id=%s", request.kind_name, request.id.hex()[:16])
+        if relay and self.relay is not None:
+            self.relay([request.encoded])
         return True
 
     def select(self, limit: int) -> list[ReconfigInput]:
@@ -87,14 +125,26 @@ class ReconfigPool:
 
     def after_commit(self) -> None:
         """Drop what the new state refuses for good (applied, expired, no longer a member)."""
+        on_chain = {p.request.id for p in (self._state() or _NO_STATE).pending}
         for key, item in list(self._items.items()):
             try:
                 self.check(item)
             except ReconfigError as exc:
                 if exc.code not in WAITING_CODES:
                     del self._items[key]
+        for key, request in list(self._requests.items()):
+            if key in on_chain:
+                del self._requests[key]  # approved once: it lives on chain now
+                continue
+            try:
+                self.check(request)
+            except ReconfigError as exc:
+                if exc.code not in WAITING_CODES:
+                    del self._requests[key]
 
 
-def item_key(item: ReconfigInput) -> bytes:
-    """One pool slot per approval (request and approver) or quit."""
-    return item.id
+class _NoState:
+    pending: tuple = ()
+
+
+_NO_STATE = _NoState()

@@ -58,7 +58,7 @@ from node.status import ClockWatch
 from node.sync import BlockSync
 from node.types.block import Block
 from node.types.commit import Commit
-from node.types.reconfig import decode_input
+from node.types.reconfig import decode_pool_item
 from node.types.validators import ValidatorSet
 from node.waiters import Waiters
 
@@ -162,7 +162,7 @@ class Node:
         """Reconfiguration inputs a peer relayed: pooled (and relayed on) when valid, dropped otherwise."""
         for raw in raw_items:
             try:
-                self.reconfig_pool.admit(decode_input(raw))
+                self.reconfig_pool.admit(decode_pool_item(raw))
             except (ReconfigError, DecodeError) as exc:
                 log.debug("peer reconfiguration input dropped: %s", exc)
 

@@ -22,6 +22,7 @@ from wallet.client import NodeClient
 from wallet.coins import Coin
 from wallet.keystore import Keystore, load_keystore
 from wallet.trust import TrustedChain, known_height, load_trust
+from wallet.validator_walk import trusted_validators_at
 from wallet.verify import VerificationError, VerifiedTx, verify_tx_inclusion
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_UNVERIFIED = 0, 1, 2, 3, 4
@@ -226,5 +227,6 @@ def fetch_and_verify(ctx: Context, chain: TrustedChain, txid: bytes, answer: dic
     height = answer.get("height")
     if not isinstance(height, int) or height < 1:
         raise VerificationError("malformed-answer", "the node reports the transaction committed without a height")
+    validators = trusted_validators_at(ctx.client, chain, getattr(ctx, "wallet_path", None), height)
     block = ctx.client.get(f"/v1/blocks/{height}")
-    return verify_tx_inclusion(chain.chain_id, chain.validators, txid, answer, block)
+    return verify_tx_inclusion(chain.chain_id, validators, txid, answer, block)

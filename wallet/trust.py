@@ -16,7 +16,7 @@ from pathlib import Path
 
 from genesis.document import Genesis, genesis_hash, genesis_to_json, parse_genesis, validator_set_of
 from genesis.errors import GenesisError
-from node.types.validators import ValidatorSet
+from node.types.validators import Validator, ValidatorSet
 from wallet.client import NodeClient
 from wallet.keystore import Keystore, write_private_file
 from wallet.verify import VerificationError
@@ -65,10 +65,40 @@ def _read_chain_file(path: Path) -> dict:
         return {}
 
 
-def write_chain_file(wallet_path: Path, chain: TrustedChain, last_height: int = 0) -> None:
+def write_chain_file(wallet_path: Path, chain: TrustedChain, last_height: int = 0,
+                     validator_sets: list | None = None) -> None:
+    """Write the chain file; the validator sets already checked on this chain are kept unless given."""
+    if validator_sets is None:
+        cached = _read_chain_file(chain_file(wallet_path))
+        same = cached.get("genesis_hash") == chain.genesis_hash.hex()
+        validator_sets = cached.get("validator_sets", []) if same else []
     body = {"genesis_hash": chain.genesis_hash.hex(), "last_height": last_height,
-            "genesis": genesis_to_json(chain.genesis)}
+            "genesis": genesis_to_json(chain.genesis), "validator_sets": validator_sets}
     write_private_file(chain_file(wallet_path), json.dumps(body, indent=2) + "\n")
+
+
+def read_checked_sets(wallet_path: Path, chain: TrustedChain) -> list[tuple[int, ValidatorSet]]:
+    """The validator sets this wallet proved (``wallet.validator_walk``), by the height they start at."""
+    cached = _read_chain_file(chain_file(wallet_path))
+    if cached.get("genesis_hash") != chain.genesis_hash.hex():
+        return []
+    out = []
+    try:
+        for entry in cached.get("validator_sets", []):
+            out.append((int(entry["height"]), ValidatorSet(
+                Validator(str(v["name"]), bytes.fromhex(v["public_key"]), int(v["power"]))
+                for v in entry["validators"])))
+    except (KeyError, TypeError, ValueError):
+        return []  # a damaged cache is walked again from genesis
+    return sorted(out, key=lambda item: item[0])
+
+
+def write_checked_sets(wallet_path: Path, chain: TrustedChain, sets: list[tuple[int, ValidatorSet]]) -> None:
+    cached = _read_chain_file(chain_file(wallet_path))
+    last = int(cached.get("last_height") or 0) if cached.get("genesis_hash") == chain.genesis_hash.hex() else 0
+    body = [{"height": h, "validators": [{"name": v.name, "public_key": v.public_key.hex(), "power": v.power}
+                                         for v in vs]} for h, vs in sorted(sets, key=lambda item: item[0])]
+    write_chain_file(wallet_path, chain, last, body)
 
 
 def fetch_genesis(client: NodeClient) -> TrustedChain:

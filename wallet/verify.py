@@ -3,7 +3,8 @@ not when a node says so.
 
 Given what a node answered for ``GET /v1/txs/{txid}`` and
 ``GET /v1/blocks/{height}``, the wallet checks, against the validator set of
-the genesis it pinned (``wallet.trust``):
+that height, which it proved from the genesis it pinned (``wallet.trust``,
+``wallet.validator_walk``):
 
 1. the header (``header_hex``) decodes, names the pinned chain and the height
    the node claimed, and its validator-set hash is the pinned set's;
@@ -112,8 +113,8 @@ def verify_block(chain_id: str, validators: ValidatorSet, height: int, block_ans
         raise VerificationError("forged-block", f"the block's stated hash {served_hash} is not the hash of its "
                                                 f"header {block_hash.hex()}")
     if header.validators_hash != validators.hash:
-        raise VerificationError("unknown-validators", "the block names a validator set other than the one in the "
-                                                      "trusted genesis")
+        raise VerificationError("unknown-validators", f"block {height} names a validator set other than the one "
+                                                      f"this wallet proved for its height (from the pinned genesis)")
     commit_obj = block_answer.get("commit")
     if not isinstance(commit_obj, dict):
         raise VerificationError("no-certificate", f"the node served block {height} without a commit certificate")

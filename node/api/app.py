@@ -23,6 +23,7 @@ from node import release
 from node.api import models as m
 from node.api.docs import add_local_docs
 from node.api.models import SubmitBatch, SubmitTx, error_responses
+from node.api.validator_routes import add_validator_routes
 from node.api.views import amount_json, block_json, tx_json, utxo_json
 from node.crypto import CryptoError, decode_address, encode_address
 from node.encoding import DecodeError
@@ -195,14 +196,7 @@ def create_app(node) -> FastAPI:
         """Chain, committed tip, consensus step, mempool totals, peer links, clock skew and CPU use of the node."""
         return node_status(node)
 
-    @app.get("/v1/validators", tags=["node"], dependencies=[Guard], summary="The validator set",
-             **returns(m.Validators, 400, 503))
-    async def validators():
-        """The validators with their addresses, public keys and voting power, and the set's hash."""
-        vs = node.validators
-        return {"validators_hash": vs.hash.hex(), "total_power": vs.total_power,
-                "validators": [{"name": v.name, "address": encode_address(v.address), "public_key": v.public_key.hex(),
-                                "power": v.power} for v in vs.validators]}
+    add_validator_routes(app, node, Guard, ApiError)
 
     @app.get("/v1/genesis", tags=["node"], dependencies=[Guard], summary="The genesis document",
              **returns(m.Genesis, 400, 503))

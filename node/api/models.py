@@ -285,15 +285,16 @@ class NodeStatus(Open):
 class ValidatorView(Open):
     """One validator."""
 
-    name: str = Field(description="its name in genesis")
+    name: str = Field(description="its name (in genesis, or in its join request)")
     address: str = Field(description="its address")
     public_key: str = Field(description="its public key (hex)")
     power: int = Field(description="its voting power")
 
 
 class Validators(Open):
-    """The validator set."""
+    """The validator set of one height."""
 
+    height: int = Field(description="the height this set decides")
     validators_hash: str = Field(description="hash (hex) of the set, as in block headers")
     total_power: int = Field(description="sum of the voting powers")
     validators: list[ValidatorView] = Field(description="the validators")

@@ -38,6 +38,9 @@ POWER = 2
 REQUEST_KINDS = {JOIN: "join", POWER: "power"}
 APPROVAL_TAG = 0x41
 QUIT_TAG = 0x51
+REQUEST_TAG = 0x52
+"""A change request on its own: relayed between nodes and submitted over REST so validators can find and
+approve it; it never goes in a block by itself (an approval carries it)."""
 MAX_NAME_BYTES = 64
 MAX_INPUT_BYTES = 512
 """Largest encoded reconfiguration input (an approval of a join with the longest name is ~260 bytes)."""
@@ -94,6 +97,11 @@ class ChangeRequest:
 
     def write(self, w: Writer) -> Writer:
         return w.raw(self.unsigned_bytes).fixed(self.signature, SIGNATURE_SIZE)
+
+    @cached_property
+    def encoded(self) -> bytes:
+        """The request alone, tagged (``REQUEST_TAG``), as it travels before its first approval."""
+        return self.write(Writer().u8(REQUEST_TAG)).getvalue()
 
     @classmethod
     def read(cls, r: Reader) -> ChangeRequest:
@@ -193,12 +201,31 @@ def decode_input(data: bytes) -> ReconfigInput:
     return item
 
 
+PoolItem = ChangeRequest | Approval | Quit
+"""What a node accepts over REST and relays: a request to be approved, or a block input."""
+
+
+def decode_pool_item(data: bytes) -> PoolItem:
+    """A change request, approval or quit (``decode_input`` accepts only the last two, what blocks carry)."""
+    if len(data) > MAX_INPUT_BYTES:
+        raise DecodeError(f"a reconfiguration input is at most {MAX_INPUT_BYTES} bytes, got {len(data)}")
+    if data[:1] == bytes([REQUEST_TAG]):
+        r = Reader(data)
+        r.u8()
+        request = ChangeRequest.read(r)
+        r.finish()
+        return request
+    return decode_input(data)
+
+
 def encode_input(item: ReconfigInput) -> bytes:
     return item.encoded
 
 
-def input_kind(item: ReconfigInput) -> str:
-    """``approve`` or ``quit``: how logs, REST and errors name an input."""
+def input_kind(item: PoolItem) -> str:
+    """``request``, ``approve`` or ``quit``: how logs and REST name an input."""
+    if isinstance(item, ChangeRequest):
+        return "request"
     return "approve" if isinstance(item, Approval) else "quit"
 
 
@@ -242,6 +269,7 @@ def sign_quit(chain_id: str, private_key: bytes, expires: int) -> Quit:
 
 __all__ = [
     "APPROVAL_TAG", "Approval", "ChangeRequest", "EMPTY_INPUTS_HASH", "HASH_SIZE", "JOIN", "MAX_INPUT_BYTES",
-    "POWER", "QUIT_TAG", "Quit", "ReconfigInput", "decode_input", "encode_input", "input_kind", "inputs_hash",
-    "power_request", "read_input", "sign_approval", "sign_join", "sign_quit",
+    "POWER", "PoolItem", "QUIT_TAG", "Quit", "REQUEST_TAG", "ReconfigInput", "decode_input", "decode_pool_item",
+    "encode_input", "input_kind", "inputs_hash", "power_request", "read_input", "sign_approval", "sign_join",
+    "sign_quit",
 ]
