@@ -419,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=positive_float, default=60.0, help="seconds to catch up (default 60)")
     p.set_defaults(func=cmd_add_node)
 
+    from devnet.reconfig_commands import add_reconfig_parsers
+    add_reconfig_parsers(sub, with_home, positive_float)
+
     p = sub.add_parser("init", help="write node homes for a network across machines (starts nothing)")
     p.add_argument("--validators", type=positive_int, required=True, help="how many validators")
     p.add_argument("--hosts", required=True, help="comma-separated hosts; validator i goes to host i mod count")

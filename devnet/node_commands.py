@@ -63,11 +63,39 @@ def node_report(spec: NodeSpec, status: dict | None) -> dict:
     }
 
 
-def voting_power(home: Path) -> dict[str, int]:
-    """Each validator's voting power by name, from the devnet's genesis (its ``validators`` list only)."""
+def voting_power(home: Path, specs: list[NodeSpec] | None = None, reports: list[dict] | None = None) \
+        -> dict[str, int]:
+    """Each validator's voting power by node name: the set of the next height as a responding node reports it
+    (it changes with joins and quits), else the devnet's genesis."""
+    for report in reports or []:
+        if not report["responding"] or specs is None:
+            continue
+        from node.validator_cli import CommandError, call_node
+        try:
+            status, answer = call_node(report["url"], "/v1/validators", timeout=2.0)
+        except CommandError:
+            continue
+        if status != 200:
+            continue
+        power = {v["address"]: int(v["power"]) for v in answer.get("validators", [])}
+        by_name = {spec.name: power.get(address_of_home(spec.home), 0) for spec in specs}
+        named = {name: p for name, p in by_name.items() if p}
+        missing = sum(power.values()) - sum(named.values())
+        return {**named, **({"(outside this devnet)": missing} if missing else {})}
     with open(Path(home) / "genesis.json", encoding="utf-8") as handle:
         genesis = json.load(handle)
     return {v["name"]: int(v["power"]) for v in genesis.get("validators", [])}
+
+
+def address_of_home(home: Path) -> str | None:
+    from node.config import KEY_FILE
+    from node.crypto import address_of
+    from node.home import HomeError, load_key_file
+
+    try:
+        return address_of(load_key_file(Path(home) / KEY_FILE).public_key)
+    except (HomeError, OSError, ValueError):
+        return None
 
 
 def quorum_of(reports: list[dict], power: dict[str, int]) -> dict:
@@ -82,7 +110,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Every node, the voting power up, and whether it is a quorum; exit 1 without one."""
     specs = _specs(args)
     reports = [node_report(s, st) for s, st in zip(specs, statuses(specs, args.timeout), strict=True)]
-    quorum = quorum_of(reports, voting_power(Path(args.home)))
+    quorum = quorum_of(reports, voting_power(Path(args.home), specs, reports))
     code = 0 if quorum["quorum"] else 1
     if args.json:
         print(json.dumps({"nodes": reports, **quorum}, indent=2))

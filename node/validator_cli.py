@@ -47,7 +47,7 @@ class CommandError(Exception):
     """What the operator must fix; printed as ``error: ...``, exit 1."""
 
 
-def _call(url: str, path: str, body: dict | None = None, timeout: float = 10.0) -> tuple[int, dict]:
+def call_node(url: str, path: str, body: dict | None = None, timeout: float = 10.0) -> tuple[int, dict]:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url.rstrip("/") + path, data=data, method="GET" if body is None else "POST",
                                      headers={"content-type": "application/json"})
@@ -81,8 +81,8 @@ def _private_key(args: argparse.Namespace) -> bytes:
         raise CommandError(f"cannot read the node key in {args.home}: {exc}") from None
 
 
-def _submit(url: str, item: PoolItem) -> dict:
-    status, answer = _call(url, "/v1/validators/inputs", {"input": item.encoded.hex()})
+def submit_record(url: str, item: PoolItem) -> dict:
+    status, answer = call_node(url, "/v1/validators/inputs", {"input": item.encoded.hex()})
     if status != 202:
         error = answer.get("error", {})
         raise CommandError(f"the node refused it: {error.get('code')}: {error.get('message')}")
@@ -90,14 +90,14 @@ def _submit(url: str, item: PoolItem) -> dict:
 
 
 def _chain(url: str) -> tuple[str, int]:
-    status, answer = _call(url, "/v1/status")
+    status, answer = call_node(url, "/v1/status")
     if status != 200:
         raise CommandError(f"the node answered {status} to GET /v1/status")
     return answer["chain_id"], int(answer["height"])
 
 
 def _find_request(url: str, request_id: str) -> ChangeRequest:
-    status, answer = _call(url, "/v1/validators/pending")
+    status, answer = call_node(url, "/v1/validators/pending")
     if status != 200:
         raise CommandError(f"the node answered {status} to GET /v1/validators/pending")
     wanted = request_id.lower()
@@ -113,7 +113,7 @@ def _find_request(url: str, request_id: str) -> ChangeRequest:
 
 def _validator_key(url: str, who: str) -> bytes:
     """A current validator's public key, from its address or its key's hex."""
-    status, answer = _call(url, "/v1/validators")
+    status, answer = call_node(url, "/v1/validators")
     if status != 200:
         raise CommandError(f"the node answered {status} to GET /v1/validators")
     try:
@@ -139,11 +139,11 @@ def run(args: argparse.Namespace) -> dict:
     expires = height + args.expires_in
     if args.action == "join":
         request = sign_join(chain_id, key, args.power, args.name or "", expires)
-        answer = _submit(url, request)
+        answer = submit_record(url, request)
         return {**answer, "request_id": request.id.hex(), "expires": expires,
                 "next": f"validators approve it: ledger-node validator approve --home THEIR_HOME {request.id.hex()}"}
     if args.action == "quit":
-        return {**_submit(url, sign_quit(chain_id, key, expires)), "expires": expires}
+        return {**submit_record(url, sign_quit(chain_id, key, expires)), "expires": expires}
     if getattr(args, "set_power", None) is not None:
         if args.power is None:
             raise CommandError("--set-power needs --power P (0 removes the validator)")
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> dict:
         request = _find_request(url, args.request_id)
     else:
         raise CommandError("approve what? give a REQUEST_ID, or --set-power KEY_OR_ADDRESS --power P")
-    answer = _submit(url, sign_approval(chain_id, key, request))
+    answer = submit_record(url, sign_approval(chain_id, key, request))
     return {**answer, "request_id": request.id.hex()}
 
 

@@ -137,10 +137,14 @@ class HeaderView(Open):
     time_ms: int = Field(description="block time (Unix ms, BFT time from the previous commit)")
     prev_hash: str = Field(description="hash (hex) of the previous block")
     tx_root: str = Field(description="Merkle root (hex) over the transactions' wtxids")
-    app_hash: str = Field(description="hash (hex) of the ledger state after the previous block")
+    app_hash: str = Field(description="MuHash (hex) of the UTXO set after this block")
     proposer: str = Field(description="address of the validator that proposed the block")
     last_commit_hash: str = Field(description="hash (hex) of the previous block's commit")
-    validators_hash: str = Field(description="hash (hex) of the validator set")
+    validators_hash: str = Field(description="hash (hex) of the validator set that decides this block")
+    next_validators_hash: str = Field(description="hash (hex) of the validator set of the next height")
+    inputs_hash: str = Field(description="hash (hex) of the block's reconfiguration inputs")
+    reconfig_hash: str = Field(description="hash (hex) of the validator state after this block (sets of the next "
+                                           "two heights, requests with their approvals)")
 
 
 class CommitSignatureView(Open):
@@ -170,6 +174,8 @@ class BlockView(Open):
     header_hex: str = Field(description="the header's canonical encoding (hex)")
     tx_count: int = Field(description="number of transactions")
     txids: list[str] = Field(description="the transactions' ids (hex), in block order")
+    inputs: list[dict[str, Any]] = Field(description="reconfiguration inputs (approvals, each with its request, "
+                                                     "and quits), in block order")
     last_commit: CommitView | None = Field(description="the commit of the previous block carried in this block")
     commit: CommitView | None = Field(description="this block's commit as this node stored it (null if none yet)")
     txs: list[TxView] | Absent = Field(None, description="the transactions; only with txs=true on GET /v1/blocks, "

@@ -6,6 +6,7 @@ from node.crypto import encode_address
 from node.ledger.state import UtxoEntry
 from node.types.block import Block, Header
 from node.types.commit import Commit
+from node.types.reconfig import Approval, ReconfigInput
 from node.types.transaction import COIN, OutPoint, Transaction
 
 
@@ -35,7 +36,23 @@ def header_json(header: Header) -> dict:
         "proposer": encode_address(header.proposer),
         "last_commit_hash": header.last_commit_hash.hex(),
         "validators_hash": header.validators_hash.hex(),
+        "next_validators_hash": header.next_validators_hash.hex(),
+        "inputs_hash": header.inputs_hash.hex(),
+        "reconfig_hash": header.reconfig_hash.hex(),
     }
+
+
+def reconfig_input_json(item: ReconfigInput) -> dict:
+    """An approval (with the request it carries) or a quit, as a block shows it."""
+    if isinstance(item, Approval):
+        r = item.request
+        return {"kind": "approve", "approver": encode_address(item.approver_address),
+                "request": {"id": r.id.hex(), "kind": r.kind_name, "address": encode_address(r.address),
+                            "public_key": r.public_key.hex(), "power": r.power, "name": r.name,
+                            "expires": r.expires},
+                "hex": item.encoded.hex()}
+    return {"kind": "quit", "address": encode_address(item.address), "expires": item.expires,
+            "hex": item.encoded.hex()}
 
 
 def commit_json(commit: Commit | None) -> dict | None:
@@ -59,6 +76,7 @@ def block_json(block: Block, commit: Commit | None, with_txs: bool = True) -> di
         "header_hex": block.header.encode().hex(),
         "tx_count": len(block.txs),
         "txids": [txid.hex() for txid in block.txids],
+        "inputs": [reconfig_input_json(item) for item in block.inputs],
         "last_commit": commit_json(block.last_commit),
         "commit": commit_json(commit),
     }
