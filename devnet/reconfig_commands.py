@@ -59,6 +59,8 @@ def join(base: Path, name: str, power: int, timeout_s: float) -> dict:
     node = find_node(specs, name)
     address = address_of(load_key_file(node.home / KEY_FILE).public_key)
     chain = _get(node, "/v1/status")
+    if chain.get("catching_up"):
+        raise CommandError(f"{node.name} is catching up (height {chain['height']}); it joins once it follows")
     expires = int(chain["height"]) + DEFAULT_EXPIRES_IN
     started = time.monotonic()
     request = sign_join(chain["chain_id"], _key(node), power, node.name, expires)

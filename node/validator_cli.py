@@ -89,11 +89,11 @@ def submit_record(url: str, item: PoolItem) -> dict:
     return answer
 
 
-def _chain(url: str) -> tuple[str, int]:
+def node_status(url: str) -> dict:
     status, answer = call_node(url, "/v1/status")
     if status != 200:
         raise CommandError(f"the node answered {status} to GET /v1/status")
-    return answer["chain_id"], int(answer["height"])
+    return answer
 
 
 def _find_request(url: str, request_id: str) -> ChangeRequest:
@@ -135,9 +135,12 @@ def _validator_key(url: str, who: str) -> bytes:
 def run(args: argparse.Namespace) -> dict:
     url = _node_url(args)
     key = _private_key(args)
-    chain_id, height = _chain(url)
-    expires = height + args.expires_in
+    status = node_status(url)
+    chain_id, expires = status["chain_id"], int(status["height"]) + args.expires_in
     if args.action == "join":
+        if status.get("catching_up"):
+            raise CommandError(f"the node is catching up (height {status['height']}); a node joins once it follows "
+                               f"the chain: wait until `ledger-node status` says catching up: no")
         request = sign_join(chain_id, key, args.power, args.name or "", expires)
         answer = submit_record(url, request)
         return {**answer, "request_id": request.id.hex(), "expires": expires,

@@ -47,7 +47,7 @@ def test_every_cli_command_named_exists():
         "ledger-node": subcommands(node_parser(["--help"])),
     }
     seen = set()
-    for tool, command in re.findall(r"(ledger-(?:wallet|devnet|node))((?: --?[\w-]+(?: [\w./$\"-]+)?)* [a-z]+)?",
+    for tool, command in re.findall(r"(ledger-(?:wallet|devnet|node))((?: --?[\w-]+(?: [\w./$\"-]+)?)* [a-z][a-z-]*)?",
                                     README):
         words = [w for w in command.split() if not w.startswith("-")]
         if not words:
@@ -65,7 +65,7 @@ def test_every_cli_command_named_exists():
 
 
 def test_rest_routes_listed_exist():
-    source = (ROOT / "node" / "api" / "app.py").read_text()
+    source = "".join((ROOT / "node" / "api" / name).read_text() for name in ("app.py", "validator_routes.py"))
     served = set(re.findall(r'@app\.(get|post)\("([^"]+)"', source))
     listed = set()
     for method, route in re.findall(r"`(GET|POST) (/[^`?\[ ]+)", section("REST API")):

@@ -114,25 +114,30 @@ def test_readme_walkthrough(tmp_path, capsys):
         with capsys.disabled():
             print(f"[walkthrough] README blocks: {time.monotonic() - started:.1f} s")
         out = result.stdout
-        assert out.count("verified by") == 3  # two sends with --wait, one `tx`
+        assert out.count("verified by") == 4  # three sends with --wait, one `tx`
         assert "killed (SIGKILL) validator-0" in out and "started validator-0" in out
         heights = [int(h) for h in re.findall(r"committed in block (\d+) \(", out)]
-        assert len(heights) == 2
+        assert len(heights) == 3
+        # the set changed: validator-0 and validator-1 out, the two added nodes in; the leavers still follow
+        members = {v["name"] for v in httpx.get(f"{specs[2].url}/v1/validators", timeout=15).json()["validators"]}
+        assert members == {"validator-2", "validator-3", "full-0", "validator-1b"}
+        assert "joined with power 10" in out and "left the validator set" in out
+        heights = heights[:2] + [heights[-1]]
 
         me = load_keystore(home / "me.json").address
         for spec in specs:
-            balance = httpx.get(f"{spec.url}/v1/addresses/{me}/balance", params={"min_height": heights[1]},
+            balance = httpx.get(f"{spec.url}/v1/addresses/{me}/balance", params={"min_height": heights[-1]},
                                 timeout=15).json()
-            assert balance["balance"] == 350_000_000 == int(3.5 * COIN)
+            assert balance["balance"] == 450_000_000 == int(4.5 * COIN)
 
         # the killed node came back and agrees with the others, block for block
-        chain = same_chain(specs, at_least=heights[1], timeout_s=45)
+        chain = same_chain(load_network(home), at_least=heights[-1], timeout_s=45)
         assert chain.ok, chain.describe()
         app_hash = chain.app_hash
         code, text = run_cli(devnet_cli.main, ["status", "--json", "--home", str(home)])
         nodes = json.loads(text)["nodes"]
-        assert code == 0 and [n["name"] for n in nodes] == [s.name for s in specs]
-        assert all(n["running"] and n["responding"] and n["height"] >= heights[1] for n in nodes)
+        assert code == 0 and [n["name"] for n in nodes] == [s.name for s in load_network(home)]
+        assert all(n["running"] and n["responding"] and n["height"] >= heights[-1] for n in nodes)
 
         # a node that lies to the wallet is refused, with the real answers altered in three ways
         txid = re.search(r"txid ([0-9a-f]{64})", out).group(1)
@@ -167,7 +172,7 @@ def test_readme_walkthrough(tmp_path, capsys):
         code, text = run_cli(devnet_cli.main, ["up", "--home", str(home)])
         assert code == 0 and "existing devnet" in text
         resumed = node_status(specs[0])
-        assert resumed["height"] >= heights[1] and resumed["genesis_hash"]
+        assert resumed["height"] >= heights[-1] and resumed["genesis_hash"]
         code, text = run_cli(devnet_cli.main, ["up", "--fresh", "--home", str(home)])
         assert code == 0
         fresh = node_status(load_network(home)[0])

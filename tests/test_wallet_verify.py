@@ -124,6 +124,9 @@ class FakeNode:
         if path == "/v1/genesis":
             return httpx.Response(200, json=self.lie(path, {"genesis_hash": genesis_hash(self.genesis).hex(),
                                                             "genesis": genesis_to_json(self.genesis)}))
+        if path == "/v1/validators/changes":  # the set never changes here: genesis only
+            return httpx.Response(200, json=self.lie(path, {"tip": self.height, "changes": [
+                {"height": 1, "validators_hash": self.validators.hash.hex()}]}))
         if path == "/v1/status":
             return httpx.Response(200, json=self.lie(path, {"chain_id": self.genesis.chain_id, "height": self.height,
                                                             "genesis_hash": genesis_hash(self.genesis).hex()}))
