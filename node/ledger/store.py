@@ -59,7 +59,6 @@ from node.ledger.store_layout import (
     P_HEADER,
     P_TXID,
     P_UTXO,
-    P_VALSET,
     RESERVED_META,
     STORE_FORMAT_VERSION,
     TX_LOCATION,
@@ -68,7 +67,8 @@ from node.ledger.store_layout import (
     decode_utxo_key,
     meta_key,
 )
-from node.ledger.validator_state import ValidatorState, decode_named_set, genesis_validator_state
+from node.ledger.validator_reads import ValidatorReads
+from node.ledger.validator_state import ValidatorState, genesis_validator_state
 from node.types.block import Block, Header
 from node.types.commit import Commit
 from node.types.hashes import ZERO_HASH
@@ -102,11 +102,12 @@ def _check_format(db: plyvel.DB, path: str) -> None:
                                    f"devnet `ledger-devnet up --fresh`")
 
 
-class Store(AddressIndexReads):
+class Store(AddressIndexReads, ValidatorReads):
     """The node's LevelDB database; a ``ChainView`` of the committed UTXO set.
 
     The address index reads (``balance``, ``balance_at``, ``utxos_of``, ``history_of``) come from
-    ``AddressIndexReads``; ``build_commit_batch`` stages a block's writes (``commit_batch``).
+    ``AddressIndexReads``, the validator sets by height from ``ValidatorReads``; ``build_commit_batch`` stages
+    a block's writes (``commit_batch``).
     """
 
     def __init__(self, db: plyvel.DB, path: str):
@@ -227,49 +228,6 @@ class Store(AddressIndexReads):
     @property
     def chain_id(self) -> str | None:
         return self._chain_id
-
-    @property
-    def validator_state(self) -> ValidatorState | None:
-        """The validator state after the tip: the sets of the next two heights, changes under way (None only
-        in a store initialized without validators, as unit tests of the UTXO rules do)."""
-        return self._validator_state
-
-    def get_validators(self, height: int) -> ValidatorSet | None:
-        """The validator set of ``height`` (with names), for any height from 1 to the tip + 2; None outside.
-
-        The set of the next height carries its proposer priorities; earlier sets carry none."""
-        state = self._validator_state
-        if state is None or height < 1 or height > self._height + 2:
-            return None
-        if height == self._height + 1:
-            return state.current
-        if height == self._height + 2:
-            return state.next
-        cached = self._sets_by_height.get(height)
-        if cached is not None:
-            return cached
-        with self._db.iterator(start=P_VALSET, stop=P_VALSET + U64.pack(height + 1), reverse=True) as it:
-            entry = next(it, None)
-        if entry is None:
-            raise StoreError(STORE_CORRUPT, f"no validator set is stored for height {height}")
-        validators = decode_named_set(entry[1])
-        if len(self._sets_by_height) >= 256:
-            self._sets_by_height.clear()
-        self._sets_by_height[height] = validators
-        return validators
-
-    def validator_change_heights(self, start: int = 1, limit: int = 1000) -> list[int]:
-        """Heights from ``start`` whose validator set differs from the one before (1 is always one), up to the
-        tip + 2, at most ``limit`` of them: where a client walking from genesis must look."""
-        heights: list[int] = []
-        with self._db.iterator(include_value=False, start=P_VALSET + U64.pack(max(start, 0)),
-                               stop=P_VALSET + b"\xff" * 9) as it:
-            for key in it:
-                height = U64.unpack_from(key, 1)[0]
-                if height > self._height + 2 or len(heights) >= limit:
-                    break
-                heights.append(height)
-        return heights
 
     @property
     def tip_hash(self) -> bytes:
