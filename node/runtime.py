@@ -369,7 +369,7 @@ class Node:
             self.consensus_io.start_height(self.store.height + 1)
 
     async def _start_next_height(self, decided: int, commit: Commit) -> None:
-        all_in = len(commit.signatures) >= len(self.validators.validators)
+        all_in = len(commit.signatures) >= len(self.application.validators_at(decided))
         if self.params.timeout_commit_ms > 0 and not all_in:
             await asyncio.sleep(self.params.timeout_commit_ms / 1000)
         await self._wait_for_work()

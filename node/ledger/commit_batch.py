@@ -61,13 +61,14 @@ if TYPE_CHECKING:
 class CommitBatch:
     """A block's writes, built but not yet written: ``write()`` makes them durable at once."""
 
-    def __init__(self, store: Store, batch, height: int, block_hash: bytes, result: BlockResult):
+    def __init__(self, store: Store, batch, block: Block, result: BlockResult):
         self._store = store
         self._batch = batch
+        self._block = block
         self._result = result
-        self.height = height
+        self.height = block.height
         """Height the store will be at after ``write()``."""
-        self.block_hash = block_hash
+        self.block_hash = block.hash
         self.app_hash = result.app_hash
         self.muhash_state = result.muhash_state
         self._written = False
@@ -84,6 +85,7 @@ class CommitBatch:
         store._advance_tip(self.height, self.app_hash, self.muhash_state, self.block_hash,
                            self._result.validator_state)
         store.recent_utxos.apply(self._result.spent, self._result.created)
+        store.recent_blocks.add(self._block)
 
 
 def build_commit_batch(store: Store, db: plyvel.DB, block: Block, commit: Commit, result: BlockResult) -> CommitBatch:
@@ -165,4 +167,4 @@ def build_commit_batch(store: Store, db: plyvel.DB, block: Block, commit: Commit
     put(meta_key(META_APP_HASH), result.app_hash)
     put(meta_key(META_MUHASH), result.muhash_state)
     put(meta_key(META_HEIGHT), h)
-    return CommitBatch(store, batch, height, block_hash, result)
+    return CommitBatch(store, batch, block, result)

@@ -14,7 +14,8 @@ the new app hash, MuHash state and height marker: a crash leaves the store
 at the old height or the new one, never between.  Nothing is preloaded:
 the UTXO set is read on demand, so opening is instant at any size; the
 outputs recent commits created are also kept in memory (``recent_utxos``),
-since they are the ones spent next.
+since they are the ones spent next, and so are the last blocks committed
+(``recent_blocks``), since they are the ones read next.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from node.ledger.errors import (
 )
 from node.ledger.genesis_batch import write_genesis
 from node.ledger.muhash import MuHash
+from node.ledger.recent_blocks import RecentBlocks
 from node.ledger.recent_utxos import RecentUtxos
 from node.ledger.rules import BlockResult
 from node.ledger.state import UtxoEntry, genesis_txid, utxo_element
@@ -123,6 +125,8 @@ class Store(AddressIndexReads, ValidatorReads):
         """Committed heights' validator sets read from the ``V`` records (they never change once written)."""
         self.recent_utxos = RecentUtxos()
         """Outputs recent commits created and nothing spent yet: read before LevelDB."""
+        self.recent_blocks = RecentBlocks()
+        """The last committed blocks, decoded: read before LevelDB."""
         self._load_tip()
 
     # ------------------------------------------------------------------ open / close
@@ -365,6 +369,8 @@ class Store(AddressIndexReads, ValidatorReads):
         return self._db.get(prefix + U64.pack(height)) if 0 < height < 2**64 else None
 
     def get_block(self, height: int) -> Block | None:
+        if (recent := self.recent_blocks.get(height)) is not None:
+            return recent  # the committed object itself: no decoding
         raw = self._block_record(P_BLOCK, height)
         return Block.decode(raw) if raw is not None else None
 

@@ -184,6 +184,22 @@ def test_block_and_transaction_lookups(tmp_path):
     s.close()
 
 
+def test_recent_blocks_are_the_committed_objects_and_older_ones_come_from_leveldb(tmp_path):
+    blocks, _ = chain_of_blocks(6)
+    s = open_store(tmp_path / "db")
+    s.recent_blocks.max_blocks = 2
+    for block, result in blocks:
+        commit(s, block, result)
+    assert s.get_block(6) is blocks[5][0] and s.get_block(5) is blocks[4][0]  # held in memory, not decoded
+    assert s.recent_blocks.get(4) is None
+    old = s.get_block(4)
+    assert old is not blocks[3][0] and old == blocks[3][0] and old.encoded == blocks[3][0].encoded
+    s.close()
+    s = Store.open(str(tmp_path / "db"))  # a reopened store holds none in memory, and reads the same blocks
+    assert s.recent_blocks.get(6) is None and s.get_block(6) == blocks[5][0]
+    s.close()
+
+
 def test_balances_history_and_balance_at(tmp_path):
     s = open_store(tmp_path / "db")
     a0, a1 = addr(key(0)), addr(key(1))
