@@ -159,13 +159,15 @@ def _check_commit(commit: dict | None) -> None:
 
 
 def _check_block(block: dict, with_txs: bool) -> None:
-    keys = ["hash", "height", "header", "header_hex", "tx_count", "txids", "last_commit", "commit"]
+    keys = ["hash", "height", "header", "header_hex", "tx_count", "txids", "inputs", "last_commit", "commit"]
     _keys(block, *keys, *(["txs"] if with_txs else []))
     _types(block, hash="hex", height=int, header_hex="hex", tx_count=int)
     _keys(block["header"], "chain_id", "height", "time_ms", "prev_hash", "tx_root", "app_hash", "proposer",
-          "last_commit_hash", "validators_hash")
+          "last_commit_hash", "validators_hash", "next_validators_hash", "inputs_hash", "reconfig_hash")
     _types(block["header"], chain_id=str, height=int, time_ms=int, prev_hash="hex", tx_root="hex", app_hash="hex",
-           proposer=str, last_commit_hash="hex", validators_hash="hex")
+           proposer=str, last_commit_hash="hex", validators_hash="hex", next_validators_hash="hex", inputs_hash="hex",
+           reconfig_hash="hex")
+    assert block["inputs"] == []
     assert all(HEX.match(t) for t in block["txids"])
     _check_commit(block["last_commit"])
     _check_commit(block["commit"])
@@ -212,11 +214,18 @@ def test_answers_keep_their_keys_types_and_bytes(net):
     assert all(type(v) is int for v in status["gc"]["collections"])
 
     validators = ok("/v1/validators")
-    _keys(validators, "validators_hash", "total_power", "validators")
-    _types(validators, validators_hash="hex", total_power=int)
+    _keys(validators, "height", "validators_hash", "total_power", "validators")
+    _types(validators, height=int, validators_hash="hex", total_power=int)
     for v in validators["validators"]:
-        _keys(v, "name", "address", "public_key", "power")
-        _types(v, name=str, address=str, public_key="hex", power=int)
+        _keys(v, "name", "address", "public_key", "power", "proposer_priority")
+        _types(v, name=str, address=str, public_key="hex", power=int, proposer_priority=int)
+    first = ok("/v1/validators", height=1)
+    _keys(first["validators"][0], "name", "address", "public_key", "power")  # a past height: no priorities
+    changes = ok("/v1/validators/changes")
+    _keys(changes, "tip", "changes")
+    _keys(changes["changes"][0], "height", "validators_hash")
+    pending = ok("/v1/validators/pending")
+    _keys(pending, "height", "quorum_power", "pending", "pool")
 
     genesis = ok("/v1/genesis")
     _keys(genesis, "genesis_hash", "genesis")

@@ -161,8 +161,13 @@ def test_up_netns_walkthrough_and_down(tmp_path, capsys):
 
         # the README walkthrough, literally, but for `down`
         out = bash("\n".join(blocks[:-1]), work).stdout
-        assert out.count("verified by") == 3  # two sends with --wait, one `tx`
+        assert out.count("verified by") == 4  # three sends with --wait, one `tx`
         assert "killed (SIGKILL) validator-0" in out and "started validator-0" in out
+        # the nodes the walkthrough added joined from namespaces of their own on the bridge
+        layout = netns.load_layout(home)
+        assert layout is not None and [n.name for n in layout.nodes][4:] == ["full-0", "validator-1b"]
+        specs = load_network(home)
+        assert [s.host for s in specs] == [n.address for n in layout.nodes]
         url = bash("source .venv/bin/activate\nledger-devnet url validator-1", work).stdout.strip()
         assert url == specs[1].url
 

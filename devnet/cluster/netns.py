@@ -196,6 +196,25 @@ def new_netns_network(base: Path, names: list[str], port: int) -> list[NodeSpec]
     return netns_specs(base, layout, port)
 
 
+def add_node(base: Path, name: str) -> NodeNamespace:
+    """Record one more node's namespace in ``base``'s layout (the next free address on its subnet) and create
+    it; the new entry.  For ``ledger-devnet add-node`` on a netns devnet."""
+    layout = load_layout(base)
+    if layout is None:
+        raise DevnetError(f"{base} is not a netns devnet")
+    if layout.node(name) is not None:
+        return layout.node(name)  # type: ignore[return-value]  # just checked
+    k = max((int(n.host_veth.rsplit("h", 1)[1]) for n in layout.nodes), default=-1) + 1
+    if FIRST_HOST + k > 254:
+        raise DevnetError(f"a netns devnet holds at most {254 - FIRST_HOST} nodes on its /24")
+    net = layout.subnet.rsplit(".", 1)[0]
+    entry = NodeNamespace(name, f"{PREFIX}{layout.tag}-{name}", f"{PREFIX}{layout.tag}h{k}",
+                          f"{PREFIX}{layout.tag}n{k}", f"{net}.{FIRST_HOST + k}")
+    record(base, Layout(layout.tag, layout.subnet, layout.bridge, layout.bridge_address, (*layout.nodes, entry)))
+    ensure(base)
+    return entry
+
+
 # --------------------------------------------------------------------------- create and remove
 
 

@@ -196,7 +196,7 @@ def create_app(node) -> FastAPI:
         """Chain, committed tip, consensus step, mempool totals, peer links, clock skew and CPU use of the node."""
         return node_status(node)
 
-    add_validator_routes(app, node, Guard, ApiError)
+    add_validator_routes(app, node, Guard, ApiError, returns)
 
     @app.get("/v1/genesis", tags=["node"], dependencies=[Guard], summary="The genesis document",
              **returns(m.Genesis, 400, 503))

@@ -295,6 +295,8 @@ class ValidatorView(Open):
     address: str = Field(description="its address")
     public_key: str = Field(description="its public key (hex)")
     power: int = Field(description="its voting power")
+    proposer_priority: int | Absent = Field(None, description="at the next height: its proposer priority (CometBFT's "
+                                                              "weighted round robin)")
 
 
 class Validators(Open):

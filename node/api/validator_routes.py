@@ -20,6 +20,7 @@ from fastapi import FastAPI, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from node.api import models as m
+from node.api import validator_models as vm
 from node.api.models import error_responses
 from node.crypto import encode_address
 from node.encoding import DecodeError
@@ -63,12 +64,12 @@ def item_view(item: PoolItem) -> dict[str, Any]:
     return {"kind": "quit", "id": item.id.hex(), "address": encode_address(item.address), "expires": item.expires}
 
 
-def add_validator_routes(app: FastAPI, node, guard, api_error) -> None:
+def add_validator_routes(app: FastAPI, node, guard, api_error, returns) -> None:
     """Register the routes on ``app`` for ``node``; ``guard`` is the min_height dependency, ``api_error`` the
-    REST error type (status, code, message)."""
+    REST error type (status, code, message), ``returns`` the route arguments of a JSON answer and its errors."""
 
     @app.get("/v1/validators", tags=["validators"], dependencies=[guard], summary="The validator set of a height",
-             response_model=m.Validators, responses=error_responses(400, 404, 503))
+             **returns(m.Validators, 400, 404, 503))
     async def validators(height: Annotated[int | None, Query(ge=1, le=2**63 - 1, description=(
             "the height whose set to show, from 1 to the tip + 2 (default: the next height)"))] = None):
         """Members with name, address, key and power, the set's hash (as block headers name it), and at the next
@@ -81,7 +82,7 @@ def add_validator_routes(app: FastAPI, node, guard, api_error) -> None:
         return validator_set_view(vs, height)
 
     @app.get("/v1/validators/changes", tags=["validators"], dependencies=[guard],
-             summary="Heights where the validator set changed", responses=error_responses(400, 503))
+             summary="Heights where the validator set changed", **returns(vm.ValidatorChanges, 400, 503))
     async def changes(start: Annotated[int, Query(alias="from", ge=1, le=2**63 - 1,
                                                   description="first height to list")] = 1):
         """Height 1 and every height whose set differs from the one before, up to the tip + 2, at most 1000 from
@@ -93,7 +94,7 @@ def add_validator_routes(app: FastAPI, node, guard, api_error) -> None:
                             for h in heights]}
 
     @app.get("/v1/validators/pending", tags=["validators"], dependencies=[guard],
-             summary="Validator-set changes under way", responses=error_responses(400, 503))
+             summary="Validator-set changes under way", **returns(vm.PendingChanges, 400, 503))
     async def pending():
         """Requests on chain with their approvals (approved power against the quorum of the current set), and
         this node's pool: requests awaiting a first approval, approvals and quits awaiting a block."""
@@ -109,7 +110,9 @@ def add_validator_routes(app: FastAPI, node, guard, api_error) -> None:
         }
 
     @app.post("/v1/validators/inputs", tags=["validators"], status_code=202,
-              summary="Submit a change request, approval or quit", responses=error_responses(400, 422, 503))
+              summary="Submit a change request, approval or quit",
+              responses={202: {"model": vm.InputPooled, "description": "checked, pooled and relayed"},
+                         **error_responses(400, 413, 422, 503)})
     async def submit_input(body: SubmitInput):
         """Check a signed reconfiguration record as the next block would, pool it and relay it (202); 422 with a
         `reconfig-*` code when it is refused, 503 `reconfig-pool-full`."""
