@@ -23,7 +23,7 @@ from node.config import KEY_FILE
 from node.crypto import address_of
 from node.home import HomeError, load_key_file
 from node.types.reconfig import sign_approval, sign_join, sign_quit
-from node.validator_cli import DEFAULT_EXPIRES_IN, CommandError, call_node, submit_record
+from node.validator_cli import DEFAULT_EXPIRES_IN, CommandError, call_node, membership_since, submit_record
 
 POLL_S = 0.2
 
@@ -97,7 +97,8 @@ def quit_set(base: Path, name: str, timeout_s: float) -> dict:
         raise CommandError(f"{node.name} is not a validator")
     chain = _get(node, "/v1/status")
     started = time.monotonic()
-    quit_ = sign_quit(chain["chain_id"], _key(node), int(chain["height"]) + DEFAULT_EXPIRES_IN)
+    quit_ = sign_quit(chain["chain_id"], _key(node), int(chain["height"]) + DEFAULT_EXPIRES_IN,
+                      membership_since(node.url, address))
     submit_record(node.url, quit_)
     deadline = started + timeout_s
     while time.monotonic() < deadline:

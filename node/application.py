@@ -179,7 +179,9 @@ class Application:
         before = self.validator_state
         reconfig = ReconfigBuilder(before, self.chain_id, height)
         if self.reconfig_pool is not None:
-            for item in self.reconfig_pool.select(MAX_BLOCK_INPUTS):
+            for item in self.reconfig_pool.select():
+                if len(reconfig.inputs) >= MAX_BLOCK_INPUTS:
+                    break
                 try:
                     reconfig.add(item)
                 except ReconfigError as exc:

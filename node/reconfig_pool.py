@@ -1,16 +1,24 @@
-"""The reconfiguration pool: approvals and quits waiting to be put in a block.
+"""The reconfiguration pool: approvals and quits waiting to be put in a block, and joins waiting for approval.
 
 Operators submit them over REST (``POST /v1/validators/inputs``) and nodes
-relay them to each other on the reconfiguration channel; the proposer takes
-them in arrival order.  An input is admitted only if it would be accepted
-on its own in the next block (``node.ledger.reconfig_rules``): a signature
-that does not verify, an approver outside the set, an expired or replayed
-record is refused with its code and never relayed.  So only validators'
-signed inputs get in, and the pool is bounded (``MAX_POOL_INPUTS``; each
-validator's approvals are further bounded on chain by
-``MAX_OPEN_APPROVALS``).  After each commit the pool drops what the new
-state no longer accepts (applied, expired) and keeps what only waits for
-room under the 1/3 bound.
+relay them to each other on the reconfiguration channel (again to each peer
+that connects, and every ``REANNOUNCE_S`` to all, so one that was away or
+behind gets them too); the proposer takes them in arrival order.
+
+Only what the next block would accept on its own is admitted
+(``node.ledger.reconfig_rules``): a signature that does not verify, a
+signer outside the set, an expired or replayed record is refused with its
+code and never relayed.  So only validators' and joiners' signed records
+get in, and no one can crowd others out:
+
+* each validator holds at most ``MAX_OPEN_APPROVALS`` approvals on chain and
+  in the pool together, and one quit;
+* a join waiting for its first approval is kept once per key
+  (``MAX_POOL_REQUESTS`` in all, the oldest evicted first); a power change
+  is never pooled alone (it travels inside a validator's approval, which is
+  its authority);
+* after each commit the pool drops what the new state refuses for good and
+  keeps only what waits for room under the 1/3 bound.
 """
 
 from __future__ import annotations
@@ -20,25 +28,23 @@ import logging
 from collections.abc import Callable
 
 from node.ledger.errors import (
+    RECONFIG_MALFORMED,
     RECONFIG_TOO_MANY_PENDING,
     RECONFIG_TOO_MUCH_CHANGE,
     ReconfigError,
 )
-from node.ledger.reconfig_rules import ReconfigBuilder
+from node.ledger.reconfig_rules import MAX_OPEN_APPROVALS, ReconfigBuilder
 from node.ledger.validator_state import ValidatorState
-from node.types.reconfig import Approval, ChangeRequest, PoolItem, ReconfigInput
+from node.types.reconfig import JOIN, Approval, ChangeRequest, PoolItem, Quit, ReconfigInput
 
 log = logging.getLogger("ledger.reconfig")
 
-MAX_POOL_INPUTS = 256
 MAX_POOL_REQUESTS = 64
-"""Change requests waiting for their first approval (a join's signature is checked before it is kept)."""
-WAITING_CODES = frozenset({RECONFIG_TOO_MUCH_CHANGE, RECONFIG_TOO_MANY_PENDING})
+"""Joins waiting for their first approval (signed by the joining key; the oldest is evicted when full)."""
+REANNOUNCE_S = 10.0
+"""How often the node sends its whole pool to its peers again (it is small, and peers drop what they hold)."""
+WAITING_CODES = frozenset({RECONFIG_TOO_MUCH_CHANGE})
 """Refusals that may pass later without a new signature: such an input is kept when it is already pooled."""
-
-
-class PoolFullError(ReconfigError):
-    """The pool holds ``MAX_POOL_INPUTS`` inputs."""
 
 
 class ReconfigPool:
@@ -60,18 +66,12 @@ class ReconfigPool:
         return list(self._items.values())
 
     def requests(self) -> list[ChangeRequest]:
-        """Requests no validator has approved on chain yet (operators approve them by id)."""
+        """Joins no validator has approved on chain yet (operators approve them by id)."""
         return list(self._requests.values())
 
-    def find_request(self, request_id: bytes) -> ChangeRequest | None:
-        """A request by id: waiting here, or carried by a pooled approval."""
-        request = self._requests.get(request_id)
-        if request is not None:
-            return request
-        for item in self._items.values():
-            if isinstance(item, Approval) and item.request.id == request_id:
-                return item.request
-        return None
+    def encoded(self) -> list[bytes]:
+        """Everything pooled, as relayed (what a peer that connects is sent)."""
+        return [r.encoded for r in self._requests.values()] + [i.encoded for i in self._items.values()]
 
     def _builder(self) -> ReconfigBuilder:
         state = self._state()
@@ -89,17 +89,30 @@ class ReconfigPool:
         else:
             builder.add(item)
 
+    def _check_share(self, item: ReconfigInput) -> None:
+        """One signer cannot fill the pool: its approvals (on chain and pooled) and its quits are bounded."""
+        if isinstance(item, Approval):
+            state = self._state()
+            approver = item.approver_address
+            on_chain = sum(1 for p in (state.pending if state else ()) if approver in p.approvers)
+            pooled = sum(1 for i in self._items.values()
+                         if isinstance(i, Approval) and i.approver_address == approver)
+            if on_chain + pooled >= MAX_OPEN_APPROVALS:
+                raise ReconfigError(RECONFIG_TOO_MANY_PENDING, f"this validator already has {on_chain} open "
+                                                               f"approvals on chain and {pooled} waiting here; at "
+                                                               f"most {MAX_OPEN_APPROVALS}")
+
     def admit(self, item: PoolItem, *, relay: bool = True) -> bool:
-        """Check and pool ``item``; False when it is already pooled.  Raises ``ReconfigError`` when refused."""
+        """Check and pool ``item``; False when it (or the same signer's quit) is already pooled.  Raises
+        ``ReconfigError`` when refused."""
         if isinstance(item, ChangeRequest):
             return self._admit_request(item, relay)
         key = item.id
-        if key in self._items:
+        if key in self._items or (isinstance(item, Quit) and any(
+                isinstance(i, Quit) and i.public_key == item.public_key for i in self._items.values())):
             return False
         self.check(item)
-        if len(self._items) >= MAX_POOL_INPUTS:
-            raise PoolFullError("reconfig-pool-full", f"the node already holds {MAX_POOL_INPUTS} pending "
-                                                      f"reconfiguration inputs; try again after the next blocks")
+        self._check_share(item)
         self._items[key] = item
         log.info("reconfiguration input pooled kind=%s id=%s", type(item).__name__.lower(), key.hex()[:16])
         if relay and self.relay is not None:
@@ -107,25 +120,32 @@ class ReconfigPool:
         return True
 
     def _admit_request(self, request: ChangeRequest, relay: bool) -> bool:
+        if request.kind != JOIN:
+            raise ReconfigError(RECONFIG_MALFORMED, "a power change is not pooled alone: submit a validator's "
+                                                    "approval of it (`ledger-node validator approve --set-power`)")
         if request.id in self._requests:
             return False
         self.check(request)
-        if len(self._requests) >= MAX_POOL_REQUESTS:
-            raise PoolFullError("reconfig-pool-full", f"the node already holds {MAX_POOL_REQUESTS} requests waiting "
-                                                      f"for approval; try again later")
+        for key, held in list(self._requests.items()):
+            if held.public_key == request.public_key:  # one join per key: the newest
+                del self._requests[key]
+        while len(self._requests) >= MAX_POOL_REQUESTS:
+            self._requests.popitem(last=False)
         self._requests[request.id] = request
-        log.info("change request pooled kind=%s id=%s", request.kind_name, request.id.hex()[:16])
+        log.info("join request pooled id=%s", request.id.hex()[:16])
         if relay and self.relay is not None:
             self.relay([request.encoded])
         return True
 
-    def select(self, limit: int) -> list[ReconfigInput]:
-        """What the next block may carry, oldest first (the builder skips what does not fit)."""
-        return list(self._items.values())[:limit]
+    def select(self) -> list[ReconfigInput]:
+        """What the next block may carry, oldest first (the proposer's builder skips what does not fit and stops
+        at the block's limit)."""
+        return list(self._items.values())
 
     def after_commit(self) -> None:
         """Drop what the new state refuses for good (applied, expired, no longer a member)."""
-        on_chain = {p.request.id for p in (self._state() or _NO_STATE).pending}
+        state = self._state()
+        on_chain = {p.request.id for p in state.pending} if state is not None else set()
         for key, item in list(self._items.items()):
             try:
                 self.check(item)
@@ -138,13 +158,5 @@ class ReconfigPool:
                 continue
             try:
                 self.check(request)
-            except ReconfigError as exc:
-                if exc.code not in WAITING_CODES:
-                    del self._requests[key]
-
-
-class _NoState:
-    pending: tuple = ()
-
-
-_NO_STATE = _NoState()
+            except ReconfigError:
+                del self._requests[key]

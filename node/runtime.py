@@ -52,7 +52,7 @@ from node.p2p.reactor import PeerReactor
 from node.p2p.secret import Hello, node_id_of
 from node.p2p.switch import LinkSettings, Switch, parse_peer_address
 from node.p2p.wire import encode_consensus_message
-from node.reconfig_pool import ReconfigPool
+from node.reconfig_pool import REANNOUNCE_S, ReconfigPool
 from node.stages import CLOCK
 from node.status import ClockWatch
 from node.sync import BlockSync
@@ -135,6 +135,7 @@ class Node:
         self.evidence = EvidenceLog(self.home / EVIDENCE_FILE)
         self.peers.on_txs = CLOCK.wrap("admit_peer", self.admission.receive_peer_txs)
         self.peers.on_reconfig = self._receive_reconfig
+        self.peers.reconfig_pool = self.reconfig_pool.encoded
         self.peers.on_consensus = CLOCK.wrap("consensus", self.consensus_io.receive_consensus)
         self.peers.on_round_status = CLOCK.wrap("consensus", self.consensus_io.answer_round_status)
         self.peers.on_peer_height = self._on_peer_height
@@ -246,6 +247,15 @@ class Node:
             if problem and self.fatal is None:
                 log.warning("height %d, waiting: %s", self.store.height, problem)
 
+    async def _reannounce_reconfig(self) -> None:
+        """Send the whole reconfiguration pool to every peer again now and then: one that was behind (the signer
+        not a member yet at its height) or away gets it (peers drop what they hold already)."""
+        while True:
+            await asyncio.sleep(REANNOUNCE_S)
+            pooled = self.reconfig_pool.encoded()
+            if pooled:
+                self.peers.broadcast_reconfig(pooled)
+
     def _on_peer_height(self, link) -> None:
         if link.height > self.store.height + 1:
             self.sync.wake()
@@ -269,6 +279,7 @@ class Node:
         self._tasks.append(asyncio.create_task(self.sync.run(), name="block-sync"))
         self._tasks.append(asyncio.create_task(self.consensus_io.status_loop(), name="round-state"))
         self._tasks.append(asyncio.create_task(self._watch_alone(), name="alone-watch"))
+        self._tasks.append(asyncio.create_task(self._reannounce_reconfig(), name="reconfig-reannounce"))
         if self.config.create_empty_blocks_ms == 0:  # no empty blocks: not even the first height's
             self._next_height_task = asyncio.create_task(self._start_first_height())
         else:

@@ -27,7 +27,7 @@ import urllib.request
 from pathlib import Path
 
 from node.config import KEY_FILE, ConfigError, load_config
-from node.crypto import CryptoError, address_of, decode_address
+from node.crypto import CryptoError, SigningKey, address_of, decode_address
 from node.home import HomeError, load_key_file
 from node.types.reconfig import (
     ChangeRequest,
@@ -111,6 +111,17 @@ def _find_request(url: str, request_id: str) -> ChangeRequest:
                        f"on a node connected to this one? (GET /v1/validators/pending lists what it knows)")
 
 
+def membership_since(url: str, address: str) -> int:
+    """The height the membership of ``address`` in the set of the next height began (what its quit names)."""
+    status, answer = call_node(url, "/v1/validators")
+    if status != 200:
+        raise CommandError(f"the node answered {status} to GET /v1/validators")
+    for v in answer.get("validators", []):
+        if v.get("address") == address:
+            return int(v.get("since", 1))
+    raise CommandError(f"{address} is not a validator at the next height: nothing to quit")
+
+
 def _validator_key(url: str, who: str) -> bytes:
     """A current validator's public key, from its address or its key's hex."""
     status, answer = call_node(url, "/v1/validators")
@@ -146,7 +157,8 @@ def run(args: argparse.Namespace) -> dict:
         return {**answer, "request_id": request.id.hex(), "expires": expires,
                 "next": f"validators approve it: ledger-node validator approve --home THEIR_HOME {request.id.hex()}"}
     if args.action == "quit":
-        return {**submit_record(url, sign_quit(chain_id, key, expires)), "expires": expires}
+        since = membership_since(url, address_of(SigningKey(key).public_key))
+        return {**submit_record(url, sign_quit(chain_id, key, expires, since)), "expires": expires}
     if getattr(args, "set_power", None) is not None:
         if args.power is None:
             raise CommandError("--set-power needs --power P (0 removes the validator)")

@@ -217,7 +217,7 @@ def test_answers_keep_their_keys_types_and_bytes(net):
     _keys(validators, "height", "validators_hash", "total_power", "validators")
     _types(validators, height=int, validators_hash="hex", total_power=int)
     for v in validators["validators"]:
-        _keys(v, "name", "address", "public_key", "power", "proposer_priority")
+        _keys(v, "name", "address", "public_key", "power", "proposer_priority", "since")
         _types(v, name=str, address=str, public_key="hex", power=int, proposer_priority=int)
     first = ok("/v1/validators", height=1)
     _keys(first["validators"][0], "name", "address", "public_key", "power")  # a past height: no priorities

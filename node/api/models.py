@@ -297,6 +297,8 @@ class ValidatorView(Open):
     power: int = Field(description="its voting power")
     proposer_priority: int | Absent = Field(None, description="at the next height: its proposer priority (CometBFT's "
                                                               "weighted round robin)")
+    since: int | Absent = Field(None, description="at the next two heights: the height its membership began (a "
+                                                  "quit names it)")
 
 
 class Validators(Open):

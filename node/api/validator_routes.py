@@ -25,7 +25,6 @@ from node.api.models import error_responses
 from node.crypto import encode_address
 from node.encoding import DecodeError
 from node.ledger.errors import ReconfigError
-from node.reconfig_pool import PoolFullError
 from node.types.reconfig import MAX_INPUT_BYTES, Approval, ChangeRequest, PoolItem, Quit, decode_pool_item, input_kind
 from node.types.validators import ValidatorSet
 
@@ -39,12 +38,15 @@ class SubmitInput(BaseModel):
                                    "approval or a quit")
 
 
-def validator_set_view(validators: ValidatorSet, height: int) -> dict[str, Any]:
+def validator_set_view(validators: ValidatorSet, height: int, since: dict[bytes, int] | None = None) -> dict[str, Any]:
+    """``since``: for the sets of the next two heights, the height each member's membership began (a quit names
+    it)."""
     priorities = validators.priorities
     return {"height": height, "validators_hash": validators.hash.hex(), "total_power": validators.total_power,
             "validators": [{"name": v.name, "address": encode_address(v.address), "public_key": v.public_key.hex(),
                             "power": v.power,
-                            **({"proposer_priority": priorities[i]} if priorities is not None else {})}
+                            **({"proposer_priority": priorities[i]} if priorities is not None else {}),
+                            **({"since": since[v.address]} if since and v.address in since else {})}
                            for i, v in enumerate(validators.validators)]}
 
 
@@ -79,7 +81,8 @@ def add_validator_routes(app: FastAPI, node, guard, api_error, returns) -> None:
         if vs is None:
             raise api_error(404, "validators-not-found", f"the set of height {height} is not known: this node "
                                                          f"knows heights 1 to {node.store.height + 2}")
-        return validator_set_view(vs, height)
+        recent = height > node.store.height and node.store.validator_state is not None
+        return validator_set_view(vs, height, dict(node.store.validator_state.since) if recent else None)
 
     @app.get("/v1/validators/changes", tags=["validators"], dependencies=[guard],
              summary="Heights where the validator set changed", **returns(vm.ValidatorChanges, 400, 503))
@@ -112,18 +115,17 @@ def add_validator_routes(app: FastAPI, node, guard, api_error, returns) -> None:
     @app.post("/v1/validators/inputs", tags=["validators"], status_code=202,
               summary="Submit a change request, approval or quit",
               responses={202: {"model": vm.InputPooled, "description": "checked, pooled and relayed"},
-                         **error_responses(400, 413, 422, 503)})
+                         **error_responses(400, 413, 422)})
     async def submit_input(body: SubmitInput):
         """Check a signed reconfiguration record as the next block would, pool it and relay it (202); 422 with a
-        `reconfig-*` code when it is refused, 503 `reconfig-pool-full`."""
+        `reconfig-*` code when it is refused (a validator's share of the pool is full: `reconfig-too-many-pending`;
+        a power change alone: `reconfig-malformed`, submit an approval of it)."""
         try:
             item = decode_pool_item(bytes.fromhex(body.input))
         except (ValueError, DecodeError) as exc:
             raise api_error(400, "reconfig-malformed", f"not a canonical reconfiguration record: {exc}") from None
         try:
             added = node.reconfig_pool.admit(item)
-        except PoolFullError as exc:
-            raise api_error(503, exc.code, exc.message) from None
         except ReconfigError as exc:
             raise api_error(422, exc.code, exc.message) from None
         return {"id": item.id.hex(), "kind": input_kind(item), "status": "pooled" if added else "already-pooled"}

@@ -70,6 +70,16 @@ class HeightState:
         signer = self._own_signer
         self._signer = signer if signer is not None and signer.address in validators else None
 
+    def validators_for(self, height: int) -> ValidatorSet | None:
+        """The set of ``height`` as far as this node knows it: this height's, the static set when it never
+        changes, else ``validators_of(height)`` (None when that height's set is not known yet)."""
+        if height == self._height or self._validators_of is None:
+            return self._validators
+        try:
+            return self._validators_of(height)
+        except Exception:  # noqa: BLE001  (a height too far ahead: unknown, not an error)
+            return None
+
     def _next_validators(self) -> ValidatorSet:
         """The set of the next height (whose messages may be buffered)."""
         if self._validators_of is None or not self._started:

@@ -124,10 +124,25 @@ def proposer_from_priorities(validators: ValidatorSet, round_: int) -> bytes:
 
     This is how a node whose validator set changes chooses (the ledger carries the priorities from height to
     height, ``node.ledger.validator_state``); for a set that never changed from genesis it agrees with the
-    schedule from zero above, since a height's priorities are then the ones after height-1 steps."""
-    priorities = list(validators.priorities or ())
-    powers = tuple(v.power for v in validators)
-    chosen = 0
-    for _ in range(round_ + 1):
-        chosen = advance_priorities(priorities, powers, validators.total_power)
-    return validators.validators[chosen].address
+    schedule from zero above, since a height's priorities are then the ones after height-1 steps.  The
+    choices of one height are computed once and extended as later rounds are asked for."""
+    priorities = validators.priorities or ()
+    key = (validators.hash, priorities)
+    with _LOCK:
+        entry = _HEIGHT_SCHEDULES.get(key)
+        if entry is None:
+            entry = _HEIGHT_SCHEDULES[key] = ([], list(priorities))
+            while len(_HEIGHT_SCHEDULES) > MAX_CACHED_SETS:
+                _HEIGHT_SCHEDULES.popitem(last=False)
+        else:
+            _HEIGHT_SCHEDULES.move_to_end(key)
+        chosen, state = entry
+        if len(chosen) <= round_:
+            powers = tuple(v.power for v in validators)
+            while len(chosen) <= round_:
+                chosen.append(advance_priorities(state, powers, validators.total_power))
+        return validators.validators[chosen[round_]].address
+
+
+_HEIGHT_SCHEDULES: OrderedDict[tuple[bytes, tuple[int, ...]], tuple[list[int], list[int]]] = OrderedDict()
+"""(set hash, a height's priorities) -> (index chosen in each round so far, priorities after those rounds)."""

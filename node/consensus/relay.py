@@ -168,7 +168,7 @@ class Relay:
         if not driver.can_still_matter(message):
             self.mark_seen(digest)
             return Received(Verdict.STALE, actions)
-        if not self._authentic(message):
+        if self._authentic(message) is False:
             self._remember_forged(digest)
         return Received(Verdict.DROPPED, actions)
 
@@ -190,10 +190,14 @@ class Relay:
             return Received(Verdict.KEPT, actions)
         return Received(Verdict.DROPPED, actions)
 
-    def _authentic(self, message: Proposal | Vote) -> bool:
+    def _authentic(self, message: Proposal | Vote) -> bool | None:
+        """Signed by a member of the set of the message's height (None: that set is not known here yet)."""
         driver = self.driver
         signer = message.proposer if isinstance(message, Proposal) else message.validator
-        member = driver.validators.get(signer)
+        validators = driver.validators_for(message.height)
+        if validators is None:
+            return None
+        member = validators.get(signer)
         if member is None:
             return False
         if isinstance(message, Proposal):
@@ -208,8 +212,10 @@ class Relay:
         if self._buffered_by_signer.get(signer, 0) >= self._max_buffered \
                 or self._buffered_bytes + size > self._max_buffered_bytes:
             return Received(Verdict.DROPPED)
-        if not self._authentic(message):
-            self._remember_forged(digest)
+        authentic = self._authentic(message)
+        if not authentic:
+            if authentic is False:  # a set not known yet proves nothing: the message may come again later
+                self._remember_forged(digest)
             return Received(Verdict.DROPPED)
         self._buffered[digest] = _Buffered(message, payload, size)
         self._buffered_by_signer[signer] = self._buffered_by_signer.get(signer, 0) + 1

@@ -63,6 +63,7 @@ RECONFIG_DUPLICATE_APPROVAL = "reconfig-duplicate-approval"
 RECONFIG_EXPIRED = "reconfig-expired"
 RECONFIG_EXPIRY_TOO_FAR = "reconfig-expiry-too-far"
 RECONFIG_DONE = "reconfig-done"
+RECONFIG_STALE = "reconfig-stale"
 RECONFIG_BAD_POWER = "reconfig-bad-power"
 RECONFIG_TOO_MUCH_CHANGE = "reconfig-too-much-change"
 RECONFIG_EMPTY_SET = "reconfig-empty-set"
@@ -128,10 +129,12 @@ ERROR_CODES: dict[str, str] = {
     RECONFIG_EXPIRED: "the request or quit expired (its expiry height has passed); sign a new one",
     RECONFIG_EXPIRY_TOO_FAR: "the expiry height is further ahead than the reconfiguration window allows",
     RECONFIG_DONE: "this request or quit was already applied; a signed reconfiguration record is used once",
+    RECONFIG_STALE: "the quit names another membership of its key than the current one (signed before the key "
+                    "left and joined again); sign a new one",
     RECONFIG_BAD_POWER: "the power is 0 for a join, above the total power limit, or equal to the current one",
     RECONFIG_TOO_MUCH_CHANGE: "the change would move 1/3 of the voting power or more at one height; split it",
     RECONFIG_EMPTY_SET: "the change would leave the validator set empty",
-    RECONFIG_TOTAL_OVERFLOW: "the change would take the total power above its limit",
+    RECONFIG_TOTAL_OVERFLOW: "the change would take the total power or the number of validators above its limit",
     RECONFIG_TOO_MANY_PENDING: "this validator already has the most open approvals allowed; wait for some to "
                                "apply or expire",
     BLK_INPUTS: "the block carries more reconfiguration inputs than allowed, or its header's inputs_hash does "

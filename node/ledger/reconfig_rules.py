@@ -38,6 +38,7 @@ from node.ledger.errors import (
     RECONFIG_EXPIRY_TOO_FAR,
     RECONFIG_MALFORMED,
     RECONFIG_NOT_VALIDATOR,
+    RECONFIG_STALE,
     RECONFIG_TOO_MANY_PENDING,
     RECONFIG_TOO_MUCH_CHANGE,
     RECONFIG_TOTAL_OVERFLOW,
@@ -47,7 +48,7 @@ from node.ledger.pubkey import is_valid_public_key
 from node.ledger.validator_state import PendingChange, ValidatorState
 from node.types.proposer_priority import advance_priorities, merge_priorities
 from node.types.reconfig import JOIN, NO_SIGNATURE, Approval, ChangeRequest, Quit, ReconfigInput
-from node.types.validators import MAX_NAME_BYTES, MAX_TOTAL_POWER, Validator, ValidatorSet
+from node.types.validators import MAX_NAME_BYTES, MAX_TOTAL_POWER, MAX_VALIDATORS, Validator, ValidatorSet
 
 RECONFIG_WINDOW = 10_000
 """An expiry height may be at most this far above the height of the block that commits the record."""
@@ -85,6 +86,7 @@ class ReconfigBuilder:
             change.request.id: (change.request, list(change.approvers))
             for change in state.pending if change.request.expires >= height}
         self.done: dict[bytes, int] = {item_id: expires for item_id, expires in state.done if expires >= height}
+        self.since: dict[bytes, int] = dict(state.since)
         self.inputs: list[ReconfigInput] = []
         self._finished = False
 
@@ -104,8 +106,9 @@ class ReconfigBuilder:
     def _check_bounds(self, forming: dict[bytes, Validator]) -> None:
         if not forming:
             raise ReconfigError(RECONFIG_EMPTY_SET, "the validator set would be empty")
-        if sum(v.power for v in forming.values()) > MAX_TOTAL_POWER:
-            raise ReconfigError(RECONFIG_TOTAL_OVERFLOW, f"the total power would exceed {MAX_TOTAL_POWER}")
+        if sum(v.power for v in forming.values()) > MAX_TOTAL_POWER or len(forming) > MAX_VALIDATORS:
+            raise ReconfigError(RECONFIG_TOTAL_OVERFLOW, f"the set would exceed its limits: total power "
+                                                         f"{MAX_TOTAL_POWER}, {MAX_VALIDATORS} validators")
         moved = self.changed_power(forming)
         if 3 * moved >= self.base.total_power:
             raise ReconfigError(RECONFIG_TOO_MUCH_CHANGE,
@@ -181,6 +184,9 @@ class ReconfigBuilder:
             self.check_request(request)
         elif approver in pending[1]:
             raise ReconfigError(RECONFIG_DUPLICATE_APPROVAL, "this validator already approved this request")
+        elif request != pending[0]:
+            raise ReconfigError(RECONFIG_MALFORMED, "the approval carries the pending request with other signature "
+                                                    "bytes than the ones on chain")
         if not approval.has_valid_signature(self.chain_id):
             raise ReconfigError(RECONFIG_BAD_SIGNATURE, "the approval is not signed by its approver")
         open_approvals = sum(1 for _, approvers in self.pending.values() if approver in approvers)
@@ -199,6 +205,10 @@ class ReconfigBuilder:
         address = quit_.address
         if address not in self.forming:
             raise ReconfigError(RECONFIG_NOT_VALIDATOR, "the leaving key is not a validator (or already leaves)")
+        since = self.since.get(address)
+        if quit_.since != since:
+            raise ReconfigError(RECONFIG_STALE, f"the quit ends the membership that began at height {quit_.since}; "
+                                                f"this key's membership began at {since}: sign a new quit")
         if not quit_.has_valid_signature(self.chain_id):
             raise ReconfigError(RECONFIG_BAD_SIGNATURE, "the quit is not signed by the leaving validator")
         forming = dict(self.forming)
@@ -234,12 +244,16 @@ class ReconfigBuilder:
         base = self.base
         current = base.with_priorities(merge_priorities(carried, base.addresses, base.total_power))
         nxt = base if self.forming == {v.address: v for v in base} else ValidatorSet(self.forming.values())
+        members = set(current.addresses) | set(nxt.addresses)
+        since = {a: height + 2 if a in nxt and a not in base else self.since[a]  # a newcomer's begins at h+2
+                 for a in members}
         return ValidatorState(
             height=height,
             current=current,
             next=nxt,
             pending=tuple(p for p in kept if p.request.expires > height),
             done=tuple(sorted((i, e) for i, e in self.done.items() if e > height)),
+            since=tuple(sorted(since.items())),
         )
 
 

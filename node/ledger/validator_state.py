@@ -52,6 +52,12 @@ class ValidatorState:
     """Requests still collecting approvals (or approved and waiting for room under the 1/3 bound), oldest first."""
     done: tuple[tuple[bytes, int], ...]
     """(id, expires) of applied requests and quits, sorted by id, kept until they expire: replays are refused."""
+    since: tuple[tuple[bytes, int], ...] = ()
+    """(address, height its membership began) of every member of ``current`` and ``next``, sorted by address: a
+    quit names it, so one signed for an earlier membership of a key is refused."""
+
+    def since_of(self, address: bytes) -> int | None:
+        return dict(self.since).get(address)
 
     @cached_property
     def encoded(self) -> bytes:
@@ -70,6 +76,9 @@ class ValidatorState:
         w.u32(len(self.done))
         for item_id, expires in self.done:
             w.fixed(item_id, HASH_SIZE).u64(expires)
+        w.u32(len(self.since))
+        for address, height in self.since:
+            w.fixed(address, ADDRESS_SIZE).u64(height)
         return w.getvalue()
 
     @cached_property
@@ -96,8 +105,9 @@ class ValidatorState:
             approvers = tuple(r.fixed(ADDRESS_SIZE) for _ in range(r.count(MAX_VALIDATORS)))
             pending.append(PendingChange(request, approvers))
         done = tuple((r.fixed(HASH_SIZE), r.u64()) for _ in range(r.count(MAX_DONE)))
+        since = tuple((r.fixed(ADDRESS_SIZE), r.u64()) for _ in range(r.count(2 * MAX_VALIDATORS)))
         r.finish()
-        return cls(height, current.with_priorities(tuple(priorities)), nxt, tuple(pending), done)
+        return cls(height, current.with_priorities(tuple(priorities)), nxt, tuple(pending), done, since)
 
 
 def write_named_set(w: Writer, validators: ValidatorSet) -> Writer:
@@ -129,4 +139,5 @@ def decode_named_set(data: bytes) -> ValidatorSet:
 
 def genesis_validator_state(validators: ValidatorSet) -> ValidatorState:
     """The state before the first block: the genesis set decides heights 1 and 2, all priorities zero."""
-    return ValidatorState(0, validators.with_priorities((0,) * len(validators)), validators, (), ())
+    return ValidatorState(0, validators.with_priorities((0,) * len(validators)), validators, (), (),
+                          tuple((address, 1) for address in validators.addresses))

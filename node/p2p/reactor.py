@@ -57,6 +57,8 @@ class PeerReactor:
         self.request_timeout_s = request_timeout_s
         self.on_txs: Callable[[list[bytes]], dict] = lambda raw: {}
         self.on_reconfig: Callable[[list[bytes]], None] = lambda raw: None
+        self.reconfig_pool: Callable[[], list[bytes]] = lambda: []
+        """The pooled reconfiguration records' bytes, sent to each peer that connects."""
         """Takes a peer's transactions."""
         self.on_consensus: Callable[[list[tuple[ConsensusMessage | DecodeError, bytes]]], dict] = lambda m: {}
         """Takes a peer's consensus messages, each with its framed bytes."""
@@ -127,6 +129,9 @@ class PeerReactor:
     def link_up(self, link: PeerLink) -> None:
         link.outbox.clear(CONSENSUS)  # stale by now; the round-state exchange re-offers what matters
         link.send(BLOCKSYNC, encode_sync_height(self.own_height()))
+        pooled = self.reconfig_pool()
+        if pooled:
+            link.outbox.put_many(RECONFIG, pooled)
 
     async def request_blocks(self, link: PeerLink, start: int, end: int) -> bytes | None:
         """The peer's block batch for ``start..end`` (it may hold fewer), or None when it did not answer."""

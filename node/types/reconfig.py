@@ -147,7 +147,7 @@ class Approval:
 
 @dataclass(frozen=True)
 class Quit:
-    """A validator leaves the set, signed by its own key."""
+    """A validator leaves the set, signed by its own key, for one membership of that key."""
 
     public_key: bytes
     """33-byte key of the leaving validator."""
@@ -155,10 +155,13 @@ class Quit:
     """u64: last height at which it may be committed."""
     signature: bytes
     """64 bytes by ``public_key``."""
+    since: int = 1
+    """u64: the height the membership it ends began at (1 for genesis members; ``GET /v1/validators`` shows it), so
+    a quit signed before the key left and joined again cannot end the new membership."""
 
     @cached_property
     def unsigned_bytes(self) -> bytes:
-        return Writer().fixed(self.public_key, PUBLIC_KEY_SIZE).u64(self.expires).getvalue()
+        return Writer().fixed(self.public_key, PUBLIC_KEY_SIZE).u64(self.since).u64(self.expires).getvalue()
 
     @cached_property
     def id(self) -> bytes:
@@ -188,7 +191,8 @@ def read_input(r: Reader) -> ReconfigInput:
     if tag == APPROVAL_TAG:
         return Approval(ChangeRequest.read(r), r.fixed(PUBLIC_KEY_SIZE), r.fixed(SIGNATURE_SIZE))
     if tag == QUIT_TAG:
-        return Quit(r.fixed(PUBLIC_KEY_SIZE), r.u64(), r.fixed(SIGNATURE_SIZE))
+        key, since, expires = r.fixed(PUBLIC_KEY_SIZE), r.u64(), r.u64()
+        return Quit(key, expires, r.fixed(SIGNATURE_SIZE), since)
     raise DecodeError(f"unknown reconfiguration input tag {tag:#x}")
 
 
@@ -261,10 +265,11 @@ def sign_approval(chain_id: str, private_key: bytes, request: ChangeRequest) -> 
     return Approval(request, key.public_key, key.sign(Approval.signing_digest(chain_id, request.id)))
 
 
-def sign_quit(chain_id: str, private_key: bytes, expires: int) -> Quit:
+def sign_quit(chain_id: str, private_key: bytes, expires: int, since: int = 1) -> Quit:
+    """A quit of ``private_key``'s membership that began at height ``since`` (1: a genesis member)."""
     key = SigningKey(private_key)
-    unsigned = Quit(key.public_key, expires, NO_SIGNATURE)
-    return Quit(key.public_key, expires, key.sign(unsigned.signing_digest(chain_id)))
+    unsigned = Quit(key.public_key, expires, NO_SIGNATURE, since)
+    return Quit(key.public_key, expires, key.sign(unsigned.signing_digest(chain_id)), since)
 
 
 __all__ = [

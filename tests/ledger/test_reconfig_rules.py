@@ -123,6 +123,19 @@ def test_a_quit_needs_no_approval_and_the_leaver_still_decides_the_next_height()
     assert address(0) not in s2.current and s2.current.total_power == 30
 
 
+def test_a_quit_signed_for_an_earlier_membership_is_refused():
+    state = genesis()
+    first, second = sign_quit(CHAIN, key(0), 10, since=1), sign_quit(CHAIN, key(0), 20, since=1)
+    state = step(step(state, first))
+    assert address(0) not in state.current and state.since_of(address(0)) is None
+    rejoin = sign_join(CHAIN, key(0), 9, "back", 50)
+    state = step(state, *approve(rejoin, 1, 2, 3))
+    assert state.since_of(address(0)) == state.height + 2  # its new membership begins where it applies
+    refused(E.RECONFIG_STALE, state, second)  # signed before it left: cannot end the new membership
+    since = state.since_of(address(0))
+    assert address(0) not in step(state, sign_quit(CHAIN, key(0), 30, since=since)).next
+
+
 def test_power_change_and_forced_removal():
     state = genesis()
     raise_power = power_request(pub(1), 13, expires=20)
@@ -240,6 +253,9 @@ def test_quit_and_power_refusals():
     alone = genesis(10)
     refused(E.RECONFIG_EMPTY_SET, alone, sign_quit(CHAIN, key(0), 10))
     refused(E.RECONFIG_EMPTY_SET, alone, approve(power_request(pub(0), 0, 10), 0)[0])
+    pending = step(state, approve(sign_join(CHAIN, key(9), 1, "n", 50), 0)[0])
+    junk = dataclasses.replace(sign_join(CHAIN, key(9), 1, "n", 50), signature=bytes(64))
+    refused(E.RECONFIG_MALFORMED, pending, approve(junk, 1)[0])  # same request id, other signature bytes
     heavy = genesis(*(MAX_TOTAL_POWER // 4,) * 4)
     refused(E.RECONFIG_TOTAL_OVERFLOW, heavy, approve(sign_join(CHAIN, key(9), 10, "n", 50), 0)[0])
     two_big = genesis(10, 10, 10)
