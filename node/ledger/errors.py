@@ -73,6 +73,13 @@ BLK_INPUTS = "bad-blk-inputs"
 BLK_NEXT_VALIDATORS = "bad-blk-next-validators"
 BLK_RECONFIG_HASH = "bad-blk-reconfig-hash"
 
+# --------------------------------------------------------------------------- snapshot codes
+
+SNAPSHOT_FORMAT = "snapshot-format"
+SNAPSHOT_CHUNK = "snapshot-chunk"
+SNAPSHOT_HEADER = "snapshot-header"
+SNAPSHOT_APP_HASH = "snapshot-app-hash"
+
 # --------------------------------------------------------------------------- genesis and store codes
 
 GENESIS_ALLOCATION = "bad-genesis-allocation"
@@ -141,6 +148,13 @@ ERROR_CODES: dict[str, str] = {
                 "not name them",
     BLK_NEXT_VALIDATORS: "the header's next_validators_hash is not the hash of the next height's validator set",
     BLK_RECONFIG_HASH: "the header's reconfig_hash is not the hash of the validator state after the block",
+    SNAPSHOT_FORMAT: "a snapshot manifest or file of another format version, or one that does not decode "
+                     "(truncated): take or fetch a snapshot made by this release",
+    SNAPSHOT_CHUNK: "a snapshot chunk that does not match its manifest (hash, partition, order, count) or does not "
+                    "decompress; it is dropped and fetched from another peer",
+    SNAPSHOT_HEADER: "a snapshot whose manifest is not about the certified header of its height (block, app "
+                     "hash, validator set or state), or of another chain",
+    SNAPSHOT_APP_HASH: "the snapshot's outputs do not hash to the certified app hash; nothing of it is kept",
     GENESIS_ALLOCATION: "a genesis allocation has a bad address or amount, or they sum above MAX_SUPPLY",
     STORE_NOT_INITIALIZED: "the store holds no genesis yet; run init first",
     STORE_GENESIS_MISMATCH: "the store was initialized with a different genesis",
@@ -177,6 +191,10 @@ class BlockError(LedgerError):
 
 class ReconfigError(LedgerError):
     """A reconfiguration input (approval, quit) that breaks a rule; the validator set is unchanged."""
+
+
+class SnapshotError(LedgerError):
+    """A snapshot (manifest, chunk or file) that does not check out; nothing of it becomes state."""
 
 
 class GenesisAllocationError(LedgerError):

@@ -447,5 +447,7 @@ def test_store_format(tmp_path):
 def test_every_code_has_a_test():
     """Runs last in this file: every documented code was raised (or shown) above."""
     from tests.ledger.test_reconfig_rules import RECONFIG_CODES  # shown there, one test per code
+    from tests.ledger.test_snapshot import SNAPSHOT_CODES  # shown there
 
-    assert set(ERROR_CODES) == TESTED | {E.TX_MEMPOOL_CONFLICT} | RECONFIG_CODES, set(ERROR_CODES) ^ TESTED
+    assert set(ERROR_CODES) == TESTED | {E.TX_MEMPOOL_CONFLICT} | RECONFIG_CODES | SNAPSHOT_CODES, \
+        set(ERROR_CODES) ^ TESTED

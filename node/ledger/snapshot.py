@@ -1,0 +1,265 @@
+"""Snapshots of the replicated state: content-addressed chunks of the UTXO set, and a manifest that names them.
+
+A snapshot at height H holds what the transition function reads after block
+H: the UTXO set, the validator state (``node.ledger.validator_state``) and
+the validator set of H itself (the set that signed H, which a node needs to
+check the certificate the next block carries).  The UTXO set is cut by a
+fixed partition of the outpoint space: chunk *i* holds the outputs whose
+txid starts with byte *i* (``CHUNKS`` = 256 chunks), sorted by outpoint.  So
+a chunk's content, and its hash (SHA-256 of its uncompressed bytes), depends
+only on the outputs in its range: a node that already holds a chunk from an
+interrupted transfer or an older snapshot fetches only the chunks whose hash
+differs.  Chunks travel and rest compressed (zlib).
+
+Anyone can check a snapshot against a certified header of its height: the
+manifest names the header's hash, its validator state hashes to the header's
+``reconfig_hash``, its set of H to ``validators_hash``, and the MuHash of all
+chunks' outputs (each chunk's part combined) is the header's ``app_hash``.
+Nothing of a snapshot becomes state before all of that holds.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+
+from node.crypto import ADDRESS_SIZE, sha256
+from node.encoding import DecodeError, Reader, Writer
+from node.ledger.errors import (
+    SNAPSHOT_APP_HASH,
+    SNAPSHOT_CHUNK,
+    SNAPSHOT_FORMAT,
+    SNAPSHOT_HEADER,
+    SnapshotError,
+)
+from node.ledger.muhash import MuHash
+from node.ledger.state import UtxoEntry, utxo_element
+from node.ledger.validator_state import ValidatorState, decode_named_set
+from node.types.block import Header
+from node.types.hashes import HASH_SIZE
+from node.types.transaction import OutPoint
+from node.types.validators import ValidatorSet
+
+SNAPSHOT_FORMAT_VERSION = 1
+CHUNKS = 256
+"""Chunk *i* holds the outputs whose txid's first byte is *i*."""
+MAX_CHUNK_BYTES = 64 * 1024 * 1024
+"""Largest uncompressed chunk accepted (about 900,000 outputs)."""
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+_RECORD = 32 + 4 + ADDRESS_SIZE + 8 + 8
+_CHUNK_TAG = "ledger/snapshot-chunk"
+_MANIFEST_TAG = "ledger/snapshot"
+
+
+def chunk_index(outpoint: OutPoint) -> int:
+    """Which chunk an output belongs to."""
+    return outpoint.txid[0]
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    """What the manifest says of one chunk."""
+
+    hash: bytes
+    """SHA-256 of the chunk's uncompressed bytes: its address."""
+    outputs: int
+    """How many outputs it holds."""
+    size: int
+    """Its compressed size in bytes."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A snapshot's table of contents, and what it claims about the state at ``height``."""
+
+    chain_id: str
+    """The chain."""
+    height: int
+    """The block after which this is the state."""
+    block_hash: bytes
+    """Hash of block ``height`` (its header certifies everything below)."""
+    app_hash: bytes
+    """The header's app hash: MuHash of the UTXO set the chunks hold."""
+    validators: bytes
+    """The validator set of ``height`` with names (``validator_state.encode_named_set``)."""
+    validator_state: bytes
+    """The validator state after ``height`` (``ValidatorState.encoded``)."""
+    chunks: tuple[ChunkRef, ...]
+    """One per partition, ``CHUNKS`` of them, in order."""
+
+    @cached_property
+    def encoded(self) -> bytes:
+        w = (Writer().text(_MANIFEST_TAG).u32(SNAPSHOT_FORMAT_VERSION).text(self.chain_id).u64(self.height)
+             .fixed(self.block_hash, HASH_SIZE).fixed(self.app_hash, HASH_SIZE).var_bytes(self.validators)
+             .var_bytes(self.validator_state).u32(len(self.chunks)))
+        for ref in self.chunks:
+            w.fixed(ref.hash, HASH_SIZE).u64(ref.outputs).u64(ref.size)
+        return w.getvalue()
+
+    @cached_property
+    def hash(self) -> bytes:
+        return sha256(self.encoded)
+
+    @property
+    def outputs(self) -> int:
+        return sum(ref.outputs for ref in self.chunks)
+
+    @property
+    def size(self) -> int:
+        """Compressed bytes of all chunks."""
+        return sum(ref.size for ref in self.chunks)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Manifest:
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise SnapshotError(SNAPSHOT_FORMAT, f"a manifest is at most {MAX_MANIFEST_BYTES} bytes")
+        try:
+            r = Reader(data)
+            if r.text(64) != _MANIFEST_TAG:
+                raise DecodeError("not a snapshot manifest")
+            version = r.u32()
+            if version != SNAPSHOT_FORMAT_VERSION:
+                raise SnapshotError(SNAPSHOT_FORMAT, f"snapshot format {version}; this release reads "
+                                                     f"{SNAPSHOT_FORMAT_VERSION}: take a snapshot with this release")
+            manifest = cls(r.text(64), r.u64(), r.fixed(HASH_SIZE), r.fixed(HASH_SIZE), r.var_bytes(1 << 24),
+                           r.var_bytes(MAX_MANIFEST_BYTES),
+                           tuple(ChunkRef(r.fixed(HASH_SIZE), r.u64(), r.u64()) for _ in range(r.count(CHUNKS))))
+            r.finish()
+        except DecodeError as exc:
+            raise SnapshotError(SNAPSHOT_FORMAT, f"the manifest does not decode: {exc}") from None
+        if len(manifest.chunks) != CHUNKS:
+            raise SnapshotError(SNAPSHOT_FORMAT, f"a manifest names {CHUNKS} chunks, this one {len(manifest.chunks)}")
+        return manifest
+
+    def state(self) -> ValidatorState:
+        try:
+            return ValidatorState.decode(self.validator_state)
+        except DecodeError as exc:
+            raise SnapshotError(SNAPSHOT_FORMAT, f"the manifest's validator state does not decode: {exc}") from None
+
+    def validator_set(self) -> ValidatorSet:
+        try:
+            return decode_named_set(self.validators)
+        except DecodeError as exc:
+            raise SnapshotError(SNAPSHOT_FORMAT, f"the manifest's validator set does not decode: {exc}") from None
+
+
+# ---------------------------------------------------------------------------- chunks
+
+
+def encode_chunk(index: int, outputs: Iterable[tuple[OutPoint, UtxoEntry]]) -> bytes:
+    """The uncompressed bytes of chunk ``index`` (``outputs`` sorted by outpoint, all in its partition)."""
+    items = list(outputs)
+    w = Writer().text(_CHUNK_TAG).u32(index).u32(len(items))
+    for outpoint, entry in items:
+        w.fixed(outpoint.txid, HASH_SIZE).u32(outpoint.index).raw(entry.encode())
+    return w.getvalue()
+
+
+def compress_chunk(raw: bytes) -> bytes:
+    return zlib.compress(raw, 6)
+
+
+def decode_chunk(index: int, compressed: bytes, ref: ChunkRef) -> list[tuple[OutPoint, UtxoEntry]]:
+    """The outputs of a received chunk, checked against the manifest's ``ref`` (``snapshot-chunk`` otherwise):
+    it decompresses to bytes of the named hash, holds outputs of its own partition only, sorted and distinct."""
+    try:
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(compressed, MAX_CHUNK_BYTES + 1)
+        if len(raw) > MAX_CHUNK_BYTES or inflater.unconsumed_tail or not inflater.eof:
+            raise SnapshotError(SNAPSHOT_CHUNK, f"chunk {index} is not a whole zlib stream under "
+                                                f"{MAX_CHUNK_BYTES} bytes")
+    except zlib.error as exc:
+        raise SnapshotError(SNAPSHOT_CHUNK, f"chunk {index} does not decompress: {exc}") from None
+    if sha256(raw) != ref.hash:
+        raise SnapshotError(SNAPSHOT_CHUNK, f"chunk {index} does not hash to what the manifest names")
+    try:
+        r = Reader(raw)
+        if r.text(64) != _CHUNK_TAG or r.u32() != index:
+            raise DecodeError("not this chunk")
+        count = r.count(MAX_CHUNK_BYTES // _RECORD)
+        out = []
+        last = b""
+        for _ in range(count):
+            txid, vout = r.fixed(HASH_SIZE), r.u32()
+            entry = UtxoEntry.decode(r.fixed(ADDRESS_SIZE + 16))
+            key = txid + vout.to_bytes(4, "big")
+            if txid[0] != index or key <= last or entry.amount <= 0:
+                raise DecodeError("outputs out of order, outside the partition, or empty")
+            last = key
+            out.append((OutPoint(txid, vout), entry))
+        r.finish()
+    except DecodeError as exc:
+        raise SnapshotError(SNAPSHOT_CHUNK, f"chunk {index} is malformed: {exc}") from None
+    if len(out) != ref.outputs:
+        raise SnapshotError(SNAPSHOT_CHUNK, f"chunk {index} holds {len(out)} outputs, the manifest says "
+                                            f"{ref.outputs}")
+    return out
+
+
+def chunk_muhash(outputs: Iterable[tuple[OutPoint, UtxoEntry]]) -> MuHash:
+    """The MuHash of one chunk's outputs (the chunks' combine to the app hash)."""
+    muhash = MuHash()
+    muhash.add_many(utxo_element(op, entry) for op, entry in outputs)
+    return muhash
+
+
+# ---------------------------------------------------------------------------- building and checking
+
+
+def partition(outputs: Iterable[tuple[OutPoint, UtxoEntry]]) -> Iterator[tuple[int, list[tuple[OutPoint, UtxoEntry]]]]:
+    """(index, outputs) for every chunk, in order, from ``outputs`` sorted by outpoint (the store's order)."""
+    current: list[tuple[OutPoint, UtxoEntry]] = []
+    index = 0
+    for outpoint, entry in outputs:
+        i = chunk_index(outpoint)
+        if i < index:
+            raise ValueError("outputs must come sorted by outpoint")
+        while i > index:
+            yield index, current
+            current, index = [], index + 1
+        current.append((outpoint, entry))
+    while index < CHUNKS:
+        yield index, current
+        current, index = [], index + 1
+
+
+def build_snapshot(outputs: Iterable[tuple[OutPoint, UtxoEntry]], header: Header, validators: bytes,
+                   validator_state: bytes) -> tuple[Manifest, list[bytes]]:
+    """The manifest and the compressed chunks of the state after ``header``'s block."""
+    refs, chunks = [], []
+    for index, items in partition(outputs):
+        raw = encode_chunk(index, items)
+        compressed = compress_chunk(raw)
+        refs.append(ChunkRef(sha256(raw), len(items), len(compressed)))
+        chunks.append(compressed)
+    manifest = Manifest(header.chain_id, header.height, header.hash, header.app_hash, validators, validator_state,
+                        tuple(refs))
+    return manifest, chunks
+
+
+def check_manifest(manifest: Manifest, header: Header) -> ValidatorState:
+    """The manifest is about ``header`` (a certified header of its height) and its validator data is the one the
+    header names; returns the validator state (``snapshot-header`` otherwise)."""
+    if header.chain_id != manifest.chain_id or header.height != manifest.height \
+            or header.hash != manifest.block_hash or header.app_hash != manifest.app_hash:
+        raise SnapshotError(SNAPSHOT_HEADER, f"the snapshot claims block {manifest.block_hash.hex()[:16]} at "
+                                             f"{manifest.height}; the certified header is another")
+    state = manifest.state()
+    if state.hash != header.reconfig_hash or state.height != header.height:
+        raise SnapshotError(SNAPSHOT_HEADER, "the snapshot's validator state is not the one the header names")
+    if manifest.validator_set().hash != header.validators_hash:
+        raise SnapshotError(SNAPSHOT_HEADER, "the snapshot's validator set is not the one that signed its height")
+    return state
+
+
+def check_app_hash(manifest: Manifest, parts: Iterable[MuHash]) -> None:
+    """The chunks' outputs hash to the manifest's (the header's) app hash (``snapshot-app-hash`` otherwise)."""
+    total = MuHash()
+    for part in parts:
+        total.combine(part)
+    if total.digest() != manifest.app_hash:
+        raise SnapshotError(SNAPSHOT_APP_HASH, f"the snapshot's outputs hash to {total.digest().hex()[:16]}..., "
+                                               f"the certified app hash is {manifest.app_hash.hex()[:16]}...")

@@ -1,0 +1,125 @@
+"""Snapshots: chunks by a fixed partition of the outpoint space, a manifest checked against a certified header, and
+every way a bad chunk, manifest or file is refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+
+import pytest
+
+from node.crypto import sha256
+from node.ledger import errors as E
+from node.ledger.reconfig_rules import apply_inputs
+from node.ledger.rules import BlockBuilder, execute_block
+from node.ledger.snapshot import (
+    CHUNKS,
+    ChunkRef,
+    Manifest,
+    build_snapshot,
+    check_app_hash,
+    check_manifest,
+    chunk_muhash,
+    decode_chunk,
+    encode_chunk,
+)
+from node.ledger.state import fee_outpoint
+from node.ledger.store import Store
+from node.ledger.validator_state import encode_named_set
+from node.types.block import Block, Header
+from node.types.commit import Commit
+from node.types.reconfig import inputs_hash
+from node.types.transaction import OutPoint
+from tests.ledger.ledger_helpers import CHAIN, PROPOSER, allocations, gen_op, key, transfer
+from tests.ledger.test_reconfig_rules import validator_set
+from tests.ledger.test_reconfig_store import commit
+
+SNAPSHOT_CODES = {E.SNAPSHOT_FORMAT, E.SNAPSHOT_CHUNK, E.SNAPSHOT_HEADER, E.SNAPSHOT_APP_HASH}
+TESTED: set[str] = set()
+
+
+def refused(code: str, fn, *args):
+    with pytest.raises(E.SnapshotError) as info:
+        fn(*args)
+    assert info.value.code == code and code in E.ERROR_CODES, info.value
+    TESTED.add(code)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.open(str(tmp_path / "db"))
+    s.initialize_genesis(CHAIN, b"G" * 32, allocations(300, 1_000), b"{}", validators=validator_set(10, 10, 10, 10))
+    commit(s)
+    yield s
+    s.close()
+
+
+def snapshot_of(store: Store):
+    header = store.get_header(store.height)
+    validators = encode_named_set(store.get_validators(store.height))
+    return build_snapshot(store.iter_utxos(), header, validators, store.validator_state.encoded)
+
+
+def test_a_snapshot_checks_out_against_its_header(store):
+    manifest, chunks = snapshot_of(store)
+    header = store.get_header(store.height)
+    assert len(chunks) == CHUNKS == len(manifest.chunks) and manifest.outputs == 300
+    assert Manifest.decode(manifest.encoded) == manifest
+    state = check_manifest(manifest, header)
+    assert state == store.validator_state
+    outputs = [decode_chunk(i, chunks[i], manifest.chunks[i]) for i in range(CHUNKS)]
+    assert [o for part in outputs for o in part] == list(store.iter_utxos())  # the store's order, chunk by chunk
+    check_app_hash(manifest, (chunk_muhash(part) for part in outputs))
+    assert all(op.txid[0] == i for i, part in enumerate(outputs) for op, _ in part)
+
+
+def test_chunks_are_addressed_by_content(store):
+    manifest, _ = snapshot_of(store)
+    # spend one output: only the chunks of the spent output, the new ones and the fee output change
+    spent = gen_op(0)
+    tx = transfer([(spent, key(0))], [(bytes(20), 999)])
+    height = store.height + 1
+    builder = BlockBuilder(store, CHAIN, height, PROPOSER, store.muhash_state)
+    builder.add(tx)
+    result = builder.finish()
+    before = store.validator_state
+    after = apply_inputs(before, CHAIN, height, [])
+    header = Header(CHAIN, height, 1_000 * height, store.tip_hash, result.tx_root, result.app_hash, PROPOSER,
+                    bytes(32), before.current.hash, before.next.hash, inputs_hash([]), after.hash)
+    block = Block(header, (tx,), None, ())
+    store.commit_block(block, Commit(height, 0, block.hash, ()), execute_block(block, store, CHAIN, 100, 1 << 20))
+    later, _ = snapshot_of(store)
+    changed = {i for i in range(CHUNKS) if manifest.chunks[i].hash != later.chunks[i].hash}
+    touched = {spent.txid[0], tx.txid[0]} | ({fee_outpoint(CHAIN, height).txid[0]} if result.fees else set())
+    assert changed == touched
+
+
+def test_bad_chunks_manifests_and_files_are_refused(store):
+    manifest, chunks = snapshot_of(store)
+    header = store.get_header(store.height)
+    index = next(i for i, ref in enumerate(manifest.chunks) if ref.outputs > 1)
+    ref = manifest.chunks[index]
+    refused(E.SNAPSHOT_CHUNK, decode_chunk, index, chunks[index][:-3], ref)  # truncated stream
+    refused(E.SNAPSHOT_CHUNK, decode_chunk, index, b"not zlib", ref)
+    refused(E.SNAPSHOT_CHUNK, decode_chunk, index + 1, chunks[index], ref)  # hash names chunk index, not index+1
+    raw_other = encode_chunk(index, [])
+    refused(E.SNAPSHOT_CHUNK, decode_chunk, index, chunks[index], ChunkRef(sha256(raw_other), ref.outputs, ref.size))
+    outside = encode_chunk(index, [(OutPoint(bytes([(index + 1) % 256]) + bytes(31), 0),
+                                    next(iter(store.iter_utxos()))[1])])
+    refused(E.SNAPSHOT_CHUNK, decode_chunk, index, zlib.compress(outside), ChunkRef(sha256(outside), 1, 1))
+    other_header = dataclasses.replace(header, app_hash=bytes(32))
+    refused(E.SNAPSHOT_HEADER, check_manifest, manifest, other_header)
+    refused(E.SNAPSHOT_HEADER, check_manifest, dataclasses.replace(manifest, validator_state=store.validator_state
+                                                                    .encoded[:-1] + b"\x09"), header)
+    lying = dataclasses.replace(manifest, app_hash=bytes(32))
+    parts = [chunk_muhash(decode_chunk(i, chunks[i], manifest.chunks[i])) for i in range(CHUNKS)]
+    refused(E.SNAPSHOT_APP_HASH, check_app_hash, lying, parts)
+    refused(E.SNAPSHOT_FORMAT, Manifest.decode, manifest.encoded[:-10])
+    newer = bytearray(manifest.encoded)
+    at = len(b"ledger/snapshot") + 4
+    newer[at:at + 4] = (2).to_bytes(4, "big")
+    refused(E.SNAPSHOT_FORMAT, Manifest.decode, bytes(newer))
+
+
+def test_every_snapshot_code_is_shown():
+    assert SNAPSHOT_CODES <= TESTED, SNAPSHOT_CODES - TESTED
