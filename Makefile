@@ -39,7 +39,7 @@ bench: $(STAMP)
 	$(BIN)/ledger-devnet bench --validators 4 --duration 60 --max --json bench-result.json
 
 simulate: $(STAMP)
-	$(BIN)/ledger-node simulate --seeds 1000 --validators 4 --byzantine 1
+	$(BIN)/ledger-node simulate --seeds 1000 --validators 4-7 --byzantine f
 
 clean:
 	rm -rf $(VENV) .devnet build *.egg-info

@@ -25,15 +25,27 @@ A "lag" fault mix pauses one honest node (it hears nothing and its timers
 wait, as under SIGSTOP) long enough to fall heights behind, while a
 Byzantine node that "quits" goes silent during the pause.
 
+With reconfiguration (``ledger-node simulate``'s default; ``run_simulation(...,
+reconfig=True)``) the validator set changes during the run through the
+ledger's own rules: values carry signed approvals and quits
+(``node.types.reconfig``), every node derives its ``ValidatorState`` per height
+with ``apply_inputs`` and gives its driver ``validators_of`` from it, as the
+node does.  Spare nodes follow the chain from the start and join; members
+quit, change power or rotate keys (and keep following); the operators never
+let the Byzantine validators reach a third of any set's power.
+
 Checked at every step: no two honest nodes decide different values at one
 height (safety), every decision is a valid value with a certificate that
-verifies (validity), and every honest node decides height k by
-``GST + k * HEIGHT_BOUND_MS`` (liveness).
+verifies against its height's set (validity), every honest node computes the
+same validator state after each height, and every honest node (followers
+included) decides height k by ``GST + k * HEIGHT_BOUND_MS`` (liveness).
 
 The parts: ``world`` (the clock, the network and the run loop), ``nodes``
-(the simulated validators and their values), ``faults`` (the fault mixes),
-``byzantine`` (the behaviours), ``invariants`` (the checks and the result)
-and ``cli`` (``ledger-node simulate`` and ``python -m simulation``).
+(the simulated nodes, their keys and signers), ``chain`` (values, validity
+and each node's validator state), ``reconfig`` (the operators' schedule of set
+changes), ``faults`` (the fault mixes), ``byzantine`` (the behaviours),
+``invariants`` (the checks and the result) and ``cli`` (``ledger-node
+simulate`` and ``python -m simulation``).
 """
 
 from simulation.byzantine import BEHAVIOURS

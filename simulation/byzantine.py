@@ -6,7 +6,8 @@ Each Byzantine validator has one behaviour for the whole run:
 * ``double-vote``: sends each half a different vote, and sometimes everyone the second;
 * ``silent``: sends nothing; ``quits``: goes silent for good at some point;
 * ``invalid-votes``: votes for invalid or unknown blocks;
-* ``invalid-proposal``: proposes invalid blocks or blocks for another height;
+* ``invalid-proposal``: proposes invalid blocks, blocks for another height, or (with reconfiguration) blocks
+  whose reconfiguration input the ledger refuses (an honest member's quit under the Byzantine key);
 * ``future``: adds messages for later heights and rounds;
 * ``split``: colludes with the other "split" validators to show each half of the honest nodes its own
   block, with votes for it;
@@ -20,7 +21,9 @@ from typing import TYPE_CHECKING
 
 from node.consensus.messages import Proposal, Vote, VoteType
 from node.consensus.round_status import Decided
-from node.crypto import sha256
+from node.crypto import SigningKey, sha256
+from node.types.reconfig import NO_SIGNATURE, Quit
+from simulation.chain import CHAIN_ID, encode_value
 from simulation.nodes import SimNode, UnguardedSigner, invalid_value, simulated_value
 
 if TYPE_CHECKING:
@@ -54,6 +57,16 @@ def tampered(message: object) -> object:
 
 
 # ---------------------------------------------------------------------------- behaviours
+
+
+def forged_input_value(sim: Simulation, node: SimNode, height: int, round_: int) -> bytes:
+    """A valid payload carrying an honest member's quit signed with this Byzantine node's key: invalid."""
+    signer = unguarded_signer(node)
+    victim = sim.rng.choice(sim.honest)
+    unsigned = Quit(victim.public_key, height + 10, NO_SIGNATURE)
+    forged = Quit(unsigned.public_key, unsigned.expires,
+                  SigningKey(signer.private_key).sign(unsigned.signing_digest(CHAIN_ID)))
+    return encode_value(simulated_value(height, round_, node.index, sim.rng.getrandbits(63)), (forged,))
 
 
 def _halves(sim: Simulation, node: SimNode) -> tuple[list[int], list[int]]:
@@ -95,8 +108,12 @@ def send_proposal(sim: Simulation, node: SimNode, p: Proposal) -> None:
             sim.send(node.index, peer, tampered_proposal(p))
         return
     if b == "invalid-proposal":
-        bad = invalid_value(p.height, sim.rng.getrandbits(63)) if sim.rng.random() < 0.5 \
-            else simulated_value(p.height + 1, p.round, node.index, sim.rng.getrandbits(63))
+        if sim.reconfig and sim.rng.random() < 1 / 3:
+            bad = forged_input_value(sim, node, p.height, p.round)
+        elif sim.rng.random() < 0.5:
+            bad = invalid_value(p.height, sim.rng.getrandbits(63))
+        else:
+            bad = simulated_value(p.height + 1, p.round, node.index, sim.rng.getrandbits(63))
         sim.broadcast(node.index, signer.sign_proposal(p.height, p.round, -1, sha256(bad), bad))
         return
     if b == "split":

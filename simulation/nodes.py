@@ -13,29 +13,20 @@ from node.consensus.wal import MemoryWAL
 from node.crypto import N as CURVE_ORDER
 from node.crypto import address_hash, derive_public_key, sha256
 from node.types.commit import Commit
+from node.types.validators import ValidatorSet
+from simulation.chain import (  # noqa: F401 (re-exported: the values the behaviours forge)
+    CHAIN_ID,
+    NodeLedger,
+    encode_value,
+    invalid_value,
+    is_valid_value,
+    simulated_value,
+)
 
 if TYPE_CHECKING:
     from simulation.world import Simulation
 
-CHAIN_ID = "sim"
 SIM_TIMEOUTS = TimeoutParams(propose_ms=200, prevote_ms=100, precommit_ms=100, delta_ms=50)
-
-
-# ---------------------------------------------------------------------------- values
-
-
-def simulated_value(height: int, round_: int, node: int, nonce: int) -> bytes:
-    return b"V" + height.to_bytes(8, "big") + round_.to_bytes(4, "big") + node.to_bytes(2, "big") \
-        + nonce.to_bytes(8, "big")
-
-
-def invalid_value(height: int, nonce: int) -> bytes:
-    return b"X" + height.to_bytes(8, "big") + nonce.to_bytes(8, "big")
-
-
-def is_valid_value(height: int, value: bytes) -> bool:
-    """The simulated ledger rule: a 23-byte 'V' record naming its own height."""
-    return len(value) == 23 and value[:1] == b"V" and int.from_bytes(value[1:9], "big") == height
 
 
 # ---------------------------------------------------------------------------- keys and signers
@@ -78,13 +69,17 @@ class UnguardedSigner:
 
 
 class SimNode:
-    """One validator: a driver plus what survives a crash (signer, WAL, decided blocks)."""
+    """One node: a driver plus what survives a crash (signer, WAL, decided blocks and the validator state).
 
-    def __init__(self, sim: Simulation, index: int, key: bytes, behaviour: str | None):
+    Its key is a validator at the heights whose set holds it (its driver signs only there); before it joins
+    and after it quits the node follows the chain."""
+
+    def __init__(self, sim: Simulation, index: int, key: bytes, behaviour: str | None, genesis: ValidatorSet):
         self.sim = sim
         self.index = index
         self.behaviour = behaviour
         self.honest = behaviour is None
+        self.public_key = derive_public_key(key)
         self.signer = MemorySigner(key, CHAIN_ID) if self.honest else UnguardedSigner(key, CHAIN_ID)
         self.wal = MemoryWAL() if self.honest else None
         self.up = True
@@ -98,6 +93,8 @@ class SimNode:
         """For the "quits" behaviour: when it goes silent for good."""
         self.crash_on_sign = False
         """Crash right after the next signature, before the message leaves (the "torn" mix)."""
+        self.ledger = NodeLedger(genesis)
+        """The validator state after each height this node decided (survives a crash: it is the chain's)."""
         self.driver = self.new_driver()
         self.relay = Relay(self.driver, self.decided_at)
 
@@ -107,14 +104,22 @@ class SimNode:
         return None if entry is None else (entry[0], entry[2])
 
     def _get_value(self, height: int, round_: int) -> bytes:
+        """A fresh value: a payload, plus the operators' pending reconfiguration inputs in a run with them."""
         self.nonce += 1
-        return simulated_value(height, round_, self.index, self.sim.rng.getrandbits(63) ^ self.nonce)
+        payload = simulated_value(height, round_, self.index, self.sim.rng.getrandbits(63) ^ self.nonce)
+        operator = self.sim.operator
+        if operator is None:
+            return payload
+        return encode_value(payload, operator.inputs_for(self.ledger.state_before(height), height))
 
     def new_driver(self) -> ConsensusDriver:
-        """A fresh driver (at start, and after a restart from the signer and WAL)."""
-        return ConsensusDriver(chain_id=CHAIN_ID, validators=self.sim.validators, signer=self.signer,
-                               params=SIM_TIMEOUTS, is_valid=is_valid_value, value_id=sha256,
-                               get_value=self._get_value, now_ms=lambda: self.sim.now, wal=self.wal)
+        """A fresh driver (at start, and after a restart from the signer and WAL), with the node's wiring:
+        the set of each height from this node's own validator state."""
+        ledger = self.ledger
+        return ConsensusDriver(chain_id=CHAIN_ID, validators=ledger.validators_of(self.next_height),
+                               signer=self.signer, params=SIM_TIMEOUTS, is_valid=ledger.is_valid, value_id=sha256,
+                               get_value=self._get_value, now_ms=lambda: self.sim.now, wal=self.wal,
+                               validators_of=ledger.validators_of)
 
     @property
     def next_height(self) -> int:

@@ -16,9 +16,10 @@ from node.consensus.actions import BroadcastProposal, BroadcastVote, Decide, Rep
 from node.consensus.messages import Proposal, Vote
 from node.consensus.relay import STATUS_INTERVAL_MS, Relay
 from node.consensus.round_status import Decided, RoundStatus
-from node.crypto import derive_public_key
+from node.crypto import address_hash, derive_public_key
 from node.types.validators import Validator, ValidatorSet
 from simulation.byzantine import BEHAVIOURS, send_proposal, send_vote, tampered, tampered_proposal
+from simulation.chain import CHAIN_ID
 from simulation.faults import FAULT_MIXES, POST_GST_DELAY_MS
 from simulation.invariants import (
     HEIGHT_BOUND_MS,
@@ -27,8 +28,10 @@ from simulation.invariants import (
     check_decision_height,
     check_end,
     check_liveness,
+    check_validator_state,
 )
 from simulation.nodes import SimNode, key_for
+from simulation.reconfig import EXPIRY_MARGIN, Operator, plan_changes
 
 GOSSIP_MS = STATUS_INTERVAL_MS
 """Each honest node sends its peers its round status this often (the runtime's interval)."""
@@ -49,7 +52,7 @@ class Simulation:
     """One seeded run: the nodes, the event queue and the network between them."""
 
     def __init__(self, seed: int, validators: int, byzantine: int, heights: int, fault_mix: str | None,
-                 behaviours: tuple[str, ...] | None, weighted: bool = False):
+                 behaviours: tuple[str, ...] | None, weighted: bool = False, reconfig: bool = False):
         self.rng = random.Random(seed)
         rng = self.rng
         self.mix = FAULT_MIXES[fault_mix] if fault_mix is not None else FAULT_MIXES[rng.choice(sorted(FAULT_MIXES))]
@@ -65,13 +68,25 @@ class Simulation:
                 powers[i] = 1
         self.validators = ValidatorSet(Validator(f"sim{i}", derive_public_key(k), powers[i])
                                        for i, k in enumerate(keys))
+        """The genesis set (the set of every height in a run without reconfiguration)."""
+        self.reconfig = reconfig
+        spares = rng.randint(1, 2) if reconfig else 0
+        keys += [key_for(seed, i) for i in range(validators, validators + spares)]  # followers that may join
         pool = behaviours or BEHAVIOURS
         self.nodes: list[SimNode] = []
         for i, key in enumerate(keys):
             behaviour = rng.choice(pool) if i in byz else None
-            self.nodes.append(SimNode(self, i, key, behaviour))
+            self.nodes.append(SimNode(self, i, key, behaviour, self.validators))
+        self.operator: Operator | None = None
+        """The operators' schedule of set changes (None: the set never changes)."""
+        if reconfig:
+            node_of = {address_hash(derive_public_key(k)): i for i, k in enumerate(keys)}
+            members = [node_of[v.address] for v in self.validators]
+            changes = plan_changes(rng, self.validators, members, byz, range(validators, len(keys)), heights)
+            self.operator = Operator(CHAIN_ID, keys, byz, changes, heights + EXPIRY_MARGIN)
         self.honest = [n for n in self.nodes if n.honest]
         self.byzantine = [n for n in self.nodes if not n.honest]
+        self.byzantine_addresses = {n.signer.address for n in self.byzantine}
         shuffled = [n.index for n in self.honest]
         rng.shuffle(shuffled)
         self.group = {idx: (pos % 2) for pos, idx in enumerate(shuffled)}  # split attack halves
@@ -82,10 +97,13 @@ class Simulation:
         self.now = 0
         self.decisions: dict[int, bytes] = {}
         """Per height, the value the first honest node decided."""
+        self.state_hashes: dict[int, bytes] = {}
+        """Per height, the hash of the validator state after it, as the first honest node computed it."""
         self.next_deadline = self.gst + HEIGHT_BOUND_MS
         """When liveness is checked next."""
         self.result = SimResult(seed, validators, byzantine, heights, self.mix.name,
-                                tuple(n.behaviour for n in self.byzantine if n.behaviour is not None), self.gst)
+                                tuple(n.behaviour for n in self.byzantine if n.behaviour is not None), self.gst,
+                                reconfig=reconfig)
 
     # ------------------------------------------------------------------ clock and network
 
@@ -160,6 +178,17 @@ class Simulation:
             node.decide_times.append(self.now)
         if self.result.safety_violations:
             return
+        try:
+            state = node.ledger.commit(d.height, d.value)
+        except ValueError as exc:  # a decision this node's ledger cannot apply
+            if node.honest:
+                self.result.safety_violations.append(f"node {node.index}: {exc}")
+            node.up = False
+            return
+        if node.honest:
+            check_validator_state(self, node, state)
+            if self.result.safety_violations:
+                return
         self.start_height(node, d.height + 1)
 
     # ------------------------------------------------------------------ gossip
@@ -302,14 +331,17 @@ class Simulation:
 
 def run_simulation(seed: int, validators: int = 4, byzantine: int = 1, heights: int = 8, *,
                    fault_mix: str | None = None, behaviours: tuple[str, ...] | None = None,
-                   weighted: bool = False) -> SimResult:
+                   weighted: bool = False, reconfig: bool = False) -> SimResult:
     """One deterministic run; ``fault_mix`` and ``behaviours`` default to a choice made by the seed.
 
-    With ``weighted`` validators get powers 1-4 (Byzantine power kept below a third when the count is)."""
+    With ``weighted`` validators get powers 1-4 (Byzantine power kept below a third when the count is).
+    With ``reconfig`` the set changes during the run (``simulation.reconfig``): spare nodes follow from the
+    start and may join, members quit, change power or rotate keys; the run uses the ``ledger-node
+    simulate`` default (on) only when asked, so the seeds kept as regressions replay as they always did."""
     if validators < 1 or byzantine < 0 or byzantine >= validators or heights < 1:
         raise ValueError("need 1 <= validators, 0 <= byzantine < validators, heights >= 1")
     if fault_mix is not None and fault_mix not in FAULT_MIXES:
         raise ValueError(f"unknown fault mix {fault_mix!r}; choose from {sorted(FAULT_MIXES)}")
     if behaviours is not None and not set(behaviours) <= set(BEHAVIOURS):
         raise ValueError(f"unknown behaviour; choose from {BEHAVIOURS}")
-    return Simulation(seed, validators, byzantine, heights, fault_mix, behaviours, weighted).run()
+    return Simulation(seed, validators, byzantine, heights, fault_mix, behaviours, weighted, reconfig).run()

@@ -154,8 +154,8 @@ class ReconfigBuilder:
         else:
             if request.signature != NO_SIGNATURE or request.name:
                 raise ReconfigError(RECONFIG_MALFORMED, "a power change carries no name and no signature")
-            member = self.base.get(request.address)
-            if member is None or request.address not in self.forming:
+            member = self.forming.get(request.address)
+            if member is None or request.address not in self.base:
                 raise ReconfigError(RECONFIG_NOT_VALIDATOR, "the power change names a key that is not a validator")
             if request.power > MAX_TOTAL_POWER or request.power == member.power:
                 raise ReconfigError(RECONFIG_BAD_POWER, f"the new power must differ from {member.power} and be at "
