@@ -91,6 +91,11 @@ class NodeConfig:
     clock_offset_ms: int = 0
     """Testing aid: shift this node's clock by this many milliseconds (may be negative) wherever consensus
     reads the time (the times its votes carry).  Leave 0 in production."""
+    snapshot_interval: int = 1_000
+    """Every this many heights the node snapshots its state (UTXO set, validator state) in the background, for
+    nodes that join by state sync; 0 takes none."""
+    snapshot_keep: int = 2
+    """How many snapshots the node keeps (``HOME/snapshots``)."""
     gc_gen0_threshold: int = 50_000
     """Allocations between two young garbage collections (Python's default is 700); 0 keeps Python's settings.
     The node also freezes everything it allocated at start-up out of the collector's way."""

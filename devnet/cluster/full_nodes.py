@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from devnet.cluster import netns
+from devnet.cluster.homes import DEVNET_SNAPSHOT_INTERVAL
 from devnet.cluster.spec import (
     LOG_FILE,
     DevnetError,
@@ -65,7 +66,8 @@ def add_full_node(base: Path, name: str | None = None, overrides: dict[str, obje
         spec = NodeSpec(name, base / name, validators[0].host, port, p2p_port, role="full")
     port, p2p_port = spec.port, spec.p2p_port
     config = NodeConfig(name=name, host=spec.host, port=port, p2p_port=p2p_port, peers=peers,
-                        log_file=str(spec.home / LOG_FILE)).with_overrides(dict(overrides or {}))
+                        log_file=str(spec.home / LOG_FILE), snapshot_interval=DEVNET_SNAPSHOT_INTERVAL,
+                        ).with_overrides(dict(overrides or {}))
     init_home(spec.home, base / GENESIS_FILE, None, config)
     add_to_network_file(base, spec)
     return spec

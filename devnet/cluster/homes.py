@@ -24,6 +24,9 @@ from node.crypto import derive_public_key, encode_address
 from node.home import init_home, write_key_file
 from node.p2p.secret import node_id_of
 
+DEVNET_SNAPSHOT_INTERVAL = 100
+"""A devnet snapshots its state more often than the default, so state sync has something to fetch soon."""
+
 
 def write_genesis_json(genesis: Genesis, path: Path) -> None:
     """The genesis file as ``genesis.document.dump_genesis`` writes it, fast: each address is encoded once,
@@ -98,7 +101,8 @@ def write_homes(base: Path, genesis: Genesis, validator_keys: Mapping[str, bytes
         # a local network admits any node that proves its key (full nodes join with `ledger-devnet add-node`)
         configs[spec.name] = NodeConfig(name=spec.name, host=spec.host, port=spec.port, p2p_port=spec.p2p_port,
                                         peers=links, allowed_peers=() if multi_host else ("*",),
-                                        log_file=log_file).with_overrides(dict(config_overrides or {}))
+                                        log_file=log_file, snapshot_interval=DEVNET_SNAPSHOT_INTERVAL,
+                                        ).with_overrides(dict(config_overrides or {}))
         if spec.home.exists():
             shutil.rmtree(spec.home)
     first = specs[0]

@@ -23,6 +23,7 @@ from node import release
 from node.api import models as m
 from node.api.docs import add_local_docs
 from node.api.models import SubmitBatch, SubmitTx, error_responses
+from node.api.snapshot_routes import add_snapshot_routes
 from node.api.validator_routes import add_validator_routes
 from node.api.views import amount_json, block_json, tx_json, utxo_json
 from node.crypto import CryptoError, decode_address, encode_address
@@ -197,6 +198,7 @@ def create_app(node) -> FastAPI:
         return node_status(node)
 
     add_validator_routes(app, node, Guard, ApiError, returns)
+    add_snapshot_routes(app, node, returns)
 
     @app.get("/v1/genesis", tags=["node"], dependencies=[Guard], summary="The genesis document",
              **returns(m.Genesis, 400, 503))

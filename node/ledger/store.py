@@ -349,6 +349,11 @@ class Store(AddressIndexReads, ValidatorReads):
             return None
         return UtxoEntry.decode(raw)
 
+    def db_snapshot(self):
+        """A LevelDB snapshot of the store as it is now (the caller closes it): reads of it see this state
+        while commits go on, for a snapshot written in the background."""
+        return self._db.snapshot()
+
     def iter_utxos(self) -> Iterator[tuple[OutPoint, UtxoEntry]]:
         """The whole UTXO set in outpoint order (for snapshots and checks; reads everything)."""
         with self._db.iterator(prefix=P_UTXO) as it:

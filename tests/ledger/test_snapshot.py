@@ -123,3 +123,30 @@ def test_bad_chunks_manifests_and_files_are_refused(store):
 
 def test_every_snapshot_code_is_shown():
     assert SNAPSHOT_CODES <= TESTED, SNAPSHOT_CODES - TESTED
+
+
+def test_the_background_maker_writes_the_same_snapshot_from_a_leveldb_snapshot(store, tmp_path):
+    from node.snapshots import SnapshotMaker, SnapshotStore
+
+    expected, chunks = snapshot_of(store)
+    snapshots = SnapshotStore(tmp_path / "snapshots", keep=1)
+    maker = SnapshotMaker(snapshots)
+    header = store.get_header(store.height)
+    db_snapshot = store.db_snapshot()
+    commit(store)  # the chain goes on; the snapshot still sees the state it was taken at
+    assert maker.start(db_snapshot, header, encode_named_set(store.get_validators(header.height)),
+                       expected.validator_state)
+    maker.wait(30)
+    [info] = snapshots.list()
+    assert info.manifest == expected  # byte for byte what build_snapshot makes, without decoding an output
+    for i, ref in enumerate(info.manifest.chunks):
+        assert snapshots.read_chunk(ref.hash) is not None
+        decode_chunk(i, snapshots.read_chunk(ref.hash), ref)
+    commit(store)
+    maker = SnapshotMaker(snapshots)
+    assert maker.start(store.db_snapshot(), store.get_header(store.height), encode_named_set(
+        store.get_validators(store.height)), store.validator_state.encoded)
+    maker.wait(30)
+    assert len(snapshots.list()) == 1  # keep=1: the older manifest and its unshared chunks are gone
+    named = {ref.hash.hex() for ref in snapshots.list()[0].manifest.chunks}
+    assert {p.name for p in snapshots.chunk_folder.iterdir()} == named

@@ -1,0 +1,225 @@
+"""The node's snapshots on disk, and taking them in the background.
+
+Layout under ``HOME/snapshots/``: ``chunks/HASH`` holds each compressed
+chunk once, named by its content hash (a chunk that did not change between
+two snapshots is stored once), and ``HEIGHT.manifest`` names the chunks of
+the snapshot at that height.  A snapshot is written chunks first, then its
+manifest under a temporary name, fsynced and renamed: a crash leaves either
+a whole snapshot or none (a stray chunk is collected later).  The last
+``snapshot_keep`` snapshots are kept; chunks no kept manifest names are
+deleted.
+
+Every ``snapshot_interval`` heights the node takes one: at the commit it
+opens a LevelDB snapshot of the UTXO set (instant), and a background thread
+reads it, cuts it into chunks and writes them, so consensus never waits for
+it (``SnapshotMaker``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from node.crypto import sha256
+from node.ledger.snapshot import CHUNKS, ChunkRef, Manifest, compress_chunk
+from node.ledger.store_layout import P_UTXO, U32
+from node.types.block import Header
+
+log = logging.getLogger("ledger.snapshots")
+
+SNAPSHOTS_DIR = "snapshots"
+CHUNKS_DIR = "chunks"
+MANIFEST_SUFFIX = ".manifest"
+_CHUNK_TAG = b"\x00\x00\x00\x15ledger/snapshot-chunk"
+"""``Writer().text("ledger/snapshot-chunk")``: the start of every chunk (``node.ledger.snapshot.encode_chunk``)."""
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """One snapshot this node offers."""
+
+    height: int
+    """Its height."""
+    manifest: Manifest
+    """Its manifest."""
+
+
+class SnapshotStore:
+    """The snapshots under one folder."""
+
+    def __init__(self, folder: Path, keep: int = 2):
+        self.folder = Path(folder)
+        self.keep = max(1, keep)
+        self._lock = threading.Lock()
+
+    @property
+    def chunk_folder(self) -> Path:
+        return self.folder / CHUNKS_DIR
+
+    def heights(self) -> list[int]:
+        if not self.folder.exists():
+            return []
+        out = []
+        for path in self.folder.iterdir():
+            if path.name.endswith(MANIFEST_SUFFIX) and path.name[:-len(MANIFEST_SUFFIX)].isdigit():
+                out.append(int(path.name[:-len(MANIFEST_SUFFIX)]))
+        return sorted(out)
+
+    def manifest(self, height: int) -> Manifest | None:
+        path = self.folder / f"{height}{MANIFEST_SUFFIX}"
+        try:
+            return Manifest.decode(path.read_bytes())
+        except FileNotFoundError:
+            return None
+
+    def list(self) -> list[SnapshotInfo]:
+        out = []
+        for height in self.heights():
+            manifest = self.manifest(height)
+            if manifest is not None:
+                out.append(SnapshotInfo(height, manifest))
+        return out
+
+    def has_chunk(self, chunk_hash: bytes) -> bool:
+        return (self.chunk_folder / chunk_hash.hex()).exists()
+
+    def read_chunk(self, chunk_hash: bytes) -> bytes | None:
+        try:
+            return (self.chunk_folder / chunk_hash.hex()).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_chunk(self, chunk_hash: bytes, compressed: bytes) -> None:
+        self.chunk_folder.mkdir(parents=True, exist_ok=True)
+        path = self.chunk_folder / chunk_hash.hex()
+        if not path.exists():
+            _fsync_write(path, compressed)
+
+    def add(self, manifest: Manifest) -> None:
+        """Publish ``manifest`` (its chunks written before), then forget snapshots beyond ``keep``."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        _fsync_write(self.folder / f"{manifest.height}{MANIFEST_SUFFIX}", manifest.encoded)
+        self.prune()
+
+    def prune(self) -> None:
+        with self._lock:
+            heights = self.heights()
+            for height in heights[:-self.keep]:
+                (self.folder / f"{height}{MANIFEST_SUFFIX}").unlink(missing_ok=True)
+            named = {ref.hash.hex() for info in self.list() for ref in info.manifest.chunks}
+            if self.chunk_folder.exists():
+                for path in self.chunk_folder.iterdir():
+                    if path.name not in named and not path.name.endswith(".tmp"):
+                        path.unlink(missing_ok=True)
+
+
+def chunks_from_raw(items, on_chunk: Callable[[int, bytes, int], None]) -> None:
+    """Cut the store's raw UTXO records (``P_UTXO`` key, value), in key order, into the 256 chunks'
+    uncompressed bytes, byte for byte what ``encode_chunk`` makes, without decoding a single output;
+    ``on_chunk(index, raw, outputs)`` gets each."""
+    prefix = len(P_UTXO)
+    index, count = 0, 0
+    parts: list[bytes] = []
+
+    def flush() -> None:
+        on_chunk(index, b"".join((_CHUNK_TAG, U32.pack(index), U32.pack(count), *parts)), count)
+
+    for key, value in items:
+        i = key[prefix]
+        while i > index:
+            flush()
+            index, parts, count = index + 1, [], 0
+        parts.append(key[prefix:])
+        parts.append(value)
+        count += 1
+    while index < CHUNKS:
+        flush()
+        index, parts, count = index + 1, [], 0
+
+
+class SnapshotMaker:
+    """Takes a snapshot of the store at a height, in a background thread."""
+
+    def __init__(self, snapshots: SnapshotStore):
+        self.snapshots = snapshots
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.last_seconds: float | None = None
+        """How long the last snapshot took."""
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, db_snapshot, header: Header, validators: bytes, validator_state: bytes) -> bool:
+        """Begin a snapshot of ``db_snapshot`` (a LevelDB snapshot taken right after block ``header``'s
+        commit); False (and the LevelDB snapshot released) when one is still being written."""
+        if self.busy:
+            db_snapshot.close()
+            return False
+        self._thread = threading.Thread(target=self._run, args=(db_snapshot, header, validators, validator_state),
+                                        name=f"snapshot-{header.height}", daemon=True)
+        self._thread.start()
+        return True
+
+    def _run(self, db_snapshot, header: Header, validators: bytes, validator_state: bytes) -> None:
+        started = time.monotonic()
+        refs: list[ChunkRef | None] = [None] * CHUNKS
+
+        def on_chunk(index: int, raw: bytes, outputs: int) -> None:
+            if self._stop.is_set():
+                raise _Stopped
+            chunk_hash = sha256(raw)
+            if not self.snapshots.has_chunk(chunk_hash):
+                compressed = compress_chunk(raw)
+                self.snapshots.write_chunk(chunk_hash, compressed)
+                size = len(compressed)
+            else:
+                size = (self.snapshots.chunk_folder / chunk_hash.hex()).stat().st_size
+            refs[index] = ChunkRef(chunk_hash, outputs, size)
+
+        try:
+            with db_snapshot.iterator(prefix=P_UTXO) as it:
+                chunks_from_raw(it, on_chunk)
+            manifest = Manifest(header.chain_id, header.height, header.hash, header.app_hash, validators,
+                                validator_state, tuple(r for r in refs if r is not None))
+            self.snapshots.add(manifest)
+            self.last_seconds = time.monotonic() - started
+            log.info("snapshot height=%d outputs=%d bytes=%d seconds=%.2f", header.height, manifest.outputs,
+                     manifest.size, self.last_seconds)
+        except _Stopped:
+            log.info("snapshot at height %d abandoned: the node is stopping", header.height)
+        except Exception:  # noqa: BLE001  (a snapshot that fails is logged and skipped; the node goes on)
+            log.exception("snapshot at height %d failed", header.height)
+        finally:
+            db_snapshot.close()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait until the snapshot being written (if any) is done."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Abandon a snapshot being written (its chunks stay for the next one) and wait for the thread: the
+        store may be closed after this."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+class _Stopped(Exception):
+    """The node stops: the snapshot being written is abandoned."""
