@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from node.config import ConfigError, NodeConfig, load_config, parse_set_options
+from node.errors import CodedError
 
 log = logging.getLogger("ledger.node")
 
@@ -52,9 +53,13 @@ def cmd_init(args: argparse.Namespace) -> int:
         if refusal:
             print(f"error: {refusal}", file=sys.stderr)
             return 2
-        config, genesis, node_key = init_home(Path(args.home), Path(args.genesis), key, config, force=args.force)
+        config, genesis, node_key = init_home(Path(args.home), Path(args.genesis), key, config, force=args.force,
+                                              from_snapshot=Path(args.from_snapshot) if args.from_snapshot else None)
     except (HomeError, ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except CodedError as exc:  # a snapshot that does not check out (nothing was written)
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
         return 2
     from node.crypto import encode_address
     from node.p2p.secret import node_id_of
@@ -329,6 +334,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--full-node", dest="full_node", action="store_true",
                    help="a node that follows the chain without voting (its key, new or --key, is not a validator)")
     p.add_argument("--force", action="store_true", help="overwrite an existing home's config and data")
+    p.add_argument("--from-snapshot", dest="from_snapshot", metavar="FILE",
+                   help="start at the height of this snapshot file (`ledger-node snapshot export`), once it checks "
+                        "out from the genesis: set changes, certificate, manifest, chunks, app hash")
     common(p)
     p.set_defaults(func=cmd_init)
 
@@ -359,6 +367,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
     from node.validator_cli import add_validator_parser
     add_validator_parser(sub)
+    from node.snapshot_cli import add_snapshot_parser
+    add_snapshot_parser(sub)
 
     if "simulate" in (argv or sys.argv[1:2]):
         from simulation import add_simulate_arguments, run_simulate_command

@@ -70,8 +70,11 @@ def genesis_bytes(path: Path) -> bytes:
 
 
 def init_home(home: Path, genesis_path: Path, private_key: bytes | None = None,
-              config: NodeConfig | None = None, force: bool = False) -> tuple[NodeConfig, Genesis, NodeKey]:
-    """Create a node home holding its LevelDB at height 0 with the genesis allocations."""
+              config: NodeConfig | None = None, force: bool = False,
+              from_snapshot: Path | None = None) -> tuple[NodeConfig, Genesis, NodeKey]:
+    """Create a node home holding its LevelDB at height 0 with the genesis allocations, or at the height of the
+    snapshot file ``from_snapshot`` once it checks out from the genesis (``node.snapshot_file``; a
+    ``SnapshotError`` leaves no store behind)."""
     home = Path(home)
     genesis = load_genesis(genesis_path)
     if (home / CONFIG_FILE).exists() and not force:
@@ -90,11 +93,20 @@ def init_home(home: Path, genesis_path: Path, private_key: bytes | None = None,
     save_config(home, config)
     store = Store.open(str(home / DATA_DIR))
     try:
-        store.initialize_genesis(genesis.chain_id, genesis_hash(genesis),
-                                 [(a.address, a.amount) for a in genesis.allocations], encode_genesis(genesis),
-                                 validators=validator_set_of(genesis))
+        if from_snapshot is not None:
+            from node.snapshot_file import import_snapshot
+            import_snapshot(Path(from_snapshot), store, genesis.chain_id, genesis_hash(genesis),
+                            encode_genesis(genesis), validator_set_of(genesis))
+        else:
+            store.initialize_genesis(genesis.chain_id, genesis_hash(genesis),
+                                     [(a.address, a.amount) for a in genesis.allocations], encode_genesis(genesis),
+                                     validators=validator_set_of(genesis))
         from node.crypto import sha256
         store.put_meta("genesis_file_sha256", sha256(raw))
-    finally:
+    except BaseException:
         store.close()
+        if from_snapshot is not None:
+            shutil.rmtree(home / DATA_DIR, ignore_errors=True)
+        raise
+    store.close()
     return config, genesis, key

@@ -41,10 +41,11 @@ from node.crypto import SigningKey
 from node.encoding import DecodeError
 from node.evidence import EVIDENCE_FILE, EvidenceLog
 from node.home import load_key_file
-from node.ledger.errors import LedgerError, ReconfigError
+from node.ledger.errors import LedgerError, ReconfigError, SnapshotError
 from node.ledger.rules import BlockResult, SignatureCache
 from node.ledger.store import Store
 from node.ledger.validator_state import encode_named_set
+from node.light_client import set_changes_of
 from node.mempool import Mempool, MempoolJournal
 from node.metrics import NodeMetrics
 from node.p2p.channels import channel_table
@@ -54,6 +55,7 @@ from node.p2p.secret import Hello, node_id_of
 from node.p2p.switch import LinkSettings, Switch, parse_peer_address
 from node.p2p.wire import encode_consensus_message
 from node.reconfig_pool import REANNOUNCE_S, ReconfigPool
+from node.snapshot_file import encode_anchor
 from node.snapshots import SNAPSHOTS_DIR, SnapshotMaker, SnapshotStore
 from node.stages import CLOCK
 from node.status import ClockWatch
@@ -428,8 +430,15 @@ class Node:
         state = self.store.validator_state
         validators = self.store.get_validators(block.height)
         assert state is not None and validators is not None  # a running node's store has both
+        commit = self.store.get_commit(block.height)
+        assert commit is not None  # just committed
+        try:
+            anchor = encode_anchor(block.encoded, commit, set_changes_of(self.store, block.height))
+        except SnapshotError as exc:  # a node started from a snapshot holds no blocks before it
+            log.info("snapshot at height %d: %s", block.height, exc.message)
+            anchor = b""
         if not self.snapshot_maker.start(self.store.db_snapshot(), block.header, encode_named_set(validators),
-                                         state.encoded):
+                                         state.encoded, anchor):
             log.warning("snapshot at height %d skipped: the previous one is still being written", block.height)
 
     def _diverge(self, height: int, reason: str) -> None:

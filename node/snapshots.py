@@ -35,6 +35,8 @@ log = logging.getLogger("ledger.snapshots")
 SNAPSHOTS_DIR = "snapshots"
 CHUNKS_DIR = "chunks"
 MANIFEST_SUFFIX = ".manifest"
+ANCHOR_SUFFIX = ".anchor"
+"""Beside each manifest: block H, its certificate and the set changes from genesis (``node.snapshot_file``)."""
 _CHUNK_TAG = b"\x00\x00\x00\x15ledger/snapshot-chunk"
 """``Writer().text("ledger/snapshot-chunk")``: the start of every chunk (``node.ledger.snapshot.encode_chunk``)."""
 
@@ -86,6 +88,12 @@ class SnapshotStore:
         except FileNotFoundError:
             return None
 
+    def anchor(self, height: int) -> bytes | None:
+        try:
+            return (self.folder / f"{height}{ANCHOR_SUFFIX}").read_bytes()
+        except FileNotFoundError:
+            return None
+
     def list(self) -> list[SnapshotInfo]:
         out = []
         for height in self.heights():
@@ -109,9 +117,11 @@ class SnapshotStore:
         if not path.exists():
             _fsync_write(path, compressed)
 
-    def add(self, manifest: Manifest) -> None:
-        """Publish ``manifest`` (its chunks written before), then forget snapshots beyond ``keep``."""
+    def add(self, manifest: Manifest, anchor: bytes) -> None:
+        """Publish ``manifest`` (its chunks written before) with its anchor, then forget snapshots beyond
+        ``keep``."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        _fsync_write(self.folder / f"{manifest.height}{ANCHOR_SUFFIX}", anchor)
         _fsync_write(self.folder / f"{manifest.height}{MANIFEST_SUFFIX}", manifest.encoded)
         self.prune()
 
@@ -120,6 +130,7 @@ class SnapshotStore:
             heights = self.heights()
             for height in heights[:-self.keep]:
                 (self.folder / f"{height}{MANIFEST_SUFFIX}").unlink(missing_ok=True)
+                (self.folder / f"{height}{ANCHOR_SUFFIX}").unlink(missing_ok=True)
             named = {ref.hash.hex() for info in self.list() for ref in info.manifest.chunks}
             if self.chunk_folder.exists():
                 for path in self.chunk_folder.iterdir():
@@ -165,18 +176,20 @@ class SnapshotMaker:
     def busy(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, db_snapshot, header: Header, validators: bytes, validator_state: bytes) -> bool:
+    def start(self, db_snapshot, header: Header, validators: bytes, validator_state: bytes,
+              anchor: bytes = b"") -> bool:
         """Begin a snapshot of ``db_snapshot`` (a LevelDB snapshot taken right after block ``header``'s
         commit); False (and the LevelDB snapshot released) when one is still being written."""
         if self.busy:
             db_snapshot.close()
             return False
-        self._thread = threading.Thread(target=self._run, args=(db_snapshot, header, validators, validator_state),
+        self._thread = threading.Thread(target=self._run, args=(db_snapshot, header, validators, validator_state,
+                                                                anchor),
                                         name=f"snapshot-{header.height}", daemon=True)
         self._thread.start()
         return True
 
-    def _run(self, db_snapshot, header: Header, validators: bytes, validator_state: bytes) -> None:
+    def _run(self, db_snapshot, header: Header, validators: bytes, validator_state: bytes, anchor: bytes) -> None:
         started = time.monotonic()
         refs: list[ChunkRef | None] = [None] * CHUNKS
 
@@ -197,7 +210,7 @@ class SnapshotMaker:
                 chunks_from_raw(it, on_chunk)
             manifest = Manifest(header.chain_id, header.height, header.hash, header.app_hash, validators,
                                 validator_state, tuple(r for r in refs if r is not None))
-            self.snapshots.add(manifest)
+            self.snapshots.add(manifest, anchor)
             self.last_seconds = time.monotonic() - started
             log.info("snapshot height=%d outputs=%d bytes=%d seconds=%.2f", header.height, manifest.outputs,
                      manifest.size, self.last_seconds)

@@ -41,11 +41,13 @@ from node.ledger.muhash import MuHash
 from node.ledger.recent_blocks import RecentBlocks
 from node.ledger.recent_utxos import RecentUtxos
 from node.ledger.rules import BlockResult
+from node.ledger.snapshot_restore import write_snapshot_state
 from node.ledger.state import UtxoEntry, genesis_txid, utxo_element
 from node.ledger.store_layout import (
     FEE_INDEX,
     META_APP_HASH,
     META_CHAIN_ID,
+    META_EARLIEST_HEIGHT,
     META_FORMAT_VERSION,
     META_GENESIS_APP_HASH,
     META_GENESIS_DOC,
@@ -348,6 +350,19 @@ class Store(AddressIndexReads, ValidatorReads):
         if raw is None:
             return None
         return UtxoEntry.decode(raw)
+
+    @property
+    def earliest_height(self) -> int:
+        """The lowest height whose block this store holds: 1, or the height of the snapshot it started from."""
+        raw = self._db.get(meta_key(META_EARLIEST_HEIGHT))
+        return U64.unpack(raw)[0] if raw is not None else 1
+
+    def restore_snapshot(self, **verified) -> None:
+        """Make a verified snapshot this fresh store's state (``snapshot_restore.write_snapshot_state``'s
+        arguments but ``db``), then load and check the tip as on open."""
+        write_snapshot_state(self._db, **verified)
+        self._load_tip()
+        self.verify_integrity()
 
     def db_snapshot(self):
         """A LevelDB snapshot of the store as it is now (the caller closes it): reads of it see this state

@@ -78,9 +78,11 @@ META_GENESIS_APP_HASH = "genesis_app_hash"
 META_GENESIS_PENDING = "genesis_pending"
 META_FORMAT_VERSION = "format_version"
 META_VALIDATOR_STATE = "validator_state"
+META_EARLIEST_HEIGHT = "earliest_height"
+"""The lowest height whose block this store holds (absent: 1, it holds every block since genesis)."""
 RESERVED_META = frozenset({META_HEIGHT, META_APP_HASH, META_MUHASH, META_CHAIN_ID, META_GENESIS_HASH,
                            META_GENESIS_DOC, META_GENESIS_APP_HASH, META_GENESIS_PENDING, META_FORMAT_VERSION,
-                           META_VALIDATOR_STATE})
+                           META_VALIDATOR_STATE, META_EARLIEST_HEIGHT})
 """Metadata names the ledger writes itself: ``put_meta``/``delete_meta`` refuse them."""
 
 OUTPOINT_KEY_SIZE = 32 + U32.size
