@@ -95,6 +95,7 @@ def node_status(node: Node) -> dict:
         "validator_address": encode_address(node.address),
         "is_validator": node.is_validator,
         "height": height,
+        "earliest_height": node.store.earliest_height,
         "latest_block_hash": (node.store.get_block_hash(height) or ZERO_HASH).hex() if height > 0 else None,
         "latest_block_time_ms": header.time_ms if header else None,
         "app_hash": app_hash.hex(),

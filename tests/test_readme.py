@@ -65,7 +65,8 @@ def test_every_cli_command_named_exists():
 
 
 def test_rest_routes_listed_exist():
-    source = "".join((ROOT / "node" / "api" / name).read_text() for name in ("app.py", "validator_routes.py", "snapshot_routes.py"))
+    routes = ("app.py", "validator_routes.py", "snapshot_routes.py")
+    source = "".join((ROOT / "node" / "api" / name).read_text() for name in routes)
     served = set(re.findall(r'@app\.(get|post)\("([^"]+)"', source))
     listed = set()
     for method, route in re.findall(r"`(GET|POST) (/[^`?\[ ]+)", section("REST API")):

@@ -229,7 +229,15 @@ def create_app(node) -> FastAPI:
 
     # ------------------------------------------------------------------ blocks
 
+    def check_not_pruned(height: int) -> None:
+        earliest = node.store.earliest_height
+        if 0 < height < earliest:
+            raise ApiError(410, "pruned", f"height {height} is below this node's earliest height {earliest} (it "
+                                          f"started from a snapshot or keeps only recent blocks); ask a node that "
+                                          f"keeps it", earliest_height=earliest)
+
     def load_block(height: int) -> dict:
+        check_not_pruned(height)
         block = node.store.get_block(height)
         if block is None:
             raise ApiError(404, "block-not-found", f"no block at height {height}; the node is at {node.store.height}",
@@ -245,7 +253,7 @@ def create_app(node) -> FastAPI:
         return load_block(node.store.height)
 
     @app.get("/v1/blocks/{height}", tags=["blocks"], dependencies=[Guard], summary="A block by height",
-             **returns(m.BlockView, 400, 404, 503))
+             **returns(m.BlockView, 400, 404, 410, 503))
     async def block_at(height: int):
         """The block at `height` (from 1), with its transactions and commit; 404 above the committed height."""
         if height < 1:
@@ -379,7 +387,7 @@ def create_app(node) -> FastAPI:
     # ------------------------------------------------------------------ addresses
 
     @app.get("/v1/addresses/{address}/balance", tags=["addresses"], dependencies=[Guard],
-             summary="An address's balance", **returns(m.Balance, 400, 404, 503))
+             summary="An address's balance", **returns(m.Balance, 400, 404, 410, 503))
     async def balance(address: str, height: Annotated[int | None, Query(
             ge=0, description="balance at this height (default: the committed height)")] = None):
         """The balance of `address` now or at a past `height`; 404 height-not-found above the committed height."""
@@ -388,6 +396,8 @@ def create_app(node) -> FastAPI:
         if height is not None and height > top:
             raise ApiError(404, "height-not-found", f"height {height} is above the node's height {top}", height=top)
         at = top if height is None else height
+        if height is not None:
+            check_not_pruned(height)
         amount = node.store.balance(account) if height is None else node.store.balance_at(account, height)
         return {"address": encode_address(account), "height": at, "balance": amount, **{"amount": amount_json(amount)}}
 

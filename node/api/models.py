@@ -70,6 +70,8 @@ ERROR_STATUS_TEXT = {
     400: "malformed request: bad hex, address, cursor, parameter or body (code bad-request, bad-hex, ...)",
     404: "unknown: no such block, height or transaction here",
     409: "conflict: spends an output a pending transaction already spends, or already committed",
+    410: "pruned: below this node's earliest height (it started from a snapshot, or keeps only recent blocks); "
+         "ask a node that keeps it",
     413: "too large: request body over the node's limit, or a transaction over the size limit",
     422: "invalid: the transaction breaks a ledger rule, or was made for another chain",
     503: "unavailable for now, retry: height-not-reached (min_height), catching-up, mempool-full or node-failed",
@@ -273,6 +275,8 @@ class NodeStatus(Open):
     validator_address: str = Field(description="the address of the node's key")
     is_validator: bool = Field(description="whether that key is in the validator set")
     height: int = Field(description="committed height")
+    earliest_height: int = Field(description="the lowest height whose block this node holds: 1, or the height of "
+                                             "the snapshot it started from (below it: 410 pruned)")
     latest_block_hash: str | None = Field(description="hash (hex) of the block at height (null at genesis)")
     latest_block_time_ms: int | None = Field(description="its time, Unix ms (null at genesis)")
     app_hash: str = Field(description="hash (hex) of the ledger state at height")
