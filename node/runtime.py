@@ -34,10 +34,8 @@ from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, SIGNER_FILE, WAL_FILE,
 from node.consensus.actions import BroadcastProposal, BroadcastVote, Decide, ReportEvidence, ScheduleTimeout
 from node.consensus.driver import ConsensusDriver, TimeoutParams
 from node.consensus.relay import Relay
-from node.consensus.round_status import RELAY_PROTOCOL_VERSION
 from node.consensus.signer import DurableSigner
 from node.consensus.wal import FileWAL
-from node.crypto import SigningKey
 from node.encoding import DecodeError
 from node.evidence import EVIDENCE_FILE, EvidenceLog
 from node.home import load_key_file
@@ -48,15 +46,13 @@ from node.ledger.validator_state import encode_named_set
 from node.light_client import set_changes_of
 from node.mempool import Mempool, MempoolJournal
 from node.metrics import NodeMetrics
-from node.p2p.channels import channel_table
 from node.p2p.consensus_io import ConsensusIO, decided_block
 from node.p2p.reactor import PeerReactor
-from node.p2p.secret import Hello, node_id_of
-from node.p2p.switch import LinkSettings, Switch, parse_peer_address
+from node.p2p.setup import build_reactor
 from node.p2p.wire import encode_consensus_message
 from node.reconfig_pool import REANNOUNCE_S, ReconfigPool
 from node.snapshot_file import encode_anchor
-from node.snapshots import SNAPSHOTS_DIR, SnapshotMaker, SnapshotStore
+from node.snapshots import SNAPSHOTS_DIR, SnapshotMaker, SnapshotStore, serve_snapshot
 from node.stages import CLOCK
 from node.status import ClockWatch
 from node.sync import BlockSync
@@ -142,6 +138,7 @@ class Node:
         self.peers.on_txs = CLOCK.wrap("admit_peer", self.admission.receive_peer_txs)
         self.peers.on_reconfig = self._receive_reconfig
         self.peers.reconfig_pool = self.reconfig_pool.encoded
+        self.peers.serve_snapshot = functools.partial(serve_snapshot, self.snapshots)
         self.peers.on_consensus = CLOCK.wrap("consensus", self.consensus_io.receive_consensus)
         self.peers.on_round_status = CLOCK.wrap("consensus", self.consensus_io.answer_round_status)
         self.peers.on_peer_height = self._on_peer_height
@@ -200,32 +197,15 @@ class Node:
         return dataclasses.replace(genesis, allocations=()), ghash
 
     def _build_peers(self) -> PeerReactor:
-        """The peer transport: a switch on ``p2p_port`` that admits the validators, the configured peers and
-        ``allowed_peers``, and the reactor between it and this node."""
-        config = self.config
-        peers = [parse_peer_address(text) for text in config.peers]
-        peer_ids = {p.node_id for p in peers}
-        allowed = peer_ids | {i.lower() for i in config.allowed_peers}
-        open_to_all = "*" in allowed
+        """The peer transport (``node.p2p.setup.build_reactor``); the validators of the next heights get in."""
 
-        def validator_ids() -> set[str]:  # the sets of the next heights: a validator that joins gets in
+        def validator_keys() -> list[bytes]:  # the sets of the next heights: a validator that joins gets in
             state = self.store.validator_state
             if state is None:
-                return set()
-            return {node_id_of(v.public_key) for v in (*state.current.validators, *state.next.validators)}
-        switch = Switch(
-            key=SigningKey(self.key.private_key),
-            hello=Hello(self.chain_id, self.genesis_hash, RELAY_PROTOCOL_VERSION, config.name),
-            host=config.host, port=config.p2p_port, peers=peers,
-            allowed=lambda node_id: open_to_all or node_id in allowed or node_id in validator_ids(),
-            specs=channel_table(config.gossip_batch_txs, config.gossip_flush_ms, config.gossip_queue_max),
-            settings=LinkSettings(ping_interval_s=config.p2p_ping_ms / 1000,
-                                  idle_timeout_s=config.p2p_idle_timeout_ms / 1000,
-                                  send_timeout_s=config.p2p_send_timeout_ms / 1000,
-                                  delay_s=config.p2p_delay_ms / 1000, jitter_s=config.p2p_jitter_ms / 1000),
-            max_inbound=config.p2p_max_inbound,
-            reserved=lambda node_id: node_id in peer_ids or node_id in validator_ids())
-        return PeerReactor(switch, serve_block=self._serve_block, request_timeout_s=config.peer_timeout_ms / 1000)
+                return []
+            return [v.public_key for v in (*state.current.validators, *state.next.validators)]
+        return build_reactor(self.config, self.key.private_key, self.chain_id, self.genesis_hash, validator_keys,
+                             self._serve_block)
 
     def _serve_block(self, height: int) -> tuple[bytes, bytes] | None:
         block_bytes, commit = self.store.get_block_bytes(height), self.store.get_commit(height)

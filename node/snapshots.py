@@ -28,6 +28,7 @@ from pathlib import Path
 from node.crypto import sha256
 from node.ledger.snapshot import CHUNKS, ChunkRef, Manifest, compress_chunk
 from node.ledger.store_layout import P_UTXO, U32
+from node.p2p import snapshot_wire
 from node.types.block import Header
 
 log = logging.getLogger("ledger.snapshots")
@@ -136,6 +137,19 @@ class SnapshotStore:
                 for path in self.chunk_folder.iterdir():
                     if path.name not in named and not path.name.endswith(".tmp"):
                         path.unlink(missing_ok=True)
+
+
+def serve_snapshot(snapshots: SnapshotStore, kind: int, body: bytes) -> bytes:
+    """The answer body to a peer's snapshot request (``node.p2p.snapshot_wire``): the snapshots this node can
+    prove from genesis (those with an anchor), one's anchor, or one chunk; empty when it holds none."""
+    if kind == snapshot_wire.LIST_REQUEST:
+        return snapshot_wire.encode_list_body([info.manifest.encoded for info in snapshots.list()
+                                               if snapshots.anchor(info.height)])
+    if kind == snapshot_wire.ANCHOR_REQUEST:
+        return snapshots.anchor(int.from_bytes(body, "big")) or b""
+    if kind == snapshot_wire.CHUNK_REQUEST:
+        return snapshots.read_chunk(body) or b""
+    return b""
 
 
 def chunks_from_raw(items, on_chunk: Callable[[int, bytes, int], None]) -> None:

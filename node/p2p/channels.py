@@ -12,7 +12,7 @@ something to send, so a vote never waits behind a block-sync answer.
     0x40  blocksync      heights, block requests and answers          2
     0x30  txs            batches of raw transactions                  3
     0x31  reconfig       batches of approvals and quits               3
-    0x60  (reserved)     snapshot chunks                              -
+    0x60  snapshot       snapshot lists, anchors and chunks           4
 
 A message on a channel not in the table drops the connection.  Every
 channel has a send queue bounded by items (the oldest is dropped from a full
@@ -36,7 +36,7 @@ ROUND_STATE = 0x21
 TXS = 0x30
 RECONFIG = 0x31
 BLOCKSYNC = 0x40
-SNAPSHOT_RESERVED = 0x60
+SNAPSHOT = 0x60
 """Kept for snapshot chunks (state sync); not served yet, so a message on it drops the connection."""
 
 PACKET_DATA_BYTES = 64 * 1024
@@ -48,6 +48,8 @@ FLAG_LAST = 0x01
 """The packet ends its message."""
 
 MAX_SYNC_ANSWER_BYTES = 8 * 1024 * 1024
+MAX_SNAPSHOT_MESSAGE_BYTES = 64 * 1024 * 1024
+"""A snapshot chunk (or anchor) travels in one message of at most this size."""
 """A block-sync answer holds whole blocks up to this many bytes (at least one block)."""
 MAX_CONTROL_PER_S = 50
 """Control messages (pings, pongs) a peer may send per second before it is dropped."""
@@ -110,6 +112,8 @@ def channel_table(batch_txs: int, linger_ms: int, tx_queue_max: int) -> dict[int
                     queue_max_bytes=64 * mib, recv_bytes_per_s=16 * mib, batch=encode_tx_batch,
                     batch_items=max(1, batch_txs), item_bytes=tx_batch_item_bytes,
                     linger_s=max(0, linger_ms) / 1000),
+        ChannelSpec(SNAPSHOT, "snapshot", priority=4, max_message_bytes=MAX_SNAPSHOT_MESSAGE_BYTES, queue_max=64,
+                    queue_max_bytes=2 * MAX_SNAPSHOT_MESSAGE_BYTES, recv_bytes_per_s=64 * mib),
         ChannelSpec(RECONFIG, "reconfig", priority=3, max_message_bytes=mib, queue_max=256,
                     queue_max_bytes=mib, recv_bytes_per_s=256 * 1024, batch=encode_tx_batch, batch_items=64,
                     item_bytes=tx_batch_item_bytes),

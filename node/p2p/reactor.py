@@ -21,7 +21,17 @@ from collections.abc import Callable
 
 from node.consensus.round_status import RoundStatus
 from node.encoding import DecodeError
-from node.p2p.channels import BLOCKSYNC, CONSENSUS, MAX_SYNC_ANSWER_BYTES, RECONFIG, ROUND_STATE, TXS, ChannelSpec
+from node.p2p import snapshot_wire
+from node.p2p.channels import (
+    BLOCKSYNC,
+    CONSENSUS,
+    MAX_SYNC_ANSWER_BYTES,
+    RECONFIG,
+    ROUND_STATE,
+    SNAPSHOT,
+    TXS,
+    ChannelSpec,
+)
 from node.p2p.switch import PeerLink, Switch
 from node.p2p.wire import (
     MAX_BATCH_BLOCKS,
@@ -67,6 +77,8 @@ class PeerReactor:
         self.on_peer_height: Callable[[PeerLink], None] = lambda link: None
         """A peer announced its height."""
         self.own_height: Callable[[], int] = lambda: 0
+        self.serve_snapshot: Callable[[int, bytes], bytes] = lambda kind, body: b""
+        """The answer body to a snapshot request (``snapshot_wire``): a list, an anchor or a chunk."""
         self.rejected_txs = 0
         """Transactions peers sent that the mempool refused."""
         self.skipped_answers = 0
@@ -150,6 +162,33 @@ class PeerReactor:
         finally:
             self._requests.pop(request_id, None)
 
+    async def request_snapshot(self, link: PeerLink, kind: int, body: bytes = b"") -> bytes | None:
+        """The body of the peer's answer to a snapshot-channel request, or None when it did not answer."""
+        if not link.up or len(self._requests) >= MAX_PENDING_REQUESTS:
+            return None
+        request_id = next(self._ids) & 0xFFFFFFFF
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._requests[request_id] = (link, future)
+        link.send(SNAPSHOT, snapshot_wire.encode_request(kind, request_id, body))
+        try:
+            async with asyncio.timeout(self.request_timeout_s):
+                return await future
+        except TimeoutError:
+            link.last_error = f"no answer to a snapshot request within {self.request_timeout_s:g} s"
+            return None
+        finally:
+            self._requests.pop(request_id, None)
+
+    def _on_snapshot(self, link: PeerLink, message: bytes) -> None:
+        kind, request_id, body = snapshot_wire.decode_message(message)
+        if kind in snapshot_wire.REQUESTS:
+            answer = self.serve_snapshot(kind, body)
+            link.send(SNAPSHOT, snapshot_wire.encode_request(kind + 1, request_id, answer))
+            return
+        asked, future = self._requests.get(request_id, (None, None))
+        if asked is link and future is not None and not future.done():
+            future.set_result(body)
+
     # ------------------------------------------------------------------ inbound
 
     def deliver(self, link: PeerLink, channel: int, message: bytes) -> None:
@@ -169,6 +208,8 @@ class PeerReactor:
             self._on_sync(link, message)
         elif channel == RECONFIG:
             self.on_reconfig(decode_tx_batch(message))
+        elif channel == SNAPSHOT:
+            self._on_snapshot(link, message)
 
     def message_sent(self, link: PeerLink, channel: int, message: bytes) -> None:
         """A block answer has gone: answer the request that waited for it."""
