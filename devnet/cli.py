@@ -416,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "devnet, wait until it has caught up, print its name"))
     p.add_argument("--name", help="its name and folder (default full-N)")
     p.add_argument("--json", action="store_true", help="print name, REST URL and height as JSON")
+    p.add_argument("--state-sync", dest="state_sync", action="store_true",
+                   help="start it from a snapshot its peers offer (checked from the genesis) instead of replaying "
+                        "every block")
     p.add_argument("--timeout", type=positive_float, default=60.0, help="seconds to catch up (default 60)")
     p.set_defaults(func=cmd_add_node)
 

@@ -250,7 +250,7 @@ def cmd_add_node(args: argparse.Namespace) -> int:
 
     home = Path(args.home)
     try:
-        spec = add_full_node(home, args.name)
+        spec = add_full_node(home, args.name, state_sync=args.state_sync)
     except DevnetError as exc:
         return fail(str(exc), 2)
     validators = [s for s in _specs(args) if s.role == "validator"]

@@ -54,7 +54,8 @@ def cmd_init(args: argparse.Namespace) -> int:
             print(f"error: {refusal}", file=sys.stderr)
             return 2
         config, genesis, node_key = init_home(Path(args.home), Path(args.genesis), key, config, force=args.force,
-                                              from_snapshot=Path(args.from_snapshot) if args.from_snapshot else None)
+                                              from_snapshot=Path(args.from_snapshot) if args.from_snapshot else None,
+                                              state_sync=args.state_sync)
     except (HomeError, ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -136,6 +137,13 @@ async def run_node(home: Path, config: NodeConfig) -> int:
 
     tune_gc(config.gc_gen0_threshold)
     GC_PAUSES.install()
+    if config.state_sync:
+        from node.state_sync import StateSyncFailed, sync_home_if_empty
+        try:
+            await sync_home_if_empty(home, config)
+        except StateSyncFailed as exc:
+            log.critical("state sync failed: %s", exc)
+            return 5
     node = Node(home, config)
     app = create_app(node)
 
@@ -334,6 +342,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--full-node", dest="full_node", action="store_true",
                    help="a node that follows the chain without voting (its key, new or --key, is not a validator)")
     p.add_argument("--force", action="store_true", help="overwrite an existing home's config and data")
+    p.add_argument("--state-sync", dest="state_sync", action="store_true",
+                   help="start by copying a recent snapshot from the peers (checked from the genesis) instead of "
+                        "replaying every block (config state_sync = true)")
     p.add_argument("--from-snapshot", dest="from_snapshot", metavar="FILE",
                    help="start at the height of this snapshot file (`ledger-node snapshot export`), once it checks "
                         "out from the genesis: set changes, certificate, manifest, chunks, app hash")

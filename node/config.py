@@ -94,6 +94,9 @@ class NodeConfig:
     snapshot_interval: int = 1_000
     """Every this many heights the node snapshots its state (UTXO set, validator state) in the background, for
     nodes that join by state sync; 0 takes none."""
+    state_sync: bool = False
+    """A node whose store holds no state yet copies a snapshot from its peers at start, checked from the genesis,
+    instead of replaying every block (``ledger-node init --state-sync`` sets it)."""
     snapshot_keep: int = 2
     """How many snapshots the node keeps (``HOME/snapshots``)."""
     gc_gen0_threshold: int = 50_000
@@ -118,6 +121,12 @@ def coerce_value(key: str, raw: object, kind: type) -> object:
             if not isinstance(raw, Iterable):
                 raise TypeError
             return tuple(str(p) for p in raw)
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            if isinstance(raw, str) and raw.lower() in ("true", "false", "1", "0", "yes", "no"):
+                return raw.lower() in ("true", "1", "yes")
+            raise ValueError
         if kind is int:
             if isinstance(raw, bool) or not isinstance(raw, (str, bytes, bytearray, SupportsInt, SupportsIndex)):
                 raise ValueError

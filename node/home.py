@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from genesis.document import Genesis, encode_genesis, genesis_hash, load_genesis, validator_set_of
@@ -71,10 +71,11 @@ def genesis_bytes(path: Path) -> bytes:
 
 def init_home(home: Path, genesis_path: Path, private_key: bytes | None = None,
               config: NodeConfig | None = None, force: bool = False,
-              from_snapshot: Path | None = None) -> tuple[NodeConfig, Genesis, NodeKey]:
+              from_snapshot: Path | None = None, state_sync: bool = False) -> tuple[NodeConfig, Genesis, NodeKey]:
     """Create a node home holding its LevelDB at height 0 with the genesis allocations, or at the height of the
     snapshot file ``from_snapshot`` once it checks out from the genesis (``node.snapshot_file``; a
-    ``SnapshotError`` leaves no store behind)."""
+    ``SnapshotError`` leaves no store behind); with ``state_sync`` the store is left empty and the node fetches a
+    snapshot from its peers when it starts (``node.state_sync``)."""
     home = Path(home)
     genesis = load_genesis(genesis_path)
     if (home / CONFIG_FILE).exists() and not force:
@@ -90,7 +91,11 @@ def init_home(home: Path, genesis_path: Path, private_key: bytes | None = None,
         if force and (home / stale).exists():
             (home / stale).unlink()
     config = config or NodeConfig()
+    if state_sync:
+        config = replace(config, state_sync=True)
     save_config(home, config)
+    if state_sync:
+        return config, genesis, key
     store = Store.open(str(home / DATA_DIR))
     try:
         if from_snapshot is not None:

@@ -37,7 +37,8 @@ def next_full_node_name(specs: list[NodeSpec]) -> str:
     return next(f"{FULL_NODE_PREFIX}{i}" for i in range(len(taken) + 1) if f"{FULL_NODE_PREFIX}{i}" not in taken)
 
 
-def add_full_node(base: Path, name: str | None = None, overrides: dict[str, object] | None = None) -> NodeSpec:
+def add_full_node(base: Path, name: str | None = None, overrides: dict[str, object] | None = None,
+                  state_sync: bool = False) -> NodeSpec:
     """Write a full node's home under ``base`` and add it to ``network.json``; returns its spec (not started)."""
     base = Path(base).resolve()
     info = network_info(base)
@@ -68,7 +69,7 @@ def add_full_node(base: Path, name: str | None = None, overrides: dict[str, obje
     config = NodeConfig(name=name, host=spec.host, port=port, p2p_port=p2p_port, peers=peers,
                         log_file=str(spec.home / LOG_FILE), snapshot_interval=DEVNET_SNAPSHOT_INTERVAL,
                         ).with_overrides(dict(overrides or {}))
-    init_home(spec.home, base / GENESIS_FILE, None, config)
+    init_home(spec.home, base / GENESIS_FILE, None, config, state_sync=state_sync)
     add_to_network_file(base, spec)
     return spec
 

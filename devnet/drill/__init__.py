@@ -38,7 +38,14 @@ recover:
   (``devnet/byzantine.py``) that sends some peers tampered proposals and
   serves them tampered blocks (block sync, round-state answers; same block
   id, one transaction signature changed), while a targeted honest node lags
-  behind with only the Byzantine one to fetch from; then restore the honest one.
+  behind with only the Byzantine one to fetch from; then restore the honest one;
+- ``reconfig``: one change of the validator set per step: a new node is
+  added (home, started, caught up) and joins, a validator quits (its process
+  keeps running as a full node), a validator's key is rotated (a new key
+  joins, the old one quits), or a power changes.  The plan follows the set,
+  so every later fault targets the validators of its time; the set keeps at
+  least 4 validators, each with less than a third of the power, and the
+  twin's victim never leaves it.
 
 After every heal a new height must follow within 30 s (the next fault waits
 for it; ``devnet.drill.liveness``).
@@ -57,12 +64,19 @@ healing; no heal is followed by a stall longer than the liveness bound (the
 verdict reports the longest); block times strictly increase and lie within
 the honest clocks (after the drill's start, before the drill saw the height,
 5 s slack each); while a Byzantine validator tampered, the chain moved on and
-no honest node stopped.  Any violation makes the exit status 1.
+no honest node stopped; every change of the set happened (the report gives
+each one's timings: add-node to caught up, JOIN to in the set, to the first
+signed block), every node ends with the set the drill followed, the faults
+named validators of the set of their time, and a validator that quit kept
+following.  "Every node" includes the nodes added and those that quit.  Any
+violation makes the exit status 1.
 
 Modules, one concept each: ``plan`` (the schedule), ``network`` (homes,
 processes, proxy), ``workload`` (the bank), ``liveness`` (the height
 monitor), ``faults`` (each kind) and ``nemesis`` (applying them in order),
-``replay``, ``checks`` and ``fault_checks`` (the checks), ``verdict``,
+``membership`` (the set the plan follows) and ``reconfig`` (its changes at
+run time), ``replay``, ``checks``, ``fault_checks`` and ``reconfig_checks``
+(the checks), ``verdict``,
 ``run`` (one drill) and ``cli`` (the command line).  The network itself
 comes from ``devnet.cluster``.
 """

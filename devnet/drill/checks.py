@@ -8,7 +8,9 @@ every acknowledged transaction is in the chain at the height and block it
 was acknowledged with; every balance read matches the replay at the height
 the node reported; no request got a 500; no node died on its own; the chain
 commits a transfer after healing; and the fault kinds' own checks
-(``devnet.drill.fault_checks``).
+(``devnet.drill.fault_checks``, ``devnet.drill.reconfig_checks``).  "Every
+node" is every node process: the validators of genesis and the nodes added
+later, in the set or not.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from devnet.cluster import LOG_FILE, HeightWait, same_chain_async, wait_for_height_async
-from devnet.drill import fault_checks
+from devnet.drill import fault_checks, reconfig_checks
 from devnet.drill.network import TWIN_NAME, DrillNetwork
 from devnet.drill.replay import replay
 from devnet.drill.verdict import Check
@@ -64,7 +66,7 @@ class Checker:
 
 
     async def converge(self, timeout_s: float = 180) -> tuple[bool, int]:
-        """Wait until every validator serves and all have passed the highest height seen at the start."""
+        """Wait until every node serves and all have passed the highest height seen at the start."""
         net = self.net
         specs = [net.specs[name] for name in net.names]
         loop = asyncio.get_running_loop()
@@ -131,7 +133,7 @@ class Checker:
         if unread:
             self.details["final_heights_unread"] = unread
             self.out(f"!! final height not read from {', '.join(f'{n} ({e})' for n, e in unread.items())}")
-        self.add("height checked (min over validators)", top)
+        self.add("height checked (min over nodes)", top)
 
         try:
             await self._check_all(top, heights)
@@ -214,8 +216,10 @@ class Checker:
                  f"reads that match no state of the chain: {wrong[:5]}")
         self.add("read-your-writes (min_height) violations", len(wl.ryw_violations), not wl.ryw_violations)
 
-        # 6. evidence
+        # 6. evidence, and the validator set's changes
         await fault_checks.check_evidence(self)
+        if self.nemesis.reconfig_runs:
+            await reconfig_checks.check_reconfig(self)
 
         # 7. server errors, crashes, logs
         self.add("HTTP 500s seen by clients", len(wl.server_errors), not wl.server_errors,
@@ -236,7 +240,8 @@ class Checker:
         return replay(self.net.genesis, blocks)
 
     async def check_api_balances(self, top: int, replay: dict) -> tuple[list[int], list[dict], int]:
-        """balance?height=h for every account and validator at every height, spread over the validators."""
+        """balance?height=h for every account and every (once or future) validator's key at every height, spread
+        over the nodes."""
         net = self.net
         tracked = [encode_address(a) for a in net.account_addresses] + \
                   [encode_address(a) for a in net.validator_addresses.values()]

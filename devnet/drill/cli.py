@@ -31,7 +31,9 @@ def add_drill_arguments(parser: argparse.ArgumentParser) -> None:
                              "split or ring; slow: slow, lossy links; twin: a second process with a validator's "
                              "key; lag: a paused validator falls behind while another goes down, then must "
                              "catch up with 3 of 4 up; clock: one validator's clock off by minutes to years; "
-                             "tamper: a Byzantine validator sends tampered blocks while a node lags behind it")
+                             "tamper: a Byzantine validator sends tampered blocks while a node lags behind it; "
+                             "reconfig: the validator set changes: a node is added and joins, a validator quits "
+                             "(and keeps running as a full node), a key is rotated, a power changes")
     parser.add_argument("--validators", type=int, default=4, help="number of validators (default 4)")
     parser.add_argument("--accounts", type=int, default=8, help="bank accounts (default 8)")
     parser.add_argument("--outputs-per-account", dest="outputs_per_account", type=int, default=4,

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 
 from node.consensus.messages import Vote, verify_vote
+from node.crypto import derive_public_key
 
 TIME_TOLERANCE_S = 5.0
 """Slack on the honest-clock bounds of block times (polling delay, whole-second genesis time)."""
@@ -25,8 +26,9 @@ TIME_TOLERANCE_S = 5.0
 async def check_evidence(checker) -> None:
     """The twin's equivocation is recorded (with valid signatures) by another validator; no honest one is accused."""
     net = checker.net
-    keys = {v.address.hex(): v.public_key for v in net.genesis.validators}
-    names = {v.address.hex(): v.name for v in net.genesis.validators}
+    # every key that was, is or may become a validator in this drill (genesis, joined, rotated in)
+    keys = {address.hex(): derive_public_key(net.keys[name]) for name, address in net.validator_addresses.items()}
+    names = {address.hex(): name for name, address in net.validator_addresses.items()}
     victim = net.twin_victim
     by_node: dict[str, int] = {}
     against: Counter = Counter()
@@ -59,7 +61,7 @@ async def check_evidence(checker) -> None:
         found = against.get(victim, 0)
         honest_nodes = [n for n in by_node if n != victim and by_node[n]]
         checker.add(f"twin evidence against {victim}", f"{found} records; on {len(honest_nodes)} of "
-                    f"{len(net.names) - 1} other validators", found > 0 and bool(honest_nodes),
+                    f"{len(net.names) - 1} other nodes", found > 0 and bool(honest_nodes),
                     f"the twin of {victim} ran but no other validator recorded evidence")
     elif checker.twin_enabled:
         checker.add("twin evidence", "twin did not run", False, "the twin was planned but never ran")

@@ -5,7 +5,9 @@
 - ``pause``: SIGSTOP one or two validators, SIGCONT later;
 - ``partition``: isolate one validator, split 2/2, or a ring of majorities, then heal;
 - ``slow``: delay, jitter, retransmission stalls and resets on every link;
-- ``twin``: a process with a copy of one validator's key, until its equivocation shows in the evidence;
+- ``twin``: a process with a copy of one validator's key, until its equivocation shows in the evidence; as
+  nodes keep one connection per key (key-in-use), the victim's links to half the other nodes are cut
+  meanwhile, so the twin reaches those and the victim the rest;
 - ``lag``: faults overlap, up to f faulty at once plus a lagging honest node.
   One validator is paused (SIGSTOP) until the others are ``LAG_AHEAD``
   heights ahead (bounded in time), then a second one goes down (SIGSTOP or
@@ -14,6 +16,7 @@
 - ``clock``: one validator restarts with its clock off (config key
   ``clock_offset_ms``, from -10 minutes to +10 years), keeps it for the
   step, then restarts on the true time;
+- ``reconfig``: one change of the validator set (``devnet.drill.reconfig``);
 - ``tamper``: the validator's honest process is replaced by
   ``devnet/byzantine.py`` on the same home, which sends some peers tampered
   proposals, block-sync answers and round-state (decided block) answers
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from pathlib import Path
 
@@ -38,6 +42,7 @@ import httpx
 from devnet.cluster import LOG_FILE, fetch_statuses
 from devnet.drill.network import TWIN_NAME, clock_offset_supported, set_clock_offset
 from devnet.drill.plan import format_offset
+from devnet.drill.reconfig import run_reconfig
 
 LAG_WAIT_MAX_S = 20.0
 """Bound on waiting for the others to get ``ahead`` heights past the paused validator."""
@@ -61,11 +66,12 @@ async def run_kill(nem, step) -> None:
 
 async def run_killall(nem, step) -> None:
     net = nem.net
-    pids = await net.kill(list(net.names))
-    nem.event("killall", f"SIGKILL {len(pids)} validators (pids {' '.join(map(str, pids))})")
+    names = list(net.names)  # every node: the validators of the set now and the full nodes
+    pids = await net.kill(names)
+    nem.event("killall", f"SIGKILL {len(pids)} nodes (pids {' '.join(map(str, pids))})")
     await asyncio.sleep(step.duration_s)
-    pids = [net.start(n) for n in net.names]
-    nem.event("restart", f"all validators (pids {' '.join(map(str, pids))}) after {step.duration_s:.1f}s")
+    pids = [net.start(n) for n in names]
+    nem.event("restart", f"all nodes (pids {' '.join(map(str, pids))}) after {step.duration_s:.1f}s")
 
 
 async def run_pause(nem, step) -> None:
@@ -108,8 +114,15 @@ async def run_twin(nem, step) -> None:
         return
     victim_hex = net.validator_addresses[victim].hex()
     from_height = await height_now(nem)
+    # A node keeps one connection per key and refuses a second process with it (key-in-use): the twin reaches
+    # the nodes whose link to the victim is cut, the victim the others; honest nodes relay both sides' votes.
+    others = sorted(n for n in net.names if n != victim)
+    twin_side = sorted(random.Random(f"drill-twin-{net.seed}-{step.at_s}").sample(others, len(others) // 2))
+    for name in twin_side:
+        net.proxy.cut(victim, name)
     pid = net.start(TWIN_NAME)
-    nem.event("twin", f"started twin of {victim} (pid {pid}) with {victim}'s key at height {from_height}")
+    nem.event("twin", f"started twin of {victim} (pid {pid}) with {victim}'s key at height {from_height}; "
+                      f"{victim} cut from {', '.join(twin_side)} (the twin's side)")
     started = time.monotonic()
     found_at = None
     while time.monotonic() - started < step.duration_s:
@@ -123,7 +136,8 @@ async def run_twin(nem, step) -> None:
         if found_at is not None and time.monotonic() - started >= min(step.duration_s, found_at + 5):
             break
     await net.terminate(TWIN_NAME)
-    nem.event("twin-stop", f"twin of {victim} stopped after {time.monotonic() - started:.1f}s")
+    net.proxy.heal()
+    nem.event("twin-stop", f"twin of {victim} stopped after {time.monotonic() - started:.1f}s, its links healed")
 
 
 async def height_now(nem) -> int:
@@ -166,11 +180,12 @@ async def run_lag(nem, step) -> None:
     else:
         what = f"SIGSTOP {faulty} (pid {net.pause(faulty)})"
     short = "" if reached else f" (wanted {d['ahead']}, waited {time.monotonic() - started:.0f}s)"
-    nem.event("lag", f"{what} with {lagger} {mon.tip - base} heights behind{short}: 2 of 4 validators up")
+    n = len(net.members)
+    nem.event("lag", f"{what} with {lagger} {mon.tip - base} heights behind{short}: {n - 2} of {n} validators up")
     await nem.sleep(d["gap_s"])
     net.resume(lagger)
     nem.event("resume", f"SIGCONT {lagger} {mon.tip - base} heights behind, {faulty} still down: "
-                        f"3 of 4 up, the chain must move on")
+                        f"{n - 1} of {n} up, the chain must move on")
     await mon.settle()  # the lagging node's recovery is judged before the faulty one comes back
     await nem.sleep(max(0.0, step.duration_s - (time.monotonic() - started)))
     if kill:
@@ -272,5 +287,6 @@ def count_tamper_lines(path: Path) -> dict[str, int]:
 
 
 RUNNERS = {"kill": run_kill, "killall": run_killall, "pause": run_pause, "partition": run_partition,
-           "slow": run_slow, "twin": run_twin, "lag": run_lag, "clock": run_clock, "tamper": run_tamper}
+           "slow": run_slow, "twin": run_twin, "lag": run_lag, "clock": run_clock, "tamper": run_tamper,
+           "reconfig": run_reconfig}
 """Fault kind -> how to apply and heal it."""

@@ -1,7 +1,7 @@
 """The drill's liveness watch: after every heal a new height must follow within a bound.
 
 ``HeightMonitor`` polls every validator's height.  Each heal (restart,
-resume, healed links, twin stopped, heal-all) is a point after which a new
+resume, healed links, twin stopped, heal-all, a change of the validator set) is a point after which a new
 height must follow within ``LIVENESS_BOUND_S``; the Nemesis waits for that
 (bounded) before the next fault, so a stall is charged to the heal that
 preceded it.  The verdict reports the longest stall after a heal.  The
@@ -21,8 +21,8 @@ LIVENESS_BOUND_S = 30.0
 """After a heal, a new height must follow within this many seconds."""
 POLL_S = 0.5
 STATUS_TIMEOUT_S = 1.0
-HEAL_EVENTS = frozenset({"restart", "resume", "heal", "twin-stop", "heal-all"})
-"""Nemesis events after which the chain must move on."""
+HEAL_EVENTS = frozenset({"restart", "resume", "heal", "twin-stop", "heal-all", "reconfig"})
+"""Nemesis events after which the chain must move on (``reconfig``: a change of the validator set ended)."""
 
 
 @dataclass

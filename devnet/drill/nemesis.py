@@ -2,7 +2,10 @@
 
 Each step waits for its time, then for the last heal's new height (bounded
 by the liveness bound), then runs (``devnet.drill.faults``); every event is
-printed as it happens and kept for the report.
+printed as it happens and kept for the report.  Before a step runs, the
+validators it names must be members of the set now (``net.members``, which
+``reconfig`` steps change): the step and the set it met are logged for the
+checks (``fault_log``); a step whose targets left the set is skipped.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ class Nemesis:
         self.clock_offsets: dict[str, int] = {}
         self.byzantine: set[str] = set()
         self.tamper_runs: list[dict] = []
+        self.reconfig_runs: list[dict] = []
+        self.fault_log: list[dict] = []
+        """Each step as it began: kind, the validators it names, the set then."""
 
     def event(self, what: str, text: str, **extra) -> None:
         t = self.workload.now()
@@ -65,6 +71,15 @@ class Nemesis:
 
     async def apply(self, step: FaultStep) -> bool | None:
         """Run one step; False when it could not run here (then it does not count as applied)."""
+        targets = step_targets(step)
+        members = dict(self.net.members)
+        stale = [n for n in targets if n not in members]
+        self.fault_log.append({"t": round(self.workload.now(), 2), "kind": step.kind, "targets": targets,
+                               "faulty": faulty_of(step), "set": members, "skipped": bool(stale)})
+        if stale:
+            self.event("skip", f"{step.kind}: {', '.join(stale)} not in the validator set now "
+                               f"({', '.join(members)})")
+            return False
         return await faults.RUNNERS[step.kind](self, step)
 
     async def heal_all(self) -> None:
@@ -81,4 +96,33 @@ class Nemesis:
                 net.start(name)
         if TWIN_NAME in net.procs and net.running(TWIN_NAME):
             await net.terminate(TWIN_NAME)
-        self.event("heal-all", "links healed, every validator running and resumed, twin stopped")
+        self.event("heal-all", "links healed, every node running and resumed, twin stopped")
+
+
+def step_targets(step: FaultStep) -> list[str]:
+    """The validators a step names (those of the set it was planned against, for a partition)."""
+    d = step.detail
+    if step.kind in ("kill", "clock"):
+        return [d["node"]]
+    if step.kind == "pause":
+        return list(d["nodes"])
+    if step.kind == "partition":
+        return list(d.get("members") or sorted({n for g in d["groups"] for n in g} | {n for p in d["cut"] for n in p}))
+    if step.kind == "twin":
+        return [d["victim"]]
+    if step.kind == "lag":
+        return [d["lagger"], d["faulty"]]
+    if step.kind == "tamper":
+        return sorted({d["victim"], d["lagger"], *d["targets"]})
+    if step.kind == "reconfig" and d["op"] in ("quit", "power"):
+        return [d["node"]]
+    if step.kind == "reconfig" and d["op"] == "rotate":
+        return [d["old"]]
+    return []
+
+
+def faulty_of(step: FaultStep) -> list[str]:
+    """Validators a step makes Byzantine (a stolen key, tampered blocks, a wrong clock): within f of the set."""
+    d = step.detail
+    key = {"twin": "victim", "tamper": "victim", "clock": "node"}.get(step.kind)
+    return [d[key]] if key is not None and key in d else []

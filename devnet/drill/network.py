@@ -1,4 +1,9 @@
-"""The drill's network: validator homes and processes, the per-link proxy between them, and the twin.
+"""The drill's network: node homes and processes, the per-link proxy between them, and the twin.
+
+``names`` are every node process of the drill: the genesis validators, then
+the nodes a ``reconfig`` step adds (``add_node``).  ``members`` is the
+validator set now (name -> power), kept by the reconfiguration steps from
+the nodes' own answers; faults and checks take "the validators" from it.
 
 Peer addresses point at the proxy (``devnet/proxy.py``, one port per ordered pair
 of nodes) so links can be cut and slowed one by one; clients talk to the
@@ -33,11 +38,13 @@ from devnet.cluster import (
     start_process,
     write_homes,
 )
+from devnet.cluster.full_nodes import add_full_node
 from devnet.drill.plan import validator_names
 from devnet.proxy import LinkProxy
 from genesis.build import derive_private_key, make_genesis
-from node.config import CONFIG_FILE, NodeConfig
+from node.config import CONFIG_FILE, KEY_FILE, NodeConfig
 from node.crypto import address_hash, derive_public_key
+from node.home import load_key_file
 from node.ledger.state import genesis_txid
 from node.p2p.secret import node_id_of
 from node.types.transaction import COIN, OutPoint
@@ -56,7 +63,7 @@ GENESIS_OUTPUT = 1_000 * COIN
 
 
 class DrillNetwork:
-    """Validator homes and processes, the per-link proxy, and the twin."""
+    """Node homes and processes (validators of genesis, nodes added later), the per-link proxy, and the twin."""
 
     def __init__(self, base: Path, seed: int, validators: int, accounts: int, outputs_per_account: int,
                  with_twin: bool, twin_victim: str | None, out=print):
@@ -74,6 +81,10 @@ class DrillNetwork:
         self.genesis, self.validator_keys = make_genesis(f"drill-{seed}", validators, allocations,
                                                          params=devnet_params(), seed=seed_bytes)
         self.chain_id = self.genesis.chain_id
+        self.members: dict[str, int] = {v.name: v.power for v in self.genesis.validators}
+        """The validator set now, name -> power (``reconfig`` steps keep it)."""
+        self.keys: dict[str, bytes] = dict(self.validator_keys)
+        """Every node's private key by name, genesis validators and added nodes."""
         self.supply = self.genesis.total_supply
         self.with_twin = with_twin
         self.twin_victim = twin_victim
@@ -88,7 +99,11 @@ class DrillNetwork:
 
     @property
     def validator_addresses(self) -> dict[str, bytes]:
-        return {v.name: v.address for v in self.genesis.validators}
+        """Name -> account address of every key that is or was or may become a validator (genesis, added)."""
+        return {name: address_hash(derive_public_key(key)) for name, key in self.keys.items()}
+
+    def name_of(self, address: bytes) -> str | None:
+        return next((n for n, a in self.validator_addresses.items() if a == address), None)
 
     def genesis_outputs(self) -> dict[int, list[tuple[OutPoint, int]]]:
         """Account index -> its genesis outputs."""
@@ -131,6 +146,31 @@ class DrillNetwork:
         for name in members:
             self.procs[name] = None
             self.expected[name] = False
+
+    async def add_node(self, name: str) -> NodeSpec:
+        """A full node's home (``add_full_node``: its own key, the genesis), its links through the proxy to every
+        node (the twin's too), added to ``names``; not started."""
+        spec = add_full_node(self.base, name, dict(NODE_OVERRIDES))
+        used = {p for s in self.specs.values() for p in (s.port, s.p2p_port)}
+        if {spec.port, spec.p2p_port} & (used | {link.port for link in self.proxy.links.values()}):
+            raise RuntimeError(f"{name}: ports {spec.port}/{spec.p2p_port} clash with the drill's")
+        others = list(self.specs)
+        for other in others:
+            self.proxy.add_link(name, other, self.specs[other].p2p_port)
+            self.proxy.add_link(other, name, spec.p2p_port)  # nobody dials it, but cuts name both ways
+        await self.proxy.start(avoid=used | {spec.port, spec.p2p_port})
+        key = load_key_file(spec.home / KEY_FILE).private_key
+        keys = dict(self.keys)
+        if TWIN_NAME in self.specs and self.twin_victim is not None:
+            keys[TWIN_NAME] = self.keys[self.twin_victim]
+        peers = [f"{node_id_of(derive_public_key(keys[other]))}@{self.proxy.address(name, other)}" for other in others]
+        set_config(spec.home, peers=peers)
+        self.specs[name] = spec
+        self.keys[name] = key
+        self.names.append(name)
+        self.procs[name] = None
+        self.expected[name] = False
+        return spec
 
     # ------------------------------------------------------------------ processes
 
@@ -263,7 +303,12 @@ def clock_offset_supported() -> bool:
 
 def set_clock_offset(home: Path, offset_ms: int) -> None:
     """Write ``clock_offset_ms`` into the home's config.toml (read on the next start)."""
+    set_config(home, clock_offset_ms=int(offset_ms))
+
+
+def set_config(home: Path, **values: object) -> None:
+    """Set keys of the home's config.toml (read on the next start)."""
     path = Path(home) / CONFIG_FILE
     data = tomllib.loads(path.read_text())
-    data["clock_offset_ms"] = int(offset_ms)
+    data.update(values)
     path.write_text(tomli_w.dumps(data))

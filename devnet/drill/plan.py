@@ -4,6 +4,10 @@ The same seed gives the same schedule (and adding kinds never changes the
 schedule a seed gives for the kinds it asks for).  Faults run one after the
 other with a recovery gap between them; every requested kind runs at least
 once (``kill`` before ``killall``), then kinds are drawn by weight.
+
+With ``reconfig`` the plan follows the validator set it changes
+(``devnet.drill.membership``): every later step draws its targets from the
+set of its time, never from genesis.
 """
 
 from __future__ import annotations
@@ -11,20 +15,22 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-FAULT_KINDS = ("kill", "killall", "pause", "partition", "slow", "twin", "lag", "clock", "tamper")
+from devnet.drill.membership import RECONFIG_OPS, PlannedSet, describe_change, partition_extras
+
+FAULT_KINDS = ("kill", "killall", "pause", "partition", "slow", "twin", "lag", "clock", "tamper", "reconfig")
 PARTITION_SHAPES = ("isolate", "split", "ring")
 
 WARMUP_S = 4.0
 TAIL_S = 4.0
 MIN_DURATION_S = {"kill": 3.0, "killall": 0.5, "pause": 3.0, "partition": 4.0, "slow": 4.0, "twin": 15.0,
-                  "lag": 12.0, "clock": 10.0, "tamper": 15.0}
+                  "lag": 12.0, "clock": 10.0, "tamper": 15.0, "reconfig": 10.0}
 MAX_DURATION_S = {"kill": 10.0, "killall": 3.0, "pause": 8.0, "partition": 12.0, "slow": 12.0, "twin": 35.0,
-                  "lag": 25.0, "clock": 25.0, "tamper": 30.0}
+                  "lag": 25.0, "clock": 25.0, "tamper": 30.0, "reconfig": 20.0}
 GAP_S = (3.0, 6.0)
 FAULT_WEIGHTS = {"kill": 3, "killall": 1, "pause": 2, "partition": 3, "slow": 2, "twin": 1, "lag": 2, "clock": 1,
-                 "tamper": 1}
+                 "tamper": 1, "reconfig": 2}
 """How often each kind is drawn once every requested kind has had its turn."""
-MIN_VALIDATORS = {"lag": 4, "tamper": 4}
+MIN_VALIDATORS = {"lag": 4, "tamper": 4, "reconfig": 4}
 """Below this many validators a kind is left out of the plan (with f = 0 one node down halts the chain)."""
 LAG_AHEAD = 3
 """How many heights the others must get ahead of the paused validator before the second one goes down."""
@@ -70,6 +76,8 @@ class FaultStep:
         if self.kind == "tamper":
             return (f"Byzantine {d['victim']} tampers with blocks to {','.join(d['targets'])} "
                     f"({d['lagger']} lags behind it) for {self.duration_s:.1f}s")
+        if self.kind == "reconfig":
+            return describe_change(d)
         return self.kind
 
 
@@ -114,7 +122,7 @@ def _partition_detail(rng: random.Random, names: list[str], shape: str) -> dict:
         rng.shuffle(order)
         groups = []
         pairs = ring_cut_pairs(order)
-        label = "ring " + "-".join(n.rsplit("-", 1)[-1] for n in order)
+        label = "ring " + "-".join(n.rsplit("-", 1)[-1] if n.startswith("validator-") else n for n in order)
     return {"shape": shape, "groups": groups, "cut": [list(p) for p in pairs], "label": label}
 
 
@@ -165,7 +173,9 @@ def plan_faults(seed: int, duration_s: float, kinds: list[str], validators: int)
     Faults run one after another with a recovery gap between them, inside
     ``[WARMUP_S, duration_s - TAIL_S]``.  A required kind that does not fit at
     full length is shortened to its minimum; one that does not fit even then
-    is left out (the verdict lists what ran).
+    is left out (the verdict lists what ran).  With ``reconfig``, each of its
+    steps makes one change of the validator set, every change kind once if
+    there is room, and later steps target the set of their time.
     """
     rng = random.Random(f"drill-plan-{seed}")
     names = validator_names(validators)
@@ -177,6 +187,12 @@ def plan_faults(seed: int, duration_s: float, kinds: list[str], validators: int)
     if "kill" in required and "killall" in required and required.index("killall") < required.index("kill"):
         i, j = required.index("killall"), required.index("kill")
         required[i], required[j] = required[j], required[i]
+    members: PlannedSet | None = None
+    reconfig_rng = random.Random(f"drill-reconfig-{seed}")
+    if "reconfig" in kinds:  # its own draws: the plans of the other kinds stay as they were without it
+        protected = reconfig_rng.choice(names) if "twin" in kinds else None
+        members = PlannedSet.genesis(names, reconfig_rng, protected)
+        required += ["reconfig"] * ((len(RECONFIG_OPS) if duration_s >= 120 else 2) - 1)  # last: may not fit
     shapes = list(PARTITION_SHAPES)
     rng.shuffle(shapes)
     steps: list[FaultStep] = []
@@ -197,9 +213,19 @@ def plan_faults(seed: int, duration_s: float, kinds: list[str], validators: int)
                 break
         if required:
             required.pop(0)
-        steps.append(FaultStep(round(t, 1), kind, length, _detail(rng, kind, names, shapes)))
+        if members is None:
+            detail = _detail(rng, kind, names, shapes)
+        elif kind == "reconfig":
+            detail = members.next_change(reconfig_rng)
+        else:
+            detail = _detail(rng, kind, members.validators(), shapes)
+            detail["members"] = members.validators()
+            if kind == "partition":
+                detail = partition_extras(reconfig_rng, detail, members.extras())
+        steps.append(FaultStep(round(t, 1), kind, length, detail))
         t += length + rng.uniform(*GAP_S)
     twins = [s for s in steps if s.kind == "twin"]
-    for step in twins[1:]:
-        step.detail["victim"] = twins[0].detail["victim"]  # one twin home, one stolen key per drill
+    for step in twins:  # one twin home, one stolen key per drill (a validator no reconfiguration touches)
+        step.detail["victim"] = members.protected if members is not None and members.protected else \
+            twins[0].detail["victim"]
     return steps

@@ -111,6 +111,8 @@ async def run_drill_async(opts: DrillOptions, out=print) -> DrillResult:
                 "server_errors": workload.server_errors, "unexpected_exits": net.unexpected_exits,
                 "liveness": nemesis.monitor.report(),
                 "proxy": {k: v for k, v in net.proxy.stats().items() if v["connections"]},
+                "nodes": list(net.names), "fault_log": nemesis.fault_log,
+                "validator_set": validator_set_report(net, nemesis),
             }
             result = DrillResult(not checker.violations, checker.checks, checker.violations, report)
     finally:
@@ -120,8 +122,20 @@ async def run_drill_async(opts: DrillOptions, out=print) -> DrillResult:
 
 
 
+def validator_set_report(net: DrillNetwork, nemesis: Nemesis) -> dict:
+    """The set at genesis and at the end, who joined and who quit, and every change with its timings."""
+    genesis = [v.name for v in net.genesis.validators]
+    runs = nemesis.reconfig_runs
+    return {"genesis": genesis, "final": dict(net.members),
+            "joined": [r["node"] for r in runs if r["op"] in ("join", "rotate") and "joined_at" in r],
+            "quit": [r.get("old", r["node"]) for r in runs if r["op"] in ("quit", "rotate") and "left_at" in r],
+            "power_changes": [{"node": r["node"], "from": r.get("old_power"), "to": r["power"]}
+                              for r in runs if r["op"] == "power" and "applied_at" in r],
+            "steps": runs}
+
+
 async def wait_serving(net: DrillNetwork, http: httpx.AsyncClient, timeout_s: float) -> None:
-    """Every validator serves its first block (a validator that dies meanwhile is reported and restarted)."""
+    """Every genesis validator serves its first block (one that dies meanwhile is reported and restarted)."""
     specs = [net.specs[name] for name in net.names]
     waited = await wait_for_height_async(specs, 1, timeout_s, client=http, watch_pids=False, poll_s=0.2,
                                          on_poll=net.check_crashes)

@@ -1,0 +1,304 @@
+"""State sync: a new node copies a recent snapshot from its peers instead of replaying every block.
+
+Run by ``ledger-node start`` before the node itself when the home was made
+with ``ledger-node init --state-sync`` and holds no state yet.  It brings up
+the node's own peer transport (``node.p2p.setup``), asks every peer which
+snapshots it offers, and takes the highest one that checks out:
+
+1. the anchor (block H, its certificate, the validator-set changes from
+   genesis) is walked from the genesis in the home (``node.light_client``);
+2. the manifest must be about that certified header (``check_manifest``);
+3. the 256 chunks are fetched from every peer that offers the snapshot at
+   once; each is checked against the manifest as it arrives, and a peer
+   whose chunk does not match, or that does not answer, is dropped and the
+   chunk asked of another;
+4. the MuHash of all outputs must be the certified app hash;
+5. only then is the state written (``Store.restore_snapshot``) and the node
+   starts, at height H, and block-syncs from there.
+
+Chunks are kept under ``HOME/statesync/chunks`` as they arrive (checked, by
+content hash), so a transfer interrupted by a crash resumes with what it
+has; chunks the node already holds in its own snapshots are not fetched
+again.  A crash while the state is written leaves a store that is not
+initialized, which is wiped and written again on the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from node.config import DATA_DIR, NodeConfig
+from node.encoding import DecodeError, Reader
+from node.ledger.errors import LedgerError, SnapshotError
+from node.ledger.muhash import MuHash
+from node.ledger.rules import check_block_body
+from node.ledger.snapshot import (
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    check_app_hash,
+    check_manifest,
+    chunk_muhash,
+    decode_chunk,
+)
+from node.ledger.store import Store
+from node.light_client import check_certified, trusted_set_at
+from node.p2p import snapshot_wire
+from node.p2p.setup import build_reactor
+from node.p2p.switch import PeerLink
+from node.snapshot_file import read_anchor
+from node.snapshots import SNAPSHOTS_DIR, SnapshotStore
+from node.types.validators import ValidatorSet
+
+log = logging.getLogger("ledger.statesync")
+
+STATE_SYNC_DIR = "statesync"
+PEER_WAIT_S = 60.0
+"""How long state sync waits for a peer that offers a snapshot before it gives up."""
+REQUESTS_PER_PEER = 2
+MAX_FAILURES = 3
+"""Unanswered requests after which a peer is left out of this transfer."""
+
+
+class StateSyncFailed(Exception):
+    """No snapshot could be fetched and checked; the message says why (the node did not start)."""
+
+
+@dataclass
+class Transfer:
+    """What one state sync did, for the log and the operator."""
+
+    height: int = 0
+    """The snapshot's height."""
+    chunks_fetched: int = 0
+    chunks_skipped: int = 0
+    """Chunks already on disk (an interrupted transfer, or this node's own older snapshots)."""
+    bytes_fetched: int = 0
+    """Compressed chunk bytes received."""
+    peers_dropped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class StateSync:
+    """One node's state sync (see the module docstring)."""
+
+    def __init__(self, home: Path, config: NodeConfig, *, chain_id: str, genesis_hash: bytes, genesis_doc: bytes,
+                 genesis_set: ValidatorSet, private_key: bytes):
+        self.home = Path(home)
+        self.config = config
+        self.chain_id = chain_id
+        self.genesis_hash = genesis_hash
+        self.genesis_doc = genesis_doc
+        self.genesis_set = genesis_set
+        self.private_key = private_key
+        self.folder = self.home / STATE_SYNC_DIR / "chunks"
+        self.own = SnapshotStore(self.home / SNAPSHOTS_DIR)
+        self.transfer = Transfer()
+
+    # ------------------------------------------------------------------ run
+
+    async def run(self) -> Transfer:
+        started = time.monotonic()
+        reactor = build_reactor(self.config, self.private_key, self.chain_id, self.genesis_hash,
+                                lambda: [v.public_key for v in self.genesis_set], lambda height: None)
+        await reactor.switch.listen()
+        reactor.switch.start_dialing()
+        try:
+            manifest, block, commit, validators, state, parts = await self._fetch(reactor)
+        finally:
+            await reactor.switch.stop()
+        self._restore(manifest, block, commit, validators, state, parts)
+        self.transfer.seconds = time.monotonic() - started
+        shutil.rmtree(self.home / STATE_SYNC_DIR, ignore_errors=True)
+        return self.transfer
+
+    async def _fetch(self, reactor):
+        deadline = time.monotonic() + PEER_WAIT_S
+        tried: set[bytes] = set()
+        while time.monotonic() < deadline:
+            offers = await self._offers(reactor)
+            for manifest, links in sorted(offers.values(), key=lambda item: -item[0].height):
+                if manifest.hash in tried:
+                    continue
+                tried.add(manifest.hash)
+                try:
+                    return await self._take(reactor, manifest, links)
+                except SnapshotError as exc:
+                    log.warning("state sync: the snapshot at height %d offered by %s does not check out: %s",
+                                manifest.height, ", ".join(link.name for link in links), exc)
+            await asyncio.sleep(0.5)
+        raise StateSyncFailed(f"no peer offered a snapshot that checks out within {PEER_WAIT_S:g} s (peers: "
+                              f"{len(reactor.switch.links)} known, {reactor.peers_up} up); is `peers` set, and do "
+                              f"the peers take snapshots (snapshot_interval)?")
+
+    async def _offers(self, reactor) -> dict[bytes, tuple[Manifest, list[PeerLink]]]:
+        offers: dict[bytes, tuple[Manifest, list[PeerLink]]] = {}
+        links = [link for link in reactor.links if link.up]
+        answers = await asyncio.gather(*(reactor.request_snapshot(link, snapshot_wire.LIST_REQUEST)
+                                         for link in links))
+        for link, body in zip(links, answers, strict=True):
+            if not body:
+                continue
+            try:
+                listed = [Manifest.decode(raw) for raw in snapshot_wire.decode_list(body, MAX_MANIFEST_BYTES)]
+            except (DecodeError, SnapshotError) as exc:
+                log.warning("state sync: %s listed snapshots that do not decode: %s", link.name, exc)
+                continue
+            for manifest in listed:
+                if manifest.chain_id == self.chain_id:
+                    offers.setdefault(manifest.hash, (manifest, []))[1].append(link)
+        return offers
+
+    async def _take(self, reactor, manifest: Manifest, links: list[PeerLink]):
+        block = commit = state = validators = None
+        for link in links:  # the anchor from the first peer whose anchor checks out from the genesis
+            body = await reactor.request_snapshot(link, snapshot_wire.ANCHOR_REQUEST,
+                                                  manifest.height.to_bytes(8, "big"))
+            try:
+                block, commit, changes = read_anchor(Reader(body or b""))
+                check_block_body(block)
+                validators = trusted_set_at(self.chain_id, self.genesis_set, changes, block.height)
+                check_certified(self.chain_id, validators, block.header, commit)
+                state = check_manifest(manifest, block.header)
+                if manifest.validator_set().hash != validators.hash:
+                    raise SnapshotError("snapshot-header", "the manifest's set is not the proven one")
+                break
+            except (DecodeError, LedgerError, ValueError) as exc:
+                log.warning("state sync: %s served an anchor for height %d that does not check out: %s", link.name,
+                            manifest.height, exc)
+                block = None
+        if block is None:
+            raise SnapshotError("snapshot-header", "no peer served an anchor that checks out from the genesis")
+        self.transfer.height = manifest.height
+        parts = await self._chunks(reactor, manifest, links)
+        check_app_hash(manifest, parts)
+        return manifest, block, commit, validators, state, parts
+
+    # ------------------------------------------------------------------ chunks
+
+    def _held(self, index: int, manifest: Manifest) -> MuHash | None:
+        """The MuHash of chunk ``index`` when this node holds it already (checked), else None."""
+        ref = manifest.chunks[index]
+        for data in (self._read(ref.hash), self.own.read_chunk(ref.hash)):
+            if data is None:
+                continue
+            try:
+                part = chunk_muhash(decode_chunk(index, data, ref))
+            except SnapshotError:
+                continue
+            self._save(ref.hash, data)
+            return part
+        return None
+
+    def _read(self, chunk_hash: bytes) -> bytes | None:
+        try:
+            return (self.folder / chunk_hash.hex()).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def _save(self, chunk_hash: bytes, data: bytes) -> None:
+        path = self.folder / chunk_hash.hex()
+        if path.exists():
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+
+    async def _chunks(self, reactor, manifest: Manifest, links: list[PeerLink]) -> list[MuHash]:
+        parts: list[MuHash | None] = [None] * len(manifest.chunks)
+        todo: asyncio.Queue[int] = asyncio.Queue()
+        for index in range(len(manifest.chunks)):
+            held = self._held(index, manifest)
+            if held is not None:
+                parts[index] = held
+                self.transfer.chunks_skipped += 1
+            else:
+                todo.put_nowait(index)
+        if todo.empty():
+            return [p for p in parts if p is not None]
+        live = set(links)
+        failures: dict[PeerLink, int] = {}
+
+        async def worker(link: PeerLink) -> None:
+            while link in live and not todo.empty():
+                index = todo.get_nowait()
+                ref = manifest.chunks[index]
+                data = await reactor.request_snapshot(link, snapshot_wire.CHUNK_REQUEST, ref.hash)
+                if not data:
+                    todo.put_nowait(index)
+                    failures[link] = failures.get(link, 0) + 1
+                    if failures[link] >= MAX_FAILURES:
+                        self._drop(live, link, "it does not answer chunk requests")
+                    continue
+                try:
+                    part = chunk_muhash(decode_chunk(index, data, ref))
+                except SnapshotError as exc:
+                    todo.put_nowait(index)
+                    self._drop(live, link, f"it served chunk {index} that does not match the manifest ({exc.code})")
+                    continue
+                self._save(ref.hash, data)
+                parts[index] = part
+                self.transfer.chunks_fetched += 1
+                self.transfer.bytes_fetched += len(data)
+
+        while not todo.empty():
+            if not live:
+                raise SnapshotError("snapshot-chunk", "every peer offering the snapshot was dropped; chunks kept "
+                                                      "so far are reused on the next try")
+            await asyncio.gather(*(worker(link) for link in list(live) for _ in range(REQUESTS_PER_PEER)))
+        return [p for p in parts if p is not None]
+
+    def _drop(self, live: set[PeerLink], link: PeerLink, why: str) -> None:
+        if link in live:
+            live.discard(link)
+            self.transfer.peers_dropped.append(link.name)
+            log.warning("state sync: leaving out peer %s: %s", link.name, why)
+
+    # ------------------------------------------------------------------ write
+
+    def _restore(self, manifest: Manifest, block, commit, validators: ValidatorSet, state, parts: list[MuHash]):
+        data = self.home / DATA_DIR
+        shutil.rmtree(data, ignore_errors=True)  # nothing there is state (never initialized): start clean
+        total = MuHash()
+        for part in parts:
+            total.combine(part)
+
+        def outputs() -> Iterator[list]:
+            for index, ref in enumerate(manifest.chunks):
+                raw = self._read(ref.hash)
+                if raw is None:
+                    raise SnapshotError("snapshot-chunk", f"chunk {index} went missing from {self.folder}")
+                yield decode_chunk(index, raw, ref)
+
+        with Store.open(str(data)) as store:
+            store.restore_snapshot(chain_id=self.chain_id, genesis_hash=self.genesis_hash,
+                                   genesis_doc=self.genesis_doc, block=block, commit=commit, validators=validators,
+                                   state=state, muhash=total, chunks=outputs())
+
+
+async def sync_home_if_empty(home: Path, config: NodeConfig) -> Transfer | None:
+    """State-sync ``home`` when its store holds no state yet (made by ``init --state-sync``, or a restore that a
+    crash cut short); None when it has a state already (the node just starts)."""
+    from genesis.document import encode_genesis, genesis_hash, load_genesis, validator_set_of
+    from node.config import GENESIS_FILE, KEY_FILE
+    from node.home import load_key_file
+
+    with Store.open(str(Path(home) / DATA_DIR)) as store:
+        if store.initialized:
+            return None
+    genesis = load_genesis(Path(home) / GENESIS_FILE)
+    sync = StateSync(Path(home), config, chain_id=genesis.chain_id, genesis_hash=genesis_hash(genesis),
+                     genesis_doc=encode_genesis(genesis), genesis_set=validator_set_of(genesis),
+                     private_key=load_key_file(Path(home) / KEY_FILE).private_key)
+    log.info("state sync: fetching a snapshot from the peers")
+    transfer = await sync.run()
+    log.info("state sync done height=%d chunks_fetched=%d chunks_skipped=%d bytes=%d seconds=%.1f peers_dropped=%s",
+             transfer.height, transfer.chunks_fetched, transfer.chunks_skipped, transfer.bytes_fetched,
+             transfer.seconds, ",".join(transfer.peers_dropped) or "-")
+    return transfer
