@@ -17,6 +17,10 @@ swapped back for the honest process afterwards.  Two things differ:
   do the decided blocks in its round-state answers (how the relay hands a
   lagging peer a block).
 
+With ``--corrupt-chunks`` it serves every snapshot chunk it is asked for
+with one byte flipped (to every peer, throughout): a node that joins by
+state sync must drop it and fetch those chunks from the others.
+
 A peer is tampered with when its name (what it says of itself in the
 handshake) is in ``--tamper-to``; without it the choice is made from
 ``--seed``.
@@ -39,6 +43,7 @@ from node.consensus.actions import BroadcastProposal
 from node.consensus.round_status import Decided, RoundStatus
 from node.crypto import N
 from node.encoding import Reader
+from node.p2p import snapshot_wire
 from node.p2p.channels import CONSENSUS
 from node.p2p.reactor import PeerReactor
 from node.p2p.switch import PeerLink
@@ -150,6 +155,21 @@ class TamperingNode(Node):
 
     targets = Targets(0)
     """Set by ``main`` before the node is built."""
+    corrupt_chunks = False
+    """Serve every snapshot chunk with a byte flipped (``--corrupt-chunks``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.corrupt_chunks:
+            honest = self.peers.serve_snapshot
+
+            def corrupted(kind: int, body: bytes) -> bytes:
+                answer = honest(kind, body)
+                if kind == snapshot_wire.CHUNK_REQUEST and answer:
+                    log.warning("byzantine: corrupted snapshot chunk %s", body.hex()[:16])
+                    return answer[:-1] + bytes([answer[-1] ^ 0x01])
+                return answer
+            self.peers.serve_snapshot = corrupted
 
     def _build_peers(self) -> PeerReactor:
         honest = super()._build_peers()
@@ -195,10 +215,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="chooses the tampered peers without --tamper-to")
     parser.add_argument("--tamper-to", dest="tamper_to", default="",
                         help="comma-separated names of the peers to tamper with")
+    parser.add_argument("--corrupt-chunks", dest="corrupt_chunks", action="store_true",
+                        help="serve every snapshot chunk with a byte flipped (only this: no other tampering)")
     args = parser.parse_args(argv)
     from node import cli, runtime
 
     TamperingNode.targets = Targets(args.seed, [n for n in args.tamper_to.split(",") if n.strip()] or None)
+    if args.corrupt_chunks:
+        TamperingNode.targets = Targets(args.seed, ["(nobody)"])
+        TamperingNode.corrupt_chunks = True
     # node.cli.run_node imports the name when it runs; mypy refuses assignments to a class
     runtime.Node = TamperingNode  # type: ignore[misc]  # a deliberate monkeypatch, see above
     return cli.main(["start", "--home", args.home])
