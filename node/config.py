@@ -94,6 +94,9 @@ class NodeConfig:
     snapshot_interval: int = 1_000
     """Every this many heights the node snapshots its state (UTXO set, validator state) in the background, for
     nodes that join by state sync; 0 takes none."""
+    retain_blocks: int = 0
+    """Keep only the last this many blocks: older blocks, certificates and per-block indexes are deleted in the
+    background (reads below answer 410 pruned; snapshots stay); 0 keeps every block."""
     state_sync: bool = False
     """A node whose store holds no state yet copies a snapshot from its peers at start, checked from the genesis,
     instead of replaying every block (``ledger-node init --state-sync`` sets it)."""

@@ -39,11 +39,10 @@ from node.consensus.wal import FileWAL
 from node.encoding import DecodeError
 from node.evidence import EVIDENCE_FILE, EvidenceLog
 from node.home import load_key_file
-from node.ledger.errors import LedgerError, ReconfigError, SnapshotError
+from node.ledger.errors import LedgerError, ReconfigError
 from node.ledger.rules import BlockResult, SignatureCache
 from node.ledger.store import Store
-from node.ledger.validator_state import encode_named_set
-from node.light_client import set_changes_of
+from node.maintenance import StoreMaintenance
 from node.mempool import Mempool, MempoolJournal
 from node.metrics import NodeMetrics
 from node.p2p.consensus_io import ConsensusIO, decided_block
@@ -51,8 +50,7 @@ from node.p2p.reactor import PeerReactor
 from node.p2p.setup import build_reactor
 from node.p2p.wire import encode_consensus_message
 from node.reconfig_pool import REANNOUNCE_S, ReconfigPool
-from node.snapshot_file import encode_anchor
-from node.snapshots import SNAPSHOTS_DIR, SnapshotMaker, SnapshotStore, serve_snapshot
+from node.snapshots import SNAPSHOTS_DIR, SnapshotStore, serve_snapshot
 from node.stages import CLOCK
 from node.status import ClockWatch
 from node.sync import BlockSync
@@ -134,7 +132,7 @@ class Node:
         self.waiters = Waiters(self.store)
         self.evidence = EvidenceLog(self.home / EVIDENCE_FILE)
         self.snapshots = SnapshotStore(self.home / SNAPSHOTS_DIR, config.snapshot_keep)
-        self.snapshot_maker = SnapshotMaker(self.snapshots)
+        self.maintenance = StoreMaintenance(self.store, self.snapshots, config)
         self.peers.on_txs = CLOCK.wrap("admit_peer", self.admission.receive_peer_txs)
         self.peers.on_reconfig = self._receive_reconfig
         self.peers.reconfig_pool = self.reconfig_pool.encoded
@@ -289,7 +287,7 @@ class Node:
             except Exception:  # the task had died of it; stopping goes on
                 log.exception("task %s had failed", task.get_name())
         await self.peers.switch.stop()
-        await asyncio.to_thread(self.snapshot_maker.stop)
+        await self.maintenance.stop()
         self.journal.close()
         self.store.close()
         log.info("node stopped name=%s height=%d", self.config.name, self.store.height)
@@ -396,30 +394,13 @@ class Node:
         interval = now - self.last_block_time
         self.last_block_time = now
         self.metrics.on_commit(block, round_, interval)
-        if self.config.snapshot_interval > 0 and block.height % self.config.snapshot_interval == 0:
-            self._take_snapshot(block)
+        self.maintenance.on_commit(block)
         self.waiters.on_commit(block)
         self.peers.broadcast_height(block.height)
         log.log(logging.INFO if block.txs else logging.DEBUG,
                 "committed height=%d txs=%d round=%d hash=%s interval_ms=%d write_ms=%.1f mempool=%d",
                  block.height, len(block.txs), round_, block.hash.hex()[:16], interval * 1000,
                  (time.monotonic() - started) * 1000, len(self.mempool))
-
-    def _take_snapshot(self, block: Block) -> None:
-        """Snapshot the state after ``block`` in the background (skipped while the last one is being written)."""
-        state = self.store.validator_state
-        validators = self.store.get_validators(block.height)
-        assert state is not None and validators is not None  # a running node's store has both
-        commit = self.store.get_commit(block.height)
-        assert commit is not None  # just committed
-        try:
-            anchor = encode_anchor(block.encoded, commit, set_changes_of(self.store, block.height))
-        except SnapshotError as exc:  # a node started from a snapshot holds no blocks before it
-            log.info("snapshot at height %d: %s", block.height, exc.message)
-            anchor = b""
-        if not self.snapshot_maker.start(self.store.db_snapshot(), block.header, encode_named_set(validators),
-                                         state.encoded, anchor):
-            log.warning("snapshot at height %d skipped: the previous one is still being written", block.height)
 
     def _diverge(self, height: int, reason: str) -> None:
         error = StateDivergence(f"state divergence at height {height}: {reason}; this node's state disagrees "

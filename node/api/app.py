@@ -240,6 +240,8 @@ def create_app(node) -> FastAPI:
         check_not_pruned(height)
         block = node.store.get_block(height)
         if block is None:
+            check_not_pruned(height)  # pruned meanwhile
+        if block is None:
             raise ApiError(404, "block-not-found", f"no block at height {height}; the node is at {node.store.height}",
                            height=node.store.height)
         return block_json(block, node.store.get_commit(height))
