@@ -17,6 +17,12 @@ swapped back for the honest process afterwards.  Two things differ:
   do the decided blocks in its round-state answers (how the relay hands a
   lagging peer a block).
 
+With ``--equivocate`` (the drill's twin: a second process with a stolen
+key) it does nothing of the above; instead, for every vote for a block it
+casts, it sends its peers a conflicting vote for nil at the same height,
+round and step, signed with the key but past the signer's guard.  Honest
+nodes that see both record the equivocation as evidence.
+
 With ``--corrupt-chunks`` it serves every snapshot chunk it is asked for
 with one byte flipped (to every peer, throughout): a node that joins by
 state sync must drop it and fetch those chunks from the others.
@@ -39,7 +45,8 @@ import hashlib
 import logging
 import sys
 
-from node.consensus.actions import BroadcastProposal
+from node.consensus.actions import BroadcastProposal, BroadcastVote
+from node.consensus.messages import sign_vote
 from node.consensus.round_status import Decided, RoundStatus
 from node.crypto import N
 from node.encoding import Reader
@@ -157,6 +164,8 @@ class TamperingNode(Node):
     """Set by ``main`` before the node is built."""
     corrupt_chunks = False
     """Serve every snapshot chunk with a byte flipped (``--corrupt-chunks``)."""
+    equivocate = False
+    """Send a conflicting nil vote for every block vote (``--equivocate``)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -179,6 +188,12 @@ class TamperingNode(Node):
         return reactor
 
     def _run_actions(self, actions: list) -> None:
+        if self.equivocate:
+            super()._run_actions(actions)
+            for action in actions:
+                if isinstance(action, BroadcastVote) and action.vote.block_hash is not None:
+                    self._send_conflicting(action.vote)
+            return
         plain: list = []
         for action in actions:
             if isinstance(action, BroadcastProposal):
@@ -188,6 +203,14 @@ class TamperingNode(Node):
             else:
                 plain.append(action)
         super()._run_actions(plain)
+
+    def _send_conflicting(self, vote) -> None:
+        """A vote for nil where this node voted for a block: same height, round and step, its own key."""
+        conflicting = sign_vote(self.chain_id, self.key.private_key, vote.validator, vote.vote_type, vote.height,
+                                vote.round, None, vote.time_ms)
+        self.peers.broadcast_consensus(encode_consensus_message(conflicting))
+        log.warning("byzantine: equivocated height=%d round=%d %s", vote.height, vote.round,
+                    vote.vote_type.name.lower())
 
     def _broadcast_split(self, proposal) -> None:
         encoded = encode_consensus_message(proposal)
@@ -215,15 +238,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="chooses the tampered peers without --tamper-to")
     parser.add_argument("--tamper-to", dest="tamper_to", default="",
                         help="comma-separated names of the peers to tamper with")
+    parser.add_argument("--equivocate", action="store_true",
+                        help="for every block vote, also send a conflicting nil vote (only this: no other tampering)")
     parser.add_argument("--corrupt-chunks", dest="corrupt_chunks", action="store_true",
                         help="serve every snapshot chunk with a byte flipped (only this: no other tampering)")
     args = parser.parse_args(argv)
     from node import cli, runtime
 
     TamperingNode.targets = Targets(args.seed, [n for n in args.tamper_to.split(",") if n.strip()] or None)
-    if args.corrupt_chunks:
+    if args.corrupt_chunks or args.equivocate:
         TamperingNode.targets = Targets(args.seed, ["(nobody)"])
-        TamperingNode.corrupt_chunks = True
+        TamperingNode.corrupt_chunks = args.corrupt_chunks
+        TamperingNode.equivocate = args.equivocate
     # node.cli.run_node imports the name when it runs; mypy refuses assignments to a class
     runtime.Node = TamperingNode  # type: ignore[misc]  # a deliberate monkeypatch, see above
     return cli.main(["start", "--home", args.home])

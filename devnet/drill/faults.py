@@ -5,7 +5,8 @@
 - ``pause``: SIGSTOP one or two validators, SIGCONT later;
 - ``partition``: isolate one validator, split 2/2, or a ring of majorities, then heal;
 - ``slow``: delay, jitter, retransmission stalls and resets on every link;
-- ``twin``: a process with a copy of one validator's key, until its equivocation shows in the evidence; as
+- ``twin``: a process with a copy of one validator's key, run as a key thief's node would (``devnet.byzantine
+  --equivocate``: a conflicting nil vote for each block vote), until its equivocation shows in the evidence; as
   nodes keep one connection per key (key-in-use), the victim's links to half the other nodes are cut
   meanwhile, so the twin reaches those and the victim the rest;
 - ``lag``: faults overlap, up to f faulty at once plus a lagging honest node.
@@ -120,7 +121,9 @@ async def run_twin(nem, step) -> None:
     twin_side = sorted(random.Random(f"drill-twin-{net.seed}-{step.at_s}").sample(others, len(others) // 2))
     for name in twin_side:
         net.proxy.cut(victim, name)
-    pid = net.start(TWIN_NAME)
+    # the twin runs as a key thief's node would: besides the votes the victim also signs, a conflicting nil vote
+    # for each block vote (deterministic signing would otherwise make the two processes' votes the same bytes)
+    pid = net.start_byzantine(TWIN_NAME, [], equivocate=True)
     nem.event("twin", f"started twin of {victim} (pid {pid}) with {victim}'s key at height {from_height}; "
                       f"{victim} cut from {', '.join(twin_side)} (the twin's side)")
     started = time.monotonic()

@@ -281,11 +281,12 @@ class DrillNetwork:
     def url(self, name: str) -> str:
         return self.specs[name].url
 
-    def start_byzantine(self, name: str, tamper_to: list[str]) -> int:
-        """Start ``python -m devnet.byzantine`` on ``name``'s home in place of its honest process."""
+    def start_byzantine(self, name: str, tamper_to: list[str], *, equivocate: bool = False) -> int:
+        """Start ``python -m devnet.byzantine`` on ``name``'s home in place of its honest process (``equivocate``:
+        the twin's mode, a conflicting nil vote for each block vote)."""
         spec = self.specs[name]
-        command = [sys.executable, "-m", "devnet.byzantine", "--home", str(spec.home), "--seed", str(self.seed),
-                   "--tamper-to", ",".join(tamper_to)]
+        command = [sys.executable, "-m", "devnet.byzantine", "--home", str(spec.home), "--seed", str(self.seed)]
+        command += ["--equivocate"] if equivocate else ["--tamper-to", ",".join(tamper_to)]
         proc = start_process(spec, command, write_pid=False)
         self.procs[name] = proc
         self.all_procs.append(proc)
