@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devnet.cluster import DevnetError, devnet_params
+from node.config import NodeConfig
 
 
 class BenchError(RuntimeError):
@@ -110,7 +111,8 @@ class Options:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Options:
-        overrides: dict[str, object] = {}
+        # a bench measures nodes as deployed: the node's own snapshot interval, not the devnet's short one
+        overrides: dict[str, object] = {"snapshot_interval": NodeConfig().snapshot_interval}
         for item in getattr(args, "set", None) or []:
             if "=" not in item:
                 raise BenchError(f"--set expects KEY=VALUE, got {item!r}")

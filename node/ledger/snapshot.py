@@ -4,8 +4,10 @@ A snapshot at height H holds what the transition function reads after block
 H: the UTXO set, the validator state (``node.ledger.validator_state``) and
 the validator set of H itself (the set that signed H, which a node needs to
 check the certificate the next block carries).  The UTXO set is cut by a
-fixed partition of the outpoint space: chunk *i* holds the outputs whose
-txid starts with byte *i* (``CHUNKS`` = 256 chunks), sorted by outpoint.  So
+fixed partition of the outpoint space (``chunk_index``: the txid's first
+byte, moved on by the output index over 256, so the outputs of one
+transaction with very many outputs, such as the genesis allocations, spread
+over all chunks), ``CHUNKS`` = 256 chunks, each sorted by outpoint.  So
 a chunk's content, and its hash (SHA-256 of its uncompressed bytes), depends
 only on the outputs in its range: a node that already holds a chunk from an
 interrupted transfer or an older snapshot fetches only the chunks whose hash
@@ -54,8 +56,12 @@ _MANIFEST_TAG = "ledger/snapshot"
 
 
 def chunk_index(outpoint: OutPoint) -> int:
-    """Which chunk an output belongs to."""
-    return outpoint.txid[0]
+    """Which chunk an output belongs to: ``(txid[0] + index // 256) mod 256``."""
+    return chunk_of(outpoint.txid[0], outpoint.index)
+
+
+def chunk_of(txid_first_byte: int, index: int) -> int:
+    return (txid_first_byte + (index >> 8)) & 0xFF
 
 
 @dataclass(frozen=True)
@@ -186,7 +192,7 @@ def decode_chunk(index: int, compressed: bytes, ref: ChunkRef) -> list[tuple[Out
             txid, vout = r.fixed(HASH_SIZE), r.u32()
             entry = UtxoEntry.decode(r.fixed(ADDRESS_SIZE + 16))
             key = txid + vout.to_bytes(4, "big")
-            if txid[0] != index or key <= last or entry.amount <= 0:
+            if chunk_of(txid[0], vout) != index or key <= last or entry.amount <= 0:
                 raise DecodeError("outputs out of order, outside the partition, or empty")
             last = key
             out.append((OutPoint(txid, vout), entry))
@@ -210,20 +216,14 @@ def chunk_muhash(outputs: Iterable[tuple[OutPoint, UtxoEntry]]) -> MuHash:
 
 
 def partition(outputs: Iterable[tuple[OutPoint, UtxoEntry]]) -> Iterator[tuple[int, list[tuple[OutPoint, UtxoEntry]]]]:
-    """(index, outputs) for every chunk, in order, from ``outputs`` sorted by outpoint (the store's order)."""
-    current: list[tuple[OutPoint, UtxoEntry]] = []
-    index = 0
+    """(index, outputs sorted by outpoint) for every chunk, in order (held in memory: for tests and small sets;
+    the node cuts its store in two passes on disk, ``node.snapshots``)."""
+    buckets: list[list[tuple[OutPoint, UtxoEntry]]] = [[] for _ in range(CHUNKS)]
     for outpoint, entry in outputs:
-        i = chunk_index(outpoint)
-        if i < index:
-            raise ValueError("outputs must come sorted by outpoint")
-        while i > index:
-            yield index, current
-            current, index = [], index + 1
-        current.append((outpoint, entry))
-    while index < CHUNKS:
-        yield index, current
-        current, index = [], index + 1
+        buckets[chunk_index(outpoint)].append((outpoint, entry))
+    for index, items in enumerate(buckets):
+        items.sort(key=lambda item: item[0].txid + item[0].index.to_bytes(4, "big"))
+        yield index, items
 
 
 def build_snapshot(outputs: Iterable[tuple[OutPoint, UtxoEntry]], header: Header, validators: bytes,
