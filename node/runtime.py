@@ -27,7 +27,7 @@ import logging
 import time
 from pathlib import Path
 
-from genesis.document import genesis_hash, genesis_to_json
+from genesis.document import genesis_hash
 from node.admission import JOURNAL_FILE, Admission
 from node.application import Application
 from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, SIGNER_FILE, WAL_FILE, NodeConfig
@@ -245,11 +245,9 @@ class Node:
             self.sync.wake()
 
     @property
-    def genesis_json(self) -> dict:
-        """The genesis document as JSON, read from the file when asked (it can be large)."""
-        from genesis.document import loads_genesis
-
-        return genesis_to_json(loads_genesis((self.home / GENESIS_FILE).read_bytes()))
+    def genesis_path(self) -> Path:
+        """The genesis file this node checked at start (``GET /v1/genesis`` serves it as it is)."""
+        return self.home / GENESIS_FILE
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from node.config import DATA_DIR, NodeConfig
+from node.crypto import sha256
 from node.encoding import DecodeError, Reader
 from node.ledger.errors import LedgerError, SnapshotError
 from node.ledger.muhash import MuHash
@@ -51,6 +52,7 @@ from node.light_client import check_certified, trusted_set_at
 from node.p2p import snapshot_wire
 from node.p2p.setup import build_reactor
 from node.p2p.switch import PeerLink
+from node.runtime import GENESIS_FILE_DIGEST
 from node.snapshot_file import read_anchor
 from node.snapshots import SNAPSHOTS_DIR, SnapshotStore
 from node.types.validators import ValidatorSet
@@ -99,6 +101,8 @@ class StateSync:
         self.folder = self.home / STATE_SYNC_DIR / "chunks"
         self.own = SnapshotStore(self.home / SNAPSHOTS_DIR)
         self.transfer = Transfer()
+        self.genesis_file_digest: bytes | None = None
+        """SHA-256 of the home's genesis file, recorded with the state (as ``init`` does)."""
 
     # ------------------------------------------------------------------ run
 
@@ -280,6 +284,8 @@ class StateSync:
             store.restore_snapshot(chain_id=self.chain_id, genesis_hash=self.genesis_hash,
                                    genesis_doc=self.genesis_doc, block=block, commit=commit, validators=validators,
                                    state=state, muhash=total, chunks=outputs())
+            if self.genesis_file_digest is not None:  # the node need not parse the genesis file again at start
+                store.put_meta(GENESIS_FILE_DIGEST, self.genesis_file_digest)
 
 
 async def sync_home_if_empty(home: Path, config: NodeConfig) -> Transfer | None:
@@ -292,10 +298,12 @@ async def sync_home_if_empty(home: Path, config: NodeConfig) -> Transfer | None:
     with Store.open(str(Path(home) / DATA_DIR)) as store:
         if store.initialized:
             return None
+    raw = (Path(home) / GENESIS_FILE).read_bytes()
     genesis = load_genesis(Path(home) / GENESIS_FILE)
     sync = StateSync(Path(home), config, chain_id=genesis.chain_id, genesis_hash=genesis_hash(genesis),
                      genesis_doc=encode_genesis(genesis), genesis_set=validator_set_of(genesis),
                      private_key=load_key_file(Path(home) / KEY_FILE).private_key)
+    sync.genesis_file_digest = sha256(raw)
     log.info("state sync: fetching a snapshot from the peers")
     transfer = await sync.run()
     log.info("state sync done height=%d chunks_fetched=%d chunks_skipped=%d bytes=%d seconds=%.1f peers_dropped=%s",

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -204,7 +204,17 @@ def create_app(node) -> FastAPI:
              **returns(m.Genesis, 400, 503))
     async def genesis():
         """The genesis document this node runs and its hash; a wallet pins the hash to recognise the chain."""
-        return {"genesis_hash": node.genesis_hash.hex(), "genesis": node.genesis_json}
+        # The file the node checked at start, streamed as it is: a genesis of a million allocations is parsed by
+        # nobody here (parsing it on the event loop would stall consensus for every request).
+        path = node.genesis_path
+
+        def body():
+            yield b'{"genesis_hash": "' + node.genesis_hash.hex().encode() + b'", "genesis": '
+            with open(path, "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    yield chunk
+            yield b"}"
+        return StreamingResponse(body(), media_type="application/json")
 
     @app.get("/v1/evidence", tags=["node"], dependencies=[Guard], summary="Equivocation evidence",
              **returns(m.Evidence, 400, 503))
