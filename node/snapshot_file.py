@@ -30,6 +30,7 @@ from node.ledger.snapshot import (
     chunk_muhash,
     decode_chunk,
 )
+from node.ledger.validator_state import ValidatorState
 from node.light_client import SetChange, check_certified, read_changes, trusted_set_at
 from node.snapshots import SnapshotStore
 from node.types.block import Block
@@ -77,6 +78,22 @@ def export_snapshot(snapshots: SnapshotStore, height: int | None, out: Path) -> 
     return manifest
 
 
+def check_anchor(chain_id: str, genesis_set: ValidatorSet, manifest: Manifest, block: Block, commit: Commit,
+                 changes: list[SetChange]) -> tuple[ValidatorSet, ValidatorState]:
+    """An anchor checks out from the genesis and the manifest is about its block: the set changes walked from
+    ``genesis_set``, block H's body and certificate, the manifest against its header (whose ``validators_hash``
+    the certified set has, so the manifest's set is the proven one).  The set of H and the validator state after
+    it; ``snapshot-header`` otherwise."""
+    try:
+        check_block_body(block)
+    except BlockError as exc:
+        raise SnapshotError(SNAPSHOT_HEADER, f"block {block.height} is not the one its header names: "
+                                             f"{exc.message}") from None
+    validators = trusted_set_at(chain_id, genesis_set, changes, block.height)
+    check_certified(chain_id, validators, block.header, commit)
+    return validators, check_manifest(manifest, block.header)
+
+
 def import_snapshot(path: Path, store, chain_id: str, genesis_hash: bytes, genesis_doc: bytes,
                     genesis_set: ValidatorSet) -> Manifest:
     """Check the snapshot file at ``path`` against the genesis and make it the fresh ``store``'s state."""
@@ -102,17 +119,7 @@ def import_snapshot(path: Path, store, chain_id: str, genesis_hash: bytes, genes
     if manifest.chain_id != chain_id:
         raise SnapshotError(SNAPSHOT_HEADER, f"{path} is a snapshot of chain {manifest.chain_id!r}; this home runs "
                                              f"{chain_id!r}")
-    header = block.header
-    try:
-        check_block_body(block)
-    except BlockError as exc:
-        raise SnapshotError(SNAPSHOT_HEADER, f"block {header.height} in {path} is not the one its header names: "
-                                             f"{exc.message}") from None
-    validators = trusted_set_at(chain_id, genesis_set, changes, header.height)
-    check_certified(chain_id, validators, header, commit)
-    state = check_manifest(manifest, header)
-    if manifest.validator_set().hash != validators.hash:
-        raise SnapshotError(SNAPSHOT_HEADER, "the snapshot's validator set is not the proven one")
+    validators, state = check_anchor(chain_id, genesis_set, manifest, block, commit, changes)
     outputs = [decode_chunk(i, data, ref) for i, (data, ref) in enumerate(zip(chunks, manifest.chunks, strict=True))]
     parts = [chunk_muhash(part) for part in outputs]
     check_app_hash(manifest, parts)

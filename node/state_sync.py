@@ -38,22 +38,19 @@ from node.crypto import sha256
 from node.encoding import DecodeError, Reader
 from node.ledger.errors import LedgerError, SnapshotError
 from node.ledger.muhash import MuHash
-from node.ledger.rules import check_block_body
 from node.ledger.snapshot import (
     MAX_MANIFEST_BYTES,
     Manifest,
     check_app_hash,
-    check_manifest,
     chunk_muhash,
     decode_chunk,
 )
 from node.ledger.store import Store
-from node.light_client import check_certified, trusted_set_at
 from node.p2p import snapshot_wire
 from node.p2p.setup import build_reactor
 from node.p2p.switch import PeerLink
 from node.runtime import GENESIS_FILE_DIGEST
-from node.snapshot_file import read_anchor
+from node.snapshot_file import check_anchor, read_anchor
 from node.snapshots import SNAPSHOTS_DIR, SnapshotStore
 from node.types.validators import ValidatorSet
 
@@ -165,12 +162,7 @@ class StateSync:
                                                   manifest.height.to_bytes(8, "big"))
             try:
                 block, commit, changes = read_anchor(Reader(body or b""))
-                check_block_body(block)
-                validators = trusted_set_at(self.chain_id, self.genesis_set, changes, block.height)
-                check_certified(self.chain_id, validators, block.header, commit)
-                state = check_manifest(manifest, block.header)
-                if manifest.validator_set().hash != validators.hash:
-                    raise SnapshotError("snapshot-header", "the manifest's set is not the proven one")
+                validators, state = check_anchor(self.chain_id, self.genesis_set, manifest, block, commit, changes)
                 break
             except (DecodeError, LedgerError, ValueError) as exc:
                 log.warning("state sync: %s served an anchor for height %d that does not check out: %s", link.name,
