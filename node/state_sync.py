@@ -59,7 +59,8 @@ log = logging.getLogger("ledger.statesync")
 STATE_SYNC_DIR = "statesync"
 PEER_WAIT_S = 60.0
 """How long state sync waits for a peer that offers a snapshot before it gives up."""
-REQUESTS_PER_PEER = 2
+REQUESTS_PER_PEER = 1
+"""A peer answers one snapshot request at a time (``PeerReactor._on_snapshot``): ask it one at a time."""
 MAX_FAILURES = 3
 """Unanswered requests after which a peer is left out of this transfer."""
 

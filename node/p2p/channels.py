@@ -37,7 +37,7 @@ TXS = 0x30
 RECONFIG = 0x31
 BLOCKSYNC = 0x40
 SNAPSHOT = 0x60
-"""Kept for snapshot chunks (state sync); not served yet, so a message on it drops the connection."""
+"""Snapshot lists, anchors and chunks for state sync (``node.p2p.snapshot_wire``)."""
 
 PACKET_DATA_BYTES = 64 * 1024
 """Most message bytes in one packet (one sealed frame)."""

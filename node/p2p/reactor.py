@@ -182,6 +182,9 @@ class PeerReactor:
     def _on_snapshot(self, link: PeerLink, message: bytes) -> None:
         kind, request_id, body = snapshot_wire.decode_message(message)
         if kind in snapshot_wire.REQUESTS:
+            if any(link.unsent(SNAPSHOT, answer_kind) for answer_kind in snapshot_wire.ANSWERS):
+                self.skipped_answers += 1  # one snapshot answer at a time per peer: it asks again after a timeout
+                return
             answer = self.serve_snapshot(kind, body)
             link.send(SNAPSHOT, snapshot_wire.encode_request(kind + 1, request_id, answer))
             return
