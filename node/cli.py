@@ -128,6 +128,10 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+RESTART_FOR_STATE_SYNC = 75
+"""``run_node``'s answer when the node stopped to state-sync (``ledger-node start`` then executes itself again)."""
+
+
 async def run_node(home: Path, config: NodeConfig) -> int:
     import uvicorn
 
@@ -137,13 +141,12 @@ async def run_node(home: Path, config: NodeConfig) -> int:
 
     tune_gc(config.gc_gen0_threshold)
     GC_PAUSES.install()
-    if config.state_sync:
-        from node.state_sync import StateSyncFailed, sync_home_if_empty
-        try:
-            await sync_home_if_empty(home, config)
-        except StateSyncFailed as exc:
-            log.critical("state sync failed: %s", exc)
-            return 5
+    from node.state_sync import StateSyncFailed, sync_home
+    try:
+        await sync_home(home, config)
+    except StateSyncFailed as exc:
+        log.critical("state sync failed: %s", exc)
+        return 5
     node = Node(home, config)
     app = create_app(node)
 
@@ -179,6 +182,9 @@ async def run_node(home: Path, config: NodeConfig) -> int:
         log.exception("API server stopped with an error")
     stop_task.cancel()
     await node.stop()
+    rest_socket.close()  # (inheritable: a restart for state sync must not carry it into the new process)
+    if node.restart_for_state_sync:
+        return RESTART_FOR_STATE_SYNC
     if node.fatal is not None:
         log.critical("node stopped on error: %s", node.fatal)
         return 3
@@ -227,6 +233,12 @@ def cmd_start(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001  (any startup failure: one clear logged line, not a traceback wall)
         log.critical("node failed: %s: %s", type(exc).__name__, exc)
         code = 1
+    if code == RESTART_FOR_STATE_SYNC:  # everything is closed: start afresh, same process id, same arguments
+        log.warning("restarting to state-sync: every peer pruned the blocks this node lacks")
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
     # The store, journal and signer are closed and synced by now; skip the interpreter's slow
     # and noisy teardown of uvicorn/plyvel objects (seconds of garbage collection per stop).
     logging.shutdown()

@@ -100,6 +100,9 @@ class NodeConfig:
     state_sync: bool = False
     """A node whose store holds no state yet copies a snapshot from its peers at start, checked from the genesis,
     instead of replaying every block (``ledger-node init --state-sync`` sets it)."""
+    state_sync_when_behind: bool = True
+    """A running node that finds every peer ahead has pruned the blocks it lacks stops, copies a snapshot from
+    them (keeping its old state until the new one is whole) and starts again; off, it only logs that it is stuck."""
     snapshot_keep: int = 2
     """How many snapshots the node keeps (``HOME/snapshots``)."""
     gc_gen0_threshold: int = 50_000

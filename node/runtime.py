@@ -52,6 +52,7 @@ from node.p2p.wire import encode_consensus_message
 from node.reconfig_pool import REANNOUNCE_S, ReconfigPool
 from node.snapshots import SNAPSHOTS_DIR, SnapshotStore, serve_snapshot
 from node.stages import CLOCK
+from node.state_sync_home import BLOCKS_DIR, request_state_sync, state_sync_dir
 from node.status import ClockWatch
 from node.sync import BlockSync
 from node.types.block import Block
@@ -128,7 +129,8 @@ class Node:
                               store=self.store, peers=self.peers, application=self.application,
                               mempool=self.mempool, commit=self._commit, diverge=self._diverge,
                               start_height=self.consensus_io.start_height, failed=self._failed,
-                              interval_ms=config.sync_interval_ms)
+                              interval_ms=config.sync_interval_ms, behind_pruned=self._behind_pruned,
+                              collected=state_sync_dir(self.home) / BLOCKS_DIR)
         self.waiters = Waiters(self.store)
         self.evidence = EvidenceLog(self.home / EVIDENCE_FILE)
         self.snapshots = SnapshotStore(self.home / SNAPSHOTS_DIR, config.snapshot_keep)
@@ -140,7 +142,7 @@ class Node:
         self.peers.on_consensus = CLOCK.wrap("consensus", self.consensus_io.receive_consensus)
         self.peers.on_round_status = CLOCK.wrap("consensus", self.consensus_io.answer_round_status)
         self.peers.on_peer_height = self._on_peer_height
-        self.peers.own_height = lambda: self.store.height
+        self.peers.own_height = lambda: (self.store.height, self.store.earliest_height)
         self.started_at = time.time()
         self.last_block_time = time.monotonic()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -148,6 +150,9 @@ class Node:
         self._tasks: list[asyncio.Task] = []
         self._timers: list[asyncio.TimerHandle] = []
         self.fatal: BaseException | None = None
+        self._stuck_logged = -1e9
+        self.restart_for_state_sync = False
+        """Set when the node stopped to fetch a snapshot: every peer pruned the blocks it lacks."""
         self._stop_event = asyncio.Event()
 
     @property
@@ -394,11 +399,29 @@ class Node:
         self.metrics.on_commit(block, round_, interval)
         self.maintenance.on_commit(block)
         self.waiters.on_commit(block)
-        self.peers.broadcast_height(block.height)
+        self.peers.broadcast_height()
         log.log(logging.INFO if block.txs else logging.DEBUG,
                 "committed height=%d txs=%d round=%d hash=%s interval_ms=%d write_ms=%.1f mempool=%d",
                  block.height, len(block.txs), round_, block.hash.hex()[:16], interval * 1000,
                  (time.monotonic() - started) * 1000, len(self.mempool))
+
+    def _behind_pruned(self, earliest: int) -> None:
+        """Every peer ahead serves blocks from ``earliest`` only, above this node's next height: record a request
+        for state sync and stop; ``ledger-node start`` starts again and carries it out (``node.state_sync``)."""
+        if self.restart_for_state_sync or self._failed():
+            return
+        if not self.config.state_sync_when_behind:
+            if time.monotonic() - self._stuck_logged > 60:  # once a minute
+                self._stuck_logged = time.monotonic()
+                log.error("every peer pruned the blocks after height %d (they serve from %d) and "
+                          "state_sync_when_behind is off: this node cannot catch up; init a fresh home with "
+                          "--state-sync", self.store.height, earliest)
+            return
+        log.warning("every peer pruned the blocks after height %d (they serve from %d): stopping to state-sync",
+                    self.store.height, earliest)
+        request_state_sync(self.home, self.store.height, earliest)
+        self.restart_for_state_sync = True
+        self.request_stop()
 
     def _diverge(self, height: int, reason: str) -> None:
         error = StateDivergence(f"state divergence at height {height}: {reason}; this node's state disagrees "

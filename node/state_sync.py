@@ -1,9 +1,10 @@
-"""State sync: a new node copies a recent snapshot from its peers instead of replaying every block.
+"""State sync: a node copies a recent snapshot from its peers instead of replaying every block.
 
-Run by ``ledger-node start`` before the node itself when the home was made
-with ``ledger-node init --state-sync`` and holds no state yet.  It brings up
-the node's own peer transport (``node.p2p.setup``), asks every peer which
-snapshots it offers, and takes the highest one that checks out:
+Run by ``ledger-node start`` before the node itself (``node.state_sync_home``
+says when: an empty store with ``state_sync`` set, or a node that found every
+peer had pruned the blocks it lacks).  It brings up the node's own peer
+transport (``node.p2p.setup``), asks every peer which snapshots it offers,
+and takes the highest one above the node's own height that checks out:
 
 1. the anchor (block H, its certificate, the validator-set changes from
    genesis) is walked from the genesis in the home (``node.light_client``);
@@ -12,15 +13,16 @@ snapshots it offers, and takes the highest one that checks out:
    once; each is checked against the manifest as it arrives, and a peer
    whose chunk does not match, or that does not answer, is dropped and the
    chunk asked of another;
-4. the MuHash of all outputs must be the certified app hash;
-5. only then is the state written (``Store.restore_snapshot``) and the node
-   starts, at height H, and block-syncs from there.
+4. meanwhile the blocks after H are collected (``node.block_collector``);
+5. the MuHash of all outputs must be the certified app hash;
+6. only then is the state written, beside the old one, and swapped in
+   (``state_sync_home.swap_in``); the node starts at height H and applies
+   the collected blocks, then block-syncs from there.
 
 Chunks are kept under ``HOME/statesync/chunks`` as they arrive (checked, by
 content hash), so a transfer interrupted by a crash resumes with what it
-has; chunks the node already holds in its own snapshots are not fetched
-again.  A crash while the state is written leaves a store that is not
-initialized, which is wiped and written again on the next start.
+has; chunks the node already holds in its own snapshots (a node that was
+away and returns) are not fetched again.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from node.config import DATA_DIR, NodeConfig
+from node.block_collector import BlockCollector
+from node.config import NodeConfig
 from node.crypto import sha256
 from node.encoding import DecodeError, Reader
 from node.ledger.errors import LedgerError, SnapshotError
@@ -52,11 +55,20 @@ from node.p2p.switch import PeerLink
 from node.runtime import GENESIS_FILE_DIGEST
 from node.snapshot_file import check_anchor, read_anchor
 from node.snapshots import SNAPSHOTS_DIR, SnapshotStore
+from node.state_sync_home import (
+    BLOCKS_DIR,
+    CHUNKS_DIR,
+    clear_request,
+    finish_swap,
+    needs_state_sync,
+    new_store_path,
+    state_sync_dir,
+    swap_in,
+)
 from node.types.validators import ValidatorSet
 
 log = logging.getLogger("ledger.statesync")
 
-STATE_SYNC_DIR = "statesync"
 PEER_WAIT_S = 60.0
 """How long state sync waits for a peer that offers a snapshot before it gives up."""
 REQUESTS_PER_PEER = 1
@@ -88,7 +100,8 @@ class StateSync:
     """One node's state sync (see the module docstring)."""
 
     def __init__(self, home: Path, config: NodeConfig, *, chain_id: str, genesis_hash: bytes, genesis_doc: bytes,
-                 genesis_set: ValidatorSet, private_key: bytes):
+                 genesis_set: ValidatorSet, private_key: bytes, above: int = 0):
+        """``above``: the height of the state the node has; only a snapshot above it is worth taking."""
         self.home = Path(home)
         self.config = config
         self.chain_id = chain_id
@@ -96,7 +109,8 @@ class StateSync:
         self.genesis_doc = genesis_doc
         self.genesis_set = genesis_set
         self.private_key = private_key
-        self.folder = self.home / STATE_SYNC_DIR / "chunks"
+        self.above = above
+        self.folder = state_sync_dir(self.home) / CHUNKS_DIR
         self.own = SnapshotStore(self.home / SNAPSHOTS_DIR)
         self.transfer = Transfer()
         self.genesis_file_digest: bytes | None = None
@@ -110,13 +124,17 @@ class StateSync:
                                 lambda: [v.public_key for v in self.genesis_set], lambda height: None)
         await reactor.switch.listen()
         reactor.switch.start_dialing()
+        self._collecting: asyncio.Task | None = None
         try:
             manifest, block, commit, validators, state, parts = await self._fetch(reactor)
+            self._restore(manifest, block, commit, validators, state, parts)
         finally:
+            if self._collecting is not None:
+                self._collecting.cancel()
+                await asyncio.gather(self._collecting, return_exceptions=True)
             await reactor.switch.stop()
-        self._restore(manifest, block, commit, validators, state, parts)
+        swap_in(self.home)
         self.transfer.seconds = time.monotonic() - started
-        shutil.rmtree(self.home / STATE_SYNC_DIR, ignore_errors=True)
         return self.transfer
 
     async def _fetch(self, reactor):
@@ -125,7 +143,7 @@ class StateSync:
         while time.monotonic() < deadline:
             offers = await self._offers(reactor)
             for manifest, links in sorted(offers.values(), key=lambda item: -item[0].height):
-                if manifest.hash in tried:
+                if manifest.hash in tried or manifest.height <= self.above:
                     continue
                 tried.add(manifest.hash)
                 try:
@@ -134,7 +152,8 @@ class StateSync:
                     log.warning("state sync: the snapshot at height %d offered by %s does not check out: %s",
                                 manifest.height, ", ".join(link.name for link in links), exc)
             await asyncio.sleep(0.5)
-        raise StateSyncFailed(f"no peer offered a snapshot that checks out within {PEER_WAIT_S:g} s (peers: "
+        raise StateSyncFailed(f"no peer offered a snapshot above height {self.above} that checks out within "
+                              f"{PEER_WAIT_S:g} s (peers: "
                               f"{len(reactor.switch.links)} known, {reactor.peers_up} up); is `peers` set, and do "
                               f"the peers take snapshots (snapshot_interval)?")
 
@@ -172,6 +191,10 @@ class StateSync:
         if block is None:
             raise SnapshotError("snapshot-header", "no peer served an anchor that checks out from the genesis")
         self.transfer.height = manifest.height
+        if self._collecting is not None:  # a snapshot before this one did not check out
+            self._collecting.cancel()
+        collector = BlockCollector(reactor, state_sync_dir(self.home) / BLOCKS_DIR, manifest.height)
+        self._collecting = asyncio.create_task(collector.run(), name="collect-blocks")
         parts = await self._chunks(reactor, manifest, links)
         check_app_hash(manifest, parts)
         return manifest, block, commit, validators, state, parts
@@ -260,8 +283,8 @@ class StateSync:
     # ------------------------------------------------------------------ write
 
     def _restore(self, manifest: Manifest, block, commit, validators: ValidatorSet, state, parts: list[MuHash]):
-        data = self.home / DATA_DIR
-        shutil.rmtree(data, ignore_errors=True)  # nothing there is state (never initialized): start clean
+        data = new_store_path(self.home)
+        shutil.rmtree(data, ignore_errors=True)  # a restore a crash cut short: start it again
         total = MuHash()
         for part in parts:
             total.combine(part)
@@ -281,24 +304,34 @@ class StateSync:
                 store.put_meta(GENESIS_FILE_DIGEST, self.genesis_file_digest)
 
 
-async def sync_home_if_empty(home: Path, config: NodeConfig) -> Transfer | None:
-    """State-sync ``home`` when its store holds no state yet (made by ``init --state-sync``, or a restore that a
-    crash cut short); None when it has a state already (the node just starts)."""
+async def sync_home(home: Path, config: NodeConfig) -> Transfer | None:
+    """State-sync ``home`` when it needs it (``state_sync_home.needs_state_sync``: an empty store with
+    ``state_sync`` set, or a request the node made when every peer had pruned the blocks it lacks); None when the
+    node just starts.  A failure with an empty store raises ``StateSyncFailed``; with a state the node keeps it,
+    drops the request and starts (it asks again if the peers still cannot serve it blocks)."""
     from genesis.document import encode_genesis, genesis_hash, load_genesis, validator_set_of
     from node.config import GENESIS_FILE, KEY_FILE
     from node.home import load_key_file
 
-    with Store.open(str(Path(home) / DATA_DIR)) as store:
-        if store.initialized:
-            return None
+    finish_swap(home)
+    needed, height = needs_state_sync(home, config.state_sync)
+    if not needed:
+        return None
     raw = (Path(home) / GENESIS_FILE).read_bytes()
     genesis = load_genesis(Path(home) / GENESIS_FILE)
     sync = StateSync(Path(home), config, chain_id=genesis.chain_id, genesis_hash=genesis_hash(genesis),
                      genesis_doc=encode_genesis(genesis), genesis_set=validator_set_of(genesis),
-                     private_key=load_key_file(Path(home) / KEY_FILE).private_key)
+                     private_key=load_key_file(Path(home) / KEY_FILE).private_key, above=height)
     sync.genesis_file_digest = sha256(raw)
-    log.info("state sync: fetching a snapshot from the peers")
-    transfer = await sync.run()
+    log.info("state sync: fetching a snapshot above height %d from the peers", height)
+    try:
+        transfer = await sync.run()
+    except (StateSyncFailed, SnapshotError) as exc:
+        if height == 0:
+            raise StateSyncFailed(str(exc)) from exc
+        log.error("state sync failed (%s); starting with the state at height %d", exc, height)
+        clear_request(home)
+        return None
     log.info("state sync done height=%d chunks_fetched=%d chunks_skipped=%d bytes=%d seconds=%.1f peers_dropped=%s",
              transfer.height, transfer.chunks_fetched, transfer.chunks_skipped, transfer.bytes_fetched,
              transfer.seconds, ",".join(transfer.peers_dropped) or "-")

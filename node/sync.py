@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from node.application import Application
+from node.block_collector import read_collected
 from node.consensus.certificate import CertificateError, verify_commit
 from node.encoding import DecodeError
 from node.ledger.errors import BlockError, LedgerError
@@ -37,6 +40,9 @@ BENCH_S = 30.0
 """How long a peer that did not serve what it announced (or served it slowly) is skipped by block sync."""
 SYNC_BATCH = 50
 """Blocks asked of a peer in one request."""
+PRUNED_GRACE_S = 5.0
+"""How long every peer ahead must have pruned the next height before the node gives up on blocks and asks for
+state sync (a peer that just restarted from a snapshot announces a high earliest height for a moment, too)."""
 
 
 class BlockSync:
@@ -45,10 +51,13 @@ class BlockSync:
     def __init__(self, *, chain_id: str, genesis_hash: bytes, store: Store,
                  peers: PeerReactor, application: Application, mempool: Mempool,
                  commit: Callable[[Block, Commit, BlockResult, int], None], diverge: Callable[[int, str], None],
-                 start_height: Callable[[int], None], failed: Callable[[], bool], interval_ms: int):
+                 start_height: Callable[[int], None], failed: Callable[[], bool], interval_ms: int,
+                 behind_pruned: Callable[[int], None] = lambda earliest: None, collected: Path | None = None):
         """``commit`` writes a block (the node's commit path), ``diverge`` stops the node on a state
-        divergence, ``start_height`` starts consensus at a height and ``failed`` says the node has stopped
-        on an error (sync then does nothing)."""
+        divergence, ``start_height`` starts consensus at a height, ``failed`` says the node has stopped
+        on an error (sync then does nothing) and ``behind_pruned(earliest)`` says that no peer ahead serves
+        the next height any more (the lowest earliest height among them: the node needs a snapshot);
+        ``collected`` holds blocks state sync collected, applied first (``apply_collected``)."""
         self.chain_id = chain_id
         self.genesis_hash = genesis_hash
         self.store = store
@@ -66,6 +75,10 @@ class BlockSync:
         self._wakeup = asyncio.Event()
         self._benched: dict[str, float] = {}
         """Peers that announced heights they did not serve (or served slowly), and until when they are skipped."""
+        self._behind_pruned = behind_pruned
+        self.collected = collected
+        self._pruned_since: float | None = None
+        """Since when every peer ahead has said it pruned the next height (None: some peer serves it)."""
 
     def wake(self) -> None:
         """Sync now rather than at the next interval (peers are heights ahead)."""
@@ -73,6 +86,8 @@ class BlockSync:
 
     async def run(self) -> None:
         interval = self.interval_ms / 1000
+        if self.collected is not None:
+            await self.apply_collected(self.collected)
         while True:
             try:
                 async with asyncio.timeout(interval):  # (not wait_for: on 3.11 it can swallow a cancellation)
@@ -93,6 +108,8 @@ class BlockSync:
         now = time.monotonic()
         if len(self._benched) > 256:
             self._benched = {node_id: until for node_id, until in self._benched.items() if until > now}
+        if self._check_pruned(now):
+            return
         links = [link for link in self.peers.links if link.up and self._benched.get(link.node_id, 0.0) <= now]
         best = max((link.height for link in links), default=-1)
         if best <= self.store.height:
@@ -128,8 +145,45 @@ class BlockSync:
         finally:
             self.catching_up = False
 
-    def apply_synced(self, items: list[tuple[Block, Commit]], link: PeerLink) -> tuple[int, bool]:
-        """Commit, in order, the certified blocks ``link`` served; return (how many, whether the peer was honest).
+    def _check_pruned(self, now: float) -> bool:
+        """Whether every peer ahead has pruned the next height (no block can come from any of them); after
+        ``PRUNED_GRACE_S`` of that, ``behind_pruned`` is told."""
+        ahead = [link for link in self.peers.links if link.up and link.height > self.store.height]
+        earliest = min((link.earliest for link in ahead), default=0)
+        if not ahead or earliest <= self.store.height + 1:
+            self._pruned_since = None
+            return False
+        if self._pruned_since is None:
+            self._pruned_since = now
+            log.warning("block sync: every peer ahead pruned height %d (the lowest earliest height is %d)",
+                        self.store.height + 1, earliest)
+        elif now - self._pruned_since >= PRUNED_GRACE_S:
+            self._pruned_since = now  # (told again after another grace period if nothing changed)
+            self._behind_pruned(earliest)
+        return True
+
+    async def apply_collected(self, folder: Path) -> int:
+        """Apply the blocks state sync collected in ``folder`` (``node.block_collector``) as blocks from a peer,
+        then delete them; how many were committed.  The first batch that does not check out ends it: block sync
+        fetches those heights from the peers."""
+        applied = 0
+        try:
+            for _path, items in read_collected(folder):
+                with CLOCK.stage("sync"):
+                    done, honest = self.apply_synced(items, None)
+                applied += done
+                if not honest or self._failed():
+                    break
+                await asyncio.sleep(0)  # a batch at a time: peers and clients are served in between
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        if applied:
+            log.info("applied %d blocks collected during state sync; height=%d", applied, self.store.height)
+        return applied
+
+    def apply_synced(self, items: list[tuple[Block, Commit]], link: PeerLink | None) -> tuple[int, bool]:
+        """Commit, in order, the certified blocks ``link`` served (None: blocks collected during state sync);
+        return (how many, whether the source was honest).
 
         A block whose bytes are not the ones its certificate covers (a certificate for another header or
         height, one that does not verify, or a body its header does not commit to: ``check_block_body``) is
@@ -152,9 +206,10 @@ class BlockSync:
                 except (CertificateError, BlockError) as exc:
                     lie = f"{exc.code}: {exc.message}"
             if lie is not None:
-                log.warning("sync: peer %s served block %d that is not the certified one (%s); dropping the peer "
-                            "and fetching these heights from another", link.name, height, lie)
-                if link.connection is not None:
+                log.warning("sync: %s served block %d that is not the certified one (%s); dropping it "
+                            "and fetching these heights from another", "the collected blocks" if link is None
+                            else f"peer {link.name}", height, lie)
+                if link is not None and link.connection is not None:
                     link.connection.close("uncertified-block")
                 honest = False
                 break

@@ -162,7 +162,7 @@ def _bases(net, channel: int) -> list[bytes]:
             _valid_cache[channel] = [RoundStatus(h, r, 2, (held,) if r == 0 else ()).encode()
                                      for h in (height, height + 1, 1) for r in (0, 3)]
         elif channel == BLOCKSYNC:
-            _valid_cache[channel] = [encode_sync_height(h) for h in (0, 1, height, height + 1_000)] + \
+            _valid_cache[channel] = [encode_sync_height(h, 1) for h in (0, 1, height, height + 1_000)] + \
                 [encode_sync_request(i, a, b) for i, a, b in ((1, 1, 2), (2, 2**63, 2**64 - 1), (2**32 - 1, 5, 1))] + \
                 [encode_sync_blocks(i, encode_block_batch([])) for i in (1, 2**32 - 1)]
         else:

@@ -240,6 +240,7 @@ class PeerView(Open):
     address: str | None = Field(description="host:port dialled, or null for an inbound-only peer")
     up: bool = Field(description="whether the link is up")
     height: int = Field(description="the peer's last announced height")
+    earliest: int = Field(description="the earliest height whose block the peer serves (it pruned those below)")
     connects: int = Field(description="times the link was established")
     outbound: bool | None = Field(description="whether this node dialled the link (null when down)")
     rtt_ms: float | None = Field(description="last ping round-trip time, ms")

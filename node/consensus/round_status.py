@@ -21,8 +21,9 @@ from node.encoding import DecodeError, Reader, Writer
 from node.types.commit import Commit
 from node.types.hashes import HASH_SIZE
 
-RELAY_PROTOCOL_VERSION = 1
-"""Version of the status exchange and consensus batch formats; peers with another version are refused."""
+RELAY_PROTOCOL_VERSION = 2
+"""Version of the status exchange, consensus batch and block-sync formats; peers with another version are refused.
+2: a height announcement carries the earliest height the peer serves."""
 MAX_STATUS_ROUNDS = 32
 """Rounds one status may describe."""
 MAX_STATUS_VALUES = 64

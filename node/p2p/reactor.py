@@ -76,7 +76,8 @@ class PeerReactor:
         """Takes a peer's round status; the encoded messages it lacks."""
         self.on_peer_height: Callable[[PeerLink], None] = lambda link: None
         """A peer announced its height."""
-        self.own_height: Callable[[], int] = lambda: 0
+        self.own_height: Callable[[], tuple[int, int]] = lambda: (0, 1)
+        """This node's committed height and the earliest height whose block it serves."""
         self.serve_snapshot: Callable[[int, bytes], bytes] = lambda kind, body: b""
         """The answer body to a snapshot request (``snapshot_wire``): a list, an anchor or a chunk."""
         self.rejected_txs = 0
@@ -132,15 +133,15 @@ class PeerReactor:
             if link.up:
                 link.send(ROUND_STATE, status)
 
-    def broadcast_height(self, height: int) -> None:
-        message = encode_sync_height(height)
+    def broadcast_height(self) -> None:
+        message = encode_sync_height(*self.own_height())
         for link in self.switch.links.values():
             if link.up:
                 link.send(BLOCKSYNC, message)
 
     def link_up(self, link: PeerLink) -> None:
         link.outbox.clear(CONSENSUS)  # stale by now; the round-state exchange re-offers what matters
-        link.send(BLOCKSYNC, encode_sync_height(self.own_height()))
+        link.send(BLOCKSYNC, encode_sync_height(*self.own_height()))
         pooled = self.reconfig_pool()
         if pooled:
             link.outbox.put_many(RECONFIG, pooled)
@@ -228,7 +229,7 @@ class PeerReactor:
     def _on_sync(self, link: PeerLink, message: bytes) -> None:
         kind, number, (start, end), batch = decode_sync_message(message)
         if kind == SYNC_HEIGHT:
-            link.height = number
+            link.height, link.earliest = number, start
             self.on_peer_height(link)
         elif kind == SYNC_REQUEST:
             if link.unsent(BLOCKSYNC, SYNC_BLOCKS):  # one answer at a time: this one once the last has gone

@@ -99,6 +99,8 @@ class PeerLink:
         self.identity: PeerIdentity | None = None
         self.height = 0
         """The last height the peer announced (its committed tip)."""
+        self.earliest = 1
+        """The earliest height whose block the peer said it serves (it pruned the blocks below)."""
         self.last_error = ""
         self.connects = 0
         self.changed = asyncio.Event()
@@ -133,7 +135,7 @@ class PeerLink:
     def describe(self) -> dict:
         conn = self.connection
         return {"id": self.node_id, "name": self.name, "address": str(self.address) if self.address else None,
-                "up": self.up, "height": self.height, "connects": self.connects,
+                "up": self.up, "height": self.height, "earliest": self.earliest, "connects": self.connects,
                 "outbound": conn.outbound if conn is not None else None,
                 "rtt_ms": None if conn is None or conn.rtt_ms is None else round(conn.rtt_ms, 2),
                 "last_error": self.last_error,

@@ -115,15 +115,16 @@ def decode_block_batch(data: bytes) -> list[tuple[Block, Commit]]:
 # --------------------------------------------------------------------------- block sync channel
 
 SYNC_HEIGHT = 1
-"""The sender's committed height (sent on connect and after every commit)."""
+"""The sender's committed height and the earliest height whose block it still serves (it prunes below that),
+sent on connect and after every commit."""
 SYNC_REQUEST = 2
 """Blocks ``from``..``to`` please, under a request id."""
 SYNC_BLOCKS = 3
 """The answer to a request: a block batch (possibly shorter than asked, empty when none is held)."""
 
 
-def encode_sync_height(height: int) -> bytes:
-    return Writer().u8(SYNC_HEIGHT).u64(height).getvalue()
+def encode_sync_height(height: int, earliest: int) -> bytes:
+    return Writer().u8(SYNC_HEIGHT).u64(height).u64(earliest).getvalue()
 
 
 def encode_sync_request(request_id: int, start: int, end: int) -> bytes:
@@ -136,13 +137,16 @@ def encode_sync_blocks(request_id: int, batch: bytes) -> bytes:
 
 
 def decode_sync_message(data: bytes) -> tuple[int, int, tuple[int, int], bytes]:
-    """(kind, height or request id, (from, to) of a request, block batch bytes of an answer)."""
+    """(kind, height or request id, (from, to) of a request or (earliest, 0) of a height, block batch bytes of an
+    answer)."""
     r = Reader(data)
     kind = r.u8()
     if kind == SYNC_HEIGHT:
-        height = r.u64()
+        height, earliest = r.u64(), r.u64()
         r.finish()
-        return kind, height, (0, 0), b""
+        if earliest > height + 1:
+            raise DecodeError(f"earliest height {earliest} above the announced height {height} + 1")
+        return kind, height, (earliest, 0), b""
     if kind == SYNC_REQUEST:
         request_id, start, end = r.u32(), r.u64(), r.u64()
         r.finish()
