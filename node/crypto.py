@@ -10,6 +10,7 @@ test (tests/test_crypto_differential.py).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 
@@ -211,14 +212,26 @@ _CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _BECH32M_CONST = 0x2BC830A3
 
 
-def _polymod(values: list[int]) -> int:
+def _polymod_step_table() -> tuple[int, ...]:
     gen = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
-    chk = 1
-    for v in values:
-        top = chk >> 25
-        chk = ((chk & 0x1FFFFFF) << 5) ^ v
+    table = []
+    for top in range(32):
+        mix = 0
         for i in range(5):
-            chk ^= gen[i] if ((top >> i) & 1) else 0
+            mix ^= gen[i] if ((top >> i) & 1) else 0
+        table.append(mix)
+    return tuple(table)
+
+
+_POLYMOD_STEP = _polymod_step_table()
+"""For each value of the five bits shifted out, the generator terms they add (BIP-350's inner loop, precomputed)."""
+
+
+def _polymod(values: list[int]) -> int:
+    chk = 1
+    step = _POLYMOD_STEP
+    for v in values:
+        chk = ((chk & 0x1FFFFFF) << 5) ^ v ^ step[chk >> 25]
     return chk
 
 
@@ -244,6 +257,9 @@ def _convert_bits(data: bytes | list[int], from_bits: int, to_bits: int, pad: bo
     return out
 
 
+_HRP_EXPANDED = _hrp_expand(ADDRESS_HRP)
+
+
 def address_hash(public_key: bytes) -> bytes:
     """The 20-byte account hash that outputs pay to."""
     return sha256(public_key)[:ADDRESS_SIZE]
@@ -260,10 +276,20 @@ def encode_address(account: bytes) -> str:
     return ADDRESS_HRP + "1" + "".join(_CHARSET[d] for d in data + checksum)
 
 
+_CHARSET_VALUE = {c: i for i, c in enumerate(_CHARSET)}
+
+
 def decode_address(text: str) -> bytes:
     """Parse a human address; raises CryptoError with a reason a person can act on."""
     if not isinstance(text, str) or not text:
         raise CryptoError("bad-address", "address must be a non-empty string")
+    return _decode_address(text)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _decode_address(text: str) -> bytes:
+    """``decode_address`` of a non-empty string (remembered: a genesis or a busy node parses the same ones often;
+    an error is raised again each time, not remembered)."""
     if text.lower() != text and text.upper() != text:
         raise CryptoError("bad-address", "address mixes upper and lower case")
     text = text.lower()
@@ -271,12 +297,12 @@ def decode_address(text: str) -> bytes:
     if pos < 1 or text[:pos] != ADDRESS_HRP:
         raise CryptoError("bad-address", f"address must start with '{ADDRESS_HRP}1'")
     body = text[pos + 1:]
-    if any(c not in _CHARSET for c in body):
+    values = [_CHARSET_VALUE.get(c, -1) for c in body]
+    if -1 in values:
         raise CryptoError("bad-address", "address contains a character outside the bech32 alphabet")
-    values = [_CHARSET.index(c) for c in body]
     if len(values) < 7:
         raise CryptoError("bad-address", "address is too short")
-    if _polymod(_hrp_expand(ADDRESS_HRP) + values) != _BECH32M_CONST:
+    if _polymod(_HRP_EXPANDED + values) != _BECH32M_CONST:
         raise CryptoError("bad-address-checksum", "address checksum does not match: check for a typo")
     data = _convert_bits(values[:-6], 5, 8, False)
     if data is None or len(data) != ADDRESS_SIZE:
