@@ -161,8 +161,17 @@ def load_config(home: Path, overrides: dict[str, object] | None = None) -> NodeC
                 flat[f"{key}_{sub}"] = subval
         else:
             flat[key] = value
-    config = NodeConfig().with_overrides(flat)
-    return config.with_overrides(overrides or {})
+    config = NodeConfig().with_overrides(flat).with_overrides(overrides or {})
+    check_config(config)
+    return config
+
+
+def check_config(config: NodeConfig) -> None:
+    """Settings that each parse but do not go together (``ConfigError`` says which and what to set)."""
+    if 0 < config.retain_blocks < config.snapshot_interval:
+        raise ConfigError(f"retain_blocks ({config.retain_blocks}) is below snapshot_interval "
+                          f"({config.snapshot_interval}): a node restored from this node's latest snapshot would "
+                          f"find the blocks after it pruned; set retain_blocks to 0 or to at least snapshot_interval")
 
 
 def save_config(home: Path, config: NodeConfig) -> None:

@@ -52,7 +52,8 @@ from node.p2p.wire import encode_consensus_message
 from node.reconfig_pool import REANNOUNCE_S, ReconfigPool
 from node.snapshots import SNAPSHOTS_DIR, SnapshotStore, serve_snapshot
 from node.stages import CLOCK
-from node.state_sync_home import BLOCKS_DIR, request_state_sync, state_sync_dir
+from node.state_sync_home import BLOCKS_DIR, state_sync_dir
+from node.state_sync_switch import StateSyncSwitch
 from node.status import ClockWatch
 from node.sync import BlockSync
 from node.types.block import Block
@@ -62,6 +63,7 @@ from node.types.validators import ValidatorSet
 from node.waiters import Waiters
 
 log = logging.getLogger("ledger.node")
+
 
 GENESIS_FILE_DIGEST = "genesis_file_sha256"
 ALONE_WARNING_INTERVAL_S = 60.0
@@ -150,9 +152,7 @@ class Node:
         self._tasks: list[asyncio.Task] = []
         self._timers: list[asyncio.TimerHandle] = []
         self.fatal: BaseException | None = None
-        self._stuck_logged = -1e9
-        self.restart_for_state_sync = False
-        """Set when the node stopped to fetch a snapshot: every peer pruned the blocks it lacks."""
+        self.switch_to_state_sync = StateSyncSwitch(self)
         self._stop_event = asyncio.Event()
 
     @property
@@ -280,6 +280,7 @@ class Node:
             timer.cancel()
         if self._next_height_task is not None:
             self._next_height_task.cancel()
+        self.switch_to_state_sync.cancel()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -303,6 +304,11 @@ class Node:
     async def wait_stopped(self) -> None:
         """Return once a stop was requested (a signal, or ``fatal``: the node cannot go on)."""
         await self._stop_event.wait()
+
+    @property
+    def restart_for_state_sync(self) -> bool:
+        """Whether the node stopped to fetch a snapshot (``ledger-node start`` then executes itself again)."""
+        return self.switch_to_state_sync.restarting
 
     def _failed(self) -> bool:
         return self.fatal is not None
@@ -406,22 +412,8 @@ class Node:
                  (time.monotonic() - started) * 1000, len(self.mempool))
 
     def _behind_pruned(self, earliest: int) -> None:
-        """Every peer ahead serves blocks from ``earliest`` only, above this node's next height: record a request
-        for state sync and stop; ``ledger-node start`` starts again and carries it out (``node.state_sync``)."""
-        if self.restart_for_state_sync or self._failed():
-            return
-        if not self.config.state_sync_when_behind:
-            if time.monotonic() - self._stuck_logged > 60:  # once a minute
-                self._stuck_logged = time.monotonic()
-                log.error("every peer pruned the blocks after height %d (they serve from %d) and "
-                          "state_sync_when_behind is off: this node cannot catch up; init a fresh home with "
-                          "--state-sync", self.store.height, earliest)
-            return
-        log.warning("every peer pruned the blocks after height %d (they serve from %d): stopping to state-sync",
-                    self.store.height, earliest)
-        request_state_sync(self.home, self.store.height, earliest)
-        self.restart_for_state_sync = True
-        self.request_stop()
+        """Every peer ahead says it serves blocks from ``earliest`` only: see ``node.state_sync_switch``."""
+        self.switch_to_state_sync.consider(earliest)
 
     def _diverge(self, height: int, reason: str) -> None:
         error = StateDivergence(f"state divergence at height {height}: {reason}; this node's state disagrees "

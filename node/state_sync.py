@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from node.block_collector import BlockCollector
-from node.config import NodeConfig
+from node.config import DATA_DIR, NodeConfig
 from node.crypto import sha256
 from node.encoding import DecodeError, Reader
 from node.ledger.errors import LedgerError, SnapshotError
@@ -49,6 +49,7 @@ from node.ledger.snapshot import (
     decode_chunk,
 )
 from node.ledger.store import Store
+from node.light_client import trusted_set_at
 from node.p2p import snapshot_wire
 from node.p2p.setup import build_reactor
 from node.p2p.switch import PeerLink
@@ -62,6 +63,7 @@ from node.state_sync_home import (
     finish_swap,
     needs_state_sync,
     new_store_path,
+    record_failure,
     state_sync_dir,
     swap_in,
 )
@@ -100,8 +102,10 @@ class StateSync:
     """One node's state sync (see the module docstring)."""
 
     def __init__(self, home: Path, config: NodeConfig, *, chain_id: str, genesis_hash: bytes, genesis_doc: bytes,
-                 genesis_set: ValidatorSet, private_key: bytes, above: int = 0):
-        """``above``: the height of the state the node has; only a snapshot above it is worth taking."""
+                 genesis_set: ValidatorSet, private_key: bytes, above: int = 0, own_next_set: bytes | None = None):
+        """``above``: the height of the state the node has (only a snapshot above it is worth taking) and
+        ``own_next_set`` the hash of the validator set it holds for ``above + 1``: a snapshot's proof from genesis
+        must pass through that set (``check_anchor_from``)."""
         self.home = Path(home)
         self.config = config
         self.chain_id = chain_id
@@ -110,6 +114,7 @@ class StateSync:
         self.genesis_set = genesis_set
         self.private_key = private_key
         self.above = above
+        self.own_next_set = own_next_set
         self.folder = state_sync_dir(self.home) / CHUNKS_DIR
         self.own = SnapshotStore(self.home / SNAPSHOTS_DIR)
         self.transfer = Transfer()
@@ -141,9 +146,10 @@ class StateSync:
         deadline = time.monotonic() + PEER_WAIT_S
         tried: set[bytes] = set()
         while time.monotonic() < deadline:
-            offers = await self._offers(reactor)
+            offers = await list_offers(reactor, self.chain_id)
             for manifest, links in sorted(offers.values(), key=lambda item: -item[0].height):
-                if manifest.hash in tried or manifest.height <= self.above:
+                if manifest.hash in tried or manifest.height <= self.above or not blocks_follow(reactor,
+                                                                                               manifest.height):
                     continue
                 tried.add(manifest.hash)
                 try:
@@ -152,44 +158,17 @@ class StateSync:
                     log.warning("state sync: the snapshot at height %d offered by %s does not check out: %s",
                                 manifest.height, ", ".join(link.name for link in links), exc)
             await asyncio.sleep(0.5)
-        raise StateSyncFailed(f"no peer offered a snapshot above height {self.above} that checks out within "
-                              f"{PEER_WAIT_S:g} s (peers: "
+        raise StateSyncFailed(f"no peer offered a snapshot above height {self.above} that checks out, with a peer "
+                              f"serving the blocks after it, within {PEER_WAIT_S:g} s (peers: "
                               f"{len(reactor.switch.links)} known, {reactor.peers_up} up); is `peers` set, and do "
                               f"the peers take snapshots (snapshot_interval)?")
 
-    async def _offers(self, reactor) -> dict[bytes, tuple[Manifest, list[PeerLink]]]:
-        offers: dict[bytes, tuple[Manifest, list[PeerLink]]] = {}
-        links = [link for link in reactor.links if link.up]
-        answers = await asyncio.gather(*(reactor.request_snapshot(link, snapshot_wire.LIST_REQUEST)
-                                         for link in links))
-        for link, body in zip(links, answers, strict=True):
-            if not body:
-                continue
-            try:
-                listed = [Manifest.decode(raw) for raw in snapshot_wire.decode_list(body, MAX_MANIFEST_BYTES)]
-            except (DecodeError, SnapshotError) as exc:
-                log.warning("state sync: %s listed snapshots that do not decode: %s", link.name, exc)
-                continue
-            for manifest in listed:
-                if manifest.chain_id == self.chain_id:
-                    offers.setdefault(manifest.hash, (manifest, []))[1].append(link)
-        return offers
-
     async def _take(self, reactor, manifest: Manifest, links: list[PeerLink]):
-        block = commit = state = validators = None
-        for link in links:  # the anchor from the first peer whose anchor checks out from the genesis
-            body = await reactor.request_snapshot(link, snapshot_wire.ANCHOR_REQUEST,
-                                                  manifest.height.to_bytes(8, "big"))
-            try:
-                block, commit, changes = read_anchor(Reader(body or b""))
-                validators, state = check_anchor(self.chain_id, self.genesis_set, manifest, block, commit, changes)
-                break
-            except (DecodeError, LedgerError, ValueError) as exc:
-                log.warning("state sync: %s served an anchor for height %d that does not check out: %s", link.name,
-                            manifest.height, exc)
-                block = None
-        if block is None:
+        anchor = await fetch_anchor(reactor, manifest, links, self.chain_id, self.genesis_set,
+                                    (self.above, self.own_next_set) if self.own_next_set is not None else None)
+        if anchor is None:
             raise SnapshotError("snapshot-header", "no peer served an anchor that checks out from the genesis")
+        block, commit, validators, state = anchor
         self.transfer.height = manifest.height
         if self._collecting is not None:  # a snapshot before this one did not check out
             self._collecting.cancel()
@@ -285,6 +264,7 @@ class StateSync:
     def _restore(self, manifest: Manifest, block, commit, validators: ValidatorSet, state, parts: list[MuHash]):
         data = new_store_path(self.home)
         shutil.rmtree(data, ignore_errors=True)  # a restore a crash cut short: start it again
+        data.parent.mkdir(parents=True, exist_ok=True)
         total = MuHash()
         for part in parts:
             total.combine(part)
@@ -304,6 +284,88 @@ class StateSync:
                 store.put_meta(GENESIS_FILE_DIGEST, self.genesis_file_digest)
 
 
+# --------------------------------------------------------------------------- offers and anchors
+
+
+async def list_offers(reactor, chain_id: str) -> dict[bytes, tuple[Manifest, list[PeerLink]]]:
+    """The snapshots the up peers offer, by manifest hash, with the peers offering each."""
+    offers: dict[bytes, tuple[Manifest, list[PeerLink]]] = {}
+    links = [link for link in reactor.links if link.up]
+    answers = await asyncio.gather(*(reactor.request_snapshot(link, snapshot_wire.LIST_REQUEST) for link in links))
+    for link, body in zip(links, answers, strict=True):
+        if not body:
+            continue
+        try:
+            listed = [Manifest.decode(raw) for raw in snapshot_wire.decode_list(body, MAX_MANIFEST_BYTES)]
+        except (DecodeError, SnapshotError) as exc:
+            log.warning("state sync: %s listed snapshots that do not decode: %s", link.name, exc)
+            continue
+        for manifest in listed:
+            if manifest.chain_id == chain_id:
+                offers.setdefault(manifest.hash, (manifest, []))[1].append(link)
+    return offers
+
+
+def blocks_follow(reactor, height: int) -> bool:
+    """Whether a node restored at ``height`` can go on: some up peer serves block ``height + 1`` (it has not pruned
+    it), or every up peer is at ``height`` still."""
+    links = [link for link in reactor.links if link.up]
+    return any(link.earliest <= height + 1 <= link.height for link in links) or \
+        bool(links) and all(link.height <= height for link in links)
+
+
+def check_anchor_from(chain_id: str, genesis_set: ValidatorSet, manifest: Manifest, block, commit, changes,
+                      own: tuple[int, bytes] | None) -> tuple[ValidatorSet, object]:
+    """``check_anchor``, and for a node that has a state at height h (``own`` = (h, the hash of its set for
+    h + 1)): the proof's walk must reach that very set at h + 1, so a chain forged with keys that left the set
+    before h cannot take the node anywhere."""
+    validators, state = check_anchor(chain_id, genesis_set, manifest, block, commit, changes)
+    if own is not None:
+        height, own_hash = own
+        before = [step for step in changes if step.header.height + 1 <= height + 1]
+        if trusted_set_at(chain_id, genesis_set, before, height + 1).hash != own_hash:
+            raise SnapshotError("snapshot-header", f"the snapshot's proof names another validator set for height "
+                                                   f"{height + 1} than this node holds")
+    return validators, state
+
+
+async def fetch_anchor(reactor, manifest: Manifest, links: list[PeerLink], chain_id: str, genesis_set: ValidatorSet,
+                       own: tuple[int, bytes] | None):
+    """(block, commit, validators, validator state) of ``manifest``'s height from the first peer whose anchor
+    checks out (``check_anchor_from``), or None."""
+    for link in links:
+        body = await reactor.request_snapshot(link, snapshot_wire.ANCHOR_REQUEST, manifest.height.to_bytes(8, "big"))
+        try:
+            block, commit, changes = read_anchor(Reader(body or b""))
+            validators, state = check_anchor_from(chain_id, genesis_set, manifest, block, commit, changes, own)
+            return block, commit, validators, state
+        except (DecodeError, LedgerError, ValueError) as exc:
+            log.warning("state sync: %s served an anchor for height %d that does not check out: %s", link.name,
+                        manifest.height, exc)
+    return None
+
+
+async def probe_snapshot_above(reactor, chain_id: str, genesis_set: ValidatorSet, height: int,
+                               own_next_set: bytes) -> int | None:
+    """For a running node at ``height`` that its peers say they pruned past: the height of a snapshot above it
+    that checks out from the genesis through this node's own set, with a peer serving the blocks after it; None
+    when there is none (the peers' word alone never makes the node drop its state)."""
+    offers = await list_offers(reactor, chain_id)
+    for manifest, links in sorted(offers.values(), key=lambda item: -item[0].height):
+        if manifest.height <= height or not blocks_follow(reactor, manifest.height):
+            continue
+        if await fetch_anchor(reactor, manifest, links, chain_id, genesis_set, (height, own_next_set)) is not None:
+            return manifest.height
+    return None
+
+
+def _keep_old_state(home: Path, height: int, exc: BaseException) -> None:
+    count = record_failure(home)
+    clear_request(home)
+    log.error("state sync failed (%s); starting with the state at height %d (%d failure(s) in a row: the node waits "
+              "longer before it tries again)", exc, height, count)
+
+
 async def sync_home(home: Path, config: NodeConfig) -> Transfer | None:
     """State-sync ``home`` when it needs it (``state_sync_home.needs_state_sync``: an empty store with
     ``state_sync`` set, or a request the node made when every peer had pruned the blocks it lacks); None when the
@@ -317,11 +379,19 @@ async def sync_home(home: Path, config: NodeConfig) -> Transfer | None:
     needed, height = needs_state_sync(home, config.state_sync)
     if not needed:
         return None
+    own_next_set = None
+    if height > 0:  # the proof of any snapshot must pass through the set this node holds for height + 1
+        with Store.open(str(Path(home) / DATA_DIR)) as store:
+            header = store.get_header(height)
+            own_next_set = header.next_validators_hash if header is not None else None
     raw = (Path(home) / GENESIS_FILE).read_bytes()
     genesis = load_genesis(Path(home) / GENESIS_FILE)
+    if height > 0 and own_next_set is None:
+        own_next_set = validator_set_of(genesis).hash
     sync = StateSync(Path(home), config, chain_id=genesis.chain_id, genesis_hash=genesis_hash(genesis),
                      genesis_doc=encode_genesis(genesis), genesis_set=validator_set_of(genesis),
-                     private_key=load_key_file(Path(home) / KEY_FILE).private_key, above=height)
+                     private_key=load_key_file(Path(home) / KEY_FILE).private_key, above=height,
+                     own_next_set=own_next_set)
     sync.genesis_file_digest = sha256(raw)
     log.info("state sync: fetching a snapshot above height %d from the peers", height)
     try:
@@ -329,8 +399,13 @@ async def sync_home(home: Path, config: NodeConfig) -> Transfer | None:
     except (StateSyncFailed, SnapshotError) as exc:
         if height == 0:
             raise StateSyncFailed(str(exc)) from exc
-        log.error("state sync failed (%s); starting with the state at height %d", exc, height)
-        clear_request(home)
+        _keep_old_state(home, height, exc)
+        return None
+    except Exception as exc:  # noqa: BLE001  (a full disk, a store error: the node still has its old state)
+        if height == 0:
+            raise
+        log.exception("state sync failed")
+        _keep_old_state(home, height, exc)
         return None
     log.info("state sync done height=%d chunks_fetched=%d chunks_skipped=%d bytes=%d seconds=%.1f peers_dropped=%s",
              transfer.height, transfer.chunks_fetched, transfer.chunks_skipped, transfer.bytes_fetched,

@@ -32,6 +32,8 @@ STATE_SYNC_DIR = "statesync"
 """Everything of a state sync under the home: chunks, the new store, the request, the blocks collected."""
 REQUEST_FILE = "requested"
 """A running node's request for state sync (JSON: the height it was at and the peers' earliest height)."""
+FAILURES_FILE = "failures"
+"""How many state syncs in a row failed for a node that has a state (it waits longer before the next)."""
 NEW_STORE = "store"
 OLD_STORE = "old"
 CHUNKS_DIR = "chunks"
@@ -73,6 +75,24 @@ def clear_request(home: Path) -> None:
     (state_sync_dir(home) / REQUEST_FILE).unlink(missing_ok=True)
 
 
+def record_failure(home: Path) -> int:
+    """One more failed state sync in a row (the new store, if any, is dropped): the count so far."""
+    shutil.rmtree(new_store_path(home), ignore_errors=True)
+    count = failures(home) + 1
+    folder = state_sync_dir(home)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / FAILURES_FILE).write_text(str(count))
+    return count
+
+
+def failures(home: Path) -> int:
+    """State syncs in a row that failed (0 after one that succeeded)."""
+    try:
+        return max(0, int((state_sync_dir(home) / FAILURES_FILE).read_text().strip() or 0))
+    except (OSError, ValueError):
+        return 0
+
+
 def store_height(path: Path) -> int | None:
     """The committed height of the store at ``path``, or None when it holds no state (or does not exist)."""
     if not path.exists():
@@ -95,6 +115,7 @@ def swap_in(home: Path) -> None:
     new.rename(data)
     _sync_dir(home)
     clear_request(home)
+    (state_sync_dir(home) / FAILURES_FILE).unlink(missing_ok=True)
     shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(state_sync_dir(home) / CHUNKS_DIR, ignore_errors=True)
 

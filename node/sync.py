@@ -148,7 +148,8 @@ class BlockSync:
     def _check_pruned(self, now: float) -> bool:
         """Whether every peer ahead has pruned the next height (no block can come from any of them); after
         ``PRUNED_GRACE_S`` of that, ``behind_pruned`` is told."""
-        ahead = [link for link in self.peers.links if link.up and link.height > self.store.height]
+        ahead = [link for link in self.peers.links if link.up and link.height > self.store.height
+                 and self._benched.get(link.node_id, 0.0) <= now]  # (one that lied about its blocks is left out)
         earliest = min((link.earliest for link in ahead), default=0)
         if not ahead or earliest <= self.store.height + 1:
             self._pruned_since = None

@@ -44,7 +44,10 @@ def test_a_returning_validator_behind_every_peers_pruning_state_syncs(tmp_path):
         net.start(3)
         pid = net.pid(3)
         target = net.status(0)["height"] + 5
-        net.wait_height(target, indexes=[3], timeout_s=90)
+        try:
+            net.wait_height(target, indexes=[3], timeout_s=180)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{net.log_tail(3, 80)}") from None
         assert net.pid(3) == pid == read_pid(net.specs[3].home)  # it executed itself again, same process id
         log = (net.specs[3].home / "stdout.log").read_text()
         assert "stopping to state-sync" in log and "state sync done" in log, net.log_tail(3, 80)
@@ -63,3 +66,48 @@ def test_a_returning_validator_behind_every_peers_pruning_state_syncs(tmp_path):
         signers = {s["validator"] for s in
                    httpx.get(net.url(0) + f"/v1/blocks/{later}").json()["last_commit"]["signatures"]}
         assert address in signers
+
+
+def test_a_peer_claiming_to_have_pruned_everything_stops_nobody(tmp_path):
+    """One Byzantine peer (validator-3's key) announces a height one above the tip and an earliest height above
+    that, over and over: the honest validators look for a snapshot to back the claim, find none, stay, and the
+    chain goes on."""
+    import asyncio
+
+    from genesis.document import genesis_hash, load_genesis, validator_set_of
+    from node.config import GENESIS_FILE, KEY_FILE, load_config
+    from node.home import load_key_file
+    from node.p2p.setup import build_reactor
+
+    async def lie(net, seconds: float) -> None:
+        home = net.specs[3].home
+        genesis = load_genesis(home / GENESIS_FILE)
+        reactor = build_reactor(load_config(home), load_key_file(home / KEY_FILE).private_key, genesis.chain_id,
+                                genesis_hash(genesis), lambda: [v.public_key for v in validator_set_of(genesis)],
+                                lambda height: None)
+        tip = [0]
+        reactor.own_height = lambda: (tip[0] + 1, tip[0] + 2)
+        await reactor.switch.listen()
+        reactor.switch.start_dialing()
+        deadline = time.monotonic() + seconds
+        try:
+            while time.monotonic() < deadline:
+                status = await asyncio.to_thread(net.status, 0)
+                tip[0] = max(tip[0], status["height"] if status else 0)
+                reactor.broadcast_height()
+                await asyncio.sleep(0.3)
+        finally:
+            await reactor.switch.stop()
+
+    with running_network(tmp_path / "net") as net:
+        net.wait_height(2)
+        net.stop(3)
+        pids = [net.pid(i) for i in range(3)]
+        before = net.status(0)["height"]
+        asyncio.run(lie(net, 20))
+        after = net.status(0)["height"]
+        assert after >= before + 5, (before, after)
+        assert [net.pid(i) for i in range(3)] == pids
+        logs = [(net.specs[i].home / "stdout.log").read_text() for i in range(3)]
+        assert not any("stopping to state-sync" in log for log in logs)
+        assert any("none offers a snapshot above" in log for log in logs), net.log_tail(0, 60)

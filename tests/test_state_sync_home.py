@@ -89,3 +89,27 @@ def test_a_request_that_does_not_parse_counts_as_one_from_height_zero(tmp_path):
     assert read_request(tmp_path) == {"height": 0, "earliest": 0}
     finish_swap(tmp_path)  # the store is past height 0: the damaged request is dropped
     assert read_request(tmp_path) is None
+
+
+def test_a_retained_range_shorter_than_the_snapshot_interval_is_refused(tmp_path):
+    import pytest
+
+    from node.config import ConfigError, NodeConfig, check_config
+    with pytest.raises(ConfigError, match="retain_blocks"):
+        check_config(NodeConfig(retain_blocks=50, snapshot_interval=100))
+    check_config(NodeConfig(retain_blocks=100, snapshot_interval=100))
+    check_config(NodeConfig(retain_blocks=0, snapshot_interval=100))
+    check_config(NodeConfig(retain_blocks=5, snapshot_interval=0))
+
+
+def test_failures_are_counted_and_a_swap_clears_them(tmp_path):
+    from node.state_sync_home import failures, record_failure
+    make_store(tmp_path / DATA_DIR, 2)
+    state_sync_dir(tmp_path).mkdir()
+    Store.open(str(new_store_path(tmp_path))).close()
+    assert failures(tmp_path) == 0
+    assert record_failure(tmp_path) == 1 and record_failure(tmp_path) == 2 and failures(tmp_path) == 2
+    assert not new_store_path(tmp_path).exists()  # the half-written new store is dropped
+    make_store(new_store_path(tmp_path), 5)
+    swap_in(tmp_path)
+    assert failures(tmp_path) == 0 and store_height(tmp_path / DATA_DIR) == 5

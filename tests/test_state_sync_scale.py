@@ -44,6 +44,7 @@ def joiner(tmp_path, name: str, specs, genesis_path, state_sync: bool) -> NodeSp
     return NodeSpec(name, home, "127.0.0.1", rest, p2p, role="full")
 
 
+@pytest.mark.timeout(2400)  # (the suite's 300 s is for ordinary tests: this one builds 2,000 blocks first)
 def test_state_sync_against_replay_at_scale(tmp_path):
     genesis, keys, _ = make_devnet_genesis(4, params=devnet_params(), demo_wallets=1)
     sinks = [hashlib.sha256(b"sink%d" % i).digest()[:20] for i in range(1000)]
