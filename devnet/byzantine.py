@@ -27,6 +27,11 @@ With ``--corrupt-chunks`` it serves every snapshot chunk it is asked for
 with one byte flipped (to every peer, throughout): a node that joins by
 state sync must drop it and fetch those chunks from the others.
 
+With ``--lie-balances AMOUNT`` it does nothing of the above either; its REST API adds AMOUNT base units
+to every balance it reports (now and at past heights) and to the first unspent output of every page, and signs
+those lies with its validator key when asked to attest them: a wallet that reads from several validators must
+outvote it (``wallet.quorum``).
+
 A peer is tampered with when its name (what it says of itself in the
 handshake) is in ``--tamper-to``; without it the choice is made from
 ``--seed``.
@@ -166,9 +171,13 @@ class TamperingNode(Node):
     """Serve every snapshot chunk with a byte flipped (``--corrupt-chunks``)."""
     equivocate = False
     """Send a conflicting nil vote for every block vote (``--equivocate``)."""
+    lie_balances = 0
+    """Base units added to every balance and first unspent output the REST API reports (``--lie-balances``)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.lie_balances:
+            self._lie_about_balances(self.lie_balances)
         if self.corrupt_chunks:
             honest = self.peers.serve_snapshot
 
@@ -179,6 +188,22 @@ class TamperingNode(Node):
                     return answer[:-1] + bytes([answer[-1] ^ 0x01])
                 return answer
             self.peers.serve_snapshot = corrupted
+
+    def _lie_about_balances(self, extra: int) -> None:
+        """Wrap the store's address reads that only the REST API makes (consensus never reads them)."""
+        store = self.store
+        balance, balance_at, utxos_of = store.balance, store.balance_at, store.utxos_of
+        store.balance = lambda address: balance(address) + extra  # type: ignore[method-assign]
+        store.balance_at = lambda address, height: balance_at(address, height) + extra  # type: ignore[method-assign]
+
+        def lying_utxos(address, limit=100, after=None):
+            items = utxos_of(address, limit, after)
+            if items:
+                outpoint, entry = items[0]
+                items[0] = (outpoint, dataclasses.replace(entry, amount=entry.amount + extra))
+            return items
+        store.utxos_of = lying_utxos  # type: ignore[method-assign]
+        log.warning("byzantine: lying about balances by %d base units", extra)
 
     def _build_peers(self) -> PeerReactor:
         honest = super()._build_peers()
@@ -242,14 +267,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="for every block vote, also send a conflicting nil vote (only this: no other tampering)")
     parser.add_argument("--corrupt-chunks", dest="corrupt_chunks", action="store_true",
                         help="serve every snapshot chunk with a byte flipped (only this: no other tampering)")
+    parser.add_argument("--lie-balances", dest="lie_balances", type=int, default=0, metavar="AMOUNT",
+                        help="report every balance (and each page's first unspent output) AMOUNT base units higher, "
+                             "signed when attested (only this: no other tampering)")
     args = parser.parse_args(argv)
     from node import cli, runtime
 
     TamperingNode.targets = Targets(args.seed, [n for n in args.tamper_to.split(",") if n.strip()] or None)
-    if args.corrupt_chunks or args.equivocate:
+    if args.corrupt_chunks or args.equivocate or args.lie_balances:
         TamperingNode.targets = Targets(args.seed, ["(nobody)"])
         TamperingNode.corrupt_chunks = args.corrupt_chunks
         TamperingNode.equivocate = args.equivocate
+        TamperingNode.lie_balances = args.lie_balances
     # node.cli.run_node imports the name when it runs; mypy refuses assignments to a class
     runtime.Node = TamperingNode  # type: ignore[misc]  # a deliberate monkeypatch, see above
     return cli.main(["start", "--home", args.home])

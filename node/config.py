@@ -74,6 +74,15 @@ class NodeConfig:
     """Bound on ``POST /v1/txs?wait=commit`` before answering 504."""
     min_height_wait_ms: int = 10_000
     """Bound on ``?min_height=`` reads before answering 503."""
+    max_waiting_reads: int = 1_000
+    """``?min_height=`` reads waiting at once; more answer 503 ``too-many-waiting`` (a height further ahead than
+    the chain can commit within ``min_height_wait_ms`` answers 503 ``height-not-reached`` at once)."""
+    max_event_clients: int = 300
+    """``GET /v1/events`` streams served at once; more answer 503 ``too-many-event-clients``."""
+    event_queue_blocks: int = 64
+    """Committed blocks queued per event client; a client this far behind is cut off (``event: overflow``)."""
+    event_keepalive_ms: int = 15_000
+    """An idle event stream gets a ``: ping`` comment this often, so proxies keep it open."""
     max_request_bytes: int = 16 * 1024 * 1024
     """Largest request body accepted on any route."""
     create_empty_blocks_ms: int = 1_000

@@ -40,6 +40,18 @@ class NodeMetrics:
         evidence.set_function(lambda: len(node.evidence))
         rejected = Gauge("ledger_mempool_rejected", "Transactions refused by the mempool", registry=r)
         rejected.set_function(lambda: node.mempool.rejected)
+        clients = Gauge("ledger_event_clients", "GET /v1/events streams connected", registry=r)
+        clients.set_function(lambda: len(node.waiters.events.clients))
+        cut = Gauge("ledger_event_clients_cut", "Event clients cut off because they fell too far behind",
+                    registry=r)
+        cut.set_function(lambda: node.waiters.events.overflows)
+        refused = Gauge("ledger_event_clients_refused", "Event streams refused (max_event_clients)", registry=r)
+        refused.set_function(lambda: node.waiters.events.refused)
+        waiting = Gauge("ledger_waiting_reads", "Reads waiting for a min_height now", registry=r)
+        waiting.set_function(lambda: node.waiters.height_waits)
+        refused_waits = Gauge("ledger_waiting_reads_refused", "min_height reads refused at once (too many "
+                              "waiting, or out of reach within the wait)", registry=r)
+        refused_waits.set_function(lambda: node.waiters.refused_waits)
 
     def on_commit(self, block, round_: int, interval_s: float) -> None:
         self.blocks_committed.inc()

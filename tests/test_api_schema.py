@@ -303,8 +303,12 @@ def test_answers_keep_their_keys_types_and_bytes(net):
     _keys(history, "address", "height", "txs", "next")
     assert history["next"] is None
     (item,) = history["txs"]
-    _keys(item, "height", "index", "txid", "kind")
-    assert item == {"height": height, "index": answer["index"], "txid": tx.txid.hex(), "kind": "tx"}
+    _keys(item, "height", "index", "txid", "kind", "time_ms", "received", "sent", "net", "fee", "counterparties")
+    _types(item, time_ms=int, fee=int)
+    assert {k: item[k] for k in ("height", "index", "txid", "kind", "received", "sent", "net")} == \
+        {"height": height, "index": answer["index"], "txid": tx.txid.hex(), "kind": "tx", "received": 5_000,
+         "sent": 0, "net": 5_000}
+    assert item["counterparties"] and all(isinstance(a, str) and a.startswith("lg1") for a in item["counterparties"])
 
     batch = net.client.post(net.url(0) + "/v1/txs/batch", json={"txs": [tx.encoded.hex(), "zz"]})
     assert batch.status_code == 200

@@ -5,13 +5,16 @@ from __future__ import annotations
 import pytest
 
 from genesis.errors import GenesisError as GenesisDocumentError
+from node.address_history import HistoryError
 from node.api.app import ApiError
+from node.attestation import AttestationError
 from node.consensus.certificate import CertificateError
 from node.consensus.driver import ConsensusError
 from node.consensus.signer import DoubleSignError, SignerError
 from node.consensus.wal import WALError
 from node.crypto import CryptoError
 from node.errors import CodedError
+from node.events import EventsError
 from node.ledger.errors import BlockError, GenesisAllocationError, LedgerError, StoreError, TxError
 from node.mempool import AlreadyCommitted, MempoolConflict, MempoolError, MempoolFull
 from node.types.validators import ValidatorSetError
@@ -20,11 +23,13 @@ from wallet.cli import CliError
 from wallet.client import NodeError
 from wallet.coins import SelectionError
 from wallet.keystore import KeystoreError
+from wallet.quorum import QuorumError
 from wallet.verify import VerificationError
 
 PLAIN = [SignerError, DoubleSignError, ConsensusError, CertificateError, ValidatorSetError, WALError, CryptoError,
          MempoolError, MempoolFull, MempoolConflict, AlreadyCommitted, VerificationError, KeystoreError,
-         SelectionError, AmountError]
+         SelectionError, AmountError, HistoryError, AttestationError, QuorumError,
+         EventsError]
 CODE_FIRST = [LedgerError, TxError, BlockError, GenesisAllocationError, StoreError, GenesisDocumentError]
 
 

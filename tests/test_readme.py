@@ -65,7 +65,7 @@ def test_every_cli_command_named_exists():
 
 
 def test_rest_routes_listed_exist():
-    routes = ("app.py", "validator_routes.py", "snapshot_routes.py")
+    routes = ("app.py", "validator_routes.py", "snapshot_routes.py", "event_routes.py")
     source = "".join((ROOT / "node" / "api" / name).read_text() for name in routes)
     served = set(re.findall(r'@app\.(get|post)\("([^"]+)"', source))
     listed = set()

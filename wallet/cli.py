@@ -41,10 +41,12 @@ from wallet.context import (
 from wallet.fees import MAX_FEE
 from wallet.key_commands import REVEAL_FLAG, cmd_export, cmd_import
 from wallet.keystore import KeystoreError
+from wallet.quorum import QuorumError
 from wallet.read_commands import cmd_address, cmd_balance, cmd_history, cmd_tx, cmd_utxos
 from wallet.send_command import COMMIT_WAIT_S, cmd_send
 from wallet.setup_commands import cmd_new, cmd_trust
 from wallet.verify import VerificationError
+from wallet.watch_command import cmd_watch
 
 HINTS = {
     "txn-mempool-conflict": "an earlier payment from this wallet is still pending and spends the same coins: "
@@ -53,7 +55,8 @@ HINTS = {
                                       "retry in a moment, or ask another node with --node",
     "height-not-reached": "this node is behind the height the wallet already saw: ask another node with --node",
 }
-COMMON_DEFAULTS = {"node": None, "wallet": None, "json": False, "passphrase_env": None, "timeout": 10.0}
+COMMON_DEFAULTS = {"node": None, "wallet": None, "json": False, "passphrase_env": None, "timeout": 10.0,
+                   "trust_one": False}
 
 
 # --------------------------------------------------------------------------- parser
@@ -72,10 +75,13 @@ def positive_seconds(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     common = WalletArgumentParser(add_help=False)
-    common.add_argument("--node", default=argparse.SUPPRESS,
-                        help="node REST URL (comma-separated for fallbacks); default: $LEDGER_NODE, else the "
-                             "nodes of the devnet the wallet file belongs to, else the ./.devnet nodes, "
-                             f"else {DEFAULT_NODE}")
+    common.add_argument("--node", action="append", default=argparse.SUPPRESS,
+                        help="node REST URL; give it several times (or comma-separated) to know several nodes: "
+                             "balance and utxos then believe only what validators holding more than 1/3 of the "
+                             "voting power sign alike; default: $LEDGER_NODE, else the nodes of the devnet the "
+                             f"wallet file belongs to, else the ./.devnet nodes, else {DEFAULT_NODE}")
+    common.add_argument("--trust-one", dest="trust_one", action="store_true", default=argparse.SUPPRESS,
+                        help="balance and utxos take the word of the first node that answers (no verified read)")
     common.add_argument("--wallet", default=argparse.SUPPRESS,
                         help=f"wallet file (default $LEDGER_WALLET, else {DEFAULT_WALLET})")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
@@ -149,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100, help="most transactions listed (default 100)")
     p.set_defaults(func=cmd_history)
 
+    p = sub.add_parser("watch", parents=[common], help="print payments to or from the wallet as they commit")
+    p.add_argument("--count", type=int, metavar="N", help="stop after N payments")
+    p.add_argument("--for", dest="duration", type=positive_seconds, metavar="SECONDS",
+                   help="stop after this many seconds (default: until Ctrl-C)")
+    p.set_defaults(func=cmd_watch)
+
     p = sub.add_parser("trust", parents=[common], help="show the pinned genesis (or re-pin it with --reset)")
     p.add_argument("--reset", action="store_true", help="trust the genesis the node serves now")
     p.set_defaults(func=cmd_trust)
@@ -194,6 +206,8 @@ def main(argv: list[str] | None = None, transport: httpx.BaseTransport | None = 
         hint = HINTS.get(exc.code, "")
         return report(ctx, exc.code, f"{exc.url or 'node'} refused: {exc.message} ({exc.code}, HTTP {exc.status})"
                       + (f"; {hint}" if hint else ""), EXIT_FAILED, details)
+    except QuorumError as exc:
+        return report(ctx, exc.code, f"NOT VERIFIED: {exc.message}", EXIT_UNVERIFIED, exc.details)
     except VerificationError as exc:
         node = ctx._client.url if ctx._client is not None else "the node"
         return report(ctx, exc.code, f"NOT VERIFIED: {node} served data that does not check out "

@@ -14,6 +14,9 @@ share a chain id, never a genesis hash.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import httpx
 
 from node.errors import CodedError
@@ -185,6 +188,34 @@ class NodeClient:
         if not isinstance(body, dict):
             raise NodeError(response.status_code, "bad-answer", "the node's answer is not a JSON object", url=url)
         return body
+
+    @contextlib.contextmanager
+    def stream(self, path: str, params: dict | None = None, headers: dict | None = None,
+               read_timeout_s: float = 60.0) -> Iterator[httpx.Response]:
+        """``GET path`` held open (Server-Sent Events): the response, once its status is 200.
+
+        Like ``request``: the first reachable node of ``urls``, its genesis checked; an error answer raises
+        ``NodeError``.  ``read_timeout_s`` bounds the silence between two reads (the node pings idle streams)."""
+        if not self._picked:
+            self._pick()
+        order = [self.url] + [u for u in self.urls if u != self.url]
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        reasons = []
+        for url in order:
+            try:
+                self._check_genesis(url)
+                timeout = httpx.Timeout(read_timeout_s, connect=min(self.timeout_s, 3.0))
+                with self._http.stream("GET", url + path, params=params, headers=headers, timeout=timeout) as answer:
+                    self.url = url
+                    if answer.status_code != 200:
+                        answer.read()
+                        self._decode(answer, url)
+                    yield answer
+                    return
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                reasons.append(f"{url}: {exc or type(exc).__name__}")
+                continue
+        raise NodeUnreachable(order, "; ".join(reasons) or "connection refused")
 
     def get(self, path: str, **params: object) -> dict:
         return self.request("GET", path, params=params)

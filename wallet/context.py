@@ -21,6 +21,7 @@ from wallet.amounts import AmountError, parse_amount
 from wallet.client import NodeClient
 from wallet.coins import Coin
 from wallet.keystore import Keystore, load_keystore
+from wallet.quorum import MAX_NODES, Reader
 from wallet.trust import TrustedChain, known_height, load_trust
 from wallet.validator_walk import trusted_validators_at
 from wallet.verify import VerificationError, VerifiedTx, verify_tx_inclusion
@@ -62,7 +63,9 @@ class Context:
 
     def node_urls(self) -> list[str]:
         if self.args.node:
-            return [node_url(u) for u in self.args.node.split(",") if u.strip()]
+            given = [self.args.node] if isinstance(self.args.node, str) else list(self.args.node)
+            urls = [node_url(u) for text in given for u in text.split(",") if u.strip()]
+            return list(dict.fromkeys(urls))  # a node given twice is one node
         if os.environ.get("LEDGER_NODE"):
             return [node_url(os.environ["LEDGER_NODE"])]
         urls = wallet_devnet_urls(self.wallet_path) or devnet_urls(DEVNET_NETWORK_FILE)
@@ -116,6 +119,26 @@ class Context:
             note(f"trusting chain {chain.chain_id!r}, genesis {chain.genesis_hash.hex()} from {self.client.url}; "
                  f"pinned in {store.path}")
         return chain
+
+    def verified_reader(self, store: Keystore | None) -> Reader | None:
+        """What ``balance`` and ``utxos`` read through when they believe only a quorum of validators
+        (``wallet.quorum``): None with one node known, ``--trust-one``, or no wallet (no pinned genesis)."""
+        urls = self.node_urls()
+        if store is None or len(urls) < 2 or getattr(self.args, "trust_one", False):
+            return None
+        if len(urls) > MAX_NODES:
+            raise CliError("too-many-nodes", f"{len(urls)} nodes given; a verified read asks at most {MAX_NODES}",
+                           EXIT_USAGE)
+        chain = self.trusted_chain(store)
+        pin = self.pin or {}
+
+        def make_client(url: str) -> NodeClient:
+            return NodeClient(url, timeout_s=self.args.timeout, transport=self.transport,
+                              expect_genesis=pin.get("genesis_hash"), expect_chain=pin.get("chain_id"))
+
+        def validators_at(height: int):
+            return trusted_validators_at(self.client, chain, self.wallet_path, height)
+        return Reader(urls, chain.chain_id, make_client, validators_at)
 
     def min_height(self, store: Keystore | None) -> int | None:
         if store is None:

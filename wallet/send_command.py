@@ -2,8 +2,9 @@
 
 ``--all`` sends everything minus the fee, ``--subtract-fee`` takes the fee out of the amount, ``--dry-run``
 builds and signs without submitting (``--hex`` prints the signed transaction's bytes).  The fee guard and the
-warnings are in ``wallet.fees``.  With ``--wait``, the transaction is first handed to a node's mempool and then
-polled for; a wait that runs out says which node accepted it and exits 1 (``not-committed-yet``).
+warnings are in ``wallet.fees``.  With ``--wait``, the transaction is first handed to a node's mempool, then
+awaited on the node's event stream (``GET /v1/events``; polled for on a node without one), then fetched with its
+proof and verified; a wait that runs out says which node accepted it and exits 1 (``not-committed-yet``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from wallet.context import (
 )
 from wallet.fees import check_fee, choose, warnings_for
 from wallet.trust import remember_height
+from wallet.watch_command import wait_for_txid
 
 COMMIT_WAIT_S = 60.0
 POLL_S = 0.25
@@ -51,7 +53,7 @@ def cmd_send(ctx: Context) -> int:
     fee = parse_amount_arg(args.fee, args.base_units, allow_zero=True) if args.fee is not None else None
     key = store.unlock(ctx.passphrase(store))
     chain = ctx.trusted_chain(store)
-    coins, _height = fetch_coins(ctx, store.address, ctx.min_height(store))
+    coins, coins_height = fetch_coins(ctx, store.address, ctx.min_height(store))
     selection = choose(coins, amount, fee=fee, fee_rate=args.fee_rate, sweep=args.all,
                        subtract_fee=args.subtract_fee)
     check_fee(selection, args.force)
@@ -98,7 +100,8 @@ def cmd_send(ctx: Context) -> int:
         ctx.emit(result, lines)
         return EXIT_OK
     deadline = time.monotonic() + args.wait_timeout
-    located = answer if answer.get("status") == "committed" else poll_committed(ctx, tx.txid, deadline)
+    located = (answer if answer.get("status") == "committed"
+               else wait_committed(ctx, store.address, tx.txid, coins_height, deadline))
     if located is None:
         message = (f"accepted by {accepted_by}, not committed yet after {args.wait_timeout:g} s (are enough "
                    f"validators up?); txid {txid}: check it later with `ledger-wallet tx {txid}`")
@@ -116,6 +119,15 @@ def cmd_send(ctx: Context) -> int:
               verified.summary()]
     ctx.emit(result, lines)
     return EXIT_OK
+
+
+def wait_committed(ctx: Context, address: str, txid: bytes, after_height: int, deadline: float) -> dict | None:
+    """Where ``txid`` committed, from the node's event stream of ``address`` after ``after_height`` (the height
+    the coins were read at); a node without the stream (an error answer) is polled instead."""
+    try:
+        return wait_for_txid(ctx.client, address, txid, after_height, deadline)
+    except NodeError:
+        return poll_committed(ctx, txid, deadline)
 
 
 def poll_committed(ctx: Context, txid: bytes, deadline: float, height: int | None = None) -> dict | None:

@@ -20,20 +20,25 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from node import release
+from node.address_history import HistoryError, read_address_history
 from node.api import models as m
 from node.api.docs import add_local_docs
+from node.api.event_routes import add_event_routes
 from node.api.models import SubmitBatch, SubmitTx, error_responses
 from node.api.snapshot_routes import add_snapshot_routes
 from node.api.validator_routes import add_validator_routes
 from node.api.views import amount_json, block_json, tx_json, utxo_json
-from node.crypto import CryptoError, decode_address, encode_address
+from node.attestation import BALANCE, UTXOS, attestation_json, balance_body, sign_attestation, utxos_body
+from node.crypto import CryptoError, SigningKey, decode_address, encode_address
 from node.encoding import DecodeError
 from node.errors import CodedError
+from node.explorer import add_explorer
 from node.ledger.errors import ERROR_CODES
 from node.mempool import AlreadyCommitted, MempoolConflict, MempoolError, MempoolFull
 from node.stages import CLOCK
 from node.status import node_status
 from node.types.transaction import MAX_TX_BYTES, OutPoint, Transaction
+from node.waiters import WaitRefused
 
 log = logging.getLogger("ledger.api")
 
@@ -113,6 +118,13 @@ def create_app(node) -> FastAPI:
     )
     add_local_docs(app)
     config = node.config
+    attester: list[SigningKey] = []
+
+    def sign_answer(kind: str, height: int, account: bytes, body: bytes) -> dict:
+        """This node's signed word for an answer (``node.attestation``), with the key it signs votes with."""
+        if not attester:
+            attester.append(SigningKey(node.key.private_key))
+        return attestation_json(sign_attestation(attester[0], node.chain_id, kind, height, account, body))
 
     # ------------------------------------------------------------------ errors
 
@@ -174,7 +186,11 @@ def create_app(node) -> FastAPI:
     ) -> None:
         if min_height is None:
             return
-        ok = await node.waiters.wait_for_height(min_height, config.min_height_wait_ms / 1000)
+        try:
+            ok = await node.waiters.wait_for_height(min_height, config.min_height_wait_ms / 1000,
+                                                    config.max_waiting_reads)
+        except WaitRefused as exc:
+            raise ApiError(503, exc.code, exc.message, **exc.details) from None
         if not ok:
             raise ApiError(503, "height-not-reached",
                            f"node is at height {node.store.height}, below min_height {min_height}; retry later "
@@ -199,6 +215,7 @@ def create_app(node) -> FastAPI:
 
     add_validator_routes(app, node, Guard, ApiError, returns)
     add_snapshot_routes(app, node, returns)
+    add_event_routes(app, node, ApiError, parse_address)
 
     @app.get("/v1/genesis", tags=["node"], dependencies=[Guard], summary="The genesis document",
              **returns(m.Genesis, 400, 503))
@@ -401,8 +418,11 @@ def create_app(node) -> FastAPI:
     @app.get("/v1/addresses/{address}/balance", tags=["addresses"], dependencies=[Guard],
              summary="An address's balance", **returns(m.Balance, 400, 404, 410, 503))
     async def balance(address: str, height: Annotated[int | None, Query(
-            ge=0, description="balance at this height (default: the committed height)")] = None):
-        """The balance of `address` now or at a past `height`; 404 height-not-found above the committed height."""
+            ge=0, description="balance at this height (default: the committed height)")] = None,
+            attest: Annotated[bool, Query(description="add this node's signed attestation of the answer")] = False):
+        """The balance of `address` now or at a past `height`; 404 height-not-found above the committed height.
+        With `attest=true` the answer carries `attestation` {validator, signature}: this node's key's signature over
+        the chain, height, address and balance (see the README's verified reads)."""
         account = parse_address(address)
         top = node.store.height
         if height is not None and height > top:
@@ -411,14 +431,25 @@ def create_app(node) -> FastAPI:
         if height is not None:
             check_not_pruned(height)
         amount = node.store.balance(account) if height is None else node.store.balance_at(account, height)
-        return {"address": encode_address(account), "height": at, "balance": amount, **{"amount": amount_json(amount)}}
+        body = {"address": encode_address(account), "height": at, "balance": amount, **{"amount": amount_json(amount)}}
+        if attest:
+            body["attestation"] = sign_answer(BALANCE, at, account, balance_body(amount))
+        return body
 
     @app.get("/v1/addresses/{address}/utxos", tags=["addresses"], dependencies=[Guard],
-             summary="An address's unspent outputs", **returns(m.Utxos, 400, 503))
+             summary="An address's unspent outputs", **returns(m.Utxos, 400, 404, 503))
     async def utxos(address: str, limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 100,
                     after: Annotated[str | None,
-                                     Query(description="txid:index of the last item of the previous page")] = None):
-        """A page of the unspent outputs of `address`; pass `next` as `after` for the following page."""
+                                     Query(description="txid:index of the last item of the previous page")] = None,
+                    attest: Annotated[bool, Query(description="add this node's signed attestation")] = False,
+                    height: Annotated[int | None, Query(ge=0, le=2**63 - 1, description=(
+                        "answer as of this height when the address's outputs have not changed since (else as of "
+                        "the committed height, which the answer's height says)"))] = None):
+        """A page of the unspent outputs of `address`; pass `next` as `after` for the following page. With
+        `attest=true` the answer carries `attestation`, this node's signature over the chain, height, address and
+        the page (its cursor, outputs and whether another page follows). With `height`, the page is said to be
+        that height's when no transaction touched the address after it (404 height-not-found above the committed
+        height), so nodes at different tips can sign the same answer."""
         account = parse_address(address)
         cursor = None
         if after is not None:
@@ -426,20 +457,30 @@ def create_app(node) -> FastAPI:
             if not index.isdigit() or int(index) >= 2**32:
                 raise ApiError(400, "bad-cursor", "after must be txid:index")
             cursor = OutPoint(parse_hex(txid, "after txid", 32), int(index))
-        height = node.store.height
+        top = node.store.height
+        if height is not None and height > top:
+            raise ApiError(404, "height-not-found", f"height {height} is above the node's height {top}", height=top)
+        last_change = node.store.history_of(account, 1)
+        unchanged = height is not None and (not last_change or last_change[0].height <= height)
+        height = height if unchanged and height is not None else top
         items = node.store.utxos_of(account, limit, cursor)
         body = {"address": encode_address(account), "height": height,
                 "utxos": [utxo_json(op, entry) for op, entry in items]}
         body["next"] = f"{items[-1][0].txid.hex()}:{items[-1][0].index}" if len(items) == limit else None
+        if attest:
+            page = utxos_body(cursor, [(op, e.amount, e.height) for op, e in items], body["next"] is not None)
+            body["attestation"] = sign_answer(UTXOS, height, account, page)
         return body
 
     @app.get("/v1/addresses/{address}/txs", tags=["addresses"], dependencies=[Guard],
-             summary="An address's transaction history", **returns(m.History, 400, 503))
+             summary="An address's transaction history", **returns(m.History, 400, 410, 503))
     async def history(address: str, limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 100,
                       before: Annotated[
                           str | None, Query(description="height:index of the last item of the previous page")] = None):
-        """A page of the transactions (and genesis and fee outputs) that touched `address`, newest first; pass
-        `next` as `before` for the following page."""
+        """A page of the transactions (and genesis and fee outputs) that touched `address`, newest first, each with
+        its block time, what it paid the address (`received`), what of the address's it spent (`sent`), the `net`,
+        its `fee` and the other addresses (`counterparties`); pass `next` as `before` for the following page. 410
+        pruned when a transaction it needs is no longer stored here."""
         account = parse_address(address)
         cursor = None
         if before is not None:
@@ -447,10 +488,16 @@ def create_app(node) -> FastAPI:
             if not (h.isdigit() and i.isdigit()) or int(h) >= 2**63 or int(i) >= 2**32:
                 raise ApiError(400, "bad-cursor", "before must be height:index")
             cursor = (int(h), int(i))
-        items = node.store.history_of(account, limit, cursor)
+        try:
+            items = read_address_history(node.store, account, limit, cursor)
+        except HistoryError as exc:
+            raise ApiError(410 if exc.code == "pruned" else 503, exc.code, exc.message) from None
         body = {"address": encode_address(account), "height": node.store.height,
-                "txs": [{"height": e.height, "index": e.index, "txid": e.txid.hex(), "kind": e.kind} for e in items]}
+                "txs": [{"height": e.height, "index": e.index, "txid": e.txid.hex(), "kind": e.kind,
+                         "time_ms": e.time_ms, "received": e.received, "sent": e.sent, "net": e.net, "fee": e.fee,
+                         "counterparties": [encode_address(a) for a in e.counterparties]} for e in items]}
         body["next"] = f"{items[-1].height}:{items[-1].index}" if len(items) == limit else None
         return body
 
+    add_explorer(app, node)  # the HTML explorer at /, after the REST routes it reuses
     return app

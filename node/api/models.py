@@ -436,6 +436,14 @@ class BatchResult(Open):
 # ---------------------------------------------------------------------- addresses
 
 
+class Attestation(Open):
+    """A node's signature over a read answer (``node.attestation``): counted with its validator's voting power."""
+
+    validator: str = Field(description="the signing node's public key (hex, 33 bytes)")
+    signature: str = Field(description="r||s (hex, 64 bytes) over sha256(tag, chain id, kind, height, address, "
+                                       "sha256(answer body))")
+
+
 class Balance(Open):
     """An address's balance at a height."""
 
@@ -443,6 +451,7 @@ class Balance(Open):
     height: int = Field(description="the height of the balance")
     balance: int = Field(description="balance in base units")
     amount: Amount = Field(description="the balance both ways")
+    attestation: Attestation | None = Field(None, description="with attest=true: this node's signed word for it")
 
 
 class UtxoView(Open):
@@ -462,6 +471,7 @@ class Utxos(Open):
     height: int = Field(description="the node's committed height")
     utxos: list[UtxoView] = Field(description="the outputs, by outpoint")
     next: str | None = Field(description="cursor for the next page (after=txid:index), null on the last page")
+    attestation: Attestation | None = Field(None, description="with attest=true: this node's signed word for the page")
 
 
 class HistoryItem(Open):
@@ -471,6 +481,13 @@ class HistoryItem(Open):
     index: int = Field(description="its position in the block")
     txid: str = Field(description="transaction id (hex)")
     kind: Literal["genesis", "fee", "tx"] = Field(description="genesis allocation, fee output, or transaction")
+    time_ms: int = Field(description="its block's time (the genesis time at height 0), ms since the Unix epoch")
+    received: int = Field(description="base units it paid to the address")
+    sent: int = Field(description="base units of the address's outputs it spent")
+    net: int = Field(description="received - sent: negative when money left the address")
+    fee: int = Field(description="the transaction's fee (inputs - outputs); 0 for genesis and fee outputs")
+    counterparties: list[str] = Field(description="the other addresses: the recipients of money sent, the owners "
+                                                  "of the outputs spent for money received")
 
 
 class History(Open):
