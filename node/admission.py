@@ -73,15 +73,19 @@ class Admission:
         fresh: list[bytes] = []
         for tx in txs:
             try:
-                if self.store.get_tx_location(tx.txid) is not None:
-                    raise AlreadyCommitted("txn-already-committed",
-                                           f"transaction {tx.txid.hex()} is already committed", txid=tx.txid.hex())
                 _, new = self.mempool.add(tx)
                 if new:
                     fresh.append(tx.encoded)
                 results.append(new)
             except (LedgerError, MempoolError) as exc:
-                results.append(exc)
+                # A committed transaction is always refused here (its inputs are spent, or the pool is full), so
+                # the committed index is read only for a refusal, not for every transaction admitted.
+                refusal: CodedError = exc
+                if self.store.get_tx_location(tx.txid) is not None:
+                    refusal = AlreadyCommitted("txn-already-committed",
+                                               f"transaction {tx.txid.hex()} is already committed",
+                                               txid=tx.txid.hex())
+                results.append(refusal)
         self.journal.append(fresh)
         self._broadcast(fresh)
         return results

@@ -10,7 +10,7 @@ pending one is refused: first seen wins.  Bounded by count and bytes.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from node.errors import CodedError
 from node.ledger.errors import TxError
@@ -35,7 +35,7 @@ class AlreadyCommitted(MempoolError):
     """The transaction is already in a block."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class MempoolEntry:
     """One pending transaction."""
 
@@ -48,10 +48,10 @@ class MempoolEntry:
     """Committed height when it was admitted (for expiry)."""
     seq: int
     """Arrival order: first seen wins and breaks fee-rate ties."""
-    parents: set[bytes] = field(default_factory=set)
-    """Pending txids whose outputs this one spends."""
-    outpoints: tuple[OutPoint, ...] = ()
-    """Its outputs' outpoints, made once (keys of ``Mempool.created``, and where its children are found)."""
+    parents: set[bytes] | None = None
+    """Pending txids whose outputs this one spends (None: none; most transactions spend committed outputs)."""
+    children: set[bytes] | None = None
+    """Txids admitted while this one was pending that spend its outputs (some may have left the pool since)."""
 
     @property
     def fee_rate(self) -> float:
@@ -59,7 +59,11 @@ class MempoolEntry:
 
 
 class _PendingView:
-    """Committed state plus outputs created by pending transactions, minus pending spends."""
+    """Committed state plus outputs created by pending transactions, minus pending spends.
+
+    A pending transaction's outputs are read from the transaction itself when a child spends one (rare),
+    rather than kept in a dict entry per output for every pending transaction.
+    """
 
     __slots__ = ("pool",)
 
@@ -67,12 +71,26 @@ class _PendingView:
         self.pool = pool
 
     def get_utxo(self, outpoint: OutPoint) -> UtxoEntry | None:
-        if outpoint in self.pool.spent_by:
+        pool = self.pool
+        if outpoint in pool.spent_by:
             return None
-        created = self.pool.created.get(outpoint)
+        created = find_pending_output(pool.entries, outpoint)
         if created is not None:
             return created
-        return self.pool.state.get_utxo(outpoint)
+        return pool.state.get_utxo(outpoint)
+
+
+def find_pending_output(entries: dict[bytes, MempoolEntry], outpoint: OutPoint) -> UtxoEntry | None:
+    """The output at ``outpoint`` if a pending transaction in ``entries`` creates it (spent or not)."""
+    parent = entries.get(outpoint.txid)
+    if parent is None:
+        return None
+    outputs = parent.tx.outputs
+    index = outpoint.index
+    if not 0 <= index < len(outputs):
+        return None
+    out = outputs[index]
+    return UtxoEntry(out.address, out.amount, 0)
 
 
 class Mempool:
@@ -91,7 +109,6 @@ class Mempool:
         self.by_encoded: dict[bytes, Transaction] = {}
         """Encoded bytes -> pending transaction, so a block's transactions need not be decoded again."""
         self.spent_by: dict[OutPoint, bytes] = {}
-        self.created: dict[OutPoint, UtxoEntry] = {}
         self.total_bytes = 0
         self._seq = itertools.count()
         self._view = _PendingView(self)
@@ -135,16 +152,20 @@ class Mempool:
         except (TxError, MempoolError):
             self.rejected += 1
             raise
-        outpoints = tuple(OutPoint(txid, index) for index in range(len(tx.outputs)))
-        entry = MempoolEntry(tx, fee, tx.size, self.height, next(self._seq), outpoints=outpoints)
+        entry = MempoolEntry(tx, fee, tx.size, self.height, next(self._seq))
+        entries, spent_by = self.entries, self.spent_by
         for txin in tx.inputs:
-            self.spent_by[txin.prev] = txid
-            if txin.prev in self.created:
-                entry.parents.add(txin.prev.txid)
-        created = self.created
-        for outpoint, out in zip(outpoints, tx.outputs, strict=True):
-            created[outpoint] = UtxoEntry(out.address, out.amount, 0)
-        self.entries[txid] = entry
+            prev = txin.prev
+            spent_by[prev] = txid
+            parent = entries.get(prev.txid)  # validated: a pending txid here means it spends that one's output
+            if parent is not None:
+                if entry.parents is None:
+                    entry.parents = set()
+                entry.parents.add(prev.txid)
+                if parent.children is None:
+                    parent.children = set()
+                parent.children.add(txid)
+        entries[txid] = entry
         self.by_encoded[tx.encoded] = tx
         self.total_bytes += entry.size
         self.admitted += 1
@@ -157,11 +178,10 @@ class Mempool:
             return None
         self.by_encoded.pop(entry.tx.encoded, None)
         self.total_bytes -= entry.size
+        spent_by = self.spent_by
         for txin in entry.tx.inputs:
-            if self.spent_by.get(txin.prev) == txid:
-                del self.spent_by[txin.prev]
-        for outpoint in entry.outpoints:
-            self.created.pop(outpoint, None)
+            if spent_by.get(txin.prev) == txid:
+                del spent_by[txin.prev]
         return entry
 
     def _drop(self, txid: bytes) -> None:
@@ -177,7 +197,7 @@ class Mempool:
         chosen: list[Transaction] = []
         included: set[bytes] = set()
         size = 0
-        waiting = sorted(self.entries.values(), key=lambda e: (-e.fee_rate, e.seq))
+        waiting = sorted(self.entries.values(), key=lambda e: (-e.fee / e.size, e.seq))  # fee_rate, inlined
         for _ in range(3):  # a child skipped before its parent gets another chance
             deferred = []
             for entry in waiting:
@@ -210,7 +230,9 @@ class Mempool:
             entry = self._remove(txid)
             if entry is not None:
                 for child_txid in self._children_of(entry):
-                    self.entries[child_txid].parents.discard(txid)
+                    parents = self.entries[child_txid].parents
+                    if parents is not None:
+                        parents.discard(txid)
         for tx in committed:
             for txin in tx.inputs:
                 loser = self.spent_by.get(txin.prev)
@@ -218,11 +240,15 @@ class Mempool:
                     dropped.append(loser)
                     self._drop(loser)
         if self.expiry_blocks > 0:
-            # Entries sit in arrival order, so admission heights never decrease: stop at the first young one.
-            for txid, entry in list(self.entries.items()):
+            # Entries sit in arrival order, so admission heights never decrease: stop at the first young one
+            # (without copying the whole pool each block).
+            expired = []
+            for txid, entry in self.entries.items():
                 if height - entry.height < self.expiry_blocks:
                     break
-                if txid in self.entries:
+                expired.append(txid)
+            for txid in expired:
+                if txid in self.entries:  # not dropped meanwhile as the child of an expired one
                     dropped.append(txid)
                     self.expired += 1
                     self._drop(txid)
@@ -230,12 +256,9 @@ class Mempool:
 
     def _children_of(self, entry: MempoolEntry) -> list[bytes]:
         """Pending txids spending one of ``entry``'s outputs (``entry`` itself may be out of the pool by now)."""
-        out = []
-        for outpoint in entry.outpoints:
-            child = self.spent_by.get(outpoint)
-            if child is not None and child in self.entries:
-                out.append(child)
-        return out
+        if not entry.children:
+            return []
+        return [child for child in entry.children if child in self.entries]
 
     def recheck(self) -> list[bytes]:
         """Full re-validation against committed state (after block sync applied many blocks)."""
@@ -243,7 +266,6 @@ class Mempool:
         self.entries.clear()
         self.by_encoded.clear()
         self.spent_by.clear()
-        self.created.clear()
         self.total_bytes = 0
         dropped = []
         for entry in entries:

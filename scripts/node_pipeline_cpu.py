@@ -6,7 +6,9 @@ Two nodes of one 4-validator genesis: the proposer admits the transfers as a
 client batch (``admit_client_txs``) and builds the block (``get_value``); the
 other admits them as gossip (``receive_peer_txs``), validates the proposal
 (``is_valid``) and commits it the way a decision does (``decode_block`` +
-``_commit``).  Process CPU time per stage, per transaction.  Not a
+``_commit``).  Process CPU time per stage, per transaction: the mean over
+all blocks, and the median block's (which a neighbour's burst on a shared
+machine, or the first block's warm-up, moves less).  Not a
 throughput figure: no HTTP, no consensus messages, no other processes; it
 shows where one node's CPU goes per transaction, and compares code versions
 without the noise of a shared machine (run it from another checkout's root
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -102,10 +105,12 @@ async def main_async(args) -> None:
     keys = list(vkeys.values())
     stages = {k: 0.0 for k in ("admit_client", "admit_peer", "propose", "validate", "decide_commit",
                                "proposer_commit")}
+    per_block: dict[str, list[float]] = {k: [] for k in stages}
+    from node.api.app import decode_tx_hex  # the REST path decodes hex (imported before the clock starts)
     for b in range(args.blocks):
+        before = dict(stages)
         chunk = raws[b * args.txs:(b + 1) * args.txs]
         t = time.process_time()
-        from node.api.app import decode_tx_hex  # the REST path decodes hex
         txs = [decode_tx_hex(raw.hex()) for raw in chunk]
         if hasattr(proposer_in, "admit_client_txs"):
             proposer_in.admit_client_txs(txs)
@@ -136,10 +141,14 @@ async def main_async(args) -> None:
         assert len(block.txs) == len(chunk), (len(block.txs), len(chunk))
         for app in (proposer_app, validator_app):
             app.last_commit = commit
+        for k in stages:
+            per_block[k].append(stages[k] - before[k])
     total_txs = args.txs * args.blocks
     print(f"{args.blocks} blocks x {args.txs} txs, {args.utxos} extra UTXOs, code from {os.getcwd()}")
+    print(f"  {'stage':16s} {'mean':>8s}        {'median block':>12s} (less noisy on a shared machine)")
     for k, v in stages.items():
-        print(f"  {k:16s} {1e6 * v / total_txs:8.1f} us/tx")
+        median = statistics.median(per_block[k]) / args.txs
+        print(f"  {k:16s} {1e6 * v / total_txs:8.1f} us/tx  {1e6 * median:8.1f} us/tx")
     per_validator = stages["admit_peer"] * 0.75 + stages["admit_client"] * 0.25 + stages["validate"] \
         + stages["decide_commit"]
     print(f"  {'validator total':16s} {1e6 * per_validator / total_txs:8.1f} us/tx "

@@ -128,30 +128,32 @@ def build_commit_batch(store: Store, db: plyvel.DB, block: Block, commit: Commit
     put(P_COMMIT + h, commit.encode())
 
     deltas: dict[bytes, int] = {}
-    for outpoint, entry in result.spent:
-        key = outpoint.txid + U32.pack(outpoint.index)
+    pack_u32, get_delta = U32.pack, deltas.get
+    for (txid, index), entry in result.spent:
+        key = txid + pack_u32(index)
         address = entry.address
         delete(P_UTXO + key)
         delete(P_ADDR_UTXO + address + key)
-        deltas[address] = deltas.get(address, 0) - entry.amount
-    for outpoint, entry in result.created:
-        key = outpoint.txid + U32.pack(outpoint.index)
+        deltas[address] = get_delta(address, 0) - entry.amount
+    for (txid, index), entry in result.created:
+        key = txid + pack_u32(index)
         address = entry.address
         value = entry.encode()
         put(P_UTXO + key, value)
         put(P_ADDR_UTXO + address + key, value)
-        deltas[address] = deltas.get(address, 0) + entry.amount
+        deltas[address] = get_delta(address, 0) + entry.amount
 
     # Transactions sit in the block encoding as u32 length || bytes, after the u32-length-prefixed
     # header and the u32 count; remember each one's slice so a lookup does not decode the block.
     offset = 4 + U32.unpack_from(encoded, 0)[0] + 4
     tx_addresses = result.tx_addresses
+    pack_location = TX_LOCATION.pack
     for index, tx in enumerate(block.txs):
         size = len(tx.encoded)
         offset += 4
         txid = tx.txid
-        ih = h + U32.pack(index)
-        put(P_TXID + txid, TX_LOCATION.pack(height, index, offset, size))
+        ih = h + pack_u32(index)
+        put(P_TXID + txid, pack_location(height, index, offset, size))
         for address in tx_addresses[index]:
             put(P_HISTORY + address + ih, txid)
         offset += size

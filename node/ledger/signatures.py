@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -37,9 +36,9 @@ _VOUCHED = "_signatures_vouched"
 class SignatureCache:
     """Transactions whose signatures already verified, so each is checked once per node.
 
-    Keyed by SHA-256(txid, all signatures, chain id): the txid covers the
-    public keys and the body, the signatures are the exact ones, so a cached
-    success can never vouch for different signatures.  Only successes are
+    Keyed by the wtxid (SHA-256 of the whole signed encoding: body, keys and
+    the exact signatures) followed by the chain id, so a cached success can
+    never vouch for different signatures or another chain.  Only successes are
     remembered.  Bounded LRU (the default bound is the default mempool's:
     a transaction is looked up again while it is pending, rarely after);
     safe to share between threads.
@@ -59,8 +58,9 @@ class SignatureCache:
 
     @staticmethod
     def key(tx: Transaction, chain_id: str) -> bytes:
-        """SHA-256 of the txid, the exact signatures and the chain id: 32 bytes per entry, not a tuple."""
-        return hashlib.sha256(b"".join([tx.txid, *(txin.signature for txin in tx.inputs), chain_id.encode()])).digest()
+        """The wtxid (computed once per transaction object, and needed anyway for the block's tx_root) and
+        the chain id's bytes: one bytes object per entry, not a tuple, and no hashing beyond the wtxid."""
+        return tx.wtxid + chain_id.encode()
 
     def verify_transaction(self, tx: Transaction, chain_id: str) -> None:
         """Like ``verify_transaction_signatures``, but at most once per (tx, signatures, chain).
