@@ -30,6 +30,9 @@ from node.types.transaction import OutPoint, Transaction
 
 MAX_LOOKUPS = 20_000
 """Transaction, block and history reads one entry may cost before it gives up (``history-unresolved``)."""
+PAGE_LOOKUPS = 4_000
+"""Reads one page of history may cost in all (a request's work is bounded; a page that needs more answers
+``history-unresolved``: ask a smaller one)."""
 FEE_SEARCH = 100_000
 """History entries of a fee output's owner searched (newest first) for the block that created it."""
 HISTORY_UNRESOLVED = "history-unresolved"
@@ -69,12 +72,13 @@ class HistoryEntry:
 
 
 class _Reads:
-    """The reads of one entry, memoised, counted against ``MAX_LOOKUPS``."""
+    """The reads of one entry (or one page: ``read_address_history`` shares them), memoised, counted against a
+    budget (``MAX_LOOKUPS`` for one entry, ``PAGE_LOOKUPS`` for a page)."""
 
-    def __init__(self, store, address: bytes):
+    def __init__(self, store, address: bytes, budget: int | None = None):
         self.store = store
         self.address = address
-        self.left = MAX_LOOKUPS
+        self.left = MAX_LOOKUPS if budget is None else budget
         self.txs: dict[bytes, Transaction] = {}
         self.fees: dict[int, int] = {}
         self._doc: bytes | None = None
@@ -214,9 +218,10 @@ def _unique(addresses, exclude: bytes) -> tuple[bytes, ...]:
     return tuple(out)
 
 
-def describe_entry(store, address: bytes, height: int, index: int, txid: bytes, kind: str) -> HistoryEntry:
+def describe_entry(store, address: bytes, height: int, index: int, txid: bytes, kind: str,
+                   reads: _Reads | None = None) -> HistoryEntry:
     """One history index entry of ``address`` with its amounts, fee, time and counterparties."""
-    reads = _Reads(store, address)
+    reads = reads if reads is not None else _Reads(store, address)
     if kind == "genesis":
         utxo = store.get_utxo(OutPoint(txid, index))
         amount = utxo.amount if utxo is not None else genesis_allocation_amount(reads.genesis_doc(), index)
@@ -250,5 +255,6 @@ def read_address_history(store, address: bytes, limit: int,
     """Up to ``limit`` entries of ``address``'s history, newest first, strictly before (height, index)
     ``before``, each with what it did to the address (``HistoryError`` when one cannot be read)."""
     address = bytes(address)
-    return [describe_entry(store, address, e.height, e.index, e.txid, e.kind)
+    reads = _Reads(store, address, PAGE_LOOKUPS)  # one budget for the page: a request's work is bounded
+    return [describe_entry(store, address, e.height, e.index, e.txid, e.kind, reads)
             for e in store.history_of(address, limit, before)]

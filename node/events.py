@@ -65,7 +65,8 @@ class EventFilter:
 def parse_event_id(text: str) -> EventId:
     """``"<height>.<n>"`` or ``"<height>"`` (all of that block); ``EventsError`` ``bad-event-id`` otherwise."""
     height, dot, n = text.strip().partition(".")
-    if not height.isdigit() or (dot and not n.isdigit()) or len(height) > 19 or len(n) > 10:
+    if not (height.isascii() and height.isdigit()) or (dot and not (n.isascii() and n.isdigit())) \
+            or len(height) > 19 or len(n) > 10:
         raise EventsError(BAD_EVENT_ID, f"event id {text[:40]!r} is not <height>.<n> or <height> (decimal)")
     return EventId(int(height), int(n) if dot else WHOLE_BLOCK_N)
 

@@ -170,7 +170,7 @@ def test_assets_are_served_with_the_policy(net):
         assert r.status_code == 200 and kind in r.headers["content-type"], path
         assert r.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     live = net.client.get(net.url(0) + "/assets/live.js").text
-    assert 'new EventSource("/v1/events")' in live and "innerHTML" not in live
+    assert 'new EventSource("/v1/events?kinds=block")' in live and "innerHTML" not in live
     assert net.client.get(net.url(0) + "/assets/nope.js").status_code == 404
 
 

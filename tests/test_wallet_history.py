@@ -97,7 +97,11 @@ def test_unreadable_amounts_are_a_coded_error(store, monkeypatch):
     b2, r2 = build_block(store, [t2], proposer=a7)
     commit(store, b2, r2)
     monkeypatch.setattr(address_history, "MAX_LOOKUPS", 1)
-    with pytest.raises(HistoryError) as info:
+    with pytest.raises(HistoryError) as info:  # one entry's budget
+        address_history.describe_entry(store, a0, 2, 0, t2.txid, "tx")
+    assert info.value.code == "history-unresolved"
+    monkeypatch.setattr(address_history, "PAGE_LOOKUPS", 1)
+    with pytest.raises(HistoryError) as info:  # and a page's
         read_address_history(store, a0, 1, None)
     assert info.value.code == "history-unresolved"
 

@@ -270,9 +270,12 @@ class Reader:
             page = agreement.answer.value
             assert isinstance(page, dict)
             items += page["utxos"]
-            after = page.get("next")
-            if not after:
+            # The next page starts after the last output of the agreed page, never at a cursor a node supplies:
+            # the attestation covers the page and whether more follow, not the node's "next" text.
+            if not page.get("next") or not page["utxos"]:
                 return items, height, agreement
+            last = page["utxos"][-1]
+            after = f"{last['txid']}:{int(last['index'])}"
         raise QuorumError(NO_QUORUM, f"more than {MAX_PAGES} pages of unspent outputs")
 
 

@@ -258,7 +258,7 @@ def create_app(node) -> FastAPI:
 
     def check_not_pruned(height: int) -> None:
         earliest = node.store.earliest_height
-        if 0 < height < earliest:
+        if height < earliest and (height > 0 or earliest > 1):  # (a node from a snapshot has no genesis indexes)
             raise ApiError(410, "pruned", f"height {height} is below this node's earliest height {earliest} (it "
                                           f"started from a snapshot or keeps only recent blocks); ask a node that "
                                           f"keeps it", earliest_height=earliest)
@@ -437,7 +437,7 @@ def create_app(node) -> FastAPI:
         return body
 
     @app.get("/v1/addresses/{address}/utxos", tags=["addresses"], dependencies=[Guard],
-             summary="An address's unspent outputs", **returns(m.Utxos, 400, 404, 503))
+             summary="An address's unspent outputs", **returns(m.Utxos, 400, 404, 410, 503))
     async def utxos(address: str, limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 100,
                     after: Annotated[str | None,
                                      Query(description="txid:index of the last item of the previous page")] = None,
@@ -454,12 +454,14 @@ def create_app(node) -> FastAPI:
         cursor = None
         if after is not None:
             txid, _, index = after.partition(":")
-            if not index.isdigit() or int(index) >= 2**32:
+            if not (index.isascii() and index.isdigit()) or int(index) >= 2**32:
                 raise ApiError(400, "bad-cursor", "after must be txid:index")
             cursor = OutPoint(parse_hex(txid, "after txid", 32), int(index))
         top = node.store.height
         if height is not None and height > top:
             raise ApiError(404, "height-not-found", f"height {height} is above the node's height {top}", height=top)
+        if height is not None:  # (below the earliest height the history index cannot say the outputs were unchanged)
+            check_not_pruned(height)
         last_change = node.store.history_of(account, 1)
         unchanged = height is not None and (not last_change or last_change[0].height <= height)
         height = height if unchanged and height is not None else top
@@ -485,7 +487,8 @@ def create_app(node) -> FastAPI:
         cursor = None
         if before is not None:
             h, _, i = before.partition(":")
-            if not (h.isdigit() and i.isdigit()) or int(h) >= 2**63 or int(i) >= 2**32:
+            if not (h.isascii() and i.isascii() and h.isdigit() and i.isdigit()) or int(h) >= 2**63 \
+                    or int(i) >= 2**32:
                 raise ApiError(400, "bad-cursor", "before must be height:index")
             cursor = (int(h), int(i))
         try:

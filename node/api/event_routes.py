@@ -47,6 +47,8 @@ log = logging.getLogger("ledger.api")
 
 REPLAY_HEIGHTS = 1_000
 """A resumed stream replays at most this many heights back from the tip."""
+REPLAY_SLOTS = asyncio.Semaphore(4)
+"""Streams replaying committed blocks at one time (the rest wait their turn, live events queueing meanwhile)."""
 MAX_STREAM_S = 6 * 3600.0
 """A stream ends after this long; the client reconnects with its last id (``EventSource`` does by itself)."""
 CUT_GRACE_S = 1.0
@@ -154,17 +156,18 @@ class EventStream(Response):
             await write(reset_event(floor, after, f"older than the {REPLAY_HEIGHTS} heights replayed, or pruned "
                                                   f"here (earliest height {store.earliest_height})"))
             first, cursor = floor, None
-        for height in range(first, tip + 1):  # at most REPLAY_HEIGHTS + 1 heights
-            block = store.get_block(height)
-            if block is None:  # pruned meanwhile
-                await write(reset_event(height + 1, after, "pruned here while replaying"))
-                cursor = None
-                continue
-            chunk = BlockEvents(block).render(self.client.wanted, cursor)
-            cursor = EventId(height, WHOLE_BLOCK_N)
-            if chunk:
-                await write(chunk)
-            await asyncio.sleep(0)  # others' turn between replayed blocks
+        async with REPLAY_SLOTS:  # decoding old blocks costs the node: a few streams replay at once, others wait
+            for height in range(first, tip + 1):  # at most REPLAY_HEIGHTS + 1 heights
+                block = store.get_block(height)
+                if block is None:  # pruned meanwhile
+                    await write(reset_event(height + 1, after, "pruned here while replaying"))
+                    cursor = None
+                    continue
+                chunk = BlockEvents(block).render(self.client.wanted, cursor)
+                cursor = EventId(height, WHOLE_BLOCK_N)
+                if chunk:
+                    await write(chunk)
+                await asyncio.sleep(0)  # others' turn between replayed blocks
         return max(cursor, EventId(tip, WHOLE_BLOCK_N)) if cursor is not None else EventId(tip, WHOLE_BLOCK_N)
 
 

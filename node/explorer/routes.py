@@ -107,7 +107,8 @@ def add_explorer(app: FastAPI, node) -> None:
 
     @app.get("/blocks/{height}", include_in_schema=False, response_class=HTMLResponse)
     async def block(request: Request, height: str, page: str = "0"):
-        if not height.isdigit() or len(height) > 19 or not page.isdigit() or len(page) > 9:
+        if not (height.isascii() and height.isdigit()) or len(height) > 19 or \
+                not (page.isascii() and page.isdigit()) or len(page) > 9:
             return error_page(request, 400, "bad-height", "Not a block height",
                               "A block is named by its height, a whole number from 1 (search for a block hash).")
         number = int(height)

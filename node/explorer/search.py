@@ -48,7 +48,7 @@ def resolve_query(query: str, store: Store, mempool: Mempool) -> SearchOutcome:
                                                        "address.")
     if len(q) > MAX_QUERY:
         return SearchOutcome(None, 400, "query-too-long", f"A query is at most {MAX_QUERY} characters.")
-    if q.isdigit():
+    if q.isascii() and q.isdigit():
         height = int(q)
         if 1 <= height <= store.height:
             return found(f"/blocks/{height}")

@@ -94,7 +94,7 @@ def parse_outpoint_cursor(text: str | None) -> OutPoint | None:
         return None
     txid, _, index = text.partition(":")
     raw = bytes.fromhex(txid)
-    if len(raw) != 32 or not index.isdigit() or int(index) >= 2**32:
+    if len(raw) != 32 or not (index.isascii() and index.isdigit()) or int(index) >= 2**32:
         raise ValueError("the utxo cursor must be txid:index")
     return OutPoint(raw, int(index))
 
@@ -104,7 +104,8 @@ def parse_history_cursor(text: str | None) -> tuple[int, int] | None:
     if not text:
         return None
     height, _, index = text.partition(":")
-    if not (height.isdigit() and index.isdigit()) or int(height) >= 2**63 or int(index) >= 2**32:
+    if not (height.isascii() and index.isascii() and height.isdigit() and index.isdigit()) \
+            or int(height) >= 2**63 or int(index) >= 2**32:
         raise ValueError("the history cursor must be height:index")
     return int(height), int(index)
 

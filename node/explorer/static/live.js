@@ -74,7 +74,7 @@
     setText("tip-time", formatTime(Number(block.time_ms)));
   }
 
-  var source = new EventSource("/v1/events");
+  var source = new EventSource("/v1/events?kinds=block");
   source.addEventListener("block", onBlock);
   source.addEventListener("open", function () {
     if (state) { state.textContent = "live"; state.classList.add("on"); }
