@@ -79,7 +79,10 @@ def test_state_sync_against_replay_at_scale(tmp_path):
                 assert status["earliest_height"] >= BLOCKS - INTERVAL and status["earliest_height"] % INTERVAL == 0
                 assert httpx.get(spec.url + "/v1/blocks/1").status_code == 410
                 log_text = (spec.home / "node.log").read_text()
-                assert "leaving out peer validator-3" in log_text
+                done = [line for line in log_text.splitlines() if "state sync done" in line][-1]
+                # the corrupting peer is left out whenever it offered the snapshot taken (it stopped at BLOCKS)
+                if int(done.split("height=")[1].split()[0]) <= BLOCKS:
+                    assert "leaving out peer validator-3" in log_text
                 print("\n" + [line for line in log_text.splitlines() if "state sync done" in line][-1])
             stop_nodes([spec], timeout_s=10)
         print(f"join times: {timings}")

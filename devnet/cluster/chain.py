@@ -195,7 +195,8 @@ def chain_disagreements(chains: Mapping[str, Sequence[dict]], top: int, start: i
 async def same_chain_async(specs: Sequence[NodeSpec], height: int | None = None, *, at_least: int = 1,
                            start: int = 1, timeout_s: float = 30.0, client: httpx.AsyncClient | None = None,
                            txs_from: str | None = None) -> ChainCheck:
-    """Do all nodes hold the same blocks and app hashes at heights ``start .. height``?
+    """Do all nodes hold the same blocks and app hashes at heights ``start .. height``?  (``start`` moves up to
+    the highest ``earliest_height`` among the nodes: blocks a node pruned are not compared.)
 
     Without ``height``, first waits (within ``timeout_s``) until every node has
     reached the highest height any of them reports, and at least ``at_least``.
@@ -204,9 +205,10 @@ async def same_chain_async(specs: Sequence[NodeSpec], height: int | None = None,
         async with httpx.AsyncClient() as own:
             return await same_chain_async(specs, height, at_least=at_least, start=start, timeout_s=timeout_s,
                                           client=own, txs_from=txs_from)
+    answers = [a for a in await fetch_statuses(specs, STATUS_TIMEOUT_S, client) if a is not None]
+    start = max([start] + [int(a.get("earliest_height", 1)) for a in answers])  # (a pruning node has no blocks below)
     if height is None:
-        answers = [a for a in await fetch_statuses(specs, STATUS_TIMEOUT_S, client) if a is not None]
-        target = max([at_least] + [int(a["height"]) for a in answers])
+        target = max([at_least, start] + [int(a["height"]) for a in answers])
         waited = await wait_for_height_async(specs, target, timeout_s, client=client, watch_pids=False, poll_s=0.2)
         if not waited:
             return ChainCheck(target, start, problem=waited.problem)
