@@ -24,7 +24,7 @@ from wallet.keystore import Keystore, load_keystore
 from wallet.quorum import MAX_NODES, Reader
 from wallet.trust import TrustedChain, known_height, load_trust
 from wallet.validator_walk import trusted_validators_at
-from wallet.verify import VerificationError, VerifiedTx, verify_tx_inclusion
+from wallet.verify import VerificationError, VerifiedTx, verify_block, verify_tx_inclusion
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_UNVERIFIED = 0, 1, 2, 3, 4
 DEFAULT_NODE = "http://127.0.0.1:26657"
@@ -137,7 +137,16 @@ class Context:
                               expect_genesis=pin.get("genesis_hash"), expect_chain=pin.get("chain_id"))
 
         def validators_at(height: int):
-            return trusted_validators_at(self.client, chain, self.wallet_path, height)
+            validators = trusted_validators_at(self.client, chain, self.wallet_path, height)
+            # The walk believes one node's list of set changes: the certified block of the read's height must name
+            # the set it reached, so a node that hid a change needs +2/3 of the old set to forge that block.
+            answer = self.client.get("/v1/blocks", **{"from": height, "to": height, "min_height": height})
+            blocks = answer.get("blocks") if isinstance(answer, dict) else None
+            if not blocks:
+                raise VerificationError("no-certificate", f"{self.client.url} served no block {height} to check the "
+                                                          f"validator set of a verified read against")
+            verify_block(chain.chain_id, validators, height, blocks[0])
+            return validators
         return Reader(urls, chain.chain_id, make_client, validators_at)
 
     def min_height(self, store: Keystore | None) -> int | None:

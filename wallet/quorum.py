@@ -211,8 +211,9 @@ class Reader:
         return self.make_client(url)
 
     def common_height(self, min_height: int | None) -> int:
-        """The lowest committed height among the nodes that answer (each asked in parallel), at least
-        ``min_height``."""
+        """The height to read at, at least ``min_height``: the committed height that the nodes above a third of
+        those answering have reached (each asked in parallel).  Neither one node reporting a low height (a stale
+        read) nor one reporting a far one (no read at all) chooses it; a node behind it waits (``min_height``)."""
         def ask(url: str) -> NodeAnswer:
             with self._client(url) as client:
                 status = client.get("/v1/status")
@@ -220,7 +221,8 @@ class Reader:
         heights = [a.height for a in ask_all(self.urls, ask) if a.problem is None and a.height is not None]
         if not heights:
             raise NodeUnreachable(self.urls, "none of the nodes answered")
-        return max(min(heights), min_height or 0)
+        heights.sort(reverse=True)
+        return max(heights[len(heights) // 3], min_height or 0)
 
     def balance(self, address: str, min_height: int | None) -> tuple[int, Agreement]:
         height = self.common_height(min_height)
