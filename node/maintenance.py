@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from node.config import NodeConfig
 from node.ledger.errors import SnapshotError
@@ -19,6 +20,11 @@ from node.types.block import Block
 
 log = logging.getLogger("ledger.node")
 
+COMPACT_EVERY = 10
+"""Pruning rounds (of ``BATCH_HEIGHTS`` heights each) between two compactions of the whole store: the deletes of
+the txid, history and balance-at indexes are spread over the key space, and LevelDB keeps their tombstones and
+the data under them until a compaction reaches them, so without this the store of a pruning node keeps growing."""
+
 
 class StoreMaintenance:
     """Snapshots and pruning for one node's store."""
@@ -28,6 +34,7 @@ class StoreMaintenance:
         self.config = config
         self.maker = SnapshotMaker(snapshots)
         self._prune_task: asyncio.Task | None = None
+        self._prunes = 0
 
     def on_commit(self, block: Block) -> None:
         """After ``block`` is committed: a snapshot when its height is due, pruning when enough blocks piled up."""
@@ -58,6 +65,11 @@ class StoreMaintenance:
         try:
             earliest = await asyncio.to_thread(prune_below, self.store, retain)
             log.info("pruned blocks below height %d (retain_blocks=%d)", earliest, retain)
+            self._prunes += 1
+            if self._prunes % COMPACT_EVERY == 0:  # the indexes' deletes are spread over the key space: compact all
+                started = time.monotonic()
+                await asyncio.to_thread(self.store.compact)
+                log.info("compacted the store after pruning in %.1f s", time.monotonic() - started)
         except Exception:  # noqa: BLE001  (pruning that fails is logged; the node goes on with more blocks)
             log.exception("pruning failed")
         finally:

@@ -28,6 +28,7 @@ from genesis.document import Allocation
 from node.config import GENESIS_FILE, KEY_FILE, NodeConfig
 from node.home import init_home, load_key_file
 from node.p2p.secret import node_id_of
+from node.snapshots import SNAPSHOTS_DIR, SnapshotStore
 
 pytestmark = [pytest.mark.slow, pytest.mark.processes]
 UTXOS = 100_000
@@ -57,6 +58,11 @@ def test_state_sync_against_replay_at_scale(tmp_path):
     try:
         start_nodes(specs)
         assert wait_for_height(specs, BLOCKS, 900), "the chain did not reach the height"
+        liar_snapshots = SnapshotStore(specs[3].home / SNAPSHOTS_DIR)
+        deadline = time.monotonic() + 120  # the corrupting peer must offer the snapshot the joiner takes
+        while BLOCKS not in liar_snapshots.heights():
+            assert time.monotonic() < deadline, "validator-3 did not write its snapshot at BLOCKS"
+            time.sleep(0.2)
         stop_node(specs[3])
         liar = subprocess.Popen([sys.executable, "-m", "devnet.byzantine", "--home", str(specs[3].home),
                                  "--corrupt-chunks"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -80,8 +86,8 @@ def test_state_sync_against_replay_at_scale(tmp_path):
                 assert httpx.get(spec.url + "/v1/blocks/1").status_code == 410
                 log_text = (spec.home / "node.log").read_text()
                 done = [line for line in log_text.splitlines() if "state sync done" in line][-1]
-                # the corrupting peer is left out whenever it offered the snapshot taken (it stopped at BLOCKS)
-                if int(done.split("height=")[1].split()[0]) <= BLOCKS:
+                # the corrupting peer is left out whenever it offered the snapshot taken (it offers BLOCKS's)
+                if int(done.split("height=")[1].split()[0]) in liar_snapshots.heights():
                     assert "leaving out peer validator-3" in log_text
                 print("\n" + [line for line in log_text.splitlines() if "state sync done" in line][-1])
             stop_nodes([spec], timeout_s=10)

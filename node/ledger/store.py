@@ -364,6 +364,11 @@ class Store(AddressIndexReads, ValidatorReads):
         self._load_tip()
         self.verify_integrity()
 
+    def compact(self) -> None:
+        """Compact the whole store (LevelDB drops deleted entries and rewrites what stays); safe while the node
+        runs (from a background thread)."""
+        self._db.compact_range()
+
     def db_snapshot(self):
         """A LevelDB snapshot of the store as it is now (the caller closes it): reads of it see this state
         while commits go on, for a snapshot written in the background."""
