@@ -68,7 +68,7 @@ def build_fresh(opts: Options, base: Path, log) -> tuple[list[NodeSpec], Workloa
     else:
         specs = write_network(base, genesis, validator_keys, config_overrides=overrides)
     timings["init_s"] = time.perf_counter() - t
-    workload = Workload(genesis.chain_id, signers, len(specs))
+    workload = Workload(genesis.chain_id, signers, len(specs), opts.steady_state)
     for i in range(n_slots):
         workload.add_slot(i % len(signers), genesis_outpoint(genesis.chain_id, i), amount)
     return specs, workload, timings
@@ -146,7 +146,7 @@ def fund_attached(opts: Options, specs: list[NodeSpec], chain_id: str, faucet_ke
         log(f"funded {n_slots} slots with {len(txs)} fan-out transactions")
     finally:
         client.close()
-    workload = Workload(chain_id, signers, len(specs))
+    workload = Workload(chain_id, signers, len(specs), opts.steady_state)
     for owner, outpoint in origins:
         workload.add_slot(owner, outpoint, amount)
     return workload

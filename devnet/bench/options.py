@@ -57,6 +57,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     load.add_argument("--slots", type=int, default=None,
                    help="funded outputs used as independent payment chains (default: 8 s worth of the top rate)")
     load.add_argument("--utxos", type=int, default=0, help="extra unspent outputs preloaded in genesis (scale test)")
+    load.add_argument("--steady-state", action="store_true",
+                      help="each transfer pays its amount less the fee back to its owner (one output), so the UTXO "
+                           "set keeps its size and only the blocks grow (for pruning: retain_blocks)")
     load.add_argument("--batch", type=int, default=100, help="most transactions per POST /v1/txs/batch (default 100)")
     load.add_argument("--inflight", type=int, default=4, help="concurrent requests per node (default 4)")
     m = parser.add_argument_group("--max search")
@@ -95,6 +98,8 @@ class Options:
     accounts: int = 100
     slots: int | None = None
     utxos: int = 0
+    steady_state: bool = False
+    """Transfers with one output back to their owner: the UTXO set keeps its size."""
     batch: int = 100
     inflight: int = 4
     start_rate: float = 300.0
@@ -136,7 +141,8 @@ class Options:
             overrides=overrides, netns=bool(getattr(args, "netns", False)),
             rate=args.rate if args.rate is not None else 200.0, max=args.max,
             duration=args.duration, warmup=args.warmup if args.warmup is not None else 3.0,
-            accounts=args.accounts, slots=args.slots, utxos=args.utxos, batch=args.batch, inflight=args.inflight,
+            accounts=args.accounts, slots=args.slots, utxos=args.utxos,
+            steady_state=args.steady_state, batch=args.batch, inflight=args.inflight,
             start_rate=args.start_rate, rate_cap=args.rate_cap, step=args.step, factor=args.factor,
             attempts=max(1, args.attempts),
             target_p50=args.target_p50, target_p99=args.target_p99, json=args.json, plot=args.plot, quiet=args.quiet,

@@ -62,10 +62,13 @@ class Slot:
 class Workload:
     """Accounts, slots and their pre-signed transfers."""
 
-    def __init__(self, chain_id: str, signers: list[Signer], nodes: int):
+    def __init__(self, chain_id: str, signers: list[Signer], nodes: int, steady_state: bool = False):
         self.chain_id = chain_id
         self.signers = signers
         self.nodes = nodes
+        self.steady_state = steady_state
+        """Each transfer pays its whole amount less the fee back to its owner (one output): the UTXO set keeps its
+        size, so what grows on disk is the blocks alone (``--steady-state``)."""
         self.slots: list[Slot] = []
         self.records: dict[str, TxRecord] = {}
         self.ready: list[collections.deque[int]] = [collections.deque() for _ in range(nodes)]
@@ -91,7 +94,11 @@ class Workload:
                 change = slot.amount - PAYMENT - FEE
                 if change <= 0:
                     break
-                outputs = (TxOutput(payee, PAYMENT), TxOutput(signer.address, change))
+                if self.steady_state:
+                    change = slot.amount - FEE
+                    outputs: tuple[TxOutput, ...] = (TxOutput(signer.address, change),)
+                else:
+                    outputs = (TxOutput(payee, PAYMENT), TxOutput(signer.address, change))
                 unsigned = Transaction((TxInput(slot.outpoint, signer.public_key, ZERO_SIGNATURE),), outputs)
                 signature = signer.sign(signing_digest(unsigned, self.chain_id))
                 tx = Transaction((TxInput(slot.outpoint, signer.public_key, signature),), outputs)
@@ -99,7 +106,7 @@ class Workload:
                 record = TxRecord(txid.hex(), tx.encoded.hex(), slot.index)
                 self.records[record.txid] = record
                 slot.queue.append(record)
-                slot.outpoint = OutPoint(txid, 1)
+                slot.outpoint = OutPoint(txid, len(outputs) - 1)
                 slot.amount = change
                 signed += 1
         return signed
