@@ -39,7 +39,7 @@ from node.block_collector import BlockCollector
 from node.config import DATA_DIR, NodeConfig
 from node.crypto import sha256
 from node.encoding import DecodeError, Reader
-from node.ledger.errors import LedgerError, SnapshotError
+from node.ledger.errors import SnapshotError
 from node.ledger.muhash import MuHash
 from node.ledger.snapshot import (
     MAX_MANIFEST_BYTES,
@@ -339,10 +339,17 @@ async def fetch_anchor(reactor, manifest: Manifest, links: list[PeerLink], chain
             block, commit, changes = read_anchor(Reader(body or b""))
             validators, state = check_anchor_from(chain_id, genesis_set, manifest, block, commit, changes, own)
             return block, commit, validators, state
-        except (DecodeError, LedgerError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001  (any odd anchor is that peer's problem, never the whole look's)
             log.warning("state sync: %s served an anchor for height %d that does not check out: %s", link.name,
                         manifest.height, exc)
     return None
+
+
+def own_next_set_hash(store, genesis_set: ValidatorSet) -> bytes:
+    """The hash of the validator set ``store`` holds for its next height: the one its tip header names (the
+    genesis set at height 0); a snapshot's proof must pass through it (``check_anchor_from``)."""
+    header = store.get_header(store.height) if store.height > 0 else None
+    return header.next_validators_hash if header is not None else genesis_set.hash
 
 
 async def probe_snapshot_above(reactor, chain_id: str, genesis_set: ValidatorSet, height: int,
@@ -379,17 +386,15 @@ async def sync_home(home: Path, config: NodeConfig) -> Transfer | None:
     needed, height = needs_state_sync(home, config.state_sync)
     if not needed:
         return None
+    raw = (Path(home) / GENESIS_FILE).read_bytes()
+    genesis = load_genesis(Path(home) / GENESIS_FILE)
+    genesis_set = validator_set_of(genesis)
     own_next_set = None
     if height > 0:  # the proof of any snapshot must pass through the set this node holds for height + 1
         with Store.open(str(Path(home) / DATA_DIR)) as store:
-            header = store.get_header(height)
-            own_next_set = header.next_validators_hash if header is not None else None
-    raw = (Path(home) / GENESIS_FILE).read_bytes()
-    genesis = load_genesis(Path(home) / GENESIS_FILE)
-    if height > 0 and own_next_set is None:
-        own_next_set = validator_set_of(genesis).hash
+            own_next_set = own_next_set_hash(store, genesis_set)
     sync = StateSync(Path(home), config, chain_id=genesis.chain_id, genesis_hash=genesis_hash(genesis),
-                     genesis_doc=encode_genesis(genesis), genesis_set=validator_set_of(genesis),
+                     genesis_doc=encode_genesis(genesis), genesis_set=genesis_set,
                      private_key=load_key_file(Path(home) / KEY_FILE).private_key, above=height,
                      own_next_set=own_next_set)
     sync.genesis_file_digest = sha256(raw)

@@ -63,13 +63,12 @@ class StateSyncSwitch:
 
     async def _probe_and_stop(self, earliest: int) -> None:
         from genesis.document import validator_set_of
-        from node.state_sync import probe_snapshot_above
+        from node.state_sync import own_next_set_hash, probe_snapshot_above
 
         node = self.node
         height = node.store.height
         genesis_set = validator_set_of(node.genesis)
-        header = node.store.get_header(height) if height > 0 else None
-        own_next = header.next_validators_hash if header is not None else genesis_set.hash
+        own_next = own_next_set_hash(node.store, genesis_set)
         try:
             found = await probe_snapshot_above(node.peers, node.chain_id, genesis_set, height, own_next)
         except asyncio.CancelledError:

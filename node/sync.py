@@ -78,7 +78,10 @@ class BlockSync:
         self._behind_pruned = behind_pruned
         self.collected = collected
         self._pruned_since: float | None = None
-        """Since when every peer ahead has said it pruned the next height (None: some peer serves it)."""
+        """Since when every peer ahead has said it pruned the next height (None: some peer serves it), without this
+        node committing anything meanwhile."""
+        self._pruned_height = -1
+        """This node's height when ``_pruned_since`` was set."""
 
     def wake(self) -> None:
         """Sync now rather than at the next interval (peers are heights ahead)."""
@@ -154,10 +157,12 @@ class BlockSync:
         if not ahead or earliest <= self.store.height + 1:
             self._pruned_since = None
             return False
-        if self._pruned_since is None:
-            self._pruned_since = now
-            log.warning("block sync: every peer ahead pruned height %d (the lowest earliest height is %d)",
-                        self.store.height + 1, earliest)
+        if self._pruned_since is None or self._pruned_height != self.store.height:  # (a node that commits is not stuck)
+            first = self._pruned_since is None
+            self._pruned_since, self._pruned_height = now, self.store.height
+            if first:
+                log.warning("block sync: every peer ahead pruned height %d (the lowest earliest height is %d)",
+                            self.store.height + 1, earliest)
         elif now - self._pruned_since >= PRUNED_GRACE_S:
             self._pruned_since = now  # (told again after another grace period if nothing changed)
             self._behind_pruned(earliest)
