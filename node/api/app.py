@@ -20,16 +20,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from node import release
-from node.address_history import HistoryError, read_address_history
 from node.api import models as m
+from node.api.address_routes import MAX_PAGE, add_address_routes
 from node.api.docs import add_local_docs
 from node.api.event_routes import add_event_routes
 from node.api.models import SubmitBatch, SubmitTx, error_responses
 from node.api.snapshot_routes import add_snapshot_routes
 from node.api.validator_routes import add_validator_routes
-from node.api.views import amount_json, block_json, tx_json, utxo_json
-from node.attestation import BALANCE, UTXOS, attestation_json, balance_body, sign_attestation, utxos_body
-from node.crypto import CryptoError, SigningKey, decode_address, encode_address
+from node.api.views import block_json, tx_json
+from node.attestation import attestation_json, sign_attestation
+from node.crypto import CryptoError, SigningKey, decode_address
 from node.encoding import DecodeError
 from node.errors import CodedError
 from node.explorer import add_explorer
@@ -37,12 +37,11 @@ from node.ledger.errors import ERROR_CODES
 from node.mempool import AlreadyCommitted, MempoolConflict, MempoolError, MempoolFull
 from node.stages import CLOCK
 from node.status import node_status
-from node.types.transaction import MAX_TX_BYTES, OutPoint, Transaction
+from node.types.transaction import MAX_TX_BYTES, Transaction
 from node.waiters import WaitRefused
 
 log = logging.getLogger("ledger.api")
 
-MAX_PAGE = 1000
 MAX_BLOCK_RANGE = 100
 
 
@@ -415,92 +414,8 @@ def create_app(node) -> FastAPI:
 
     # ------------------------------------------------------------------ addresses
 
-    @app.get("/v1/addresses/{address}/balance", tags=["addresses"], dependencies=[Guard],
-             summary="An address's balance", **returns(m.Balance, 400, 404, 410, 503))
-    async def balance(address: str, height: Annotated[int | None, Query(
-            ge=0, description="balance at this height (default: the committed height)")] = None,
-            attest: Annotated[bool, Query(description="add this node's signed attestation of the answer")] = False):
-        """The balance of `address` now or at a past `height`; 404 height-not-found above the committed height.
-        With `attest=true` the answer carries `attestation` {validator, signature}: this node's key's signature over
-        the chain, height, address and balance (see the README's verified reads)."""
-        account = parse_address(address)
-        top = node.store.height
-        if height is not None and height > top:
-            raise ApiError(404, "height-not-found", f"height {height} is above the node's height {top}", height=top)
-        at = top if height is None else height
-        if height is not None:
-            check_not_pruned(height)
-        amount = node.store.balance(account) if height is None else node.store.balance_at(account, height)
-        body = {"address": encode_address(account), "height": at, "balance": amount, **{"amount": amount_json(amount)}}
-        if attest:
-            body["attestation"] = sign_answer(BALANCE, at, account, balance_body(amount))
-        return body
-
-    @app.get("/v1/addresses/{address}/utxos", tags=["addresses"], dependencies=[Guard],
-             summary="An address's unspent outputs", **returns(m.Utxos, 400, 404, 410, 503))
-    async def utxos(address: str, limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 100,
-                    after: Annotated[str | None,
-                                     Query(description="txid:index of the last item of the previous page")] = None,
-                    attest: Annotated[bool, Query(description="add this node's signed attestation")] = False,
-                    height: Annotated[int | None, Query(ge=0, le=2**63 - 1, description=(
-                        "answer as of this height when the address's outputs have not changed since (else as of "
-                        "the committed height, which the answer's height says)"))] = None):
-        """A page of the unspent outputs of `address`; pass `next` as `after` for the following page. With
-        `attest=true` the answer carries `attestation`, this node's signature over the chain, height, address and
-        the page (its cursor, outputs and whether another page follows). With `height`, the page is said to be
-        that height's when no transaction touched the address after it (404 height-not-found above the committed
-        height), so nodes at different tips can sign the same answer."""
-        account = parse_address(address)
-        cursor = None
-        if after is not None:
-            txid, _, index = after.partition(":")
-            if not (index.isascii() and index.isdigit()) or int(index) >= 2**32:
-                raise ApiError(400, "bad-cursor", "after must be txid:index")
-            cursor = OutPoint(parse_hex(txid, "after txid", 32), int(index))
-        top = node.store.height
-        if height is not None and height > top:
-            raise ApiError(404, "height-not-found", f"height {height} is above the node's height {top}", height=top)
-        if height is not None:  # (below the earliest height the history index cannot say the outputs were unchanged)
-            check_not_pruned(height)
-        last_change = node.store.history_of(account, 1)
-        unchanged = height is not None and (not last_change or last_change[0].height <= height)
-        height = height if unchanged and height is not None else top
-        items = node.store.utxos_of(account, limit, cursor)
-        body = {"address": encode_address(account), "height": height,
-                "utxos": [utxo_json(op, entry) for op, entry in items]}
-        body["next"] = f"{items[-1][0].txid.hex()}:{items[-1][0].index}" if len(items) == limit else None
-        if attest:
-            page = utxos_body(cursor, [(op, e.amount, e.height) for op, e in items], body["next"] is not None)
-            body["attestation"] = sign_answer(UTXOS, height, account, page)
-        return body
-
-    @app.get("/v1/addresses/{address}/txs", tags=["addresses"], dependencies=[Guard],
-             summary="An address's transaction history", **returns(m.History, 400, 410, 503))
-    async def history(address: str, limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 100,
-                      before: Annotated[
-                          str | None, Query(description="height:index of the last item of the previous page")] = None):
-        """A page of the transactions (and genesis and fee outputs) that touched `address`, newest first, each with
-        its block time, what it paid the address (`received`), what of the address's it spent (`sent`), the `net`,
-        its `fee` and the other addresses (`counterparties`); pass `next` as `before` for the following page. 410
-        pruned when a transaction it needs is no longer stored here."""
-        account = parse_address(address)
-        cursor = None
-        if before is not None:
-            h, _, i = before.partition(":")
-            if not (h.isascii() and i.isascii() and h.isdigit() and i.isdigit()) or int(h) >= 2**63 \
-                    or int(i) >= 2**32:
-                raise ApiError(400, "bad-cursor", "before must be height:index")
-            cursor = (int(h), int(i))
-        try:
-            items = read_address_history(node.store, account, limit, cursor)
-        except HistoryError as exc:
-            raise ApiError(410 if exc.code == "pruned" else 503, exc.code, exc.message) from None
-        body = {"address": encode_address(account), "height": node.store.height,
-                "txs": [{"height": e.height, "index": e.index, "txid": e.txid.hex(), "kind": e.kind,
-                         "time_ms": e.time_ms, "received": e.received, "sent": e.sent, "net": e.net, "fee": e.fee,
-                         "counterparties": [encode_address(a) for a in e.counterparties]} for e in items]}
-        body["next"] = f"{items[-1].height}:{items[-1].index}" if len(items) == limit else None
-        return body
+    add_address_routes(app, node, guard=Guard, api_error=ApiError, returns=returns, parse_address=parse_address,
+                       parse_hex=parse_hex, check_not_pruned=check_not_pruned, sign_answer=sign_answer)
 
     add_explorer(app, node)  # the HTML explorer at /, after the REST routes it reuses
     return app
