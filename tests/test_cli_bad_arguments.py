@@ -191,3 +191,19 @@ def test_wallet_usage_errors_are_json_under_json(scratch: Path, args: tuple[str,
     assert done.returncode == 2, done
     error = json.loads(done.stdout)["error"]
     assert error["code"] == "bad-usage" and error["message"]
+
+
+@pytest.mark.parametrize("command", ["balance", "utxos"])
+def test_verified_read_refuses_too_many_nodes(scratch: Path, command: str) -> None:
+    """More than ``MAX_NODES`` distinct ``--node`` URLs: refused as bad usage before any node is asked."""
+    import json
+
+    from wallet.quorum import MAX_NODES
+
+    # distinct loopback hosts on the discard port: were any asked, the answer would be unreachable (3), not usage (2)
+    nodes = [arg for i in range(MAX_NODES + 1) for arg in ("--node", f"http://127.0.0.{i + 1}:9")]
+    done = _run(scratch, "ledger-wallet", "--json", command, "--wallet", "w.json", "--timeout", "1", *nodes)
+    assert done.returncode == 2, done
+    error = json.loads(done.stdout)["error"]
+    assert error["code"] == "too-many-nodes", error
+    assert f"{MAX_NODES + 1} nodes given" in error["message"] and f"at most {MAX_NODES}" in error["message"], error
