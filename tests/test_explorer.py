@@ -25,7 +25,7 @@ from node.explorer.pages import BlockSummary, ChainRates, ValidatorRow
 from node.explorer.routes import CONTENT_SECURITY_POLICY, make_templates
 from node.ledger.state import UtxoEntry
 from node.types.transaction import OutPoint, TxOutput, sign_transaction
-from tests.netutil import running_network
+from tests.explorer_chain import running_paid_chain
 
 AMOUNT = 123_456_789
 INLINE_SCRIPT = re.compile(r"<script(?![^>]*\ssrc=)[^>]*>", re.IGNORECASE)
@@ -35,15 +35,8 @@ TAG = re.compile(r"<[a-zA-Z][^>]*>")
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
-    """One validator with one committed payment alice -> bob."""
-    with running_network(tmp_path_factory.mktemp("explorer"), validators=1,
-                         overrides={"log_level": "INFO"}) as net:
-        net.wait_height(1)
-        tx = net.transfer("alice", net.address("bob"), AMOUNT)
-        committed = net.submit(tx, wait="commit")
-        assert committed.status_code == 200, committed.text
-        net.tx = tx
-        net.tx_height = committed.json()["height"]
+    """One validator with one committed payment alice -> bob, and the block after it (the block page's link)."""
+    with running_paid_chain(tmp_path_factory.mktemp("explorer"), AMOUNT) as net:
         net.wait_height(net.tx_height + 1)
         yield net
         log = (net.specs[0].home / "node.log").read_text()

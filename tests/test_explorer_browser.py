@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from node.crypto import encode_address
-from tests.netutil import running_network
+from tests.explorer_chain import running_paid_chain
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -42,13 +42,7 @@ def artifacts_dir() -> Path:
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
     """One validator with one committed payment alice -> bob."""
-    with running_network(tmp_path_factory.mktemp("explorer-browser"), validators=1,
-                         overrides={"log_level": "INFO"}) as net:
-        net.wait_height(1)
-        tx = net.transfer("alice", net.address("bob"), AMOUNT)
-        committed = net.submit(tx, wait="commit")
-        assert committed.status_code == 200, committed.text
-        net.tx = tx
+    with running_paid_chain(tmp_path_factory.mktemp("explorer-browser"), AMOUNT) as net:
         yield net
 
 
