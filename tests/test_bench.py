@@ -45,6 +45,21 @@ def test_percentile_and_proc_sample():
     assert sample is not None and sample.cpu_s > 0 and sample.hwm_mb >= sample.rss_mb > 0
 
 
+def test_by_minute_series_take_the_first_sample_after_each_minute():
+    from types import SimpleNamespace
+    from typing import Any
+
+    from devnet.bench.measure import NodeSample, rss_by_minute, store_by_minute
+
+    samples = [(t, NodeSample(cpu_s=t, rss_mb=100 + t, hwm_mb=200, anon_mb=50 + t,
+                              store_mb=None if t == 120 else 10 + t)) for t in range(0, 190, 30)]
+    fake: Any = SimpleNamespace(samples={"validator-0": samples})
+    # minutes end at 60, 120, 180 after a start at 0; the store had no reading at 120, so 150 stands for it
+    assert rss_by_minute(fake, 0.0) == {"validator-0": [160.0, 220.0, 280.0]}
+    assert rss_by_minute(fake, 0.0, anon=True) == {"validator-0": [110.0, 170.0, 230.0]}
+    assert store_by_minute(fake, 0.0) == {"validator-0": [70.0, 160.0, 190.0]}
+
+
 def test_workload_chains_spend_the_previous_change():
     signers = [bench.Signer(bytes([i + 1]) * 32) for i in range(2)]
     from node.ledger.state import genesis_outpoint

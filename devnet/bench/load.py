@@ -17,11 +17,12 @@ import time
 
 import httpx
 
-from devnet.bench.measure import BlockSeen, NodeSample, Phase, measure_verdict, proc_sample, step_verdict
+from devnet.bench.measure import BlockSeen, NodeSample, Phase, dir_bytes, measure_verdict, proc_sample, step_verdict
 from devnet.bench.options import Options
 from devnet.bench.report import describe_step, fmt_s, live
 from devnet.bench.workload import TxRecord, Workload
 from devnet.cluster import NodeSpec, read_pid
+from node.config import DATA_DIR
 
 TICK_S = 0.1
 """A batch leaves at least this often at low rates (so 50 tx/s is 5 every 0.1 s, not 100 every 2 s)."""
@@ -223,11 +224,13 @@ class Bench:
         return out
 
     async def sample_nodes(self) -> None:
+        """Every node process (CPU, memory) and its store's size, once a second."""
         while not self.stop_tracking:
             now = time.monotonic()
             for spec in self.specs:
                 s = proc_sample(self.pids[spec.name])
                 if s is not None:
+                    s.store_mb = dir_bytes(spec.home / DATA_DIR) / 1e6
                     self.samples[spec.name].append((now, s))
                 elif self.pids[spec.name] is not None and self.opts.attach is None:
                     self.node_failed = f"{spec.name} (pid {self.pids[spec.name]}) is gone"

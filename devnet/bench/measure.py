@@ -12,6 +12,7 @@ import math
 import os
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,6 +63,8 @@ class NodeSample:
     hwm_mb: float
     anon_mb: float = 0.0
     """The anonymous part of RSS (the heap; the rest is file pages, e.g. LevelDB's memory-mapped tables)."""
+    store_mb: float | None = None
+    """Bytes of the node's store directory (``HOME/data``), in MB."""
 
 
 def proc_sample(pid: int | None) -> NodeSample | None:
@@ -219,13 +222,24 @@ def stage_cpu_per_tx(start: dict[str, dict[str, float]], end: dict[str, dict[str
 def rss_by_minute(bench: Bench, t_start: float, anon: bool = False) -> dict[str, list[float]]:
     """Each node's RSS (MB; with ``anon`` its anonymous part) at the end of every whole minute since the
     measured window began."""
+    return by_minute(bench, t_start, lambda s: s.anon_mb if anon else s.rss_mb)
+
+
+def store_by_minute(bench: Bench, t_start: float) -> dict[str, list[float]]:
+    """Each node's store size (MB of ``HOME/data``) at the end of every whole minute since the measured window
+    began."""
+    return by_minute(bench, t_start, lambda s: s.store_mb)
+
+
+def by_minute(bench: Bench, t_start: float, value: Callable[[NodeSample], float | None]) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     for name, samples in bench.samples.items():
         series: list[float] = []
         minute = 1
         for t, sample in samples:
-            if t >= t_start + 60 * minute:
-                series.append(round(sample.anon_mb if anon else sample.rss_mb, 1))
+            v = value(sample)
+            if t >= t_start + 60 * minute and v is not None:
+                series.append(round(v, 1))
                 minute += 1
         out[name] = series
     return out
@@ -312,6 +326,7 @@ def summarize(bench: Bench, opts: Options, verify_per_s: float, cores: int, extr
         "node_cpu_ms_per_tx_by_stage": stages,
         "node_rss_mb_by_minute": rss_by_minute(bench, t_start),
         "node_rss_anon_mb_by_minute": rss_by_minute(bench, t_start, anon=True),
+        "node_store_mb_by_minute": store_by_minute(bench, t_start),
         "node_cpu_ms_per_block": (round(1000 * sum(utils) * window / len(blocks_in), 1)
                                   if blocks_in and len(utils) == len(nodes) else None),
         "nodes": nodes,
