@@ -65,8 +65,8 @@ def test_every_cli_command_named_exists():
 
 
 def test_rest_routes_listed_exist():
-    routes = ("app.py", "validator_routes.py", "snapshot_routes.py", "event_routes.py")
-    source = "".join((ROOT / "node" / "api" / name).read_text() for name in routes)
+    api = ROOT / "node" / "api"
+    source = "".join(path.read_text() for path in [api / "app.py", *sorted(api.glob("*_routes.py"))])
     served = set(re.findall(r'@app\.(get|post)\("([^"]+)"', source))
     listed = set()
     for method, route in re.findall(r"`(GET|POST) (/[^`?\[ ]+)", section("REST API")):
