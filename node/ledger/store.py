@@ -2,11 +2,11 @@
 
 One database per node; the key layout, the metadata names and the format
 version are in ``store_layout``.  ``Store`` opens the database (refusing one
-of another ``STORE_FORMAT_VERSION`` with ``store-format``), checks its tip,
-initializes the genesis and reads blocks, certificates, transactions and
-UTXOs; the address index (balances, history, outputs by address) is in
-``address_index``, the genesis write in ``genesis_batch`` and the writes of a
-block in ``commit_batch``.
+of another ``STORE_FORMAT_VERSION`` with ``store-format``), checks its tip
+and initializes the genesis; the reads of blocks, certificates, transactions
+and UTXOs are in ``chain_reads``, the address index (balances, history,
+outputs by address) in ``address_index``, the genesis write in
+``genesis_batch`` and the writes of a block in ``commit_batch``.
 
 A block is committed by one ``WriteBatch(sync=True)`` holding the block,
 its certificate, the UTXO deletions and insertions, every index update,
@@ -20,12 +20,13 @@ since they are the ones spent next, and so are the last blocks committed
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import plyvel
 
 from node.encoding import DecodeError
 from node.ledger.address_index import AddressIndexReads, HistoryEntry
+from node.ledger.chain_reads import ChainReads
 from node.ledger.commit_batch import CommitBatch, build_commit_batch
 from node.ledger.errors import (
     STORE_CORRUPT,
@@ -42,7 +43,7 @@ from node.ledger.recent_blocks import RecentBlocks
 from node.ledger.recent_utxos import RecentUtxos
 from node.ledger.rules import BlockResult
 from node.ledger.snapshot_restore import write_snapshot_state
-from node.ledger.state import UtxoEntry, genesis_txid, utxo_element
+from node.ledger.state import genesis_txid
 from node.ledger.store_layout import (
     FEE_INDEX,
     META_APP_HASH,
@@ -58,17 +59,12 @@ from node.ledger.store_layout import (
     META_VALIDATOR_STATE,
     P_BLOCK,
     P_BLOCK_HASH,
-    P_COMMIT,
     P_HASH_HEIGHT,
     P_HEADER,
-    P_TXID,
-    P_UTXO,
     RESERVED_META,
     STORE_FORMAT_VERSION,
-    TX_LOCATION,
     U32,
     U64,
-    decode_utxo_key,
     meta_key,
 )
 from node.ledger.validator_reads import ValidatorReads
@@ -76,7 +72,6 @@ from node.ledger.validator_state import ValidatorState, genesis_validator_state
 from node.types.block import Block, Header
 from node.types.commit import Commit
 from node.types.hashes import ZERO_HASH
-from node.types.transaction import OutPoint, Transaction
 from node.types.validators import ValidatorSet
 
 GENESIS_CHUNK = 50_000
@@ -113,12 +108,13 @@ def _check_format(db: plyvel.DB, path: str) -> None:
                                    f"devnet `ledger-devnet up --fresh`")
 
 
-class Store(AddressIndexReads, ValidatorReads):
+class Store(ChainReads, AddressIndexReads, ValidatorReads):
     """The node's LevelDB database; a ``ChainView`` of the committed UTXO set.
 
-    The address index reads (``balance``, ``balance_at``, ``utxos_of``, ``history_of``) come from
-    ``AddressIndexReads``, the validator sets by height from ``ValidatorReads``; ``build_commit_batch`` stages
-    a block's writes (``commit_batch``).
+    The reads of blocks, certificates, transactions and UTXOs (``get_block``, ``get_commit``,
+    ``get_transaction``, ``get_utxo``, ...) come from ``ChainReads``, the address index reads (``balance``,
+    ``balance_at``, ``utxos_of``, ``history_of``) from ``AddressIndexReads``, the validator sets by height from
+    ``ValidatorReads``; ``build_commit_batch`` stages a block's writes (``commit_batch``).
     """
 
     def __init__(self, db: plyvel.DB, path: str):
@@ -347,16 +343,7 @@ class Store(AddressIndexReads, ValidatorReads):
         """Make ``block`` (executed as ``result``, certified by ``commit``) the new tip, atomically and durably."""
         self.build_commit_batch(block, commit, result).write()
 
-    # ------------------------------------------------------------------ UTXOs (the StateView)
-
-    def get_utxo(self, outpoint: OutPoint) -> UtxoEntry | None:
-        recent = self.recent_utxos.get(outpoint)
-        if recent is not None:
-            return recent
-        raw = self._db.get(P_UTXO + outpoint.txid + U32.pack(outpoint.index))
-        if raw is None:
-            return None
-        return UtxoEntry.decode(raw)
+    # ------------------------------------------------------------------ snapshots and compaction
 
     @property
     def earliest_height(self) -> int:
@@ -380,81 +367,6 @@ class Store(AddressIndexReads, ValidatorReads):
         """A LevelDB snapshot of the store as it is now (the caller closes it): reads of it see this state
         while commits go on, for a snapshot written in the background."""
         return self._db.snapshot()
-
-    def iter_utxos(self) -> Iterator[tuple[OutPoint, UtxoEntry]]:
-        """The whole UTXO set in outpoint order (for snapshots and checks; reads everything)."""
-        with self._db.iterator(prefix=P_UTXO) as it:
-            for key, value in it:
-                yield decode_utxo_key(key), UtxoEntry.decode(value)
-
-    def recompute_app_hash(self) -> bytes:
-        """App hash from a full scan of the UTXO set (slow; checks the incremental one)."""
-        muhash = MuHash()
-        muhash.add_many(utxo_element(op, entry) for op, entry in self.iter_utxos())
-        return muhash.digest()
-
-    # ------------------------------------------------------------------ blocks
-
-    def _block_record(self, prefix: bytes, height: int) -> bytes | None:
-        """The record under ``prefix || height`` (a block, header, block hash or certificate); None for a
-        height no block can have (0: genesis has no block)."""
-        return self._db.get(prefix + U64.pack(height)) if 0 < height < 2**64 else None
-
-    def get_block(self, height: int) -> Block | None:
-        if (recent := self.recent_blocks.get(height)) is not None:
-            return recent  # the committed object itself: no decoding
-        raw = self._block_record(P_BLOCK, height)
-        return Block.decode(raw) if raw is not None else None
-
-    def get_block_bytes(self, height: int) -> bytes | None:
-        return self._block_record(P_BLOCK, height)
-
-    def get_header(self, height: int) -> Header | None:
-        raw = self._block_record(P_HEADER, height)
-        return Header.decode(raw) if raw is not None else None
-
-    def get_block_hash(self, height: int) -> bytes | None:
-        """Hash of the block at ``height``; None at 0 (genesis has no block) and beyond the tip."""
-        if height == self._height and height > 0:
-            return self._tip_hash
-        return self._block_record(P_BLOCK_HASH, height)
-
-    def get_block_height(self, block_hash: bytes) -> int | None:
-        raw = self._db.get(P_HASH_HEIGHT + bytes(block_hash))
-        return U64.unpack(raw)[0] if raw is not None else None
-
-    def get_block_by_hash(self, block_hash: bytes) -> Block | None:
-        height = self.get_block_height(block_hash)
-        return self.get_block(height) if height is not None else None
-
-    def get_commit(self, height: int) -> Commit | None:
-        """The certificate that committed the block at ``height``."""
-        raw = self._block_record(P_COMMIT, height)
-        return Commit.decode(raw) if raw is not None else None
-
-    # ------------------------------------------------------------------ transactions
-
-    def get_tx_location(self, txid: bytes) -> tuple[int, int] | None:
-        """(height, index in block) of a committed transaction."""
-        raw = self._db.get(P_TXID + bytes(txid))
-        if raw is None:
-            return None
-        height, index, _offset, _size = TX_LOCATION.unpack(raw)
-        return height, index
-
-    def get_transaction(self, txid: bytes) -> Transaction | None:
-        """A committed transaction, sliced out of its block without decoding the rest."""
-        raw = self._db.get(P_TXID + bytes(txid))
-        if raw is None:
-            return None
-        height, _index, offset, size = TX_LOCATION.unpack(raw)
-        block = self._db.get(P_BLOCK + U64.pack(height))
-        if block is None:
-            raise StoreError(STORE_CORRUPT, f"txid index points at missing block {height}")
-        try:
-            return Transaction.decode(block[offset:offset + size])
-        except DecodeError as exc:
-            raise StoreError(STORE_CORRUPT, f"txid index of {bytes(txid).hex()} points at bad bytes") from exc
 
 
 __all__ = ["CommitBatch", "FEE_INDEX", "HistoryEntry", "STORE_FORMAT_VERSION", "Store", "genesis_txid"]
