@@ -8,8 +8,9 @@
                       rules.execute_block -> Store.commit_block  (execution)
 
 Everything runs on the asyncio loop: the consensus driver is called with
-events and returns actions that this module carries out (broadcast, timers,
-commit).  Block sync runs beside it and feeds certified blocks from peers
+events and returns actions that the node carries out (broadcast, timers,
+commit: ``driver_actions``, which ``Node`` mixes in; the commit path is
+here).  Block sync runs beside it and feeds certified blocks from peers
 through the same commit path.  The parts it wires: ``application`` (what the
 driver asks of the ledger), the peer transport (``node.p2p``: switch,
 reactor), ``consensus_io`` (the relay's I/O), ``sync``,
@@ -20,9 +21,7 @@ the status view (``node.status``).
 from __future__ import annotations
 
 import asyncio
-import collections
 import functools
-import hashlib
 import logging
 import time
 from pathlib import Path
@@ -31,15 +30,15 @@ from genesis.document import genesis_hash
 from node.admission import JOURNAL_FILE, Admission
 from node.application import Application
 from node.config import DATA_DIR, GENESIS_FILE, KEY_FILE, SIGNER_FILE, WAL_FILE, NodeConfig
-from node.consensus.actions import BroadcastProposal, BroadcastVote, Decide, ReportEvidence, ScheduleTimeout
 from node.consensus.driver import ConsensusDriver, TimeoutParams
 from node.consensus.relay import Relay
 from node.consensus.signer import DurableSigner
 from node.consensus.wal import FileWAL
+from node.driver_actions import DriverActions
 from node.encoding import DecodeError
 from node.evidence import EVIDENCE_FILE, EvidenceLog
 from node.home import load_key_file
-from node.ledger.errors import LedgerError, ReconfigError
+from node.ledger.errors import ReconfigError
 from node.ledger.rules import BlockResult, SignatureCache
 from node.ledger.store import Store
 from node.maintenance import StoreMaintenance
@@ -48,7 +47,6 @@ from node.metrics import NodeMetrics
 from node.p2p.consensus_io import ConsensusIO, decided_block
 from node.p2p.reactor import PeerReactor
 from node.p2p.setup import build_reactor
-from node.p2p.wire import encode_consensus_message
 from node.reconfig_pool import REANNOUNCE_S, ReconfigPool
 from node.snapshots import SNAPSHOTS_DIR, SnapshotStore, serve_snapshot
 from node.stages import CLOCK
@@ -76,8 +74,10 @@ class StateDivergence(RuntimeError):
     code = "state-divergence"
 
 
-class Node:
-    """A validator (or full node, when its key is not in genesis)."""
+class Node(DriverActions):
+    """A validator (or full node, when its key is not in genesis).
+
+    The driver's actions and the start of each height come from ``DriverActions``."""
 
     def __init__(self, home: Path, config: NodeConfig):
         self.home = Path(home)
@@ -312,78 +312,6 @@ class Node:
 
     def _failed(self) -> bool:
         return self.fatal is not None
-
-    # ------------------------------------------------------------------ actions
-
-    def _run_actions(self, actions: list) -> None:
-        queue = collections.deque(actions)
-        while queue:
-            action = queue.popleft()
-            if isinstance(action, (BroadcastProposal, BroadcastVote)):
-                message = action.proposal if isinstance(action, BroadcastProposal) else action.vote
-                encoded = encode_consensus_message(message)
-                self.relay.mark_seen(hashlib.sha256(encoded).digest())
-                self.peers.broadcast_consensus(encoded)
-            elif isinstance(action, ScheduleTimeout):
-                assert self.loop is not None
-                timer = self.loop.call_later(action.delay_ms / 1000, self._on_timeout, action.timeout)
-                self._timers.append(timer)
-                if len(self._timers) > 64:
-                    self._timers = [t for t in self._timers if not t.cancelled() and t.when() > self.loop.time()]
-            elif isinstance(action, Decide):
-                self._on_decide(action)
-            elif isinstance(action, ReportEvidence):
-                self.evidence.record(action.evidence)
-
-    def _on_timeout(self, timeout) -> None:
-        if self.fatal is not None:
-            return
-        with CLOCK.stage("consensus"):
-            self._run_actions(self.driver.on_timeout(timeout))
-
-    def _on_decide(self, decision: Decide) -> None:
-        if decision.height != self.store.height + 1:
-            return  # block sync got there first
-        try:
-            block = self.application.decode_block(decision.value)
-            result = self.application.execute(block)
-        except (LedgerError, DecodeError) as exc:
-            self._diverge(decision.height, f"decided block does not execute here: {exc}")
-            return
-        self._commit(block, decision.commit, result, decision.round)
-        self.clock.observe(decision.commit)
-        self._schedule_next_height(decision.height, decision.commit)
-
-    def _schedule_next_height(self, height: int, commit: Commit) -> None:
-        if self._next_height_task is not None and not self._next_height_task.done():
-            self._next_height_task.cancel()
-        self._next_height_task = asyncio.create_task(self._start_next_height(height, commit))
-
-    async def _wait_for_work(self) -> None:
-        """With an empty mempool, wait up to ``create_empty_blocks_ms`` (0: without a bound) for a transaction,
-        unless a peer has already started a later height (its messages are buffered)."""
-        wait_ms = self.config.create_empty_blocks_ms
-        deadline = time.monotonic() + wait_ms / 1000 if wait_ms > 0 else None
-        while len(self.mempool) == 0 and self.relay.buffered == 0 and self.fatal is None \
-                and (deadline is None or time.monotonic() < deadline):
-            await asyncio.sleep(0.02)
-
-    async def _start_first_height(self) -> None:
-        await self._wait_for_work()
-        if not self.driver.started:  # block sync may have started a height meanwhile
-            self.consensus_io.start_height(self.store.height + 1)
-
-    async def _start_next_height(self, decided: int, commit: Commit) -> None:
-        all_in = len(commit.signatures) >= len(self.application.validators_at(decided))
-        if self.params.timeout_commit_ms > 0 and not all_in:
-            await asyncio.sleep(self.params.timeout_commit_ms / 1000)
-        await self._wait_for_work()
-        if self.driver.height != decided or self.store.height != decided:
-            return
-        late = self.driver.commit_for_decided()
-        if late is not None and late.block_hash == commit.block_hash:
-            self.application.last_commit = late
-        self.consensus_io.start_height(decided + 1)
 
     # ------------------------------------------------------------------ commit
 

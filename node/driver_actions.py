@@ -1,0 +1,136 @@
+"""Carrying out the consensus driver's actions, and starting each next height.
+
+``Node`` mixes this in.  The driver (``node.consensus.driver``) is sans-IO:
+it returns actions, and ``_run_actions`` carries them out on the asyncio
+loop: a proposal or vote is broadcast to the peers (and marked seen by the
+relay), a timeout becomes a loop timer that feeds the driver back, evidence
+goes to the evidence log, and a decision is executed and committed through
+the node's commit path.  After a commit the next height starts once
+``timeout_commit_ms`` has passed (at once when every validator signed) and,
+with ``create_empty_blocks_ms``, once there is a transaction to put in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from node.consensus.actions import BroadcastProposal, BroadcastVote, Decide, ReportEvidence, ScheduleTimeout
+from node.encoding import DecodeError
+from node.ledger.errors import LedgerError
+from node.p2p.wire import encode_consensus_message
+from node.stages import CLOCK
+from node.types.commit import Commit
+
+if TYPE_CHECKING:
+    from genesis.document import ConsensusParams
+    from node.application import Application
+    from node.config import NodeConfig
+    from node.consensus.driver import ConsensusDriver
+    from node.consensus.relay import Relay
+    from node.evidence import EvidenceLog
+    from node.ledger.rules import BlockResult
+    from node.ledger.store import Store
+    from node.mempool import Mempool
+    from node.p2p.consensus_io import ConsensusIO
+    from node.p2p.reactor import PeerReactor
+    from node.status import ClockWatch
+    from node.types.block import Block
+
+
+class DriverActions:
+    """The driver's actions and the start of each height, over the node's parts (set by ``Node.__init__``)."""
+
+    config: NodeConfig
+    params: ConsensusParams
+    store: Store
+    mempool: Mempool
+    application: Application
+    driver: ConsensusDriver
+    relay: Relay
+    consensus_io: ConsensusIO
+    peers: PeerReactor
+    evidence: EvidenceLog
+    clock: ClockWatch
+    loop: asyncio.AbstractEventLoop | None
+    fatal: BaseException | None
+    _next_height_task: asyncio.Task | None
+    _timers: list[asyncio.TimerHandle]
+    _commit: Callable[[Block, Commit, BlockResult, int], None]
+    _diverge: Callable[[int, str], None]
+
+    # ------------------------------------------------------------------ actions
+
+    def _run_actions(self, actions: list) -> None:
+        queue = collections.deque(actions)
+        while queue:
+            action = queue.popleft()
+            if isinstance(action, (BroadcastProposal, BroadcastVote)):
+                message = action.proposal if isinstance(action, BroadcastProposal) else action.vote
+                encoded = encode_consensus_message(message)
+                self.relay.mark_seen(hashlib.sha256(encoded).digest())
+                self.peers.broadcast_consensus(encoded)
+            elif isinstance(action, ScheduleTimeout):
+                assert self.loop is not None
+                timer = self.loop.call_later(action.delay_ms / 1000, self._on_timeout, action.timeout)
+                self._timers.append(timer)
+                if len(self._timers) > 64:
+                    self._timers = [t for t in self._timers if not t.cancelled() and t.when() > self.loop.time()]
+            elif isinstance(action, Decide):
+                self._on_decide(action)
+            elif isinstance(action, ReportEvidence):
+                self.evidence.record(action.evidence)
+
+    def _on_timeout(self, timeout) -> None:
+        if self.fatal is not None:
+            return
+        with CLOCK.stage("consensus"):
+            self._run_actions(self.driver.on_timeout(timeout))
+
+    def _on_decide(self, decision: Decide) -> None:
+        if decision.height != self.store.height + 1:
+            return  # block sync got there first
+        try:
+            block = self.application.decode_block(decision.value)
+            result = self.application.execute(block)
+        except (LedgerError, DecodeError) as exc:
+            self._diverge(decision.height, f"decided block does not execute here: {exc}")
+            return
+        self._commit(block, decision.commit, result, decision.round)
+        self.clock.observe(decision.commit)
+        self._schedule_next_height(decision.height, decision.commit)
+
+    def _schedule_next_height(self, height: int, commit: Commit) -> None:
+        if self._next_height_task is not None and not self._next_height_task.done():
+            self._next_height_task.cancel()
+        self._next_height_task = asyncio.create_task(self._start_next_height(height, commit))
+
+    async def _wait_for_work(self) -> None:
+        """With an empty mempool, wait up to ``create_empty_blocks_ms`` (0: without a bound) for a transaction,
+        unless a peer has already started a later height (its messages are buffered)."""
+        wait_ms = self.config.create_empty_blocks_ms
+        deadline = time.monotonic() + wait_ms / 1000 if wait_ms > 0 else None
+        while len(self.mempool) == 0 and self.relay.buffered == 0 and self.fatal is None \
+                and (deadline is None or time.monotonic() < deadline):
+            await asyncio.sleep(0.02)
+
+    async def _start_first_height(self) -> None:
+        await self._wait_for_work()
+        if not self.driver.started:  # block sync may have started a height meanwhile
+            self.consensus_io.start_height(self.store.height + 1)
+
+    async def _start_next_height(self, decided: int, commit: Commit) -> None:
+        all_in = len(commit.signatures) >= len(self.application.validators_at(decided))
+        if self.params.timeout_commit_ms > 0 and not all_in:
+            await asyncio.sleep(self.params.timeout_commit_ms / 1000)
+        await self._wait_for_work()
+        if self.driver.height != decided or self.store.height != decided:
+            return
+        late = self.driver.commit_for_decided()
+        if late is not None and late.block_hash == commit.block_hash:
+            self.application.last_commit = late
+        self.consensus_io.start_height(decided + 1)
