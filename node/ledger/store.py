@@ -81,8 +81,8 @@ MAX_OPEN_FILES = 74
 """LevelDB's ``max_open_files``, its smallest (64 table files open at once, 10 files for the rest).  LevelDB maps
 every open table file into the process, and the pages a read or a compaction touched stay counted in the node's
 memory until the table is closed; with every table open (the default, 1,000) a node's resident memory grew with
-its store, 60-78 MB of mapped tables after an hour at 1,000 tx/s and still growing.  A table not open is opened
-again when read: its index and filter block, a few kilobytes."""
+its store (file pages 60-78 MB after an hour at 1,000 tx/s, about 30 of them the libraries, and growing).  A
+table not open is opened again when read: its index and filter block, a few kilobytes."""
 
 
 def _check_format(db: plyvel.DB, path: str) -> None:
