@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from node.consensus.actions import BroadcastProposal, BroadcastVote, Decide, ReportEvidence, ScheduleTimeout
+from node.consensus.messages import VoteType
 from node.encoding import DecodeError
 from node.ledger.errors import LedgerError
 from node.p2p.wire import encode_consensus_message
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from node.consensus.driver import ConsensusDriver
     from node.consensus.relay import Relay
     from node.evidence import EvidenceLog
+    from node.height_timeline import HeightTimeline
     from node.ledger.rules import BlockResult
     from node.ledger.store import Store
     from node.mempool import Mempool
@@ -59,6 +61,7 @@ class DriverActions:
     loop: asyncio.AbstractEventLoop | None
     fatal: BaseException | None
     _next_height_task: asyncio.Task | None
+    timeline: HeightTimeline
     _timers: list[asyncio.TimerHandle]
     _commit: Callable[[Block, Commit, BlockResult, int], None]
     _diverge: Callable[[int, str], None]
@@ -72,6 +75,8 @@ class DriverActions:
             if isinstance(action, (BroadcastProposal, BroadcastVote)):
                 message = action.proposal if isinstance(action, BroadcastProposal) else action.vote
                 encoded = encode_consensus_message(message)
+                if isinstance(action, BroadcastVote) and action.vote.height == self.store.height + 1:
+                    self.timeline.mark("prevoted" if action.vote.vote_type is VoteType.PREVOTE else "precommitted")
                 self.relay.mark_seen(hashlib.sha256(encoded).digest())
                 self.peers.broadcast_consensus(encoded)
             elif isinstance(action, ScheduleTimeout):
@@ -81,6 +86,8 @@ class DriverActions:
                 if len(self._timers) > 64:
                     self._timers = [t for t in self._timers if not t.cancelled() and t.when() > self.loop.time()]
             elif isinstance(action, Decide):
+                if action.height == self.store.height + 1:
+                    self.timeline.mark("decided")
                 self._on_decide(action)
             elif isinstance(action, ReportEvidence):
                 self.evidence.record(action.evidence)
@@ -121,7 +128,7 @@ class DriverActions:
     async def _start_first_height(self) -> None:
         await self._wait_for_work()
         if not self.driver.started:  # block sync may have started a height meanwhile
-            self.consensus_io.start_height(self.store.height + 1)
+            self._start_consensus(self.store.height + 1)
 
     async def _start_next_height(self, decided: int, commit: Commit) -> None:
         all_in = len(commit.signatures) >= len(self.application.validators_at(decided))
@@ -133,4 +140,9 @@ class DriverActions:
         late = self.driver.commit_for_decided()
         if late is not None and late.block_hash == commit.block_hash:
             self.application.last_commit = late
-        self.consensus_io.start_height(decided + 1)
+        self._start_consensus(decided + 1)
+
+    def _start_consensus(self, height: int) -> None:
+        """Start consensus at ``height`` (the next height to decide), marking it on the height's timeline."""
+        self.timeline.mark("started")
+        self.consensus_io.start_height(height)

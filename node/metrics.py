@@ -23,6 +23,10 @@ class NodeMetrics:
                                         buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30), registry=r)
         self.decision_round = Histogram("ledger_decision_round", "Round in which each block was decided",
                                         buckets=(0, 1, 2, 3, 5, 10), registry=r)
+        self.height_phase = Histogram("ledger_height_phase_seconds", "Time of each phase of a height on this "
+                                      "node: wait, proposal, prevotes, precommits, consensus, apply "
+                                      "(node.height_timeline)", labelnames=["phase"],
+                                      buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5), registry=r)
         mempool_size = Gauge("ledger_mempool_size", "Pending transactions", registry=r)
         mempool_size.set_function(lambda: len(node.mempool))
         mempool_bytes = Gauge("ledger_mempool_bytes", "Pending transaction bytes", registry=r)
@@ -53,11 +57,13 @@ class NodeMetrics:
                               "waiting, or out of reach within the wait)", registry=r)
         refused_waits.set_function(lambda: node.waiters.refused_waits)
 
-    def on_commit(self, block, round_: int, interval_s: float) -> None:
+    def on_commit(self, block, round_: int, interval_s: float, phases: dict[str, float]) -> None:
         self.blocks_committed.inc()
         self.txs_committed.inc(len(block.txs))
         self.block_interval.observe(interval_s)
         self.decision_round.observe(round_)
+        for phase, seconds in phases.items():
+            self.height_phase.labels(phase).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -37,6 +37,7 @@ from node.consensus.wal import FileWAL
 from node.driver_actions import DriverActions
 from node.encoding import DecodeError
 from node.evidence import EVIDENCE_FILE, EvidenceLog
+from node.height_timeline import HeightTimeline, format_phases
 from node.home import load_key_file
 from node.ledger.errors import ReconfigError
 from node.ledger.rules import BlockResult, SignatureCache
@@ -130,7 +131,7 @@ class Node(DriverActions):
         self.sync = BlockSync(chain_id=self.chain_id, genesis_hash=self.genesis_hash,
                               store=self.store, peers=self.peers, application=self.application,
                               mempool=self.mempool, commit=self._commit, diverge=self._diverge,
-                              start_height=self.consensus_io.start_height, failed=self._failed,
+                              start_height=self._start_consensus, failed=self._failed,
                               interval_ms=config.sync_interval_ms, behind_pruned=self._behind_pruned,
                               collected=state_sync_dir(self.home) / BLOCKS_DIR)
         self.waiters = Waiters(self.store)
@@ -147,6 +148,8 @@ class Node(DriverActions):
         self.peers.own_height = lambda: (self.store.height, self.store.earliest_height)
         self.started_at = time.time()
         self.last_block_time = time.monotonic()
+        self.timeline = HeightTimeline()
+        """This node's steps at the height being decided (``node.height_timeline``)."""
         self.loop: asyncio.AbstractEventLoop | None = None
         self._next_height_task: asyncio.Task | None = None
         self._tasks: list[asyncio.Task] = []
@@ -270,7 +273,7 @@ class Node(DriverActions):
         if self.config.create_empty_blocks_ms == 0:  # no empty blocks: not even the first height's
             self._next_height_task = asyncio.create_task(self._start_first_height())
         else:
-            self.consensus_io.start_height(self.store.height + 1)
+            self._start_consensus(self.store.height + 1)
         log.info("node started name=%s id=%s chain=%s height=%d validator=%s p2p=%s:%d peers=%d", self.config.name,
                  self.node_id, self.chain_id, self.store.height, self.is_validator, self.config.host,
                  self.config.p2p_port, len(self.config.peers))
@@ -330,14 +333,16 @@ class Node(DriverActions):
         now = time.monotonic()
         interval = now - self.last_block_time
         self.last_block_time = now
-        self.metrics.on_commit(block, round_, interval)
+        phases = self.timeline.phases(now)
+        self.timeline = HeightTimeline(committed=now)
+        self.metrics.on_commit(block, round_, interval, phases)
         self.maintenance.on_commit(block)
         self.waiters.on_commit(block)
         self.peers.broadcast_height()
         log.log(logging.INFO if block.txs else logging.DEBUG,
-                "committed height=%d txs=%d round=%d hash=%s interval_ms=%d write_ms=%.1f mempool=%d",
+                "committed height=%d txs=%d round=%d hash=%s interval_ms=%d write_ms=%.1f mempool=%d %s",
                  block.height, len(block.txs), round_, block.hash.hex()[:16], interval * 1000,
-                 (time.monotonic() - started) * 1000, len(self.mempool))
+                 (time.monotonic() - started) * 1000, len(self.mempool), format_phases(phases))
 
     def _behind_pruned(self, earliest: int) -> None:
         """Every peer ahead says it serves blocks from ``earliest`` only: see ``node.state_sync_switch``."""

@@ -318,6 +318,9 @@ def test_answers_keep_their_keys_types_and_bytes(net):
 
     metrics = get("/metrics")
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+    # every height this validator decided split into its phases (node.height_timeline)
+    for phase in ("wait", "proposal", "prevotes", "precommits", "apply"):
+        assert f'ledger_height_phase_seconds_count{{phase="{phase}"}}' in metrics.text, phase
 
     missing = get("/v1/blocks/999999")
     assert missing.status_code == 404
