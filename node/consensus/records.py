@@ -98,6 +98,12 @@ def replace_log(path: str, payloads: list[bytes]) -> None:
     fsync_dir(path)
 
 
+COMPACT_BYTES = 8 * 1024 * 1024
+"""A log that keeps only its latest height's records (the WAL, the signer's) starts each new height by
+appending, and is rewritten with only that height's records once it has grown past this: one fsync per
+height instead of a rewrite's two (and a directory fsync), on the consensus path."""
+
+
 class AppendLog:
     """An open framed log: ``append`` writes, ``sync`` makes everything appended durable."""
 
@@ -109,6 +115,11 @@ class AppendLog:
     def append(self, payload: bytes) -> None:
         self._file.write(frame(payload))
         self._dirty = True
+
+    @property
+    def size(self) -> int:
+        """Bytes in the log, what was appended but not yet synced included."""
+        return self._file.tell()
 
     def sync(self) -> None:
         if self._dirty:

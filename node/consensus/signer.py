@@ -9,7 +9,9 @@ the driver can restore it.  This is what keeps a validator that crashes and
 comes back from equivocating by accident.
 
 Only the latest height's records are needed (earlier heights are refused
-wholesale), so the file is compacted when a new height is first signed.  A
+wholesale): reading the file keeps only the latest height's records, so a
+new height's records are appended, and the file is rewritten with only them
+when a new height is first signed after it grew past ``COMPACT_BYTES``.  A
 record keeps everything needed to rebuild the signed message (a vote's time,
 a proposal's value), so a restarted node can send again exactly what it
 signed (``signed_messages``).
@@ -27,7 +29,7 @@ from enum import IntEnum
 from typing import Protocol
 
 from node.consensus.messages import MAX_PROPOSAL_VALUE_BYTES, Proposal, Vote, VoteType, proposal_digest, vote_digest
-from node.consensus.records import AppendLog, load_log, replace_log
+from node.consensus.records import COMPACT_BYTES, AppendLog, load_log, replace_log
 from node.crypto import SIGNATURE_SIZE, address_hash, derive_public_key, sign_digest
 from node.encoding import DecodeError, Reader, Writer
 from node.errors import CodedError
@@ -276,8 +278,9 @@ class DurableSigner(_GuardedSigner):
         raise SignerError("signer-state-mismatch", f"{self.path} belongs to another chain or key; refusing to use it")
 
     def _persist(self, record: SignedRecord, new_height: bool) -> None:
-        if new_height:
-            # Compact: only the new height's records matter from now on.
+        if new_height and self._log.size >= COMPACT_BYTES:
+            # Compact: only the new height's records matter from now on (reading the log keeps only the
+            # latest height's records, so until then a new height's are simply appended).
             self._log.close()
             replace_log(self.path, [self._header, record.encode()])
             self._log = AppendLog(self.path)

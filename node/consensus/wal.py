@@ -5,11 +5,13 @@ every timeout that fires, and syncs before any action it returns leaves the
 node.  After a restart, replaying the entries of the current height through
 a fresh driver brings it back to the round and step it was in, with the same
 votes counted.  Only the current height matters (earlier heights are in the
-block store), so ``start_height`` replaces the log with an empty one for the
-new height.  A torn last entry (a crash mid-append) is dropped on open.
+block store), so ``start_height`` appends a marker for the new height, and
+what came before the last marker is ignored; once the file has grown past
+``COMPACT_BYTES`` the marker replaces the file instead.  A torn last entry
+(a crash mid-append) is dropped on open.
 
-The first record names the height and the log's format (``_MAGIC``); a log
-written in another format is refused with what to do.
+Every height marker names the height and the log's format (``_MAGIC``); a
+log written in another format is refused with what to do.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 from typing import Protocol
 
 from node.consensus.messages import Proposal, Vote
-from node.consensus.records import AppendLog, load_log, replace_log
+from node.consensus.records import COMPACT_BYTES, AppendLog, load_log, replace_log
 from node.consensus.round_machine import Timeout, TimeoutKind
 from node.encoding import DecodeError, Reader, Writer
 from node.errors import CodedError
@@ -97,6 +99,10 @@ class FileWAL:
         if payloads:
             self._height = self._read_marker(payloads[0])
             for payload in payloads[1:]:
+                if payload[:1] == bytes([_TAG_HEIGHT]):  # a later height began: what came before is done
+                    self._height = self._read_marker(payload)
+                    self._entries = []
+                    continue
                 try:
                     self._entries.append(decode_entry(payload))
                 except DecodeError as exc:
@@ -104,7 +110,7 @@ class FileWAL:
         self._log = AppendLog(self.path)
 
     def _read_marker(self, payload: bytes) -> int:
-        """The height in the log's first record, after checking the log's format."""
+        """The height in a height marker, after checking the log's format."""
         head = Reader(payload)
         try:
             if head.u8() != _TAG_HEIGHT:
@@ -127,10 +133,17 @@ class FileWAL:
         return self._height
 
     def start_height(self, height: int) -> None:
-        """Begin a fresh log for ``height``; what was logged for earlier heights is dropped."""
-        self._log.close()
-        replace_log(self.path, [_height_marker(height)])
-        self._log = AppendLog(self.path)
+        """Begin the log of ``height``; what was logged for earlier heights no longer counts.
+
+        The marker is appended without a sync of its own: the first ``sync`` at this height (before anything
+        leaves the node) makes it durable with the entries after it, and a crash before that leaves the log
+        of the height before, which a restart at this height ignores."""
+        if self._log.size < COMPACT_BYTES:
+            self._log.append(_height_marker(height))
+        else:
+            self._log.close()
+            replace_log(self.path, [_height_marker(height)])
+            self._log = AppendLog(self.path)
         self._height = height
         self._entries = []
 

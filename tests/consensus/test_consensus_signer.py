@@ -3,6 +3,7 @@ import os
 import pytest
 
 from consensus_helpers import CHAIN, key
+from node.consensus import signer as signer_module
 from node.consensus.messages import VoteType, proposal_digest, vote_digest
 from node.consensus.signer import DoubleSignError, DurableSigner, MemorySigner, SignerError, SignerLock
 from node.crypto import derive_public_key, sha256, verify_signature
@@ -64,12 +65,14 @@ def test_refuses_to_go_back_in_height_or_round(tmp_path):
     assert exc.value.code == "round-regression"
 
 
-def test_new_height_compacts_the_file(tmp_path):
+def test_a_new_height_past_the_size_limit_compacts_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(signer_module, "COMPACT_BYTES", 1_000)
     path = tmp_path / "signer"
     s = DurableSigner(path, key(0), CHAIN)
     for r in range(20):
         s.sign_vote(PV, 1, r, V, T)
     big = os.path.getsize(path)
+    assert big > 1_000
     s.sign_vote(PV, 2, 0, V, T)
     assert os.path.getsize(path) < big / 5
     s.close()
@@ -77,6 +80,30 @@ def test_new_height_compacts_the_file(tmp_path):
     assert s.last_signed == (2, 0)
     with pytest.raises(DoubleSignError):
         s.sign_vote(PV, 1, 19, V, T)
+
+
+def test_new_heights_are_appended_and_reading_keeps_only_the_latest(tmp_path):
+    """Below the size limit a new height costs one append and fsync, not a rewrite of the file; what is read
+    back is the latest height's records alone, so the rules are the same as after a compaction."""
+    path = tmp_path / "signer"
+    s = DurableSigner(path, key(0), CHAIN)
+    s.sign_vote(PV, 1, 0, V, T)
+    s.sign_vote(PC, 1, 0, V, T)
+    size = os.path.getsize(path)
+    s.sign_vote(PV, 2, 0, W, T)
+    s.sign_vote(PC, 2, 1, W, T)
+    assert os.path.getsize(path) > size  # appended
+    s.close()
+    s = DurableSigner(path, key(0), CHAIN)
+    assert s.last_signed == (2, 1)
+    assert s.last_locked == SignerLock(2, 1, W)  # height 1's lock on V is gone with height 1
+    assert [m.height for m in s.signed_messages(2)] == [2, 2] and s.signed_messages(1) == []
+    with pytest.raises(DoubleSignError) as exc:
+        s.sign_vote(PV, 2, 0, V, T)
+    assert exc.value.code == "double-sign"
+    with pytest.raises(DoubleSignError) as exc:
+        s.sign_vote(PC, 1, 5, V, T)
+    assert exc.value.code == "height-regression"
 
 
 def test_torn_last_record_is_dropped(tmp_path):

@@ -3,6 +3,7 @@ import os
 import pytest
 
 from consensus_helpers import make_set, vote
+from node.consensus import wal as wal_module
 from node.consensus.messages import Proposal, VoteType
 from node.consensus.records import LogCorruptError
 from node.consensus.round_machine import Timeout, TimeoutKind
@@ -46,10 +47,46 @@ def test_start_height_drops_the_previous_height(tmp_path):
     wal.sync()
     wal.start_height(4)
     wal.append(Timeout(TimeoutKind.PROPOSE, 4, 0))
+    assert wal.height == 4 and wal.entries(4) == [Timeout(TimeoutKind.PROPOSE, 4, 0)] and wal.entries(3) == []
     wal.close()
     wal = FileWAL(path)
     assert wal.height == 4 and wal.entries(4) == [Timeout(TimeoutKind.PROPOSE, 4, 0)]
+    assert wal.entries(3) == []
+
+
+def test_a_new_height_past_the_size_limit_rewrites_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(wal_module, "COMPACT_BYTES", 300)
+    path = tmp_path / "wal"
+    wal = FileWAL(path)
+    wal.start_height(3)
+    for e in entries():
+        wal.append(e)
+    wal.sync()
+    big = os.path.getsize(path)
+    assert big > 300
+    wal.start_height(4)
+    wal.append(Timeout(TimeoutKind.PROPOSE, 4, 0))
+    wal.close()
     assert os.path.getsize(path) < 100
+    assert FileWAL(path).entries(4) == [Timeout(TimeoutKind.PROPOSE, 4, 0)]
+
+
+def test_an_unsynced_height_marker_lost_in_a_crash_leaves_the_height_before(tmp_path):
+    """The marker of a new height is made durable by the height's first sync; a crash before it leaves the
+    previous height's log, which a restart at the new height ignores."""
+    path = tmp_path / "wal"
+    wal = FileWAL(path)
+    wal.start_height(3)
+    for e in entries():
+        wal.append(e)
+    wal.sync()
+    synced = os.path.getsize(path)
+    wal.start_height(4)
+    wal.close()  # closing flushes; cut the file back to what the last sync made durable
+    with open(path, "r+b") as f:
+        f.truncate(synced)
+    wal = FileWAL(path)
+    assert wal.height == 3 and wal.entries(4) == []
 
 
 def test_torn_last_record_is_tolerated(tmp_path):
