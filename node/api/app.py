@@ -10,10 +10,9 @@ can change the node's keys or configuration.
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -21,13 +20,15 @@ from starlette.requests import ClientDisconnect
 
 from node import release
 from node.api import models as m
+from node.api import node_models as nm
 from node.api.address_routes import MAX_PAGE, add_address_routes
 from node.api.docs import add_local_docs
 from node.api.event_routes import add_event_routes
-from node.api.models import SubmitBatch, SubmitTx, error_responses
+from node.api.models import error_responses
 from node.api.snapshot_routes import add_snapshot_routes
+from node.api.tx_routes import add_tx_routes
 from node.api.validator_routes import add_validator_routes
-from node.api.views import block_json, tx_json
+from node.api.views import block_json
 from node.attestation import attestation_json, sign_attestation
 from node.crypto import CryptoError, SigningKey, decode_address
 from node.encoding import DecodeError
@@ -35,7 +36,6 @@ from node.errors import CodedError
 from node.explorer import add_explorer
 from node.ledger.errors import ERROR_CODES
 from node.mempool import AlreadyCommitted, MempoolConflict, MempoolError, MempoolFull
-from node.stages import CLOCK
 from node.status import node_status
 from node.types.transaction import MAX_TX_BYTES, Transaction
 from node.waiters import WaitRefused
@@ -199,7 +199,7 @@ def create_app(node) -> FastAPI:
 
     # ------------------------------------------------------------------ node
 
-    @app.get("/v1/health", tags=["node"], summary="Is the node up", **returns(m.Health, 400, 503))
+    @app.get("/v1/health", tags=["node"], summary="Is the node up", **returns(nm.Health, 400, 503))
     async def health():
         """200 while the node serves and its consensus runs; 503 node-failed once it has stopped on a fatal error."""
         if node.fatal is not None:
@@ -207,7 +207,7 @@ def create_app(node) -> FastAPI:
         return {"ok": True, "height": node.store.height}
 
     @app.get("/v1/status", tags=["node"], dependencies=[Guard], summary="Node status",
-             **returns(m.NodeStatus, 400, 503))
+             **returns(nm.NodeStatus, 400, 503))
     async def status():
         """Chain, committed tip, consensus step, mempool totals, peer links, clock skew and CPU use of the node."""
         return node_status(node)
@@ -217,7 +217,7 @@ def create_app(node) -> FastAPI:
     add_event_routes(app, node, ApiError, parse_address)
 
     @app.get("/v1/genesis", tags=["node"], dependencies=[Guard], summary="The genesis document",
-             **returns(m.Genesis, 400, 503))
+             **returns(nm.Genesis, 400, 503))
     async def genesis():
         """The genesis document this node runs and its hash; a wallet pins the hash to recognise the chain."""
         # The file the node checked at start, streamed as it is: a genesis of a million allocations is parsed by
@@ -233,13 +233,13 @@ def create_app(node) -> FastAPI:
         return StreamingResponse(body(), media_type="application/json")
 
     @app.get("/v1/evidence", tags=["node"], dependencies=[Guard], summary="Equivocation evidence",
-             **returns(m.Evidence, 400, 503))
+             **returns(nm.Evidence, 400, 503))
     async def evidence():
         """Conflicting votes of one validator (same height, round and type) that this node has seen."""
         return {"evidence": node.evidence.records}
 
     @app.get("/v1/mempool", tags=["node"], dependencies=[Guard], summary="Pending transactions",
-             **returns(m.Mempool, 400, 503))
+             **returns(nm.Mempool, 400, 503))
     async def mempool(limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="at most this many txs")] = 100):
         """Mempool totals and up to `limit` pending transactions with their fees, in admission order."""
         entries = list(node.mempool.entries.values())[:limit]
@@ -247,7 +247,7 @@ def create_app(node) -> FastAPI:
                 "txs": [{"txid": e.tx.txid.hex(), "fee": e.fee, "size": e.size} for e in entries]}
 
     @app.get("/metrics", tags=["node"], summary="Prometheus metrics", response_class=PlainTextResponse,
-             responses={200: {"model": m.MetricsText, "description": "the metrics, text/plain; version=0.0.4"},
+             responses={200: {"model": nm.MetricsText, "description": "the metrics, text/plain; version=0.0.4"},
                         **error_responses(400, json_ref=True)})
     async def metrics():
         """The node's counters and gauges in the Prometheus text format, for a scraper."""
@@ -311,106 +311,8 @@ def create_app(node) -> FastAPI:
 
     # ------------------------------------------------------------------ transactions
 
-    @app.get("/v1/txs/{txid}", tags=["transactions"], dependencies=[Guard], summary="A transaction by id",
-             **returns(m.TxStatus, 400, 404, 503))
-    async def get_tx(txid: str):
-        """A committed transaction with its block and a Merkle proof of its signed bytes, or a pending one with
-        its fee; 404 tx-not-found when this node has neither."""
-        raw = parse_hex(txid, "txid", 32)
-        location = node.waiters.locate(raw)
-        if location is not None:
-            block = node.store.get_block(location.height)
-            tx = block.txs[location.index]
-            # the proof's leaf is the wtxid, sha256 of tx["hex"]: it proves these exact signed bytes
-            return {"status": "committed", "txid": txid, "height": location.height, "index": location.index,
-                    "block_hash": location.block_hash.hex(), "tx_root": block.header.tx_root.hex(),
-                    "wtxid": tx.wtxid.hex(), "proof": block.proof(location.index).to_json(), "tx": tx_json(tx)}
-        entry = node.mempool.get(raw)
-        if entry is not None:
-            return {"status": "pending", "txid": txid, "fee": entry.fee, "tx": tx_json(entry.tx)}
-        raise ApiError(404, "tx-not-found", f"transaction {txid} is neither pending nor committed here",
-                       tx_status="unknown")
-
-    def check_chain(chain_id: str | None) -> None:
-        if chain_id is not None and chain_id != node.chain_id:
-            raise ApiError(422, "bad-txns-wrong-chain",
-                           f"transaction was made for chain {chain_id!r}; this node runs {node.chain_id!r}")
-
-    # Submissions answer their dicts without response validation (hot path): the models only document them.
-    @app.post("/v1/txs", tags=["transactions"], status_code=202, summary="Submit a transaction",
-              responses={202: {"model": m.TxPending, "description": "accepted into the mempool"},
-                         200: {"model": m.TxCommitted, "description": "committed (wait=commit, or already)"},
-                         **error_responses(400, 409, 413, 422, 503, 504)})
-    async def submit_tx(body: SubmitTx, wait: Annotated[Literal["mempool", "commit"], Query(
-            description="mempool: answer once admitted (202); commit: once committed (200) or 504")] = "mempool"):
-        """Admit one signed transaction (hex of its canonical encoding) to the mempool and relay it."""
-        check_chain(body.chain_id)
-        tx = decode_tx_hex(body.tx)
-        if node.sync.catching_up:
-            raise ApiError(503, "catching-up", "node is catching up with its peers; retry shortly or use another node")
-        with CLOCK.stage("admit_client"):
-            outcome: CodedError | bool = node.admission.admit_client_txs([tx])[0]
-        if isinstance(outcome, CodedError):
-            exc = outcome
-            details = exc.details
-            if exc.code == "txn-already-committed":
-                location = node.waiters.locate(tx.txid)
-                if location is not None:
-                    return JSONResponse(status_code=200, content={
-                        "txid": tx.txid.hex(), "status": "committed", "height": location.height,
-                        "index": location.index, "block_hash": location.block_hash.hex()})
-            raise ApiError(tx_error_status(exc), exc.code, exc.message, **{**details, "txid": tx.txid.hex()})
-        if wait == "commit":
-            location = await node.waiters.wait_for_commit(tx.txid, config.commit_wait_ms / 1000)
-            if location is None:
-                raise ApiError(504, "commit-timeout", f"not committed within {config.commit_wait_ms} ms; "
-                                                      f"poll GET /v1/txs/{tx.txid.hex()}", txid=tx.txid.hex())
-            return JSONResponse(status_code=200, content={
-                "txid": tx.txid.hex(), "status": "committed", "height": location.height, "index": location.index,
-                "block_hash": location.block_hash.hex()})
-        return {"txid": tx.txid.hex(), "status": "pending"}
-
-    @app.post("/v1/txs/batch", tags=["transactions"], summary="Submit many transactions",
-              responses={200: {"model": m.BatchResult, "description": "one result per transaction"},
-                         **error_responses(400, 413, 422, 503)})
-    async def submit_batch(body: SubmitBatch):
-        """Admit up to 10000 transactions in one request; each gets its own result (accepted, committed or
-        rejected with its error), in order. 422 only for a wrong chain_id, 503 while catching up."""
-        with CLOCK.stage("admit_client"):
-            return admit_batch(body)
-
-    def admit_batch(body: SubmitBatch) -> JSONResponse:
-        check_chain(body.chain_id)
-        if node.sync.catching_up:
-            raise ApiError(503, "catching-up", "node is catching up with its peers; retry shortly or use another node")
-        results: list[dict | None] = []
-        decoded: list[Transaction] = []
-        for item in body.txs:
-            try:
-                decoded.append(decode_tx_hex(item))
-                results.append(None)
-            except ApiError as exc:
-                results.append({"status": "rejected", "code": exc.code, "message": exc.message})
-        outcomes = iter(node.admission.admit_client_txs(decoded))
-        txs = iter(decoded)
-        accepted = 0
-        for i, slot in enumerate(results):
-            if slot is not None:
-                continue
-            tx, outcome = next(txs), next(outcomes)
-            if isinstance(outcome, Exception):
-                code = getattr(outcome, "code", "rejected")
-                if code == "txn-already-committed":
-                    results[i] = {"txid": tx.txid.hex(), "status": "committed"}
-                else:
-                    results[i] = {"txid": tx.txid.hex(), "status": "rejected", "code": code,
-                                  "message": getattr(outcome, "message", str(outcome)),
-                                  **jsonable_encoder(getattr(outcome, "details", {}))}
-            else:
-                results[i] = {"txid": tx.txid.hex(), "status": "accepted"}
-                accepted += 1
-        # Plain JSON values already: answered as they are, without FastAPI's per-item jsonable_encoder pass.
-        return JSONResponse({"accepted": accepted, "rejected": len(results) - accepted, "results": results})
+    add_tx_routes(app, node, guard=Guard, api_error=ApiError, returns=returns, parse_hex=parse_hex,
+                  decode_tx_hex=decode_tx_hex, tx_error_status=tx_error_status)
 
     # ------------------------------------------------------------------ addresses
 
