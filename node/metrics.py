@@ -27,6 +27,9 @@ class NodeMetrics:
                                       "node: wait, proposal, prevotes, precommits, consensus, apply "
                                       "(node.height_timeline)", labelnames=["phase"],
                                       buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5), registry=r)
+        stalls = Gauge("ledger_loop_stalls", "Times the event loop was kept from running for at least 250 ms "
+                       "(node.loop_watch)", registry=r)
+        stalls.set_function(lambda: node.loop_watch.stalls.count)
         mempool_size = Gauge("ledger_mempool_size", "Pending transactions", registry=r)
         mempool_size.set_function(lambda: len(node.mempool))
         mempool_bytes = Gauge("ledger_mempool_bytes", "Pending transaction bytes", registry=r)

@@ -42,6 +42,7 @@ from node.home import load_key_file
 from node.ledger.errors import ReconfigError
 from node.ledger.rules import BlockResult, SignatureCache
 from node.ledger.store import Store
+from node.loop_watch import LoopWatch
 from node.maintenance import StoreMaintenance
 from node.mempool import Mempool, MempoolJournal
 from node.metrics import NodeMetrics
@@ -149,6 +150,8 @@ class Node(DriverActions):
         self.started_at = time.time()
         self.last_block_time = time.monotonic()
         self.timeline = HeightTimeline()
+        self.loop_watch = LoopWatch()
+        """Stalls of this node's event loop (``node.loop_watch``)."""
         """This node's steps at the height being decided (``node.height_timeline``)."""
         self.loop: asyncio.AbstractEventLoop | None = None
         self._next_height_task: asyncio.Task | None = None
@@ -270,6 +273,7 @@ class Node(DriverActions):
         self._tasks.append(asyncio.create_task(self.consensus_io.status_loop(), name="round-state"))
         self._tasks.append(asyncio.create_task(self._watch_alone(), name="alone-watch"))
         self._tasks.append(asyncio.create_task(self._reannounce_reconfig(), name="reconfig-reannounce"))
+        self._tasks.append(asyncio.create_task(self.loop_watch.run(), name="loop-watch"))
         if self.config.create_empty_blocks_ms == 0:  # no empty blocks: not even the first height's
             self._next_height_task = asyncio.create_task(self._start_first_height())
         else:

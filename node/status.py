@@ -111,4 +111,6 @@ def node_status(node: Node) -> dict:
         "cpu_stages_s": CLOCK.snapshot(),
         "gc": {"collections": GC_PAUSES.count, "seconds": [round(x, 3) for x in GC_PAUSES.seconds],
                "longest_ms": round(GC_PAUSES.longest_s * 1000, 1)},
+        "loop": {"stalls": node.loop_watch.stalls.count,
+                 "longest_ms": round(node.loop_watch.stalls.longest_s * 1000, 1)},
     }

@@ -200,7 +200,9 @@ def test_answers_keep_their_keys_types_and_bytes(net):
     _keys(status, "chain_id", "node_name", "validator_address", "is_validator", "height", "earliest_height",
           "latest_block_hash", "latest_block_time_ms", "app_hash", "genesis_hash", "catching_up", "consensus",
           "mempool", "node_id", "p2p",
-          "peers", "clock", "cpu_stages_s", "gc")
+          "peers", "clock", "cpu_stages_s", "gc", "loop")
+    _keys(status["loop"], "stalls", "longest_ms")
+    assert type(status["loop"]["stalls"]) is int
     _types(status, chain_id=str, node_name=str, validator_address=str, is_validator=bool, height=int,
            latest_block_hash="hex", latest_block_time_ms=int, app_hash="hex", genesis_hash="hex", catching_up=bool,
            node_id=str, peers=list)

@@ -79,6 +79,13 @@ class GcState(Open):
     longest_ms: float = Field(description="the longest pause, ms")
 
 
+class LoopState(Open):
+    """Stalls of the node's event loop (node.loop_watch)."""
+
+    stalls: int = Field(description="times the loop was kept from running for at least 250 ms")
+    longest_ms: float = Field(description="the longest stall, ms")
+
+
 class NodeStatus(Open):
     """The node: chain, tip, consensus step, mempool, peers and clock."""
 
@@ -102,6 +109,7 @@ class NodeStatus(Open):
     clock: ClockState = Field(description="clock skew")
     cpu_stages_s: dict[str, float] = Field(description="CPU seconds spent per processing stage")
     gc: GcState = Field(description="garbage-collector pauses")
+    loop: LoopState = Field(description="event-loop stalls")
 
 
 class Genesis(Open):
