@@ -5,7 +5,7 @@
     HOME/validator_key.json   the node's secp256k1 key (mode 0600)
     HOME/data/                the LevelDB store
     HOME/signer_state.log     what this key has signed (never sign twice)
-    HOME/consensus.wal        consensus messages of the current height
+    HOME/consensus.wal        consensus messages of the current height (earlier heights' are ignored)
 """
 
 from __future__ import annotations

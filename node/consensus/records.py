@@ -1,9 +1,10 @@
 """Length- and checksum-framed records for append-only files (the WAL and the signer's log).
 
-Each record is ``u32 length || u32 crc32(payload) || payload``.  A crash can
-tear only the last record (it was being appended), so ``read_records`` stops
-at an incomplete or corrupt last record and reports where the good prefix
-ends; the caller truncates there.  Damage before the last record is not a
+Each record is ``u32 length || u32 crc32(payload) || payload``, and no payload
+is empty.  A crash can tear only the last record (it was being appended), so
+``read_records`` stops at an incomplete or corrupt last record, or at a tail
+of zero bytes (a file whose new length reached the disk before its data),
+and reports where the good prefix ends; the caller truncates there.  Damage before the last record is not a
 torn write and is reported as corruption.
 """
 
@@ -41,6 +42,10 @@ def read_records(data: bytes, path: str = "<memory>") -> tuple[list[bytes], int]
         if end - pos < _HEADER.size:
             break  # torn header
         length, crc = _HEADER.unpack_from(data, pos)
+        if length == 0:  # no record is empty: zeros where a file grew but its data never reached the disk
+            if data.count(0, pos) != end - pos:
+                raise LogCorruptError(path, pos)
+            break  # a torn tail of zeros
         body_end = pos + _HEADER.size + length
         if length > MAX_RECORD_BYTES or body_end > end:
             if length > MAX_RECORD_BYTES and body_end < end:

@@ -25,8 +25,12 @@ from node.consensus.round_machine import Timeout, TimeoutKind
 from node.encoding import DecodeError, Reader, Writer
 from node.errors import CodedError
 
-_MAGIC = "ledger/wal/2"
-"""Format of the log.  2: votes carry their time (1 had no format name in its height marker)."""
+_MAGIC = "ledger/wal/3"
+"""Format of the log.  3: a file holds several heights, each from its marker on (2 held one height, and is
+read the same way; 1 had no format name in its height marker, and votes without their time)."""
+_READABLE = frozenset({_MAGIC, "ledger/wal/2"})
+"""Formats this node replays: a format-2 file is a format-3 file of one height.  A node from before format 3
+refuses a format-3 file (more than one marker) with its ``wal-format-old`` answer and remedy."""
 _TAG_HEIGHT = 0
 _TAG_PROPOSAL = 1
 _TAG_VOTE = 2
@@ -119,7 +123,7 @@ class FileWAL:
             magic = head.text(64) if head.remaining() else "ledger/wal/1"
         except DecodeError as exc:
             raise WALError("wal-corrupt", f"{self.path}: {exc}") from exc
-        if magic != _MAGIC:
+        if magic not in _READABLE:
             raise WALError("wal-format-old",
                            f"{self.path} was written in WAL format {magic}; this node uses {_MAGIC} (votes carry "
                            f"their time) and cannot replay it. It only holds the messages of height {height}, "

@@ -5,10 +5,11 @@ import pytest
 from consensus_helpers import make_set, vote
 from node.consensus import wal as wal_module
 from node.consensus.messages import Proposal, VoteType
-from node.consensus.records import LogCorruptError
+from node.consensus.records import LogCorruptError, frame
 from node.consensus.round_machine import Timeout, TimeoutKind
-from node.consensus.wal import FileWAL, MemoryWAL
+from node.consensus.wal import FileWAL, MemoryWAL, encode_entry
 from node.crypto import sha256
+from node.encoding import Writer
 
 VS, KEYS = make_set([1, 1, 1, 1])
 A = VS.addresses
@@ -137,3 +138,33 @@ def test_memory_wal_crash_loses_only_unsynced_entries():
     assert wal.entries(3) == e[:3]
     wal.crash()
     assert wal.entries(3) == e[:2]
+
+
+def test_a_tail_of_zeros_is_a_torn_append_not_corruption(tmp_path):
+    """A file whose new length reached the disk before its data reads back zeros there: no record is empty,
+    so the zeros are cut off like any torn tail; zeros followed by data are still corruption."""
+    path = tmp_path / "wal"
+    wal = FileWAL(path)
+    wal.start_height(3)
+    for e in entries():
+        wal.append(e)
+    wal.close()
+    good = path.read_bytes()
+    path.write_bytes(good + bytes(300))
+    assert FileWAL(path).entries(3) == entries()
+    assert path.read_bytes() == good  # cut back on open
+    path.write_bytes(good + bytes(16) + good[-10:])
+    with pytest.raises(LogCorruptError):
+        FileWAL(path)
+
+
+def test_a_log_of_the_one_height_format_is_read_as_it_was(tmp_path):
+    """Format 2 held one height per file; its marker names it and it replays unchanged."""
+    path = tmp_path / "wal"
+    marker = Writer().u8(0).u64(3).text("ledger/wal/2").getvalue()
+    path.write_bytes(frame(marker) + b"".join(frame(encode_entry(e)) for e in entries()))
+    wal = FileWAL(path)
+    assert wal.height == 3 and wal.entries(3) == entries()
+    wal.start_height(4)  # carries on in today's format
+    wal.close()
+    assert FileWAL(path).height == 4
