@@ -14,6 +14,7 @@ from node.ledger.pruning import BATCH_HEIGHTS, prune_below
 from node.ledger.store import Store
 from node.ledger.validator_state import encode_named_set
 from node.light_client import set_changes_of
+from node.memory import release_free_memory
 from node.snapshot_file import encode_anchor
 from node.snapshots import SnapshotMaker, SnapshotStore
 from node.types.block import Block
@@ -64,6 +65,7 @@ class StoreMaintenance:
     async def _prune(self, retain: int) -> None:
         try:
             earliest = await asyncio.to_thread(prune_below, self.store, retain)
+            release_free_memory()  # the round's batches were built and freed in a worker thread's arena
             log.info("pruned blocks below height %d (retain_blocks=%d)", earliest, retain)
             self._prunes += 1
             if self._prunes % COMPACT_EVERY == 0:  # the indexes' deletes are spread over the key space: compact all

@@ -2,11 +2,18 @@
 
 ``kill -USR1 PID`` makes a node log this report (``ledger.memory``); an
 operator whose node grows can see what grew between two reports.
+
+``release_free_memory`` hands freed heap pages back to the system after a
+large transient job (a snapshot, a pruning round): the C allocator keeps
+what a thread freed in that thread's arena, so without it a node's resident
+memory steps up after every snapshot (by 18 MB of a 2.4M-output set, here).
 """
 
 from __future__ import annotations
 
 import collections
+import ctypes
+import ctypes.util
 import gc
 import logging
 import resource
@@ -47,6 +54,31 @@ def container_sizes(node: Any) -> dict[str, int | None]:
         for channel, queue in link.outbox.queues.items():
             sizes[f"outbox.{link.name}.{link.outbox.specs[channel].name}"] = len(queue)
     return sizes
+
+
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_free_memory() -> bool:
+    """Return the heap's free pages to the system (every arena's, the middle of the heap included); False
+    where the C library cannot.  It takes the allocator's locks for a moment: call it after a big job, not on
+    a hot path."""
+    if _MALLOC_TRIM is None:
+        return False
+    _MALLOC_TRIM(0)
+    return True
 
 
 def top_types(limit: int = TOP_TYPES) -> list[tuple[str, int]]:

@@ -29,6 +29,7 @@ from pathlib import Path
 from node.crypto import sha256
 from node.ledger.snapshot import CHUNKS, ChunkRef, Manifest, chunk_of, compress_chunk
 from node.ledger.store_layout import P_UTXO, U32
+from node.memory import release_free_memory
 from node.p2p import snapshot_wire
 from node.types.block import Header
 
@@ -242,6 +243,7 @@ class SnapshotMaker:
             log.exception("snapshot at height %d failed", header.height)
         finally:
             db_snapshot.close()
+            release_free_memory()  # the chunks' buffers were freed in this thread's arena: give the pages back
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait until the snapshot being written (if any) is done."""
