@@ -52,6 +52,12 @@ class Bench:
         self.rejections: collections.Counter[str] = collections.Counter()
         self.errors: collections.Counter[str] = collections.Counter()
         self.sent_requests = 0
+        self.sent_txs = 0
+        """Transfers sent at least once (for the live view, which must not walk every record)."""
+        self.committed_txs = 0
+        """Transfers seen committed."""
+        self.recent_commits: collections.deque[tuple[float, float]] = collections.deque()
+        """(seen, latency) of the commits of the last ``measure.RECENT_S`` seconds, oldest first (the live view)."""
         self.next_height = 1
         self.start_height = 0
         self.t0 = 0.0
@@ -80,6 +86,7 @@ class Bench:
             r.phase = phase.name
             r.attempts += 1
             r.status = "sent"
+        self.sent_txs += sum(1 for r in records if r.attempts == 1)
         self.in_flight[node] += 1
         self.sent_requests += 1
         try:
@@ -211,6 +218,9 @@ class Bench:
                         r.commit_t = now
                         r.height = height
                         r.status = "committed"
+                        self.committed_txs += 1
+                        if r.submit_t is not None:
+                            self.recent_commits.append((now, now - r.submit_t))
                         self.workload.release(r, committed=True)
 
     async def stage_totals(self, client: httpx.AsyncClient) -> dict[str, dict[str, float]]:

@@ -27,9 +27,7 @@ def render(bench: Bench):
     from rich.table import Table
 
     tps, p50 = recent(bench)
-    records = bench.workload.records.values()
-    sent = sum(1 for r in records if r.attempts)
-    committed = sum(1 for r in records if r.commits)
+    sent, committed = bench.sent_txs, bench.committed_txs
     phase = bench.phase
     table = Table(title="ledger-devnet bench", expand=False)
     for col in ("phase", "offer/s", "elapsed", "sent", "committed", "in flight", "commit/s (5s)",
