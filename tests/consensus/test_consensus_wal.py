@@ -25,13 +25,19 @@ def entries():
     ]
 
 
-def test_replay_after_reopen(tmp_path):
-    path = tmp_path / "wal"
+def height_3_synced(path) -> FileWAL:
+    """A WAL at ``path`` holding height 3's entries, synced."""
     wal = FileWAL(path)
     wal.start_height(3)
     for e in entries():
         wal.append(e)
     wal.sync()
+    return wal
+
+
+def test_replay_after_reopen(tmp_path):
+    path = tmp_path / "wal"
+    wal = height_3_synced(path)
     wal.close()
     wal = FileWAL(path)
     assert wal.height == 3
@@ -41,11 +47,7 @@ def test_replay_after_reopen(tmp_path):
 
 def test_start_height_drops_the_previous_height(tmp_path):
     path = tmp_path / "wal"
-    wal = FileWAL(path)
-    wal.start_height(3)
-    for e in entries():
-        wal.append(e)
-    wal.sync()
+    wal = height_3_synced(path)
     wal.start_height(4)
     wal.append(Timeout(TimeoutKind.PROPOSE, 4, 0))
     assert wal.height == 4 and wal.entries(4) == [Timeout(TimeoutKind.PROPOSE, 4, 0)] and wal.entries(3) == []
@@ -58,11 +60,7 @@ def test_start_height_drops_the_previous_height(tmp_path):
 def test_a_new_height_past_the_size_limit_rewrites_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(wal_module, "COMPACT_BYTES", 300)
     path = tmp_path / "wal"
-    wal = FileWAL(path)
-    wal.start_height(3)
-    for e in entries():
-        wal.append(e)
-    wal.sync()
+    wal = height_3_synced(path)
     big = os.path.getsize(path)
     assert big > 300
     wal.start_height(4)
@@ -76,11 +74,7 @@ def test_an_unsynced_height_marker_lost_in_a_crash_leaves_the_height_before(tmp_
     """The marker of a new height is made durable by the height's first sync; a crash before it leaves the
     previous height's log, which a restart at the new height ignores."""
     path = tmp_path / "wal"
-    wal = FileWAL(path)
-    wal.start_height(3)
-    for e in entries():
-        wal.append(e)
-    wal.sync()
+    wal = height_3_synced(path)
     synced = os.path.getsize(path)
     wal.start_height(4)
     wal.close()  # closing flushes; cut the file back to what the last sync made durable
