@@ -3,14 +3,18 @@
 ``kill -USR1 PID`` makes a node log this report (``ledger.memory``); an
 operator whose node grows can see what grew between two reports.
 
-``release_free_memory`` hands freed heap pages back to the system after a
-large transient job (a snapshot, a pruning round): the C allocator keeps
-what a thread freed in that thread's arena, so without it a node's resident
-memory steps up after every snapshot (by 18 MB of a 2.4M-output set, here).
+``release_free_memory`` hands freed heap pages back to the system: the C
+allocator keeps what was freed, so a node's resident memory keeps the high
+mark of every burst (a snapshot's buffers, the big blocks of a backlog that
+follows it).  A node calls it after a snapshot, after a pruning round, and
+every ``RELEASE_EVERY_S`` (``release_memory_periodically``): in a 60-minute
+run at 1,000 tx/s, the minute after a snapshot left each node 35-40 MB of
+free heap pages resident, all of which one call gave back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import ctypes
 import ctypes.util
@@ -79,6 +83,20 @@ def release_free_memory() -> bool:
         return False
     _MALLOC_TRIM(0)
     return True
+
+
+RELEASE_EVERY_S = 60.0
+"""How often a running node hands its free heap pages back."""
+
+
+async def release_memory_periodically(every_s: float = RELEASE_EVERY_S) -> None:
+    """Call ``release_free_memory`` every ``every_s`` seconds, in a worker thread (a node task, until cancelled;
+    returns at once where the C library cannot)."""
+    if _MALLOC_TRIM is None:
+        return
+    while True:
+        await asyncio.sleep(every_s)
+        await asyncio.to_thread(release_free_memory)
 
 
 def top_types(limit: int = TOP_TYPES) -> list[tuple[str, int]]:
