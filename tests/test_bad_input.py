@@ -247,6 +247,7 @@ def test_wrong_types_in_paths_and_queries(node):
     c = node.client
     alice = encode_address(node.address("alice"))
     big = str(2**70)
+    tampered = alice[:-1] + ("q" if alice[-1] != "q" else "p")  # the checksum fails: never the same character
     cases = [
         ("/v1/blocks/abc", 400), ("/v1/blocks/1.5", 400), ("/v1/blocks/0", 404), ("/v1/blocks/-1", 404),
         (f"/v1/blocks/{big}", 404), ("/v1/blocks?from=-1", 400), ("/v1/blocks?from=x", 400),
@@ -256,7 +257,7 @@ def test_wrong_types_in_paths_and_queries(node):
         ("/v1/status?min_height=99999999", 503), ("/v1/mempool?limit=0", 400), (f"/v1/mempool?limit={big}", 400),
         ("/v1/txs/zz", 400), ("/v1/txs/" + "00" * 31, 400), ("/v1/txs/" + "00" * 32, 404),
         ("/v1/addresses/garbage/balance", 400), ("/v1/addresses/%00%ff/utxos", 400),
-        (f"/v1/addresses/{alice[:-1]}x/balance", 400), (f"/v1/addresses/{alice.upper()}/txs", (200, 400)),
+        (f"/v1/addresses/{tampered}/balance", 400), (f"/v1/addresses/{alice.upper()}/txs", (200, 400)),
         (f"/v1/addresses/{alice}/balance?height=-1", 400), (f"/v1/addresses/{alice}/balance?height={big}", (400, 404)),
         (f"/v1/addresses/{alice}/balance?height=x", 400), (f"/v1/addresses/{alice}/utxos?after=zz", 400),
         (f"/v1/addresses/{alice}/utxos?after={'00' * 32}:{big}", 400), (f"/v1/addresses/{alice}/utxos?limit=0", 400),
