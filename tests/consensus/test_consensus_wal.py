@@ -86,11 +86,7 @@ def test_an_unsynced_height_marker_lost_in_a_crash_leaves_the_height_before(tmp_
 
 def test_torn_last_record_is_tolerated(tmp_path):
     path = tmp_path / "wal"
-    wal = FileWAL(path)
-    wal.start_height(3)
-    for e in entries():
-        wal.append(e)
-    wal.close()
+    height_3_synced(path).close()
     full = os.path.getsize(path)
     for cut in (1, 5, 9):  # inside the last record's header or body
         with open(path, "r+b") as f:
@@ -109,11 +105,7 @@ def test_torn_last_record_is_tolerated(tmp_path):
 
 def test_damage_in_the_middle_is_corruption_not_a_torn_write(tmp_path):
     path = tmp_path / "wal"
-    wal = FileWAL(path)
-    wal.start_height(3)
-    for e in entries():
-        wal.append(e)
-    wal.close()
+    height_3_synced(path).close()
     data = bytearray(open(path, "rb").read())
     data[30] ^= 0xFF
     open(path, "wb").write(bytes(data))
@@ -138,11 +130,7 @@ def test_a_tail_of_zeros_is_a_torn_append_not_corruption(tmp_path):
     """A file whose new length reached the disk before its data reads back zeros there: no record is empty,
     so the zeros are cut off like any torn tail; zeros followed by data are still corruption."""
     path = tmp_path / "wal"
-    wal = FileWAL(path)
-    wal.start_height(3)
-    for e in entries():
-        wal.append(e)
-    wal.close()
+    height_3_synced(path).close()
     good = path.read_bytes()
     path.write_bytes(good + bytes(300))
     assert FileWAL(path).entries(3) == entries()
