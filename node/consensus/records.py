@@ -4,8 +4,8 @@ Each record is ``u32 length || u32 crc32(payload) || payload``, and no payload
 is empty.  A crash can tear only the last record (it was being appended), so
 ``read_records`` stops at an incomplete or corrupt last record, or at a tail
 of zero bytes (a file whose new length reached the disk before its data),
-and reports where the good prefix ends; the caller truncates there.  Damage before the last record is not a
-torn write and is reported as corruption.
+and reports where the good prefix ends; the caller truncates there.  Damage
+before the last record is not a torn write and is reported as corruption.
 """
 
 from __future__ import annotations
