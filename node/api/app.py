@@ -28,7 +28,7 @@ from node.api.models import error_responses
 from node.api.snapshot_routes import add_snapshot_routes
 from node.api.tx_routes import add_tx_routes
 from node.api.validator_routes import add_validator_routes
-from node.api.views import block_json
+from node.api.views import block_json, block_summary_json
 from node.attestation import attestation_json, sign_attestation
 from node.crypto import CryptoError, SigningKey, decode_address
 from node.encoding import DecodeError
@@ -304,9 +304,14 @@ def create_app(node) -> FastAPI:
             raise ApiError(400, "range-too-large", f"at most {MAX_BLOCK_RANGE} blocks per request")
         out = []
         for height in range(start, end + 1):
-            block = node.store.get_block(height)
-            if block is not None:
-                out.append(block_json(block, node.store.get_commit(height), with_txs=txs))
+            if txs:
+                block = node.store.get_block(height)
+                if block is not None:
+                    out.append(block_json(block, node.store.get_commit(height)))
+            else:  # txids only: read without decoding each transaction (a long-polling client asks for this)
+                summary = node.store.get_block_summary(height)
+                if summary is not None:
+                    out.append(block_summary_json(summary, node.store.get_commit(height)))
         return {"height": top, "from": start, "to": end, "blocks": out}
 
     # ------------------------------------------------------------------ transactions

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from node.crypto import encode_address
 from node.ledger.state import UtxoEntry
-from node.types.block import Block, Header
+from node.types.block import Block, BlockSummary, Header, summarize_block
 from node.types.commit import Commit
 from node.types.reconfig import Approval, ReconfigInput
 from node.types.transaction import COIN, OutPoint, Transaction
@@ -69,20 +69,25 @@ def commit_json(commit: Commit | None) -> dict | None:
 
 
 def block_json(block: Block, commit: Commit | None, with_txs: bool = True) -> dict:
-    out = {
+    out = block_summary_json(summarize_block(block), commit)
+    if with_txs:
+        out["txs"] = [tx_json(tx) for tx in block.txs]
+    return out
+
+
+def block_summary_json(block: BlockSummary, commit: Commit | None) -> dict:
+    """A block as ``GET /v1/blocks`` lists it without ``txs``: ``block_json`` less the ``txs`` key."""
+    return {
         "hash": block.hash.hex(),
         "height": block.height,
         "header": header_json(block.header),
         "header_hex": block.header.encode().hex(),
-        "tx_count": len(block.txs),
+        "tx_count": len(block.txids),
         "txids": [txid.hex() for txid in block.txids],
         "inputs": [reconfig_input_json(item) for item in block.inputs],
         "last_commit": commit_json(block.last_commit),
         "commit": commit_json(commit),
     }
-    if with_txs:
-        out["txs"] = [tx_json(tx) for tx in block.txs]
-    return out
 
 
 def utxo_json(outpoint: OutPoint, entry: UtxoEntry) -> dict:

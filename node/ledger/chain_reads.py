@@ -30,7 +30,7 @@ from node.ledger.store_layout import (
     U64,
     decode_utxo_key,
 )
-from node.types.block import Block, Header
+from node.types.block import Block, BlockSummary, Header, read_block_summary, summarize_block
 from node.types.commit import Commit
 from node.types.transaction import OutPoint, Transaction
 
@@ -86,6 +86,15 @@ class ChainReads:
             return recent  # the committed object itself: no decoding
         raw = self._block_record(P_BLOCK, height)
         return Block.decode(raw) if raw is not None else None
+
+    def get_block_summary(self, height: int) -> BlockSummary | None:
+        """The block at ``height`` less its transactions (header, txids, inputs, parent certificate), for listings:
+        one of the last few from memory, an older one read from its stored bytes without decoding a transaction
+        (``read_block_summary``)."""
+        if (recent := self.recent_blocks.get(height)) is not None:
+            return summarize_block(recent)
+        raw = self._block_record(P_BLOCK, height)
+        return read_block_summary(raw) if raw is not None else None
 
     def get_block_bytes(self, height: int) -> bytes | None:
         return self._block_record(P_BLOCK, height)
