@@ -187,8 +187,16 @@ def _parsed_public_key(public_key: bytes):
 
 
 def _verify_fast(public_key: bytes, digest: bytes, signature: bytes) -> bool:
-    public_key, digest, signature = _as_bytes(public_key), _as_bytes(digest), _as_bytes(signature)
-    if len(digest) != DIGEST_SIZE or len(public_key) != PUBLIC_KEY_SIZE or _strict_scalars(signature) is None:
+    """The strict rule, decided by libsecp256k1.
+
+    The scalar bounds of ``_strict_scalars`` are not checked again in Python (two big-integer conversions
+    per signature): the library decides exactly them.  ``secp256k1_ecdsa_signature_parse_compact`` refuses
+    r or s >= n, and ``secp256k1_ecdsa_verify`` refuses r or s = 0 and s > n/2 (it accepts lower-S only);
+    tests/test_crypto_differential.py checks each bound against the reference.
+    """
+    if type(public_key) is not bytes or type(digest) is not bytes or type(signature) is not bytes:
+        public_key, digest, signature = _as_bytes(public_key), _as_bytes(digest), _as_bytes(signature)
+    if len(digest) != DIGEST_SIZE or len(public_key) != PUBLIC_KEY_SIZE or len(signature) != SIGNATURE_SIZE:
         return False
     pub = _parsed_public_key(public_key)
     if pub is None:
