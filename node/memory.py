@@ -122,6 +122,7 @@ class GcPauses:
         self.seconds = [0.0, 0.0, 0.0]
         self.longest_s = 0.0
         self._started = 0.0
+        self._started_cpu = 0.0
 
     def install(self) -> None:
         if self._callback not in gc.callbacks:
@@ -132,6 +133,7 @@ class GcPauses:
 
         if phase == "start":
             self._started = time.perf_counter()
+            self._started_cpu = time.thread_time()
             return
         elapsed = time.perf_counter() - self._started
         generation = int(info.get("generation", 0))
@@ -139,7 +141,10 @@ class GcPauses:
         self.seconds[generation] += elapsed
         self.longest_s = max(self.longest_s, elapsed)
         if elapsed >= self.SLOW_S:
-            log.info("gc: generation %d collection took %.0f ms (collected %s)", generation, elapsed * 1000,
+            # CPU time far below the wall time means the process waited for a core, not that the collection
+            # had that much to do.
+            log.info("gc: generation %d collection took %.0f ms, %.0f ms of it on the CPU (collected %s)",
+                     generation, elapsed * 1000, (time.thread_time() - self._started_cpu) * 1000,
                      info.get("collected"))
 
 
