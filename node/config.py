@@ -116,9 +116,12 @@ class NodeConfig:
     them (keeping its old state until the new one is whole) and starts again; off, it only logs that it is stuck."""
     snapshot_keep: int = 2
     """How many snapshots the node keeps (``HOME/snapshots``)."""
-    gc_gen0_threshold: int = 50_000
+    gc_gen0_threshold: int = 10_000
     """Allocations between two young garbage collections (Python's default is 700); 0 keeps Python's settings.
     The node also freezes everything it allocated at start-up out of the collector's way."""
+    gc_freeze_survivors: bool = True
+    """After each garbage collection, freeze what survived it (``node.memory.freeze_survivors``), so the
+    collector walks each object at most once instead of again in every older-generation collection."""
 
     def with_overrides(self, overrides: dict[str, object]) -> NodeConfig:
         known = {f.name: f for f in fields(self)}
