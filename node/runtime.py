@@ -57,6 +57,7 @@ from node.state_sync_home import BLOCKS_DIR, state_sync_dir
 from node.state_sync_switch import StateSyncSwitch
 from node.status import ClockWatch
 from node.sync import BlockSync
+from node.thread_priority import lower_background_threads
 from node.types.block import Block
 from node.types.commit import Commit
 from node.types.reconfig import decode_pool_item
@@ -276,6 +277,7 @@ class Node(DriverActions):
         self._tasks.append(asyncio.create_task(self._reannounce_reconfig(), name="reconfig-reannounce"))
         self._tasks.append(asyncio.create_task(self.loop_watch.run(), name="loop-watch"))
         self._tasks.append(asyncio.create_task(release_memory_periodically(), name="release-memory"))
+        self._tasks.append(asyncio.create_task(lower_background_threads(), name="background-priority"))
         if self.config.create_empty_blocks_ms == 0:  # no empty blocks: not even the first height's
             self._next_height_task = asyncio.create_task(self._start_first_height())
         else:
