@@ -114,18 +114,11 @@ GC_OLDER_THRESHOLDS = (20, 100)
 """Young collections per middle one, middle per full one, when ``gc_gen0_threshold`` is set."""
 
 
-def tune_gc(gen0_threshold: int, freeze_survivors: bool = False) -> None:
+def tune_gc(gen0_threshold: int) -> None:
     """Collect garbage less often: a node allocates many short-lived objects per transaction, and Python's
-    default (a young collection every 700 allocations) spends a tenth of the node's CPU on collections.
-    With ``freeze_survivors`` each collection's survivors leave the collector's sight
-    (``node.memory.freeze_survivors``)."""
+    default (a young collection every 700 allocations) spends a tenth of the node's CPU on collections."""
     if gen0_threshold > 0:
         gc.set_threshold(gen0_threshold, *GC_OLDER_THRESHOLDS)
-    if freeze_survivors:
-        from node.memory import freeze_survivors as freeze
-
-        if freeze not in gc.callbacks:
-            gc.callbacks.append(freeze)
 
 
 def freeze_startup_heap() -> None:
@@ -146,7 +139,7 @@ async def run_node(home: Path, config: NodeConfig) -> int:
     from node.memory import GC_PAUSES, log_memory_report
     from node.runtime import Node
 
-    tune_gc(config.gc_gen0_threshold, config.gc_freeze_survivors)
+    tune_gc(config.gc_gen0_threshold)
     GC_PAUSES.install()
     from node.state_sync import StateSyncFailed, sync_home
     try:

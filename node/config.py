@@ -119,9 +119,6 @@ class NodeConfig:
     gc_gen0_threshold: int = 10_000
     """Allocations between two young garbage collections (Python's default is 700); 0 keeps Python's settings.
     The node also freezes everything it allocated at start-up out of the collector's way."""
-    gc_freeze_survivors: bool = True
-    """After each garbage collection, freeze what survived it (``node.memory.freeze_survivors``), so the
-    collector walks each object at most once instead of again in every older-generation collection."""
 
     def with_overrides(self, overrides: dict[str, object]) -> NodeConfig:
         known = {f.name: f for f in fields(self)}

@@ -111,26 +111,6 @@ def log_memory_report(node: Any) -> None:
              gc.get_count(), gc.get_freeze_count(), container_sizes(node), top_types())
 
 
-def freeze_survivors(phase: str, info: dict) -> None:
-    """``gc.callbacks`` entry: after every collection, move what survived it out of the collector's sight.
-
-    A node's long-lived objects (the bounded caches' entries, pending
-    transactions, recent blocks) churn: each new one is young, survives its
-    first collection, and would then be walked again by every collection of
-    the older generations (a full one walks the whole heap, 1-2 million
-    objects), although none of them is ever part of a reference cycle.  At
-    2,500 tx/s the young collections found 166 unreachable objects in 75 s,
-    and each took 40-100 ms of CPU (100-480 ms of wall time with four nodes
-    on two cores) in the middle of a height.  Frozen objects are still freed
-    by reference counting when they are dropped; what freezing gives up is
-    collecting a reference cycle that was still alive at a collection and
-    became garbage afterwards (``GET /v1/status`` ``gc.frozen`` shows that
-    count staying level).
-    """
-    if phase == "stop":
-        gc.freeze()
-
-
 class GcPauses:
     """How long the garbage collector stops the node, per generation (``gc.callbacks``)."""
 

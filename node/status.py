@@ -9,7 +9,6 @@ off; block time does not depend on it (BFT time).
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import Callable
@@ -111,7 +110,7 @@ def node_status(node: Node) -> dict:
         "clock": node.clock.status(),
         "cpu_stages_s": CLOCK.snapshot(),
         "gc": {"collections": GC_PAUSES.count, "seconds": [round(x, 3) for x in GC_PAUSES.seconds],
-               "collected": GC_PAUSES.collected, "frozen": gc.get_freeze_count(),
+               "collected": GC_PAUSES.collected,
                "longest_ms": round(GC_PAUSES.longest_s * 1000, 1)},
         "loop": {"stalls": node.loop_watch.stalls.count,
                  "longest_ms": round(node.loop_watch.stalls.longest_s * 1000, 1)},

@@ -78,8 +78,7 @@ class GcState(Open):
     seconds: list[float] = Field(description="seconds spent per generation")
     longest_ms: float = Field(description="the longest pause, ms")
     collected: list[int] = Field(description="unreachable objects found per generation (reference cycles)")
-    frozen: int = Field(description="objects out of the collector's sight (start-up, and survivors of each "
-                                    "collection with gc_freeze_survivors); level when nothing leaks")
+
 
 
 class LoopState(Open):
