@@ -185,6 +185,9 @@ def test_scalar_bounds_are_exactly_the_strict_rule():
             assert decide(pub, b32(e), sig_of(r, s))
             if s == HALF_N:
                 assert not decide(pub, b32(e), sig_of(r, HALF_N + 1))
+            # s and s + n are the same scalar: a backend that reduced s mod n would take this one
+            if s + N < TWO_256:  # s = 1 (s + n must fit the 32 bytes)
+                assert not decide(pub, b32(e), sig_of(r, s + N))
 
 
 def test_digests_equal_mod_n_are_equivalent():
