@@ -469,6 +469,7 @@ def test_a_client_that_does_not_read_never_slows_commits(net):
     """The node's kernel takes megabytes for a stuck socket before its queue fills (the cut-off itself is shown
     in process above); what a stuck client must never do is slow the commits or the other clients."""
     coins = fan_out(net, "bob", 999)
+    wait_until_no_event_clients(net)  # earlier tests' streams are let go first: this one needs two of the slots
     slow = socket.socket()
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)  # before connecting: a small window, never read
     host, port = net.url(0).removeprefix("http://").split(":")
@@ -477,6 +478,7 @@ def test_a_client_that_does_not_read_never_slows_commits(net):
     key, own = net.wallets["bob"], net.address("bob")
     try:
         with stream(net, kinds="block") as reader:
+            assert reader.status_code == 200, reader.read()[:300]
             first = [e for e in sse(reader, 1, 5) if "event" in e][0]["data"]["height"]
             for _ in range(2):  # a thousand payments a round: their tx events pile up in front of the slow client
                 txs = [sign_transaction(net.chain_id, [(op, key)], [TxOutput(own, amount - 500)])
@@ -498,8 +500,12 @@ def test_a_client_that_does_not_read_never_slows_commits(net):
             assert metric(net, "ledger_event_clients") >= 2  # the slow one is still held (its kernel buffers)
     finally:
         slow.close()
-    deadline = time.monotonic() + 10
-    while metric(net, "ledger_event_clients") > 0:  # a client that hangs up is let go
+    wait_until_no_event_clients(net)  # a client that hangs up is let go
+
+
+def wait_until_no_event_clients(net, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while metric(net, "ledger_event_clients") > 0:
         assert time.monotonic() < deadline, "event clients still held after they hung up"
         time.sleep(0.1)
 

@@ -1,6 +1,7 @@
 """Threads the node did not start in Python (LevelDB's compaction thread) run at a lower priority than its loop."""
 
 import os
+import random
 import threading
 
 import plyvel
@@ -15,8 +16,9 @@ def _nice(tid: int) -> int:
 
 def _start_leveldb_thread(path) -> plyvel.DB:
     db = plyvel.DB(str(path), create_if_missing=True, write_buffer_size=64 * 1024)
+    values = random.Random(7)
     for i in range(2_000):  # several memtables: flushes and a compaction run in LevelDB's own thread
-        db.put(i.to_bytes(4, "big"), os.urandom(100))
+        db.put(i.to_bytes(4, "big"), values.randbytes(100))
     db.compact_range()
     return db
 
