@@ -14,13 +14,13 @@ import struct
 from dataclasses import dataclass
 from functools import cached_property
 
-from node.crypto import ADDRESS_SIZE, PUBLIC_KEY_SIZE, SIGNATURE_SIZE, sha256
+from node.crypto import ADDRESS_SIZE, sha256
 from node.encoding import DecodeError, Reader, Writer
 from node.types.commit import Commit
 from node.types.hashes import HASH_SIZE
 from node.types.merkle import EMPTY_ROOT, MerkleProof, merkle_proof, merkle_root
 from node.types.reconfig import MAX_INPUT_BYTES, ReconfigInput, decode_input, inputs_hash
-from node.types.transaction import MAX_TX_BYTES, MAX_TX_INPUTS, MAX_TX_OUTPUTS, TXID_SIZE, Transaction
+from node.types.transaction import MAX_TX_BYTES, Transaction, cut_unsigned_body
 
 MAX_CHAIN_ID_BYTES = 64
 MAX_BLOCK_TXS_DECODE = 100_000
@@ -223,11 +223,6 @@ def read_block_summary(data: bytes) -> BlockSummary:
 
 
 _U32 = struct.Struct(">I")
-_TAGGED_COUNT = struct.Struct(">BI")
-_INPUT_BYTES = TXID_SIZE + 4 + PUBLIC_KEY_SIZE + SIGNATURE_SIZE
-_UNSIGNED_INPUT_BYTES = TXID_SIZE + 4 + PUBLIC_KEY_SIZE
-"""An input's bytes before its signature: the part of it the unsigned body (the txid's preimage) covers."""
-_OUTPUT_BYTES = ADDRESS_SIZE + 8
 
 
 def _read_well_formed_summary(data: bytes) -> BlockSummary | None:
@@ -263,27 +258,3 @@ def _read_well_formed_summary(data: bytes) -> BlockSummary | None:
     except (DecodeError, struct.error):
         return None
     return BlockSummary(header, txids, inputs, last_commit)
-
-
-def cut_unsigned_body(data: bytes, start: int, end: int) -> bytes | None:
-    """The unsigned body (``Transaction.unsigned_bytes``, the txid's preimage) of the signed transaction
-    ``data[start:end]``, or None unless its tag, counts and length are exactly right (the checks of
-    ``node.types.transaction.decode_well_formed_transaction``, which cuts it out of a transaction's bytes the
-    same way)."""
-    if end - start < _TAGGED_COUNT.size + _U32.size:
-        return None
-    tag, n_inputs = _TAGGED_COUNT.unpack_from(data, start)
-    inputs_at = start + _TAGGED_COUNT.size
-    outputs_at = inputs_at + _INPUT_BYTES * n_inputs
-    if tag != 1 or n_inputs > MAX_TX_INPUTS or outputs_at + _U32.size > end:
-        return None
-    n_outputs = _U32.unpack_from(data, outputs_at)[0]
-    if n_outputs > MAX_TX_OUTPUTS or outputs_at + _U32.size + _OUTPUT_BYTES * n_outputs != end:
-        return None
-    # domain tag 0, the input count, each input without its signature, then the outputs as they are
-    if n_inputs == 1:
-        return b"\x00" + data[start + 1:inputs_at + _UNSIGNED_INPUT_BYTES] + data[outputs_at:end]
-    parts = [b"\x00", data[start + 1:inputs_at]]
-    parts += [data[at:at + _UNSIGNED_INPUT_BYTES] for at in range(inputs_at, outputs_at, _INPUT_BYTES)]
-    parts.append(data[outputs_at:end])
-    return b"".join(parts)

@@ -184,31 +184,43 @@ def decode_well_formed_transaction(data: bytes) -> Transaction | None:
     ``data`` instead of re-encoded.  It decides nothing ``read_transaction``
     would refuse: a None sends the bytes down the general path.
     """
-    size = len(data)
-    if size < _TAGGED_COUNT.size + _COUNT.size:
+    unsigned = cut_unsigned_body(data, 0, len(data))
+    if unsigned is None:
         return None
-    tag, n_inputs = _TAGGED_COUNT.unpack_from(data)
-    outputs_at = _TAGGED_COUNT.size + _INPUT.size * n_inputs
-    if tag != 1 or n_inputs > MAX_TX_INPUTS or outputs_at + _COUNT.size > size:
-        return None
-    n_outputs = _COUNT.unpack_from(data, outputs_at)[0]
-    if n_outputs > MAX_TX_OUTPUTS or outputs_at + _COUNT.size + _OUTPUT.size * n_outputs != size:
-        return None
+    outputs_at = _TAGGED_COUNT.size + _INPUT.size * _TAGGED_COUNT.unpack_from(data)[1]
     inputs = tuple([TxInput(OutPoint(txid, index), key, signature)
                     for txid, index, key, signature in _INPUT.iter_unpack(data[_TAGGED_COUNT.size:outputs_at])])
     outputs = tuple([TxOutput(address, amount)
                      for address, amount in _OUTPUT.iter_unpack(data[outputs_at + _COUNT.size:])])
-    # domain tag 0, the input count, each input without its signature, then the outputs as they are
-    if n_inputs == 1:
-        unsigned = b"\x00" + data[1:_TAGGED_COUNT.size + _UNSIGNED_INPUT_BYTES] + data[outputs_at:]
-    else:
-        parts = [b"\x00", data[1:_TAGGED_COUNT.size]]
-        parts += [data[at:at + _UNSIGNED_INPUT_BYTES] for at in range(_TAGGED_COUNT.size, outputs_at, _INPUT.size)]
-        parts.append(data[outputs_at:])
-        unsigned = b"".join(parts)
     tx = Transaction(inputs, outputs)
     _remember_encodings(tx, data, unsigned)
     return tx
+
+
+def cut_unsigned_body(data: bytes, start: int, end: int) -> bytes | None:
+    """The unsigned body (``Transaction.unsigned_bytes``, the txid's preimage) of the signed transaction
+    ``data[start:end]``, or None unless its tag, counts and length are exactly right.
+
+    Cut out of the bytes rather than re-encoded: decoding a transaction needs it for the txid, and so does
+    listing a stored block's txids without decoding its transactions (``node.types.block.read_block_summary``).
+    """
+    if end - start < _TAGGED_COUNT.size + _COUNT.size:
+        return None
+    tag, n_inputs = _TAGGED_COUNT.unpack_from(data, start)
+    inputs_at = start + _TAGGED_COUNT.size
+    outputs_at = inputs_at + _INPUT.size * n_inputs
+    if tag != 1 or n_inputs > MAX_TX_INPUTS or outputs_at + _COUNT.size > end:
+        return None
+    n_outputs = _COUNT.unpack_from(data, outputs_at)[0]
+    if n_outputs > MAX_TX_OUTPUTS or outputs_at + _COUNT.size + _OUTPUT.size * n_outputs != end:
+        return None
+    # domain tag 0, the input count, each input without its signature, then the outputs as they are
+    if n_inputs == 1:
+        return b"\x00" + data[start + 1:inputs_at + _UNSIGNED_INPUT_BYTES] + data[outputs_at:end]
+    parts = [b"\x00", data[start + 1:inputs_at]]
+    parts += [data[at:at + _UNSIGNED_INPUT_BYTES] for at in range(inputs_at, outputs_at, _INPUT.size)]
+    parts.append(data[outputs_at:end])
+    return b"".join(parts)
 
 
 def _remember_encodings(tx: Transaction, encoded: bytes, unsigned: bytes) -> None:
