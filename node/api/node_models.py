@@ -80,7 +80,6 @@ class GcState(Open):
     collected: list[int] = Field(description="unreachable objects found per generation (reference cycles)")
 
 
-
 class LoopState(Open):
     """Stalls of the node's event loop (node.loop_watch)."""
 
