@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
 import logging
 import os
@@ -110,24 +109,6 @@ def cmd_id(args: argparse.Namespace) -> int:
     return 0
 
 
-GC_OLDER_THRESHOLDS = (20, 100)
-"""Young collections per middle one, middle per full one, when ``gc_gen0_threshold`` is set."""
-
-
-def tune_gc(gen0_threshold: int) -> None:
-    """Collect garbage less often: a node allocates many short-lived objects per transaction, and Python's
-    default (a young collection every 700 allocations) spends a tenth of the node's CPU on collections."""
-    if gen0_threshold > 0:
-        gc.set_threshold(gen0_threshold, *GC_OLDER_THRESHOLDS)
-
-
-def freeze_startup_heap() -> None:
-    """Move everything allocated so far (modules, the app, the node) out of the collector's sight, so no
-    collection walks it again; only what the node allocates from now on is ever scanned."""
-    gc.collect()
-    gc.freeze()
-
-
 RESTART_FOR_STATE_SYNC = 75
 """``run_node``'s answer when the node stopped to state-sync (``ledger-node start`` then executes itself again)."""
 
@@ -136,11 +117,14 @@ async def run_node(home: Path, config: NodeConfig) -> int:
     import uvicorn
 
     from node.api.app import create_app
+    from node.gc_policy import SURVIVOR_FREEZER, freeze_startup_heap, tune_gc
     from node.memory import GC_PAUSES, log_memory_report
     from node.runtime import Node
 
     tune_gc(config.gc_gen0_threshold)
     GC_PAUSES.install()
+    if config.gc_freeze_survivors:
+        SURVIVOR_FREEZER.install()
     from node.state_sync import StateSyncFailed, sync_home
     try:
         await sync_home(home, config)

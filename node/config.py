@@ -119,6 +119,12 @@ class NodeConfig:
     gc_gen0_threshold: int = 10_000
     """Allocations between two young garbage collections (Python's default is 700); 0 keeps Python's settings.
     The node also freezes everything it allocated at start-up out of the collector's way."""
+    gc_freeze_survivors: bool = True
+    """After each garbage collection, freeze what survived it, so the collector walks each object once instead
+    of again in every older-generation collection (``node.gc_policy``)."""
+    gc_refreeze_s: int = 600
+    """With ``gc_freeze_survivors``: every this many seconds, hand the frozen objects back for one full
+    collection (frees reference cycles that became garbage while frozen) and freeze the survivors again; 0: never."""
 
     def with_overrides(self, overrides: dict[str, object]) -> NodeConfig:
         known = {f.name: f for f in fields(self)}

@@ -37,6 +37,7 @@ from node.consensus.wal import FileWAL
 from node.driver_actions import DriverActions
 from node.encoding import DecodeError
 from node.evidence import EVIDENCE_FILE, EvidenceLog
+from node.gc_policy import SURVIVOR_FREEZER
 from node.height_timeline import HeightTimeline, format_phases
 from node.home import load_key_file
 from node.ledger.errors import ReconfigError
@@ -278,6 +279,7 @@ class Node(DriverActions):
         self._tasks.append(asyncio.create_task(self.loop_watch.run(), name="loop-watch"))
         self._tasks.append(asyncio.create_task(release_memory_periodically(), name="release-memory"))
         self._tasks.append(asyncio.create_task(lower_background_threads(), name="background-priority"))
+        self._tasks.append(asyncio.create_task(SURVIVOR_FREEZER.run(self.config.gc_refreeze_s), name="gc-refreeze"))
         if self.config.create_empty_blocks_ms == 0:  # no empty blocks: not even the first height's
             self._next_height_task = asyncio.create_task(self._start_first_height())
         else:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from node.config import NodeConfig
 from node.crypto import encode_address
+from node.gc_policy import SURVIVOR_FREEZER
 from node.memory import GC_PAUSES
 from node.stages import CLOCK
 from node.types.commit import Commit
@@ -110,7 +111,7 @@ def node_status(node: Node) -> dict:
         "clock": node.clock.status(),
         "cpu_stages_s": CLOCK.snapshot(),
         "gc": {"collections": GC_PAUSES.count, "seconds": [round(x, 3) for x in GC_PAUSES.seconds],
-               "collected": GC_PAUSES.collected,
+               "collected": GC_PAUSES.collected, "refreeze": SURVIVOR_FREEZER.status(),
                "longest_ms": round(GC_PAUSES.longest_s * 1000, 1)},
         "loop": {"stalls": node.loop_watch.stalls.count,
                  "longest_ms": round(node.loop_watch.stalls.longest_s * 1000, 1)},

@@ -61,12 +61,23 @@ class _OnTheNode:
 
 def tune_node_gc(config) -> None:
     """Collect garbage the way ``ledger-node start`` does (in checkouts that tune it), so the figures match."""
-    try:
-        from node.cli import freeze_startup_heap, tune_gc
-    except ImportError:
+    import importlib
+
+    for where in ("node.gc_policy", "node.cli"):  # older checkouts kept them in node.cli, or had none
+        try:
+            module = importlib.import_module(where)
+        except ImportError:
+            continue
+        if hasattr(module, "tune_gc"):
+            break
+    else:
         return
-    tune_gc(config.gc_gen0_threshold)
-    freeze_startup_heap()
+    module.tune_gc(config.gc_gen0_threshold)
+    module.freeze_startup_heap()
+    if getattr(config, "gc_freeze_survivors", False):
+        from node.gc_policy import SURVIVOR_FREEZER
+
+        SURVIVOR_FREEZER.install()
 
 
 def parts(node):

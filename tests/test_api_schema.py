@@ -213,7 +213,8 @@ def test_answers_keep_their_keys_types_and_bytes(net):
     _keys(status["clock"], "offset_ms", "skewed", "warn_ms", "validators_seen", "injected_offset_ms")
     assert status["clock"]["offset_ms"] is None and type(status["clock"]["warn_ms"]) is int
     assert all(type(v) is float for v in status["cpu_stages_s"].values()), status["cpu_stages_s"]
-    _keys(status["gc"], "collections", "seconds", "longest_ms", "collected")
+    _keys(status["gc"], "collections", "seconds", "longest_ms", "collected", "refreeze")
+    _keys(status["gc"]["refreeze"], "rounds", "freed", "last_freed", "last_ms", "frozen")
     assert all(type(v) is int for v in status["gc"]["collections"])
 
     validators = ok("/v1/validators")

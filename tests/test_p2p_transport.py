@@ -475,3 +475,31 @@ def test_two_processes_with_one_key_do_not_make_a_reconnection_storm():
                 await asyncio.sleep(1.0)
                 assert link.up and link.connects <= connects + 1  # settled, not flapping
     run(scenario)
+
+
+def test_an_ended_connection_is_freed_by_reference_counting_alone():
+    """No reference cycle holds an ended connection (its tasks' tracebacks held it once): a node that freezes
+    what survives each collection (node.gc_policy) would otherwise keep every ended connection for good."""
+    import gc
+    import weakref
+
+    async def scenario():
+        b = Node("b")
+        async with nodes(b):
+            async with raw_peer(b) as peer:
+                peer.send(CONSENSUS, b"hello")
+                await peer.drain()
+                await until(lambda: len(b.received) == 1, what="the message")
+                peer_id = node_id_of(peer.key.public_key)
+                link = b.switch.links[peer_id]
+                ref = weakref.ref(link.connection)
+            await until(lambda: peer_id not in b.switch.links, what="the peer forgotten")
+            await asyncio.sleep(0.05)  # the serving task returns
+            assert ref() is None, "the ended connection is still held: " + ", ".join(
+                sorted({type(r).__name__ for r in gc.get_referrers(ref())}))
+
+    gc.disable()
+    try:
+        run(scenario)
+    finally:
+        gc.enable()

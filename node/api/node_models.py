@@ -71,6 +71,16 @@ class ClockState(Open):
     injected_offset_ms: int = Field(description="clock_offset_ms (a testing aid; 0 normally)")
 
 
+class RefreezeState(Open):
+    """Refreeze rounds of the garbage collector (node.gc_policy)."""
+
+    rounds: int = Field(description="rounds done")
+    freed: int = Field(description="unreachable objects all rounds found: cycles that became garbage while frozen")
+    last_freed: int = Field(description="unreachable objects the last round found")
+    last_ms: float = Field(description="how long the last round stopped the node, ms")
+    frozen: int = Field(description="objects frozen right after the last round (0 before the first)")
+
+
 class GcState(Open):
     """Garbage-collector pauses of the node process."""
 
@@ -78,6 +88,8 @@ class GcState(Open):
     seconds: list[float] = Field(description="seconds spent per generation")
     longest_ms: float = Field(description="the longest pause, ms")
     collected: list[int] = Field(description="unreachable objects found per generation (reference cycles)")
+    refreeze: RefreezeState = Field(description="rounds that hand the frozen survivors back for one full "
+                                                "collection (gc_freeze_survivors, gc_refreeze_s)")
 
 
 class LoopState(Open):

@@ -225,6 +225,10 @@ class Connection:
                     if task.done() and not task.cancelled():
                         task.exception()
         finally:
+            # A finished task keeps what it ended with, whose traceback holds its frames, which hold this
+            # connection: forgetting the tasks lets reference counting free an ended connection at once
+            # (a collector that froze it would otherwise keep it for good).
+            self._tasks = [task for task in self._tasks if not task.done()]
             self.closed.set()
 
     def close(self, reason: str, tell_peer: bool = True) -> None:
