@@ -53,3 +53,42 @@ def test_a_running_node_releases_memory_every_so_often(monkeypatch):
 
     asyncio.run(run_a_while())
     assert 3 <= len(calls) <= 8 and set(calls) == {0}
+
+
+def _file_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("RssFile:"):
+                return int(line.split()[1]) / 1024
+    pytest.skip("no /proc/self/status RssFile here")
+
+
+def test_pages_of_the_stores_mapped_tables_leave_resident_memory_and_reads_still_work(tmp_path):
+    import random
+
+    import plyvel
+
+    from node.memory import release_mapped_tables
+    from node.snapshots import releasing_mapped_tables
+
+    values = random.Random(7)
+    db = plyvel.DB(str(tmp_path / "db"), create_if_missing=True, write_buffer_size=1 << 20, compression=None)
+    try:
+        for batch in range(40):  # about 40 MB in 2 MB tables: compactions write .ldb files
+            with db.write_batch() as wb:
+                for i in range(1000):
+                    wb.put(batch.to_bytes(2, "big") + i.to_bytes(4, "big"), values.randbytes(1000))
+        db.compact_range()
+        before = _file_mb()
+        read = sum(len(v) for _, v in db.iterator())  # a snapshot's pass: maps and touches every table
+        touched = _file_mb() - before
+        if touched < 10:
+            pytest.skip(f"LevelDB did not map its tables here ({touched:.0f} MB of file pages touched)")
+        assert release_mapped_tables() > 0
+        dropped = before + touched - _file_mb()
+        assert dropped > 0.8 * touched, f"only {dropped:.0f} of {touched:.0f} MB of table pages left"
+        again = list(releasing_mapped_tables(db.iterator(), every=10_000))  # a snapshot drops them as it goes
+        assert sum(len(v) for _, v in again) == read == 40 * 1000 * 1000
+        assert _file_mb() - before < 0.5 * touched
+    finally:
+        db.close()
