@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from node.consensus.actions import BroadcastProposal, BroadcastVote, Decide, ReportEvidence, ScheduleTimeout
 from node.consensus.messages import VoteType
 from node.encoding import DecodeError
+from node.gc_policy import SURVIVOR_FREEZER
 from node.ledger.errors import LedgerError
 from node.p2p.wire import encode_consensus_message
 from node.stages import CLOCK
@@ -108,6 +109,7 @@ class DriverActions:
             self._diverge(decision.height, f"decided block does not execute here: {exc}")
             return
         self._commit(block, decision.commit, result, decision.round)
+        SURVIVOR_FREEZER.collect_young()
         self.clock.observe(decision.commit)
         self._schedule_next_height(decision.height, decision.commit)
 

@@ -83,6 +83,17 @@ class SurvivorFreezer:
         if phase == "stop" and self.active:
             gc.freeze()
 
+    def collect_young(self) -> None:
+        """Collect young objects now, between heights (called right after a commit), and freeze the survivors.
+
+        Left to the allocation count, young collections came every 10-20 s at 1,000 tx/s and each walked
+        everything allocated since the last that was still alive (freeing a frozen object takes one off the
+        count, and a node frees about as many old objects as it makes new ones): 50-150 ms of CPU, 100-300 ms
+        of wall time, in the middle of a height and on every validator at once, since they all execute the
+        same blocks.  A collection after each commit walks one height's survivors."""
+        if self.active:
+            gc.collect(0)
+
     def refreeze(self) -> int:
         """Unfreeze everything, collect it all, freeze the survivors again; the unreachable objects found."""
         started = time.perf_counter()

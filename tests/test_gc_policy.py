@@ -99,3 +99,19 @@ def test_the_node_config_freezes_survivors_and_refreezes_every_ten_minutes_by_de
     assert config.gc_freeze_survivors is True
     assert config.gc_refreeze_s == 600
     assert config.gc_gen0_threshold == 10_000
+
+
+def test_a_young_collection_after_each_commit_freezes_that_heights_survivors():
+    out = run_python("""
+        gc.disable()  # only the explicit collections below
+        kept = Thing()
+        freezer.collect_young()  # not installed: nothing happens
+        before = any(o is kept for o in gc.get_objects())
+        freezer.install()
+        counts = []
+        gc.callbacks.append(lambda phase, info: counts.append(info["generation"]) if phase == "stop" else None)
+        freezer.collect_young()
+        print(before, counts, any(o is kept for o in gc.get_objects()))
+    """)
+    assert out == "True [0] False"
+
