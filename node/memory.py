@@ -76,60 +76,13 @@ _MALLOC_TRIM = _malloc_trim()
 
 
 def release_free_memory() -> bool:
-    """Return the heap's free pages to the system (every arena's, the middle of the heap included), and drop the
-    store's mapped table pages from the node's resident memory (``release_mapped_tables``); False where the C
-    library cannot trim.  It takes the allocator's locks for a moment: call it after a big job, not on a hot
-    path."""
-    release_mapped_tables()
+    """Return the heap's free pages to the system (every arena's, the middle of the heap included); False
+    where the C library cannot.  It takes the allocator's locks for a moment: call it after a big job, not on
+    a hot path."""
     if _MALLOC_TRIM is None:
         return False
     _MALLOC_TRIM(0)
     return True
-
-
-def _madvise():
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        advise = libc.madvise
-    except (OSError, AttributeError):
-        return None
-    advise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    advise.restype = ctypes.c_int
-    return advise
-
-
-_MADVISE = _madvise()
-_MADV_DONTNEED = 4
-TABLE_SUFFIX = ".ldb"
-"""LevelDB's table files: immutable once written, mapped read-only into the process while open."""
-
-
-def release_mapped_tables(maps_path: str = "/proc/self/maps") -> int:
-    """Drop the pages of the store's mapped table files from the node's resident memory; the bytes released.
-
-    LevelDB maps each open table file into the process, and every page a read, a compaction or a snapshot
-    touched stays counted in the node's resident memory until the table is closed: a snapshot reads the whole
-    UTXO set and left 80-110 MB of such pages resident (a 60-minute run at 1,000 tx/s).  They are clean copies
-    of the files, already in the page cache: dropping them (``madvise(MADV_DONTNEED)``) frees nothing the node
-    needs, and the next read of such a page maps it again from the cache.  Safe while other threads read the
-    tables, since the files never change.  Returns the size of the mappings advised (0 where the system has no
-    ``/proc`` or ``madvise``)."""
-    if _MADVISE is None:
-        return 0
-    try:
-        with open(maps_path) as maps:
-            lines = maps.readlines()
-    except OSError:
-        return 0
-    released = 0
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 6 or not fields[5].endswith(TABLE_SUFFIX) or "w" in fields[1]:
-            continue
-        start, end = (int(part, 16) for part in fields[0].split("-"))
-        if _MADVISE(start, end - start, _MADV_DONTNEED) == 0:
-            released += end - start
-    return released
 
 
 RELEASE_EVERY_S = 60.0

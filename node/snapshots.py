@@ -22,15 +22,14 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from node.crypto import sha256
 from node.ledger.snapshot import CHUNKS, ChunkRef, Manifest, chunk_of, compress_chunk
 from node.ledger.store_layout import P_UTXO, U32
-from node.memory import release_free_memory, release_mapped_tables
+from node.memory import release_free_memory
 from node.p2p import snapshot_wire
 from node.types.block import Header
 
@@ -185,22 +184,6 @@ def chunks_from_raw(items, on_chunk: Callable[[int, bytes, int], None], workdir:
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-T = TypeVar("T")
-
-RELEASE_TABLES_EVERY = 200_000
-"""UTXO records a snapshot reads between two drops of the table pages it mapped (``release_mapped_tables``)."""
-
-
-def releasing_mapped_tables(items: Iterable[T], every: int = RELEASE_TABLES_EVERY) -> Iterator[T]:
-    """``items``, dropping the store's mapped table pages from resident memory every ``every`` of them: a
-    snapshot reads the whole UTXO set, and the pages it touched would otherwise stay counted in the node's
-    memory while their tables stay open."""
-    for count, item in enumerate(items, 1):
-        yield item
-        if count % every == 0:
-            release_mapped_tables()
-
-
 class SnapshotMaker:
     """Takes a snapshot of the store at a height, in a background thread."""
 
@@ -247,7 +230,7 @@ class SnapshotMaker:
         try:
             _lower_thread_priority()
             with db_snapshot.iterator(prefix=P_UTXO, fill_cache=False) as it:  # not the commit path's cache
-                chunks_from_raw(releasing_mapped_tables(it), on_chunk, self.snapshots.folder / BUILD_DIR)
+                chunks_from_raw(it, on_chunk, self.snapshots.folder / BUILD_DIR)
             manifest = Manifest(header.chain_id, header.height, header.hash, header.app_hash, validators,
                                 validator_state, tuple(r for r in refs if r is not None))
             self.snapshots.add(manifest, anchor)
