@@ -53,6 +53,11 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+REFREEZE_ATTEMPTS = 5
+"""Tries per refreeze round (a try is skipped while another thread collects)."""
+REFREEZE_RETRY_S = 1.0
+
+
 class SurvivorFreezer:
     """Freezes what survives each collection; ``refreeze`` gives the frozen objects back for one full collection."""
 
@@ -68,6 +73,8 @@ class SurvivorFreezer:
         """How long the last round stopped the node."""
         self.frozen = 0
         """Objects frozen right after the last round (counting walks them all, so it is counted only then)."""
+        self._refreezing = False
+        self._full_ran = False
 
     def install(self) -> None:
         if self._callback not in gc.callbacks:
@@ -82,6 +89,8 @@ class SurvivorFreezer:
     def _callback(self, phase: str, info: dict) -> None:
         if phase == "stop" and self.active:
             gc.freeze()
+        elif phase == "start" and self._refreezing and info.get("generation") == 2:
+            self._full_ran = True
 
     def collect_young(self) -> None:
         """Collect young objects now, between heights (called right after a commit), and freeze the survivors.
@@ -94,16 +103,23 @@ class SurvivorFreezer:
         if self.active:
             gc.collect(0)
 
-    def refreeze(self) -> int:
-        """Unfreeze everything, collect it all, freeze the survivors again; the unreachable objects found."""
+    def refreeze(self) -> int | None:
+        """Unfreeze everything, collect it all, freeze the survivors again; the unreachable objects found, or
+        None when the full collection did not run (another thread's collection was still under way: Python
+        then returns from ``gc.collect`` at once) and the round should be tried again."""
         started = time.perf_counter()
         was_active, self.active = self.active, False
+        self._refreezing, self._full_ran = True, False
         try:
             gc.unfreeze()
             found = gc.collect()
             gc.freeze()
         finally:
             self.active = was_active
+            self._refreezing = False
+        if not self._full_ran:
+            log.info("gc: refreeze round skipped: another thread was collecting; trying again shortly")
+            return None
         self.frozen = gc.get_freeze_count()
         self.rounds += 1
         self.freed += found
@@ -122,8 +138,10 @@ class SurvivorFreezer:
             return
         while self.active:
             await asyncio.sleep(every_s * random.uniform(0.8, 1.2))
-            if self.active:
-                self.refreeze()
+            for _attempt in range(REFREEZE_ATTEMPTS):
+                if not self.active or self.refreeze() is not None:
+                    break
+                await asyncio.sleep(REFREEZE_RETRY_S)
 
     def status(self) -> dict:
         return {"rounds": self.rounds, "freed": self.freed, "last_freed": self.last_freed,

@@ -100,7 +100,9 @@ async def release_memory_periodically(every_s: float = RELEASE_EVERY_S) -> None:
 
 
 def top_types(limit: int = TOP_TYPES) -> list[tuple[str, int]]:
-    """The most numerous object types the collector tracks (frozen start-up objects included)."""
+    """The most numerous object types the collector tracks and has not frozen (``gc.get_objects`` leaves frozen
+    objects out: with ``gc_freeze_survivors`` that is most long-lived ones, whose count is in the report's
+    ``frozen``)."""
     counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
     return counts.most_common(limit)
 

@@ -115,3 +115,43 @@ def test_a_young_collection_after_each_commit_freezes_that_heights_survivors():
     """)
     assert out == "True [0] False"
 
+
+
+def test_an_installed_freezer_refreezes_on_its_own_and_retries_a_round_another_thread_kept_from_running():
+    out = run_python("""
+        import asyncio
+        import node.gc_policy as policy
+
+        policy.REFREEZE_RETRY_S = 0.01
+        first_wait = iter([0.001])  # the first round comes at once, a later one only after 10 s
+        policy.random.uniform = lambda low, high: next(first_wait, 1.0)
+        freezer.install()
+        real_collect, skipped = gc.collect, []
+
+        def busy_once(*args):  # the first full collection finds another thread's collection under way
+            if not skipped:
+                skipped.append(True)
+                return 0  # what gc.collect returns then, without collecting
+            return real_collect(*args)
+
+        cycle = Thing()
+        cycle.me = cycle
+        ref = weakref.ref(cycle)
+        gc.collect(0)  # frozen while alive
+        del cycle
+        gc.collect = busy_once
+
+        async def main():
+            task = asyncio.create_task(freezer.run(10))
+            for _ in range(200):
+                await asyncio.sleep(0.01)
+                if freezer.rounds:
+                    break
+            freezer.uninstall()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+        asyncio.run(main())
+        print(skipped, freezer.rounds, ref() is None, freezer.freed >= 1)
+    """)
+    assert out == "[True] 1 True True"
