@@ -57,8 +57,8 @@ from node.crypto import N
 from node.encoding import Reader
 from node.p2p import snapshot_wire
 from node.p2p.channels import CONSENSUS
+from node.p2p.peer_link import PeerLink
 from node.p2p.reactor import PeerReactor
-from node.p2p.switch import PeerLink
 from node.p2p.wire import (
     MAX_BATCH_BLOCKS,
     MAX_BLOCK_BYTES_WIRE,

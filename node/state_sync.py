@@ -51,8 +51,8 @@ from node.ledger.snapshot import (
 from node.ledger.store import Store
 from node.light_client import trusted_set_at
 from node.p2p import snapshot_wire
+from node.p2p.peer_link import PeerLink
 from node.p2p.setup import build_reactor
-from node.p2p.switch import PeerLink
 from node.runtime import GENESIS_FILE_DIGEST
 from node.snapshot_file import check_anchor, read_anchor
 from node.snapshots import SNAPSHOTS_DIR, SnapshotStore

@@ -27,8 +27,8 @@ from node.ledger.errors import BlockError, LedgerError
 from node.ledger.rules import BlockResult, check_block_body
 from node.ledger.store import Store
 from node.mempool import Mempool
+from node.p2p.peer_link import PeerLink
 from node.p2p.reactor import PeerReactor
-from node.p2p.switch import PeerLink
 from node.p2p.wire import decode_block_batch
 from node.stages import CLOCK
 from node.types.block import Block

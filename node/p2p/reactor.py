@@ -32,7 +32,8 @@ from node.p2p.channels import (
     TXS,
     ChannelSpec,
 )
-from node.p2p.switch import PeerLink, Switch
+from node.p2p.peer_link import PeerLink
+from node.p2p.switch import Switch
 from node.p2p.wire import (
     MAX_BATCH_BLOCKS,
     SYNC_BLOCKS,
