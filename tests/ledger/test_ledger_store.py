@@ -283,3 +283,15 @@ def test_uninitialized_store_reports_height_minus_one(tmp_path):
         (block, result), = chain_of_blocks(1)[0]
         with pytest.raises(StoreError):
             s.build_commit_batch(block, certificate(block), result)
+
+
+def test_memtable_sizes_are_drawn_so_validators_do_not_compact_in_step():
+    import random
+
+    from node.ledger.store import WRITE_BUFFER_BYTES, draw_write_buffer_bytes
+
+    rng = random.Random(5)
+    sizes = [draw_write_buffer_bytes(rng) for _ in range(200)]
+    low, high = WRITE_BUFFER_BYTES
+    assert all(low <= size <= high and size % (1024 * 1024) == 0 for size in sizes)
+    assert len(set(sizes)) >= 10  # four validators rarely share one
