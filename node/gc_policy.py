@@ -96,8 +96,9 @@ class SurvivorFreezer:
         """Collect young objects now, between heights (called right after a commit), and freeze the survivors.
 
         Left to the allocation count, young collections came every 10-20 s at 1,000 tx/s and each walked
-        everything allocated since the last that was still alive (freeing a frozen object takes one off the
-        count, and a node frees about as many old objects as it makes new ones): 50-150 ms of CPU, 100-300 ms
+        everything allocated since the last that was still alive (as far as can be told, because freeing a
+        frozen object also takes one off the count, and a node frees about as many old objects as it makes
+        new ones): 50-150 ms of CPU, 100-300 ms
         of wall time, in the middle of a height and on every validator at once, since they all execute the
         same blocks.  A collection after each commit walks one height's survivors."""
         if self.active:
