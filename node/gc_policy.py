@@ -31,6 +31,7 @@ import asyncio
 import gc
 import logging
 import random
+import threading
 import time
 
 log = logging.getLogger("ledger.memory")
@@ -73,7 +74,8 @@ class SurvivorFreezer:
         """How long the last round stopped the node."""
         self.frozen = 0
         """Objects frozen right after the last round (counting walks them all, so it is counted only then)."""
-        self._refreezing = False
+        self._refreezing: int | None = None
+        """The thread running a refreeze round (None: none is)."""
         self._full_ran = False
 
     def install(self) -> None:
@@ -89,8 +91,8 @@ class SurvivorFreezer:
     def _callback(self, phase: str, info: dict) -> None:
         if phase == "stop" and self.active:
             gc.freeze()
-        elif phase == "start" and self._refreezing and info.get("generation") == 2:
-            self._full_ran = True
+        elif phase == "start" and info.get("generation") == 2 and self._refreezing == threading.get_ident():
+            self._full_ran = True  # this round's own full collection (not another thread's) started
 
     def collect_young(self) -> None:
         """Collect young objects now, between heights (called right after a commit), and freeze the survivors.
@@ -110,14 +112,14 @@ class SurvivorFreezer:
         then returns from ``gc.collect`` at once) and the round should be tried again."""
         started = time.perf_counter()
         was_active, self.active = self.active, False
-        self._refreezing, self._full_ran = True, False
+        self._refreezing, self._full_ran = threading.get_ident(), False
         try:
             gc.unfreeze()
             found = gc.collect()
             gc.freeze()
         finally:
             self.active = was_active
-            self._refreezing = False
+            self._refreezing = None
         if not self._full_ran:
             log.info("gc: refreeze round skipped: another thread was collecting; trying again shortly")
             return None
