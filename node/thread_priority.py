@@ -1,7 +1,7 @@
 """The node's background threads run at a lower CPU priority than its event loop.
 
 LevelDB compacts in a thread of its own, which Python never sees.  A node's
-writes fill a 16 MB memtable every few seconds at full load, and every
+writes fill a memtable (8-24 MB, drawn per store) every few seconds at full load, and every
 fourth flush starts a level-0 compaction that rewrites about 50 MB in 1-2
 seconds of one core.  Validators of one chain write the same bytes at the
 same pace, so on a machine they share (a devnet) they all compact at once:

@@ -79,7 +79,7 @@ def run_size(n_utxos: int, n_blocks: int, block_txs: int, n_keys: int, cached: b
     addresses = [address_hash(derive_public_key(k)) for k in keys]
     path = tempfile.mkdtemp(prefix="bench-ledger-", dir=workdir)
     try:
-        store = Store.open(path)
+        store = Store.open(path, write_buffer_bytes=16 * 1024 * 1024)  # fixed: runs stay comparable
         t0 = time.perf_counter()
         store.initialize_genesis(CHAIN, sha256(b"bench-genesis"), [(addresses[i % n_keys], AMOUNT)
                                                                   for i in range(n_utxos)], b"{}")

@@ -294,4 +294,4 @@ def test_memtable_sizes_are_drawn_so_validators_do_not_compact_in_step():
     sizes = [draw_write_buffer_bytes(rng) for _ in range(200)]
     low, high = WRITE_BUFFER_BYTES
     assert all(low <= size <= high and size % (1024 * 1024) == 0 for size in sizes)
-    assert len(set(sizes)) >= 10  # four validators rarely share one
+    assert len(set(sizes)) >= 10  # spread over the range (four validators still share a size about a third of the time)
