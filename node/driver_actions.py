@@ -6,7 +6,7 @@ loop: a proposal or vote is broadcast to the peers (and marked seen by the
 relay), a timeout becomes a loop timer that feeds the driver back, evidence
 goes to the evidence log, and a decision is executed and committed through
 the node's commit path.  After a commit the next height starts once
-``timeout_commit_ms`` has passed (at once when every validator signed) and,
+``timeout_commit_ms`` has passed, or as soon as every validator's precommit is in, and,
 with ``create_empty_blocks_ms``, once there is a transaction to put in it.
 """
 
@@ -43,6 +43,10 @@ if TYPE_CHECKING:
     from node.p2p.reactor import PeerReactor
     from node.status import ClockWatch
     from node.types.block import Block
+
+
+LATE_PRECOMMIT_POLL_S = 0.005
+"""How often the wait after a decision looks whether every validator's precommit is in."""
 
 
 class DriverActions:
@@ -127,15 +131,30 @@ class DriverActions:
                 and (deadline is None or time.monotonic() < deadline):
             await asyncio.sleep(0.02)
 
+    async def _wait_for_late_precommits(self, decided: int, commit: Commit) -> None:
+        """Wait up to ``timeout_commit_ms`` after deciding ``decided``, for the precommits that arrive after the
+        decision (they go into the next block's last commit); done as soon as every validator's is in.
+
+        The decision comes with the first 2f+1 precommits, so a node that waited the whole timeout whenever one
+        was missing spent it at nearly every height, although the last precommit is usually milliseconds behind.
+        """
+        wait_s = self.params.timeout_commit_ms / 1000
+        if wait_s <= 0 or len(commit.signatures) >= len(self.application.validators_at(decided)):
+            return
+        deadline = time.monotonic() + wait_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.fatal is not None or self.driver.height != decided or self.driver.commit_complete:
+                return
+            await asyncio.sleep(min(LATE_PRECOMMIT_POLL_S, left))
+
     async def _start_first_height(self) -> None:
         await self._wait_for_work()
         if not self.driver.started:  # block sync may have started a height meanwhile
             self._start_consensus(self.store.height + 1)
 
     async def _start_next_height(self, decided: int, commit: Commit) -> None:
-        all_in = len(commit.signatures) >= len(self.application.validators_at(decided))
-        if self.params.timeout_commit_ms > 0 and not all_in:
-            await asyncio.sleep(self.params.timeout_commit_ms / 1000)
+        await self._wait_for_late_precommits(decided, commit)
         await self._wait_for_work()
         if self.driver.height != decided or self.store.height != decided:
             return
