@@ -2,7 +2,7 @@
 
 A height's interval (commit to commit) is cut at this node's own steps:
 
-    wait       previous commit -> height started  (timeout_commit until the last precommit, then waiting for a transaction)
+    wait       previous commit -> height started  (timeout_commit until the last precommit, then a transaction)
     proposal   height started  -> this node's prevote  (the proposal arriving and being checked)
     prevotes   prevote         -> this node's precommit  (+2/3 prevotes arriving)
     precommits precommit       -> decision  (+2/3 precommits arriving)

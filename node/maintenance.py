@@ -14,7 +14,7 @@ from node.ledger.pruning import BATCH_HEIGHTS, prune_below
 from node.ledger.store import Store
 from node.ledger.validator_state import encode_named_set
 from node.light_client import set_changes_of
-from node.memory import release_free_memory
+from node.memory import page_out_tables, release_free_memory
 from node.snapshot_file import encode_anchor
 from node.snapshots import SnapshotMaker, SnapshotStore
 from node.types.block import Block
@@ -33,7 +33,7 @@ class StoreMaintenance:
     def __init__(self, store: Store, snapshots: SnapshotStore, config: NodeConfig):
         self.store = store
         self.config = config
-        self.maker = SnapshotMaker(snapshots)
+        self.maker = SnapshotMaker(snapshots, store.path)
         self._prune_task: asyncio.Task | None = None
         self._prunes = 0
 
@@ -71,6 +71,7 @@ class StoreMaintenance:
             if self._prunes % COMPACT_EVERY == 0:  # the indexes' deletes are spread over the key space: compact all
                 started = time.monotonic()
                 await asyncio.to_thread(self.store.compact)
+                await asyncio.to_thread(page_out_tables, self.store.path)  # the compaction read every table
                 log.info("compacted the store after pruning in %.1f s", time.monotonic() - started)
         except Exception:  # noqa: BLE001  (pruning that fails is logged; the node goes on with more blocks)
             log.exception("pruning failed")

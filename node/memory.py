@@ -18,8 +18,10 @@ import asyncio
 import collections
 import ctypes
 import ctypes.util
+import errno
 import gc
 import logging
+import os
 import resource
 from typing import Any
 
@@ -85,8 +87,69 @@ def release_free_memory() -> bool:
     return True
 
 
-RELEASE_EVERY_S = 60.0
-"""How often a running node hands its free heap pages back."""
+MADV_PAGEOUT = 21
+"""Linux's ``madvise`` advice that reclaims a range's pages now; never changes what the range holds (Linux 5.4)."""
+TABLE_SUFFIXES = (".ldb", ".sst")
+"""The names of LevelDB's table files."""
+
+
+def _madvise():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        madvise = libc.madvise
+    except (OSError, AttributeError):
+        return None
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    madvise.restype = ctypes.c_int
+    return madvise
+
+
+_MADVISE = _madvise()
+
+
+def mapped_tables(folder: str, maps_path: str = "/proc/self/maps") -> list[tuple[int, int]]:
+    """The (start, end) address ranges of this process's mappings of LevelDB table files in ``folder``."""
+    prefix = os.path.realpath(folder).rstrip("/") + "/"
+    ranges = []
+    try:
+        with open(maps_path) as maps:
+            for line in maps:
+                parts = line.split(maxsplit=5)
+                if len(parts) == 6 and parts[5].startswith(prefix) and parts[5].rstrip().endswith(TABLE_SUFFIXES):
+                    start, end = parts[0].split("-")
+                    ranges.append((int(start, 16), int(end, 16)))
+    except OSError:
+        return []
+    return ranges
+
+
+def page_out_tables(folder: str) -> int:
+    """Hand back the resident pages of the LevelDB table files this process maps from ``folder``; the bytes
+    of the ranges advised (0 where the system cannot).
+
+    Where LevelDB still reads its tables through mappings (``node.ledger.leveldb_options`` could not switch it
+    to ``pread``), every page a read touched stays in the node's resident memory until the table closes: a
+    snapshot, which reads the whole UTXO set, left 90-150 MB of table pages resident per node.
+    ``MADV_PAGEOUT`` reclaims them; a later read maps the page in again.  It never changes what the memory
+    holds, so a range that LevelDB unmapped (and anything else mapped there since) meanwhile is safe: that
+    memory's pages are at worst reclaimed and read back, and anonymous memory without swap is left as it is.
+    (``MADV_DONTNEED`` would zero anonymous memory that took the place of an unmapped table, and is not used.)
+    """
+    if _MADVISE is None:
+        return 0
+    advised = 0
+    for start, end in mapped_tables(folder):
+        if _MADVISE(start, end - start, MADV_PAGEOUT) == 0:
+            advised += end - start
+        elif ctypes.get_errno() == errno.EINVAL:
+            return advised  # a kernel before 5.4: no such advice
+    return advised
+
+
+RELEASE_EVERY_S = 10.0
+"""How often a running node hands its free heap pages back.  LevelDB's memtable alone frees 40-50 MB a minute
+at 1,000 tx/s (each flushed memtable), which the allocator keeps: with a call every 60 s a validator's heap rose
+10-15 MB between calls and fell back at each, on every node at once.  A call takes a few milliseconds."""
 
 
 async def release_memory_periodically(every_s: float = RELEASE_EVERY_S) -> None:

@@ -29,7 +29,7 @@ from pathlib import Path
 from node.crypto import sha256
 from node.ledger.snapshot import CHUNKS, ChunkRef, Manifest, chunk_of, compress_chunk
 from node.ledger.store_layout import P_UTXO, U32
-from node.memory import release_free_memory
+from node.memory import page_out_tables, release_free_memory
 from node.p2p import snapshot_wire
 from node.types.block import Header
 
@@ -187,8 +187,10 @@ def chunks_from_raw(items, on_chunk: Callable[[int, bytes, int], None], workdir:
 class SnapshotMaker:
     """Takes a snapshot of the store at a height, in a background thread."""
 
-    def __init__(self, snapshots: SnapshotStore):
+    def __init__(self, snapshots: SnapshotStore, tables_folder: str | None = None):
         self.snapshots = snapshots
+        self.tables_folder = tables_folder
+        """The store's folder, whose table pages the snapshot's full read left resident (None: left alone)."""
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.last_seconds: float | None = None
@@ -244,6 +246,8 @@ class SnapshotMaker:
         finally:
             db_snapshot.close()
             release_free_memory()  # the chunks' buffers were freed in this thread's arena: give the pages back
+            if self.tables_folder is not None:  # and the pages of every table the full read went through
+                page_out_tables(self.tables_folder)
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait until the snapshot being written (if any) is done."""

@@ -1,9 +1,10 @@
 """The node's background threads run at a lower CPU priority than its event loop.
 
 LevelDB compacts in a thread of its own, which Python never sees.  A node's
-writes fill a memtable (8-24 MB, drawn per store) every few seconds at full load, and every
-fourth flush starts a level-0 compaction that rewrites about 50 MB in 1-2
-seconds of one core.  Validators of one chain write the same bytes at the
+writes fill a memtable (3-6 MB, drawn per store) every few seconds at full load, and every
+fourth flush starts a level-0 compaction of those four and the level-1 files
+they overlap (about 50 MB in 1-2 seconds of one core with the 8-24 MB
+memtables this was measured with).  Validators of one chain write the same bytes at the
 same pace, so on a machine they share (a devnet) they all compact at once:
 at 2,500-3,000 tx/s that took the two cores from the four event loops every
 20 s, stalled them 250-480 ms in whatever they were doing, and made those

@@ -20,7 +20,6 @@ since they are the ones spent next, and so are the last blocks committed
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 
 import plyvel
@@ -39,6 +38,12 @@ from node.ledger.errors import (
     StoreError,
 )
 from node.ledger.genesis_batch import write_genesis
+from node.ledger.leveldb_options import (
+    BLOCK_CACHE_BYTES,
+    MAX_OPEN_FILES,
+    draw_write_buffer_bytes,
+    read_tables_without_mmap,
+)
 from node.ledger.muhash import MuHash
 from node.ledger.recent_blocks import RecentBlocks
 from node.ledger.recent_utxos import RecentUtxos
@@ -77,31 +82,6 @@ from node.types.validators import ValidatorSet
 
 GENESIS_CHUNK = 50_000
 """Allocations written per batch when a genesis is large (read by ``initialize_genesis`` at each call)."""
-
-MAX_OPEN_FILES = 74
-"""LevelDB's ``max_open_files``, its smallest (64 table files open at once, 10 files for the rest).  LevelDB maps
-every open table file into the process, and the pages a read or a compaction touched stay counted in the node's
-memory until the table is closed; with every table open (the default, 1,000) a node's resident memory grew with
-its store (file pages 60-78 MB after an hour at 1,000 tx/s, about 30 of them the libraries, and growing).  A
-table not open is opened again when read: its index and filter block, a few kilobytes."""
-
-
-WRITE_BUFFER_BYTES = (8 * 1024 * 1024, 24 * 1024 * 1024)
-"""Range of LevelDB's memtable size, drawn per opening (``draw_write_buffer_bytes``)."""
-
-
-def draw_write_buffer_bytes(rng: random.Random | None = None) -> int:
-    """A memtable size drawn in ``WRITE_BUFFER_BYTES``, so that validators' stores do not compact in step.
-
-    Validators write the same bytes at the same pace; with one memtable size their stores flushed and ran
-    their level-0 compactions (4 memtables and the level-1 files they overlap, about 40 MB written in
-    1.5-1.7 s) at the same moment, every 15-20 s at 3,000 tx/s, and all four event loops stalled 250-420 ms
-    together (two cores shared by four compactions and their writes), which stalls the height everywhere.
-    Apart, a compaction slows one node at a time, and a height needs only two thirds of them.  What a store
-    holds does not depend on it."""
-    low, high = WRITE_BUFFER_BYTES
-    return (rng or random).randrange(low, high + 1, 1024 * 1024)
-
 
 def _check_format(db: plyvel.DB, path: str) -> None:
     """Stamp an empty (new) database with ``STORE_FORMAT_VERSION``; refuse one written in another format."""
@@ -155,11 +135,12 @@ class Store(ChainReads, AddressIndexReads, ValidatorReads):
     # ------------------------------------------------------------------ open / close
 
     @classmethod
-    def open(cls, path: str, cache_bytes: int = 64 * 1024 * 1024, write_buffer_bytes: int | None = None) -> Store:
+    def open(cls, path: str, cache_bytes: int = BLOCK_CACHE_BYTES, write_buffer_bytes: int | None = None) -> Store:
         """Open (creating if missing) the database at ``path`` and check its tip; ``write_buffer_bytes`` is
         LevelDB's memtable size (default: drawn by ``draw_write_buffer_bytes``)."""
         if write_buffer_bytes is None:
             write_buffer_bytes = draw_write_buffer_bytes()
+        read_tables_without_mmap()  # before LevelDB makes its environment (leveldb_options)
         try:
             db = plyvel.DB(str(path), create_if_missing=True, lru_cache_size=cache_bytes, bloom_filter_bits=10,
                            write_buffer_size=write_buffer_bytes, compression=None, max_open_files=MAX_OPEN_FILES)

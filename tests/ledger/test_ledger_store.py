@@ -288,10 +288,10 @@ def test_uninitialized_store_reports_height_minus_one(tmp_path):
 def test_memtable_sizes_are_drawn_so_validators_do_not_compact_in_step():
     import random
 
-    from node.ledger.store import WRITE_BUFFER_BYTES, draw_write_buffer_bytes
+    from node.ledger.leveldb_options import WRITE_BUFFER_BYTES, WRITE_BUFFER_STEP, draw_write_buffer_bytes
 
     rng = random.Random(5)
     sizes = [draw_write_buffer_bytes(rng) for _ in range(200)]
     low, high = WRITE_BUFFER_BYTES
-    assert all(low <= size <= high and size % (1024 * 1024) == 0 for size in sizes)
-    assert len(set(sizes)) >= 10  # spread over the range (four validators still share a size about a third of the time)
+    assert all(low <= size <= high and size % WRITE_BUFFER_STEP == 0 for size in sizes)
+    assert len(set(sizes)) >= 10  # spread over the range (four validators share a size about 40% of the time)
