@@ -123,8 +123,9 @@ class NodeConfig:
     """After each garbage collection, freeze what survived it, so the collector walks each object once instead
     of again in every older-generation collection (``node.gc_policy``)."""
     gc_refreeze_s: int = 600
-    """With ``gc_freeze_survivors``: every this many seconds, hand the frozen objects back for one full
-    collection (frees reference cycles that became garbage while frozen) and freeze the survivors again; 0: never."""
+    """With ``gc_freeze_survivors``: after this many seconds, hand the frozen objects back for one full
+    collection (frees reference cycles that became garbage while frozen) and freeze the survivors again; the
+    interval doubles while rounds free nothing, up to 8 times this (``node.gc_policy``); 0: never."""
 
     def with_overrides(self, overrides: dict[str, object]) -> NodeConfig:
         known = {f.name: f for f in fields(self)}

@@ -214,7 +214,7 @@ def test_answers_keep_their_keys_types_and_bytes(net):
     assert status["clock"]["offset_ms"] is None and type(status["clock"]["warn_ms"]) is int
     assert all(type(v) is float for v in status["cpu_stages_s"].values()), status["cpu_stages_s"]
     _keys(status["gc"], "collections", "seconds", "longest_ms", "collected", "refreeze")
-    _keys(status["gc"]["refreeze"], "rounds", "freed", "last_freed", "last_ms", "frozen")
+    _keys(status["gc"]["refreeze"], "rounds", "freed", "last_freed", "last_ms", "frozen", "next_s")
     assert all(type(v) is int for v in status["gc"]["collections"])
 
     validators = ok("/v1/validators")

@@ -152,6 +152,17 @@ def test_an_installed_freezer_refreezes_on_its_own_and_retries_a_round_another_t
             await asyncio.gather(task, return_exceptions=True)
 
         asyncio.run(main())
-        print(skipped, freezer.rounds, ref() is None, freezer.freed >= 1)
+        print(skipped, freezer.rounds, ref() is None, freezer.freed >= 1, freezer.interval_s)
     """)
-    assert out == "[True] 1 True True"
+    assert out == "[True] 1 True True 10"  # the round freed a cycle: the next one comes after gc_refreeze_s again
+
+
+def test_refreeze_rounds_that_find_nothing_come_less_and_less_often_and_one_that_finds_a_cycle_resets_it():
+    from node.gc_policy import REFREEZE_MAX_FACTOR, next_refreeze_s
+
+    interval, seen = 600.0, []
+    for _ in range(6):
+        interval = next_refreeze_s(600, interval, freed=0)
+        seen.append(interval)
+    assert seen == [1200, 2400, 4800, 4800, 4800, 4800] and REFREEZE_MAX_FACTOR * 600 == 4800
+    assert next_refreeze_s(600, 4800, freed=3) == 600

@@ -79,6 +79,7 @@ class RefreezeState(Open):
     last_freed: int = Field(description="unreachable objects the last round found")
     last_ms: float = Field(description="how long the last round stopped the node, ms")
     frozen: int = Field(description="objects frozen right after the last round (0 before the first)")
+    next_s: int = Field(description="interval before the next round, s (doubles while rounds free nothing)")
 
 
 class GcState(Open):
