@@ -114,3 +114,54 @@ def test_once_a_database_was_opened_it_says_too_late_and_changes_nothing(tmp_pat
     done = subprocess.run([sys.executable, "-c", TOO_LATE, str(tmp_path / "db")], capture_output=True, text=True,
                           timeout=60, check=True)
     assert done.stdout.strip().startswith("through mappings (too late"), done.stdout
+
+
+STORE_READ = r"""
+import json, sys
+from node.ledger.leveldb_options import read_tables_without_mmap
+from node.ledger.store import Store
+from node.ledger.store_layout import P_UTXO
+store = Store.open(sys.argv[1])  # the node's one way in: it must switch the reads before LevelDB's first open
+db = store._db
+value = bytes(range(256)) * 16
+for start in range(0, 4000, 1000):  # about 16 MB of tables under the UTXO prefix
+    with db.write_batch() as wb:
+        for i in range(start, start + 1000):
+            wb.put(P_UTXO + i.to_bytes(36, "big"), value)
+db.compact_range()
+total = sum(len(v) for _, v in db.iterator(prefix=P_UTXO, fill_cache=False))
+mapped = sum(1 for line in open("/proc/self/maps") if line.rstrip().endswith(".ldb"))
+print(json.dumps({"outcome": read_tables_without_mmap(), "total": total, "mapped": mapped}))
+store.close()
+"""
+
+
+def test_the_store_switches_the_reads_before_it_opens_its_database(tmp_path):
+    done = subprocess.run([sys.executable, "-c", STORE_READ, str(tmp_path / "data")], capture_output=True,
+                          text=True, timeout=120, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["outcome"].startswith("pread"), result["outcome"]
+    assert result["total"] == 4000 * 4096 and result["mapped"] == 0
+
+
+def test_the_library_plyvel_loaded_is_chosen_at_the_mapping_of_its_first_byte(tmp_path):
+    from node.ledger.leveldb_options import _leveldb_mappings
+
+    maps = tmp_path / "maps"
+    maps.write_text(
+        "7f0000000000-7f0000010000 r--p 00000000 fd:01 11 /usr/lib/libleveldb.so.1\n"
+        "7f1000001000-7f1000050000 r-xp 00001000 fd:01 12 /venv/site-packages/plyvel.libs/libleveldb-x.so\n"
+        "7f1000000000-7f1000001000 r--p 00000000 fd:01 12 /venv/site-packages/plyvel.libs/libleveldb-x.so\n"
+        "7f1000063000-7f1000064000 rw-p 00062000 fd:01 12 /venv/site-packages/plyvel.libs/libleveldb-x.so\n")
+    path, base, ranges = _leveldb_mappings(str(maps)) or ("", 0, [])
+    assert path.endswith("plyvel.libs/libleveldb-x.so") and base == 0x7F1000000000 and len(ranges) == 3
+    (tmp_path / "no-leveldb").write_text("7f0000000000-7f0000010000 r--p 00000000 fd:01 11 /usr/lib/libc.so.6\n")
+    assert _leveldb_mappings(str(tmp_path / "no-leveldb")) is None
+
+
+def test_a_truncated_library_is_not_read_past(tmp_path):
+    short = tmp_path / "libleveldb-short.so"
+    short.write_bytes(b"\x7fELF")
+    assert elf_objects(str(short), {MMAP_LIMIT_SYMBOL}) == {}
+    short.write_bytes(b"\x7fELF\x02\x01" + b"\0" * 30)
+    assert elf_objects(str(short), {MMAP_LIMIT_SYMBOL}) == {}

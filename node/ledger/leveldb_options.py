@@ -12,8 +12,8 @@ bound the node sets: a compaction's inputs (20-45 MB for a few seconds, every
 10-20 s at 1,000 tx/s) and a snapshot's full read of the UTXO set (90-150
 MB, until its tables closed) came and went in each validator's RSS.  Read with ``pread``
 instead, a table's blocks go through the block cache (``lru_cache_size``,
-filled only by the commit path's reads: compactions and snapshots read with
-``fill_cache=False``), so the store's memory has one bound.  RocksDB reads
+filled by the store's reads except compactions, snapshots and pruning, which
+read with ``fill_cache=False``), so the store's memory has one bound.  RocksDB reads
 this way by default (``allow_mmap_reads=false``).
 
 LevelDB's own switch for it, the number of tables it may map
@@ -21,10 +21,13 @@ LevelDB's own switch for it, the number of tables it may map
 only by a test helper the library does not export.  ``read_tables_without_mmap``
 finds that variable by name in the library's symbol table and sets it to 0
 before the first database is opened.  It writes only after checking that the
-symbol is a 4-byte variable inside a writable mapping of that very library
-and that it holds LevelDB's default (1,000); otherwise, or where the library
-is stripped, it changes nothing and says why, and LevelDB maps its tables as
-before.
+symbol is a 4-byte variable inside a writable mapping of that very library,
+that it holds LevelDB's default (1,000), and that the environment's guard
+(the static's 8-byte initialization guard) is still all zero, i.e. no
+database was opened and none is being opened; otherwise, or where the
+library is stripped, it changes nothing and says why, and LevelDB maps its
+tables as before.  Nothing may open a database in another thread meanwhile
+(the node opens its store from its main thread).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import ctypes
 import logging
 import random
 import struct
+import threading
 
 log = logging.getLogger("ledger.store")
 
@@ -45,7 +49,7 @@ A table not open is opened again when read: its index and filter block, a few ki
 
 
 BLOCK_CACHE_BYTES = 16 * 1024 * 1024
-"""LevelDB's block cache (``lru_cache_size``): the table blocks the commit path read last.  Tables are read into
+"""LevelDB's block cache (``lru_cache_size``): the table blocks the store read last.  Tables are read into
 it (``read_tables_without_mmap``), so it bounds the store's read memory; it fills within minutes and stays full."""
 WRITE_BUFFER_BYTES = (3 * 1024 * 1024, 6 * 1024 * 1024)
 """Range of LevelDB's memtable size, drawn per opening (``draw_write_buffer_bytes``).  The memtable is live
@@ -76,7 +80,8 @@ ENV_GUARD_SYMBOL = "_ZGVZN7leveldb3Env7DefaultEvE13env_container"
 LEVELDB_DEFAULT_MMAP_LIMIT = 1000
 """The limit's value in a 64-bit build that nothing changed."""
 
-_SHT_SYMTAB, _SHT_STRTAB, _STT_OBJECT, _SHDR_SIZE, _SYM_SIZE = 2, 3, 1, 64, 24
+_SHT_SYMTAB, _SHT_STRTAB, _STT_OBJECT, _EHDR_SIZE, _SHDR_SIZE, _SYM_SIZE = 2, 3, 1, 64, 64, 24
+_lock = threading.Lock()
 _outcome: str | None = None
 
 
@@ -103,7 +108,7 @@ def elf_objects(path: str, names: set[str]) -> dict[str, tuple[int, int]]:
     headers do not hold together."""
     with open(path, "rb") as handle:
         data = handle.read()
-    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+    if len(data) < _EHDR_SIZE or data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         return {}
     (shoff,) = struct.unpack_from("<Q", data, 0x28)
     shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
@@ -136,13 +141,15 @@ def read_tables_without_mmap() -> str:
     """Make LevelDB read table files with ``pread`` (it takes effect only before this process opens its first
     database; later calls return the first one's outcome).  Returns what was done."""
     global _outcome
-    if _outcome is None:
-        try:
-            _outcome = _set_mmap_limit_to_zero()
-        except Exception as exc:  # noqa: BLE001  (whatever went wrong, LevelDB reads as it did: say why)
-            _outcome = f"through mappings (could not set the mmap limit: {type(exc).__name__}: {exc})"
-        log.log(logging.DEBUG if _outcome.startswith("pread") else logging.INFO, "LevelDB table reads: %s", _outcome)
-    return _outcome
+    with _lock:
+        if _outcome is None:
+            try:
+                _outcome = _set_mmap_limit_to_zero()
+            except Exception as exc:  # noqa: BLE001  (whatever went wrong, LevelDB reads as it did: say why)
+                _outcome = f"through mappings (could not set the mmap limit: {type(exc).__name__}: {exc})"
+            log.log(logging.DEBUG if _outcome.startswith("pread") else logging.INFO, "LevelDB table reads: %s",
+                    _outcome)
+        return _outcome
 
 
 def _set_mmap_limit_to_zero() -> str:
@@ -161,9 +168,9 @@ def _set_mmap_limit_to_zero() -> str:
                    for start, end, perms in ranges)
 
     (limit_at, limit_size), (guard_at, guard_size) = symbols[MMAP_LIMIT_SYMBOL], symbols[ENV_GUARD_SYMBOL]
-    if limit_size != 4 or guard_size < 1 or not writable(limit_at, 4) or not writable(guard_at, 1):
+    if limit_size != 4 or guard_size != 8 or not writable(limit_at, 4) or not writable(guard_at, 8):
         return "through mappings (the mmap limit is not a writable 4-byte variable of the library)"
-    if ctypes.c_ubyte.from_address(base + guard_at).value != 0:
+    if ctypes.c_uint64.from_address(base + guard_at).value != 0:  # made, or being made (the pending byte)
         return "through mappings (too late: this process opened a database before, which made LevelDB's environment)"
     limit = ctypes.c_int.from_address(base + limit_at)
     if limit.value != LEVELDB_DEFAULT_MMAP_LIMIT:
