@@ -8,8 +8,8 @@ Its reads: with ``pread`` into the block cache, not through mappings.
 LevelDB (1.22, the one plyvel ships) maps up to 1,000 open table files into
 the process and reads through the mappings.  Every page a read touches then
 counts in the node's resident memory until the table closes, outside any
-bound the node sets: a compaction's inputs (20-45 MB for a few seconds, every
-10-20 s at 1,000 tx/s) and a snapshot's full read of the UTXO set (90-150
+bound the node sets: the tables a compaction reads (20-50 MB for a few
+seconds, in a 1,000 tx/s run) and a snapshot's full read of the UTXO set (90-150
 MB, until its tables closed) came and went in each validator's RSS.  Read with ``pread``
 instead, a table's blocks go through the block cache (``lru_cache_size``,
 filled by the store's reads except compactions, snapshots and pruning, which
@@ -50,7 +50,7 @@ A table not open is opened again when read: its index and filter block, a few ki
 
 BLOCK_CACHE_BYTES = 16 * 1024 * 1024
 """LevelDB's block cache (``lru_cache_size``): the table blocks the store read last.  Tables are read into
-it (``read_tables_without_mmap``), so it bounds the store's read memory; it fills within minutes and stays full."""
+it (``read_tables_without_mmap``), so it bounds the store's read memory."""
 WRITE_BUFFER_BYTES = (3 * 1024 * 1024, 6 * 1024 * 1024)
 """Range of LevelDB's memtable size, drawn per opening (``draw_write_buffer_bytes``).  The memtable is live
 memory that fills and is emptied at each flush: in a 1,000 tx/s run with sizes of 8-24 MB a validator's heap
@@ -72,11 +72,10 @@ def draw_write_buffer_bytes(rng: random.Random | None = None) -> int:
     return (rng or random).randrange(low, high + 1, WRITE_BUFFER_STEP)
 
 
-
 MMAP_LIMIT_SYMBOL = "_ZN7leveldb12_GLOBAL__N_112g_mmap_limitE"
 """``leveldb::(anonymous namespace)::g_mmap_limit``: how many table files LevelDB may map (env_posix.cc)."""
 ENV_GUARD_SYMBOL = "_ZGVZN7leveldb3Env7DefaultEvE13env_container"
-"""The guard of ``Env::Default()``'s static environment: its first byte is 0 until the environment is made."""
+"""The 8-byte guard of ``Env::Default()``'s static environment: all zero until the environment is being made."""
 LEVELDB_DEFAULT_MMAP_LIMIT = 1000
 """The limit's value in a 64-bit build that nothing changed."""
 

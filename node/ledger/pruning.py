@@ -69,7 +69,7 @@ def prune_below(store, retain: int, limit: int = 10 * BATCH_HEIGHTS) -> int:
 def _balance_entry_at(db, address: bytes, height: int) -> bytes | None:
     """The value of ``address``'s last balance-at entry at or below ``height`` (None: it has none)."""
     with db.iterator(start=P_BALANCE_AT + address, stop=P_BALANCE_AT + address + U64.pack(height + 1),
-                     reverse=True, include_key=False, fill_cache=False) as it:  # the commit path's cache
+                     reverse=True, include_key=False, fill_cache=False) as it:  # not into the block cache
         return next(it, None)
 
 
@@ -77,7 +77,7 @@ def stage_height_deletes(batch, db, height: int, keep_header: bool) -> set[bytes
     """Stage the deletes of one height's block and indexes (its header and certificate too unless kept); the
     addresses it touched."""
     h = U64.pack(height)
-    raw = db.get(P_BLOCK + h, fill_cache=False)  # old blocks: not into the commit path's block cache
+    raw = db.get(P_BLOCK + h, fill_cache=False)  # old blocks: not into the block cache
     addresses: set[bytes] = set()
     if raw is not None:
         block = Block.decode(raw)
