@@ -22,6 +22,11 @@ input that leads to a signature is synced to the log before the signer signs,
 and whatever the signer holds for the height is counted and sent again on a
 restart, also when the replay reaches a different vote than the one it holds
 (the signer refuses that one; the node is never silent for a step it signed).
+Those are the only syncs: the log is fsynced before each signature and at no
+other step.  What leaves the node is signed, so it was durable in the signer's
+log before it was returned; a message received from a peer and lost in a crash
+is sent again by the peers (round-status exchange) or fetched with the block;
+a lost timeout fires again after the restart.
 
 Votes carry this node's clock (``now_ms``, injected: the driver reads no
 clock of its own).  A precommit for a block is dated after that block's time
@@ -131,24 +136,19 @@ class ConsensusDriver(MessageIntake):
         actions += self._resend_signed(actions)
         for message in buffered:
             actions += self._dispatch(message)
-        self._sync(actions)
         return actions
 
     def on_proposal(self, proposal: Proposal) -> list[Action]:
         """A proposal from the network."""
         if not is_well_formed_proposal(proposal):
             return []
-        actions = self._dispatch(proposal)
-        self._sync(actions)
-        return actions
+        return self._dispatch(proposal)
 
     def on_vote(self, vote: Vote) -> list[Action]:
         """A prevote or precommit from the network."""
         if not is_well_formed_vote(vote):
             return []
-        actions = self._dispatch(vote)
-        self._sync(actions)
-        return actions
+        return self._dispatch(vote)
 
     def on_commit(self, value: bytes, commit: Commit) -> list[Action]:
         """A block of the current height with its certificate, from a peer that has moved on (or block sync).
@@ -172,17 +172,13 @@ class ConsensusDriver(MessageIntake):
         if not self._is_valid(value_id):
             return []
         self._certified[(commit.round, value_id)] = {cs.validator: cs for cs in commit.signatures}
-        actions = self._apply(ProposalWithCommitQuorum(commit.round, value_id))
-        self._sync(actions)
-        return actions
+        return self._apply(ProposalWithCommitQuorum(commit.round, value_id))
 
     def on_timeout(self, timeout: Timeout) -> list[Action]:
         """A timeout scheduled by a ``ScheduleTimeout`` action has elapsed."""
         if not isinstance(timeout, Timeout) or timeout.height != self._height or not self._started:
             return []
-        actions = self._handle_timeout(timeout)
-        self._sync(actions)
-        return actions
+        return self._handle_timeout(timeout)
 
     def _dispatch(self, message: Proposal | Vote) -> list[Action]:
         """A well-formed message: through the door, then the rules if it was kept."""

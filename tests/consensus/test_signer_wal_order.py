@@ -85,6 +85,47 @@ def test_the_input_is_durable_in_the_wal_before_the_vote_is_signed():
     assert h.signer.wal_durable_at_signing == [True, True]  # prevote, then precommit
 
 
+class CountingWAL(MemoryWAL):
+    """A log that counts its syncs (each one an fsync on the node's event loop)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.syncs = 0
+
+    def sync(self) -> None:
+        self.syncs += 1
+        super().sync()
+
+
+def test_the_log_is_synced_before_each_signature_and_at_no_other_step():
+    """A whole height at a validator that does not propose: two signatures, two syncs.  The timers armed on
+    the way, the other votes, the decision and the late precommit add none (they made six in all)."""
+    wal = CountingWAL()
+    h = crashing_harness(wal=wal)
+    assert h.proposer_index(1, 0) != 2
+    h.driver.start_height(1)
+    h.driver.on_proposal(h.proposal(1, 0, VAL))
+    others = h.others()
+    feed(h, others, PV, 0, VID)
+    actions = feed(h, others[:2], PC, 0, VID)
+    assert [a.value for a in actions if isinstance(a, Decide)] == [VAL]
+    feed(h, others[2:], PC, 0, VID)  # the late one
+    assert len(h.signer.signed_messages(1)) == 2
+    assert h.signer.wal_durable_at_signing == [True, True]
+    assert wal.syncs == 2
+
+
+def test_a_node_that_signs_nothing_never_syncs_its_log():
+    wal = CountingWAL()
+    h = Harness([1, 1, 1, 1], me=None, wal=wal)
+    h.driver.start_height(1)
+    h.driver.on_proposal(h.proposal(1, 0, VAL))
+    feed(h, h.addresses, PV, 0, VID)
+    actions = feed(h, h.addresses, PC, 0, VID)
+    assert [a.value for a in actions if isinstance(a, Decide)] == [VAL]
+    assert len(wal.entries(1)) == 9 and wal.syncs == 0
+
+
 def test_crash_between_signing_and_wal_sync_resends_the_held_vote_and_decides():
     h = crashing_harness()
     h.driver.start_height(1)
