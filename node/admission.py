@@ -28,12 +28,14 @@ class Admission:
     """The ways into the mempool."""
 
     def __init__(self, store: Store, mempool: Mempool, journal: MempoolJournal,
-                 broadcast: Callable[[list[bytes]], None]):
-        """``broadcast`` sends client transactions to every peer."""
+                 broadcast: Callable[[list[bytes]], None], added: Callable[[], None] = lambda: None):
+        """``broadcast`` sends client transactions to every peer; ``added`` is told when transactions entered
+        the mempool (a node waiting for work starts its height)."""
         self.store = store
         self.mempool = mempool
         self.journal = journal
         self._broadcast = broadcast
+        self._added = added
 
     def recover_journal(self) -> None:
         """Re-admit acknowledged transactions that had not committed before a crash."""
@@ -61,6 +63,8 @@ class Admission:
                     known += 1
             except (DecodeError, LedgerError, MempoolError):
                 rejected += 1
+        if admitted:
+            self._added()
         return {"admitted": admitted, "rejected": rejected, "known": known}
 
     def admit_client_txs(self, txs: list[Transaction]) -> list[CodedError | bool]:
@@ -88,4 +92,6 @@ class Admission:
                 results.append(refusal)
         self.journal.append(fresh)
         self._broadcast(fresh)
+        if fresh:
+            self._added()
         return results

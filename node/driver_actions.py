@@ -45,8 +45,10 @@ if TYPE_CHECKING:
     from node.types.block import Block
 
 
-LATE_PRECOMMIT_POLL_S = 0.005
-"""How often the wait after a decision looks whether every validator's precommit is in."""
+RECHECK_S = 0.05
+"""The longest a wait between heights goes without looking again.  It looks again at every arrival (a kept
+consensus message, transactions entering the mempool); this bound is for what arrives some other way (block
+sync starting a height, the node stopping on an error)."""
 
 
 class DriverActions:
@@ -68,6 +70,7 @@ class DriverActions:
     _next_height_task: asyncio.Task | None
     timeline: HeightTimeline
     _timers: list[asyncio.TimerHandle]
+    _arrivals: asyncio.Event
     _commit: Callable[[Block, Commit, BlockResult, int], None]
     _diverge: Callable[[int, str], None]
 
@@ -122,14 +125,31 @@ class DriverActions:
             self._next_height_task.cancel()
         self._next_height_task = asyncio.create_task(self._start_next_height(height, commit))
 
+    def _on_arrival(self) -> None:
+        """A consensus message was kept or buffered, or transactions entered the mempool."""
+        self._arrivals.set()
+
+    async def _wait_until(self, done: Callable[[], bool], deadline: float | None) -> None:
+        """Return once ``done()`` holds or at ``deadline`` (monotonic seconds; None: no bound), looking again at
+        each arrival and at least every ``RECHECK_S``."""
+        while not done():
+            left = RECHECK_S if deadline is None else min(RECHECK_S, deadline - time.monotonic())
+            if left <= 0:
+                return
+            self._arrivals.clear()  # no await since ``done()`` was looked at: no arrival can slip between
+            try:
+                async with asyncio.timeout(left):  # (not wait_for: on 3.11 it can swallow a cancellation)
+                    await self._arrivals.wait()
+            except TimeoutError:
+                pass
+
     async def _wait_for_work(self) -> None:
         """With an empty mempool, wait up to ``create_empty_blocks_ms`` (0: without a bound) for a transaction,
         unless a peer has already started a later height (its messages are buffered)."""
         wait_ms = self.config.create_empty_blocks_ms
         deadline = time.monotonic() + wait_ms / 1000 if wait_ms > 0 else None
-        while len(self.mempool) == 0 and self.relay.buffered == 0 and self.fatal is None \
-                and (deadline is None or time.monotonic() < deadline):
-            await asyncio.sleep(0.02)
+        await self._wait_until(lambda: len(self.mempool) > 0 or self.relay.buffered > 0 or self.fatal is not None,
+                               deadline)
 
     async def _wait_for_late_precommits(self, decided: int, commit: Commit) -> None:
         """Wait up to ``timeout_commit_ms`` after deciding ``decided``, for the precommits that arrive after the
@@ -141,12 +161,8 @@ class DriverActions:
         wait_s = self.params.timeout_commit_ms / 1000
         if wait_s <= 0 or len(commit.signatures) >= len(self.application.validators_at(decided)):
             return
-        deadline = time.monotonic() + wait_s
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or self.fatal is not None or self.driver.height != decided or self.driver.commit_complete:
-                return
-            await asyncio.sleep(min(LATE_PRECOMMIT_POLL_S, left))
+        await self._wait_until(lambda: self.fatal is not None or self.driver.height != decided
+                               or self.driver.commit_complete, time.monotonic() + wait_s)
 
     async def _start_first_height(self) -> None:
         await self._wait_for_work()

@@ -22,10 +22,27 @@ VALIDATORS = 4
 
 @dataclass
 class StandInDriver:
-    """What the wait reads of the consensus driver: its height and whether the decided commit is complete."""
+    """What the wait reads of the consensus driver: its height and whether the decided commit is complete (the
+    number of times that was read is counted)."""
 
     height: int
-    commit_complete: bool = False
+    complete: bool = False
+    reads: int = 0
+
+    @property
+    def commit_complete(self) -> bool:
+        self.reads += 1
+        return self.complete
+
+
+@dataclass
+class StandInConfig:
+    create_empty_blocks_ms: int = 0
+
+
+@dataclass
+class StandInRelay:
+    buffered: int = 0
 
 
 class StandInApplication:
@@ -38,7 +55,11 @@ class Harness(DriverActions):
         self.params = replace(ConsensusParams(), timeout_commit_ms=timeout_commit_ms)
         self.application = StandInApplication()  # type: ignore[assignment]
         self.driver = StandInDriver(height)  # type: ignore[assignment]
+        self.config = StandInConfig()  # type: ignore[assignment]
+        self.relay = StandInRelay()  # type: ignore[assignment]
+        self.mempool = []  # type: ignore[assignment]
         self.fatal = None
+        self._arrivals = asyncio.Event()
 
 
 def commit_of(height: int, signers: int) -> Commit:
@@ -51,7 +72,8 @@ def elapsed_waiting(harness: Harness, commit: Commit, *, complete_after_s: float
         async def later() -> None:
             if complete_after_s is not None:
                 await asyncio.sleep(complete_after_s)
-                harness.driver.commit_complete = True  # type: ignore[misc]
+                harness.driver.complete = True  # type: ignore[attr-defined]
+                harness._on_arrival()  # the last precommit was kept
             if move_height_after_s is not None:
                 await asyncio.sleep(move_height_after_s)
                 harness.driver.height += 1  # type: ignore[misc]
@@ -85,3 +107,94 @@ def test_the_wait_ends_when_block_sync_moves_the_driver_past_the_height():
     harness = Harness(timeout_commit_ms=10_000)
     took = elapsed_waiting(harness, commit_of(7, signers=3), move_height_after_s=0.05)
     assert 0.05 <= took < 2.0
+
+
+def test_the_wait_looks_again_at_each_arrival_instead_of_polling(monkeypatch):
+    """Each look at the driver is one event-loop wake-up; it polled every 5 ms (60 looks in 0.3 s)."""
+    monkeypatch.setattr("node.driver_actions.RECHECK_S", 30.0)
+    harness = Harness(timeout_commit_ms=10_000)
+    took = elapsed_waiting(harness, commit_of(7, signers=3), complete_after_s=0.3)
+    assert 0.3 <= took < 5.0
+    assert harness.driver.reads <= 3  # type: ignore[attr-defined]
+
+
+def test_what_arrives_unannounced_is_seen_within_the_recheck_bound():
+    harness = Harness(timeout_commit_ms=10_000)
+    took = elapsed_waiting(harness, commit_of(7, signers=3), move_height_after_s=0.05)  # no arrival is told
+    assert 0.05 <= took < 2.0
+
+
+def test_a_node_waiting_for_work_starts_when_a_transaction_is_admitted(monkeypatch):
+    """``create_empty_blocks_ms`` 0: no empty blocks, the height waits for a transaction; it polled every 20 ms."""
+    monkeypatch.setattr("node.driver_actions.RECHECK_S", 30.0)
+    harness = Harness(timeout_commit_ms=0)
+    looks = 0
+
+    class CountingPool(list):
+        def __len__(self) -> int:
+            nonlocal looks
+            looks += 1
+            return super().__len__()
+
+    harness.mempool = CountingPool()  # type: ignore[assignment]
+
+    async def run() -> float:
+        async def admit() -> None:
+            await asyncio.sleep(0.3)
+            harness.mempool.append("tx")  # type: ignore[attr-defined]
+            harness._on_arrival()
+        feeder = asyncio.create_task(admit())
+        start = time.monotonic()
+        await harness._wait_for_work()
+        took = time.monotonic() - start
+        await feeder
+        return took
+
+    took = asyncio.run(run())
+    assert 0.3 <= took < 5.0
+    assert looks <= 3
+
+
+# ---------------------------------------------------------------------------- who tells the wait
+
+
+def test_admission_tells_of_transactions_that_entered_the_mempool_and_only_of_those(monkeypatch):
+    from node.admission import Admission
+    from node.mempool import MempoolError
+
+    class Pool:
+        def add(self, tx):
+            if tx == b"bad":
+                raise MempoolError("bad", "refused")
+            return None, tx != b"known"
+
+    monkeypatch.setattr("node.admission.Transaction.decode", lambda raw: raw)
+    told = []
+    admission = Admission(None, Pool(), None, lambda raw: None, added=lambda: told.append(1))  # type: ignore[arg-type]
+    admission.receive_peer_txs([b"bad", b"known"])
+    assert told == []
+    admission.receive_peer_txs([b"bad", b"new"])
+    assert told == [1]
+
+
+def test_consensus_io_tells_of_kept_or_buffered_messages_only():
+    from types import SimpleNamespace
+
+    from node.consensus.relay import Verdict
+    from node.p2p.consensus_io import ConsensusIO
+
+    verdicts = []
+
+    class Relay:
+        def receive(self, message, digest, encoded):
+            return SimpleNamespace(verdict=verdicts.pop(0), flood=False, actions=[])
+
+    told = []
+    io = ConsensusIO(Relay(), SimpleNamespace(height=7), None, run_actions=lambda actions: None,  # type: ignore[arg-type]
+                     failed=lambda: False, peers_ahead=lambda: None, arrived=lambda: told.append(1))
+    message = SimpleNamespace(height=7)
+    for verdict, expected in ((Verdict.DUPLICATE, []), (Verdict.STALE, []), (Verdict.KEPT, [1]),
+                              (Verdict.BUFFERED, [1, 1])):
+        verdicts.append(verdict)
+        io.receive_consensus([(message, b"m")])
+        assert told == expected

@@ -36,15 +36,18 @@ class ConsensusIO:
 
     def __init__(self, relay: Relay, driver: ConsensusDriver, peers: PeerReactor, *,
                  run_actions: Callable[[list], None],
-                 failed: Callable[[], bool], peers_ahead: Callable[[], None]):
+                 failed: Callable[[], bool], peers_ahead: Callable[[], None],
+                 arrived: Callable[[], None] = lambda: None):
         """``run_actions`` carries out the driver's actions (the node's action interpreter), ``failed`` says
-        the node has stopped on an error, ``peers_ahead`` wakes block sync."""
+        the node has stopped on an error, ``peers_ahead`` wakes block sync, ``arrived`` is told when a batch
+        brought a message the driver kept or buffered (a wait between heights looks again)."""
         self.relay = relay
         self.driver = driver
         self.peers = peers
         self._run_actions = run_actions
         self._failed = failed
         self._peers_ahead = peers_ahead
+        self._arrived = arrived
         self.received: collections.Counter[str] = collections.Counter()
         """Consensus messages from peers by what became of them: accepted, duplicate, buffered, stale, dropped."""
 
@@ -81,6 +84,8 @@ class ConsensusIO:
                   "buffered": counts[Verdict.BUFFERED], "stale": counts[Verdict.STALE],
                   "dropped": counts[Verdict.DROPPED] + malformed}
         self.received.update(result)
+        if result["accepted"] or result["buffered"]:
+            self._arrived()
         return result
 
     def answer_round_status(self, status: RoundStatus) -> list[bytes]:
