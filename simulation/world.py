@@ -54,6 +54,9 @@ class Simulation:
     def __init__(self, seed: int, validators: int, byzantine: int, heights: int, fault_mix: str | None,
                  behaviours: tuple[str, ...] | None, weighted: bool = False, reconfig: bool = False):
         self.rng = random.Random(seed)
+        self.wal_rng = random.Random(f"wal-{seed}")
+        """How much of an unsynced log tail a crash keeps (its own stream: the main one, and so every seed's
+        run, is what it was before crashes kept any)."""
         rng = self.rng
         self.mix = FAULT_MIXES[fault_mix] if fault_mix is not None else FAULT_MIXES[rng.choice(sorted(FAULT_MIXES))]
         self.gst = rng.randint(*self.mix.gst_ms)
@@ -236,7 +239,7 @@ class Simulation:
         node.up = False
         node.epoch += 1
         assert node.wal is not None
-        node.wal.crash()
+        node.wal.crash(keep_unsynced=self.wal_rng.randint(0, node.wal.unsynced))  # a power cut (0) to a kill
 
     def restart(self, node: SimNode) -> None:
         self.result.restarts += 1

@@ -22,11 +22,12 @@ input that leads to a signature is synced to the log before the signer signs,
 and whatever the signer holds for the height is counted and sent again on a
 restart, also when the replay reaches a different vote than the one it holds
 (the signer refuses that one; the node is never silent for a step it signed).
-Those are the only syncs: the log is fsynced before each signature and at no
-other step.  What leaves the node is signed, so it was durable in the signer's
-log before it was returned; a message received from a peer and lost in a crash
-is sent again by the peers (round-status exchange) or fetched with the block;
-a lost timeout fires again after the restart.
+The driver syncs the log before each signature and at no other step (the log
+itself also syncs when a height ends and when it is opened: ``node.consensus.wal``).
+What leaves the node is signed, so it was durable in the signer's log before
+it was returned; a message received from a peer and lost in a crash is sent
+again by the peers (round-status exchange) or fetched with the block; a lost
+timeout fires again after the restart.
 
 Votes carry this node's clock (``now_ms``, injected: the driver reads no
 clock of its own).  A precommit for a block is dated after that block's time

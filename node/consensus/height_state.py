@@ -274,10 +274,10 @@ class HeightState:
         """Sync what the log holds before the signer signs: after a crash the replay then reaches the same
         proposal or vote, which the signer hands back, instead of a different one it must refuse.
 
-        The only sync of the log.  Syncing after every input that produced an action as well (a timer, a
-        decision, this node's vote already durable in the signer's log) cost four more fsyncs a height on
-        the event loop (six in all, measured with strace on a 4-validator devnet), none of which a restart
-        needs."""
+        The driver's only sync of the log.  Syncing after every input that produced an action as well (a
+        timer, a decision, this node's vote already durable in the signer's log) cost four more fsyncs a
+        height on the event loop (six in all, measured with strace on a 4-validator devnet), none of which a
+        restart needs."""
         if self._wal is not None and not self._replaying:
             self._wal.sync()
 

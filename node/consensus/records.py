@@ -115,7 +115,8 @@ class AppendLog:
     def __init__(self, path: str):
         self.path = path
         self._file = open(path, "ab")
-        self._dirty = False
+        os.fsync(self._file.fileno())  # what a killed process wrote may still be only in the kernel's cache:
+        self._dirty = False  # durable before anything is built on it (a replay that signs, say)
 
     def append(self, payload: bytes) -> None:
         self._file.write(frame(payload))

@@ -1,14 +1,18 @@
 """The consensus write-ahead log: what this node saw and did at its current height.
 
 The driver appends every proposal and vote it accepts (its own included) and
-every timeout that fires, and syncs before any action it returns leaves the
-node.  After a restart, replaying the entries of the current height through
-a fresh driver brings it back to the round and step it was in, with the same
-votes counted.  Only the current height matters (earlier heights are in the
-block store), so ``start_height`` appends a marker for the new height, and
-what came before the last marker is ignored; once the file has grown past
-``COMPACT_BYTES`` the marker replaces the file instead.  A torn last entry
-(a crash mid-append) is dropped on open.
+every timeout that fires.  The log is synced before each signature (what led
+to it is durable before the signer signs), when a height ends (``start_height``
+makes the height before durable, also at a node that signed nothing), and once
+when it is opened (what a killed process left in the kernel's cache is durable
+before a replay signs on it); what this node sends is its signed messages,
+which the signer's own log holds durably.  After a restart, replaying the
+entries of the current height through a fresh driver brings it back to the
+round and step it was in, with the same votes counted.  Only the current
+height matters (earlier heights are in the block store), so ``start_height``
+appends a marker for the new height, and what came before the last marker is
+ignored; once the file has grown past ``COMPACT_BYTES`` the marker replaces
+the file instead.  A torn last entry (a crash mid-append) is dropped on open.
 
 Every height marker names the height and the log's format (``_MAGIC``); a
 log written in another format is refused with what to do.
@@ -139,10 +143,13 @@ class FileWAL:
     def start_height(self, height: int) -> None:
         """Begin the log of ``height``; what was logged for earlier heights no longer counts.
 
-        The marker is appended without a sync of its own: the first ``sync`` at this height (before anything
-        leaves the node) makes it durable with the entries after it, and a crash before that leaves the log
-        of the height before, which a restart at this height ignores."""
+        What the height before logged since its last sync is synced first (a no-op when nothing was), so at
+        most one height's entries are ever unsynced, at a node that signs nothing too.  The marker is appended
+        without a sync of its own: the next sync (before this node signs at this height, or when the height
+        ends) makes it durable with the entries after it, and a crash before that leaves the log of the
+        height before, which a restart at this height ignores."""
         if self._log.size < COMPACT_BYTES:
+            self._log.sync()
             self._log.append(_height_marker(height))
         else:
             self._log.close()
@@ -192,6 +199,15 @@ class MemoryWAL:
     def entries(self, height: int) -> list[WALEntry]:
         return list(self._entries) if height == self._height else []
 
-    def crash(self) -> None:
-        """Forget unsynced entries, as a power cut forgets an unflushed file tail."""
-        del self._entries[self._synced:]
+    @property
+    def unsynced(self) -> int:
+        """Entries appended since the last sync."""
+        return len(self._entries) - self._synced
+
+    def crash(self, keep_unsynced: int = 0) -> None:
+        """Forget unsynced entries, as a power cut forgets an unflushed file tail.  With ``keep_unsynced``, the
+        first that many of them survive (a killed process whose writes the kernel still held) and are durable
+        from then on, as ``FileWAL`` syncs what it reads when it opens."""
+        keep = self._synced + max(0, min(keep_unsynced, self.unsynced))
+        del self._entries[keep:]
+        self._synced = keep

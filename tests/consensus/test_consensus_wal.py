@@ -126,6 +126,68 @@ def test_memory_wal_crash_loses_only_unsynced_entries():
     assert wal.entries(3) == e[:2]
 
 
+def test_a_crash_may_keep_part_of_the_unsynced_tail_which_is_durable_from_then_on():
+    """A killed process: the kernel still held some of what was written, and the reopened log syncs it."""
+    wal = MemoryWAL()
+    wal.start_height(3)
+    e = entries()
+    wal.append(e[0])
+    wal.sync()
+    for entry in e[1:]:
+        wal.append(entry)
+    assert wal.unsynced == 3
+    wal.crash(keep_unsynced=2)
+    assert wal.entries(3) == e[:3] and wal.unsynced == 0
+    wal.append(e[3])
+    wal.crash()
+    assert wal.entries(3) == e[:3]
+    wal.crash(keep_unsynced=5)  # more than there is: all of it
+    assert wal.entries(3) == e[:3]
+
+
+def count_fsyncs(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    real = os.fsync
+
+    def counting(fd: int) -> None:
+        calls.append(fd)
+        real(fd)
+
+    monkeypatch.setattr("node.consensus.records.os.fsync", counting)
+    return calls
+
+
+def test_opening_the_log_makes_what_a_killed_process_wrote_durable(tmp_path, monkeypatch):
+    """A replay may sign on what it reads: that must not be lost in a power cut after the restart."""
+    path = tmp_path / "wal"
+    wal = FileWAL(path)
+    wal.start_height(3)
+    for e in entries():
+        wal.append(e)
+    wal._log._file.flush()  # written, never synced: the process is killed here
+    calls = count_fsyncs(monkeypatch)
+    reopened = FileWAL(path)
+    assert reopened.entries(3) == entries()
+    assert len(calls) == 1
+
+
+def test_a_new_height_makes_the_height_before_durable(tmp_path, monkeypatch):
+    """Also at a node that signs nothing (and so never syncs before a signature): at most one height's
+    entries are ever unsynced."""
+    path = tmp_path / "wal"
+    wal = FileWAL(path)
+    wal.start_height(3)
+    calls = count_fsyncs(monkeypatch)
+    for e in entries():
+        wal.append(e)
+    assert calls == []
+    wal.start_height(4)
+    assert len(calls) == 1
+    wal.append(Timeout(TimeoutKind.PROPOSE, 4, 0))
+    wal.start_height(5)
+    assert len(calls) == 2
+
+
 def test_a_tail_of_zeros_is_a_torn_append_not_corruption(tmp_path):
     """A file whose new length reached the disk before its data reads back zeros there: no record is empty,
     so the zeros are cut off like any torn tail; zeros followed by data are still corruption."""
