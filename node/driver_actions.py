@@ -70,7 +70,8 @@ class DriverActions:
     _next_height_task: asyncio.Task | None
     timeline: HeightTimeline
     _timers: list[asyncio.TimerHandle]
-    _arrivals: asyncio.Event
+    _consensus_arrivals: asyncio.Event
+    _work_arrivals: asyncio.Event
     _commit: Callable[[Block, Commit, BlockResult, int], None]
     _diverge: Callable[[int, str], None]
 
@@ -125,30 +126,37 @@ class DriverActions:
             self._next_height_task.cancel()
         self._next_height_task = asyncio.create_task(self._start_next_height(height, commit))
 
-    def _on_arrival(self) -> None:
-        """A consensus message was kept or buffered, or transactions entered the mempool."""
-        self._arrivals.set()
+    def _on_consensus_arrival(self) -> None:
+        """A consensus message was kept or buffered (it may be a late precommit, or a later height's)."""
+        self._consensus_arrivals.set()
+        self._work_arrivals.set()
 
-    async def _wait_until(self, done: Callable[[], bool], deadline: float | None) -> None:
+    def _on_work_arrival(self) -> None:
+        """Transactions entered the mempool."""
+        self._work_arrivals.set()
+
+    async def _wait_until(self, arrivals: asyncio.Event, done: Callable[[], bool], deadline: float | None) -> None:
         """Return once ``done()`` holds or at ``deadline`` (monotonic seconds; None: no bound), looking again at
-        each arrival and at least every ``RECHECK_S``."""
+        each of ``arrivals`` and at least every ``RECHECK_S``."""
         while not done():
             left = RECHECK_S if deadline is None else min(RECHECK_S, deadline - time.monotonic())
             if left <= 0:
                 return
-            self._arrivals.clear()  # no await since ``done()`` was looked at: no arrival can slip between
+            arrivals.clear()  # no await since ``done()`` was looked at: no arrival can slip between
             try:
                 async with asyncio.timeout(left):  # (not wait_for: on 3.11 it can swallow a cancellation)
-                    await self._arrivals.wait()
+                    await arrivals.wait()
             except TimeoutError:
                 pass
 
-    async def _wait_for_work(self) -> None:
+    async def _wait_for_work(self, decided: int | None = None) -> None:
         """With an empty mempool, wait up to ``create_empty_blocks_ms`` (0: without a bound) for a transaction,
-        unless a peer has already started a later height (its messages are buffered)."""
+        unless a peer has already started a later height (its messages are buffered), or the node has moved
+        past ``decided`` meanwhile (block sync)."""
         wait_ms = self.config.create_empty_blocks_ms
         deadline = time.monotonic() + wait_ms / 1000 if wait_ms > 0 else None
-        await self._wait_until(lambda: len(self.mempool) > 0 or self.relay.buffered > 0 or self.fatal is not None,
+        await self._wait_until(self._work_arrivals, lambda: len(self.mempool) > 0 or self.relay.buffered > 0
+                               or self.fatal is not None or (decided is not None and self.driver.height != decided),
                                deadline)
 
     async def _wait_for_late_precommits(self, decided: int, commit: Commit) -> None:
@@ -161,18 +169,19 @@ class DriverActions:
         wait_s = self.params.timeout_commit_ms / 1000
         if wait_s <= 0 or len(commit.signatures) >= len(self.application.validators_at(decided)):
             return
-        await self._wait_until(lambda: self.fatal is not None or self.driver.height != decided
-                               or self.driver.commit_complete, time.monotonic() + wait_s)
+        await self._wait_until(self._consensus_arrivals, lambda: self.fatal is not None
+                               or self.driver.height != decided or self.driver.commit_complete,
+                               time.monotonic() + wait_s)
 
     async def _start_first_height(self) -> None:
         await self._wait_for_work()
-        if not self.driver.started:  # block sync may have started a height meanwhile
+        if not self.driver.started and self.fatal is None:  # block sync may have started a height meanwhile
             self._start_consensus(self.store.height + 1)
 
     async def _start_next_height(self, decided: int, commit: Commit) -> None:
         await self._wait_for_late_precommits(decided, commit)
-        await self._wait_for_work()
-        if self.driver.height != decided or self.store.height != decided:
+        await self._wait_for_work(decided)
+        if self.driver.height != decided or self.store.height != decided or self.fatal is not None:
             return
         late = self.driver.commit_for_decided()
         if late is not None and late.block_hash == commit.block_hash:

@@ -103,9 +103,10 @@ class Node(DriverActions):
         self.journal = MempoolJournal(str(self.home / JOURNAL_FILE))
         self.peers = self._build_peers()
         self.node_id = self.peers.switch.node_id
-        self._arrivals = asyncio.Event()
+        self._consensus_arrivals = asyncio.Event()
+        self._work_arrivals = asyncio.Event()
         self.admission = Admission(self.store, self.mempool, self.journal, self.peers.broadcast_txs,
-                                   added=self._on_arrival)
+                                   added=self._on_work_arrival)
         self.admission.recover_journal()
         self.signer = DurableSigner(str(self.home / SIGNER_FILE), self.key.private_key, self.chain_id)
         """Signs only at heights whose validator set holds this node's key (the driver decides)."""
@@ -134,7 +135,7 @@ class Node(DriverActions):
         self.relay = Relay(self.driver, functools.partial(decided_block, self.store))
         self.consensus_io = ConsensusIO(self.relay, self.driver, self.peers, run_actions=self._run_actions,
                                         failed=self._failed, peers_ahead=lambda: self.sync.wake(),
-                                        arrived=self._on_arrival)
+                                        arrived=self._on_consensus_arrival)
         self.sync = BlockSync(chain_id=self.chain_id, genesis_hash=self.genesis_hash,
                               store=self.store, peers=self.peers, application=self.application,
                               mempool=self.mempool, commit=self._commit, diverge=self._diverge,

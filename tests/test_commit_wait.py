@@ -28,6 +28,7 @@ class StandInDriver:
     height: int
     complete: bool = False
     reads: int = 0
+    started: bool = False
 
     @property
     def commit_complete(self) -> bool:
@@ -59,7 +60,8 @@ class Harness(DriverActions):
         self.relay = StandInRelay()  # type: ignore[assignment]
         self.mempool = []  # type: ignore[assignment]
         self.fatal = None
-        self._arrivals = asyncio.Event()
+        self._consensus_arrivals = asyncio.Event()
+        self._work_arrivals = asyncio.Event()
 
 
 def commit_of(height: int, signers: int) -> Commit:
@@ -73,7 +75,7 @@ def elapsed_waiting(harness: Harness, commit: Commit, *, complete_after_s: float
             if complete_after_s is not None:
                 await asyncio.sleep(complete_after_s)
                 harness.driver.complete = True  # type: ignore[attr-defined]
-                harness._on_arrival()  # the last precommit was kept
+                harness._on_consensus_arrival()  # the last precommit was kept
             if move_height_after_s is not None:
                 await asyncio.sleep(move_height_after_s)
                 harness.driver.height += 1  # type: ignore[misc]
@@ -142,7 +144,7 @@ def test_a_node_waiting_for_work_starts_when_a_transaction_is_admitted(monkeypat
         async def admit() -> None:
             await asyncio.sleep(0.3)
             harness.mempool.append("tx")  # type: ignore[attr-defined]
-            harness._on_arrival()
+            harness._on_work_arrival()
         feeder = asyncio.create_task(admit())
         start = time.monotonic()
         await harness._wait_for_work()
@@ -198,3 +200,52 @@ def test_consensus_io_tells_of_kept_or_buffered_messages_only():
         verdicts.append(verdict)
         io.receive_consensus([(message, b"m")])
         assert told == expected
+
+
+def test_transactions_arriving_do_not_wake_the_wait_for_late_precommits(monkeypatch):
+    monkeypatch.setattr("node.driver_actions.RECHECK_S", 30.0)
+    harness = Harness(timeout_commit_ms=10_000)
+
+    async def run() -> None:
+        async def traffic() -> None:
+            for _ in range(50):
+                await asyncio.sleep(0.002)
+                harness._on_work_arrival()
+            harness.driver.complete = True  # type: ignore[attr-defined]
+            harness._on_consensus_arrival()
+        feeder = asyncio.create_task(traffic())
+        await harness._wait_for_late_precommits(7, commit_of(7, signers=3))
+        await feeder
+
+    asyncio.run(run())
+    assert harness.driver.reads <= 3  # type: ignore[attr-defined]
+
+
+def test_the_wait_for_work_ends_when_block_sync_moves_the_node_on():
+    harness = Harness(timeout_commit_ms=0)
+
+    async def run() -> float:
+        async def sync() -> None:
+            await asyncio.sleep(0.05)
+            harness.driver.height += 1  # type: ignore[misc]
+        feeder = asyncio.create_task(sync())
+        start = time.monotonic()
+        await harness._wait_for_work(decided=7)
+        took = time.monotonic() - start
+        await feeder
+        return took
+
+    assert 0.05 <= asyncio.run(run()) < 2.0
+
+
+def test_a_node_stopped_on_an_error_starts_no_next_height():
+    from types import SimpleNamespace
+
+    harness = Harness(timeout_commit_ms=0)
+    harness.store = SimpleNamespace(height=7)  # type: ignore[assignment]
+    harness.fatal = RuntimeError("disk gone")
+    started: list[int] = []
+    harness._start_consensus = started.append  # type: ignore[method-assign]
+    asyncio.run(harness._start_next_height(7, commit_of(7, signers=4)))
+    asyncio.run(harness._start_first_height())
+    assert started == []
