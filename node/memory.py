@@ -62,19 +62,20 @@ def container_sizes(node: Any) -> dict[str, int | None]:
     return sizes
 
 
-def _malloc_trim():
-    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS)."""
+def _libc_function(name: str, argtypes: list, restype) -> Any:
+    """The C library's function ``name`` (errno kept for ``ctypes.get_errno``), or None where the C library
+    has none."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
+        function = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True), name)
     except (OSError, AttributeError):
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
+    function.argtypes = argtypes
+    function.restype = restype
+    return function
 
 
-_MALLOC_TRIM = _malloc_trim()
+_MALLOC_TRIM = _libc_function("malloc_trim", [ctypes.c_size_t], ctypes.c_int)
+"""glibc's ``malloc_trim``, or None (musl, macOS)."""
 
 
 def release_free_memory() -> bool:
@@ -93,18 +94,7 @@ TABLE_SUFFIXES = (".ldb", ".sst")
 """The names of LevelDB's table files."""
 
 
-def _madvise():
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        madvise = libc.madvise
-    except (OSError, AttributeError):
-        return None
-    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    madvise.restype = ctypes.c_int
-    return madvise
-
-
-_MADVISE = _madvise()
+_MADVISE = _libc_function("madvise", [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int)
 
 
 def mapped_tables(folder: str, maps_path: str = "/proc/self/maps") -> list[tuple[int, int]]:
