@@ -262,6 +262,12 @@ def test_wrong_types_in_paths_and_queries(node):
         (f"/v1/addresses/{alice}/balance?height=x", 400), (f"/v1/addresses/{alice}/utxos?after=zz", 400),
         (f"/v1/addresses/{alice}/utxos?after={'00' * 32}:{big}", 400), (f"/v1/addresses/{alice}/utxos?limit=0", 400),
         (f"/v1/addresses/{alice}/txs?before=1:x", 400), (f"/v1/addresses/{alice}/txs?before={big}:0", 400),
+        ("/v1/balances", 400), ("/v1/balances?addresses=", 400), (f"/v1/balances?addresses={alice},garbage", 400),
+        (f"/v1/balances?addresses={alice},,{alice}", 400), (f"/v1/balances?addresses={tampered}", 400),
+        (f"/v1/balances?addresses={alice}&height=-1", 400), (f"/v1/balances?addresses={alice}&height=x", 400),
+        (f"/v1/balances?addresses={alice}&height={big}", (400, 404)),
+        (f"/v1/balances?addresses={alice}&height=99999999", 404),
+        ("/v1/balances?addresses=" + ",".join([alice] * 101), 400),
         ("/nope", 404), ("/v1/blocks/1/extra", 404),
     ]
     for path, status in cases:
@@ -270,6 +276,11 @@ def test_wrong_types_in_paths_and_queries(node):
             assert_error(r, status)
         else:
             assert r.status_code in ((status,) if isinstance(status, int) else status), (path, r.status_code)
+    assert_error(c.get(url + "/v1/balances", params={"addresses": ",".join([alice] * 101)}), 400, "too-many-addresses")
+    assert c.get(url + "/v1/balances", params={"addresses": ",".join([alice] * 100)}).status_code == 200
+    assert_error(c.get(url + "/v1/balances", params={"addresses": f"{alice},garbage"}), 400,
+                 c.get(url + "/v1/addresses/garbage/balance").json()["error"]["code"])  # the one-address route's
+    assert_error(c.get(url + "/v1/balances", params={"addresses": alice, "height": 99999999}), 404, "height-not-found")
     for method, path in (("DELETE", "/v1/txs"), ("PATCH", "/v1/status"), ("POST", "/v1/health")):
         assert_error(c.request(method, url + path), 405, "method-not-allowed")
     assert_chain_intact(node, node.before)

@@ -422,3 +422,56 @@ def test_long_drill_all_faults(tmp_path, seed):
     _assert_clean(result, table, FAULT_KINDS)
     checks = {c.name: c for c in result.checks}
     assert any(name.startswith("twin evidence") and c.ok for name, c in checks.items()), table
+
+
+# --------------------------------------------------------------------------- served balances
+
+
+def _balances_checker(serve):
+    """A ``Checker`` whose nodes answer balances with ``serve(address, height)`` (an httpx mock transport)."""
+    import httpx
+
+    from devnet.drill.checks import Checker
+    accounts, validators = [bytes([1]) * 20, bytes([2]) * 20], {"validator-0": bytes([3]) * 20}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        h = int(request.url.params["height"])
+        if request.url.path == "/v1/balances":
+            names = request.url.params["addresses"].split(",")
+            return httpx.Response(200, json={"height": h, "balances": [
+                {"address": a, "balance": serve(a, h)} for a in names]})
+        address = request.url.path.split("/")[3]
+        return httpx.Response(200, json={"height": h, "address": address, "balance": serve(address, h)})
+
+    net = types.SimpleNamespace(names=["a", "b"], url=lambda node: f"http://{node}", account_addresses=accounts,
+                                validator_addresses=validators, supply=100)
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handle))
+    return Checker(net, None, None, http, twin_enabled=False, out=lambda line: None), http
+
+
+def test_served_balances_are_checked_at_every_height_by_both_routes():
+    """The check asks every height of the batch route and, in turn, one address a height of the one-address
+    route; a wrong balance from either, at any height, is a mismatch (and a wrong sum a bad height)."""
+    first, second, third = (encode_address(bytes([b]) * 20) for b in (1, 2, 3))
+    truth = {first: 60, second: 40, third: 0}
+    replay = {"balance_at": lambda address, height: truth[address]}
+
+    def run(serve):
+        checker, http = _balances_checker(serve)
+
+        async def go():
+            async with http:
+                return await checker.check_api_balances(9, replay)
+        return asyncio.run(go())
+
+    assert run(lambda a, h: truth[a]) == ([], [], 20)
+    bad_supply, mismatch, _ = run(lambda a, h: truth[a] + (h == 7 and a == third))
+    assert bad_supply == [7] and [(m["height"], m["address"]) for m in mismatch] == [(7, third)]
+    calls = []
+
+    def one_route_lies(a, h):  # only the one-address route at height 4 (whose address is the 4 % 3 = 2nd)
+        calls.append((a, h))
+        return truth[a] + (h == 4 and calls.count((a, h)) == 2)
+    bad_supply, mismatch, _ = run(one_route_lies)
+    assert bad_supply == [] and [(m["height"], m["address"], m["route"]) for m in mismatch] == \
+        [(4, second, "one address")]

@@ -68,9 +68,25 @@ def test_transfers_agree_and_double_spend_commits_once(tmp_path):
         total = 0
         for name in net.wallets:
             total += balance(net, 0, net.address(name), min_height=final)
-        for v in net.client.get(net.url(0) + "/v1/validators").json()["validators"]:
-            total += net.client.get(net.url(0) + f"/v1/addresses/{v['address']}/balance").json()["balance"]
+        validators = [v["address"] for v in net.client.get(net.url(0) + "/v1/validators").json()["validators"]]
+        for address in validators:
+            total += net.client.get(net.url(0) + f"/v1/addresses/{address}/balance").json()["balance"]
         assert total == supply
+        # Many balances in one answer, at the final height and at the first: each what the one-address route says.
+        addresses = [encode_address(net.address(name)) for name in net.wallets] + validators + [validators[0]]
+        answers = {}
+        for at in (final, 1):
+            many = net.client.get(net.url(1) + "/v1/balances", params={"addresses": ",".join(addresses), "height": at})
+            assert many.status_code == 200, many.text
+            assert many.json()["height"] == at
+            assert [b["address"] for b in many.json()["balances"]] == addresses  # in the order asked, twice if twice
+            answers[at] = [b["balance"] for b in many.json()["balances"]]
+            assert answers[at] == [
+                net.client.get(net.url(1) + f"/v1/addresses/{a}/balance", params={"height": at}).json()["balance"]
+                for a in addresses]
+            assert sum(answers[at][:-1]) == supply
+        at_alice = addresses.index(encode_address(alice))
+        assert answers[final][at_alice] != answers[1][at_alice]  # the height asked is the height answered
 
 
 def test_kill_one_restart_catches_up_then_kill_all(tmp_path):

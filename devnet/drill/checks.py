@@ -3,7 +3,8 @@
 Every node has the same block hash and app hash at every height; replaying
 the chain from genesis, no output is spent twice and every input exists;
 the balances the nodes serve for every account and validator at every height
-(``balance?height=H``) add up to the genesis supply and equal the replay;
+(``GET /v1/balances?height=H``, and one address a height by ``balance?height=H``)
+add up to the genesis supply and equal the replay;
 every acknowledged transaction is in the chain at the height and block it
 was acknowledged with; every balance read matches the replay at the height
 the node reported; no request got a 500; no node died on its own; the chain
@@ -16,6 +17,7 @@ later, in the set or not.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from dataclasses import asdict
 from typing import TYPE_CHECKING
@@ -48,6 +50,15 @@ class Checker:
         self.checks: list[Check] = []
         self.violations: list[str] = []
         self.details: dict = {}
+        self.seconds: dict[str, float] = {}
+        """Wall seconds each part of the checking took (in the report's details as ``check_seconds``)."""
+        self._lap = time.monotonic()
+
+    def lap(self, part: str) -> None:
+        """Charge the time since the last lap to ``part``."""
+        now = time.monotonic()
+        self.seconds[part] = round(self.seconds.get(part, 0.0) + now - self._lap, 2)
+        self._lap = now
 
     def add(self, name: str, value, ok: bool | None = None, violation: str | None = None) -> None:
         self.checks.append(Check(name, str(value), ok))
@@ -115,12 +126,16 @@ class Checker:
 
     async def run(self) -> None:
         net = self.net
+        self._lap = time.monotonic()
         ok, _ = await self.converge()
+        self.lap("converge")
         self.add("nodes converged after heal", "yes" if ok else f"no: {self.details.get('heights_at_timeout')}", ok)
         live, text = await self.liveness_probe()
         self.add("transfer commits after heal", text, live)
+        self.lap("transfer after heal")
         fault_checks.check_liveness(self)
         await self.converge(60)
+        self.lap("converge")
         heights = {}
         unread = {}
         for name in net.names:
@@ -139,6 +154,8 @@ class Checker:
             await self._check_all(top, heights)
         except Exception as exc:  # noqa: BLE001  (a check that cannot run is a failed check, not a crash)
             self.add("checks could not finish", f"{type(exc).__name__}: {exc}", False)
+        self.details["check_seconds"] = self.seconds
+        self.out("checked in " + ", ".join(f"{part} {s:.1f}s" for part, s in self.seconds.items()))
 
     async def _check_all(self, top: int, heights: dict[str, int]) -> None:
         net, wl = self.net, self.workload
@@ -150,12 +167,14 @@ class Checker:
             raise RuntimeError(f"could not read the chain: {chain.unreachable}")
         chains, disagreements = chain.blocks, chain.disagree
         ref = chains.get(ref_name, [])
+        self.lap("blocks of every node")
         self.add("block hash + app hash agreement", f"{len(chains)} nodes x {top} heights, "
                  f"{len(disagreements)} disagree", not disagreements and len(chains) == len(net.names),
                  f"nodes disagree at heights {disagreements[:10]}")
 
         # 2. replay from genesis: no double spend, fees, supply
         replay = self.replay(ref)
+        self.lap("replay")
         self.add("outputs spent twice", len(replay["double_spends"]), not replay["double_spends"],
                  f"outputs spent twice: {replay['double_spends'][:5]}")
         self.add("inputs that never existed", len(replay["missing"]), not replay["missing"],
@@ -178,6 +197,8 @@ class Checker:
                      f"served balances do not add up to the supply at heights {api_bad_supply[:10]}")
             self.add("served balances == replay", f"{len(api_mismatch)} mismatches", not api_mismatch,
                      f"served balance differs from replay: {api_mismatch[:5]}")
+
+        self.lap("served balances")
 
         # 4. acknowledged transactions
         lost, misplaced = [], []
@@ -216,10 +237,13 @@ class Checker:
                  f"reads that match no state of the chain: {wrong[:5]}")
         self.add("read-your-writes (min_height) violations", len(wl.ryw_violations), not wl.ryw_violations)
 
+        self.lap("acknowledged and reads")
+
         # 6. evidence, and the validator set's changes
         await fault_checks.check_evidence(self)
         if self.nemesis.reconfig_runs:
             await reconfig_checks.check_reconfig(self)
+        self.lap("evidence and validator sets")
 
         # 7. server errors, crashes, logs
         self.add("HTTP 500s seen by clients", len(wl.server_errors), not wl.server_errors,
@@ -229,6 +253,7 @@ class Checker:
         critical = self.scan_logs()
         self.add("CRITICAL / internal-error log lines", len(critical), not critical, f"log: {critical[:3]}")
         self.details["replay_heights"] = top
+        self.lap("errors and logs")
 
         # 8. block times (BFT time under a skewed clock) and the tampering validator
         fault_checks.check_block_times(self, ref)
@@ -240,8 +265,9 @@ class Checker:
         return replay(self.net.genesis, blocks)
 
     async def check_api_balances(self, top: int, replay: dict) -> tuple[list[int], list[dict], int]:
-        """balance?height=h for every account and every (once or future) validator's key at every height, spread
-        over the nodes."""
+        """The balances of every account and every (once or future) validator's key at every height, one
+        ``GET /v1/balances?height=h`` per height, the heights spread over the nodes; the one-address route
+        (``/v1/addresses/A/balance?height=h``) is asked too, for one address a height, in turn."""
         net = self.net
         tracked = [encode_address(a) for a in net.account_addresses] + \
                   [encode_address(a) for a in net.validator_addresses.values()]
@@ -250,26 +276,36 @@ class Checker:
         mismatch: list[dict] = []
         queries = 0
 
-        async def one(node: str, addr: str, h: int) -> int:
+        async def at_height(h: int) -> tuple[str, list[int], int]:
+            node = net.names[h % len(net.names)]
+            single = tracked[h % len(tracked)]
             async with sem:
-                r = await self.get(node, f"/v1/addresses/{addr}/balance", {"height": h})
-            if r.status_code != 200:
-                raise RuntimeError(f"{node} balance {addr}@{h}: {r.status_code} {r.text[:200]}")
-            return int(r.json()["balance"])
+                many = await self.get(node, "/v1/balances", {"addresses": ",".join(tracked), "height": h})
+                one = await self.get(node, f"/v1/addresses/{single}/balance", {"height": h})
+            for r in (many, one):
+                if r.status_code != 200:
+                    raise RuntimeError(f"{node} {r.url}: {r.status_code} {r.text[:200]}")
+            answer = many.json()
+            served = [int(b["balance"]) for b in answer["balances"]]
+            if answer["height"] != h or [b["address"] for b in answer["balances"]] != tracked:
+                raise RuntimeError(f"{node} balances at {h}: answered for height {answer['height']} and "
+                                   f"{len(served)} addresses")
+            if int(one.json()["balance"]) != replay["balance_at"](single, h):
+                mismatch.append({"node": node, "address": single, "height": h, "served": int(one.json()["balance"]),
+                                 "route": "one address", "replay": replay["balance_at"](single, h)})
+            return node, served, h
 
-        for start in range(0, top + 1, 25):
-            heights = list(range(start, min(top, start + 24) + 1))
-            jobs = [(h, addr, net.names[h % len(net.names)]) for h in heights for addr in tracked]
-            values = await asyncio.gather(*(one(node, addr, h) for h, addr, node in jobs))
-            queries += len(jobs)
-            per_height: Counter = Counter()
-            for (h, addr, node), value in zip(jobs, values, strict=True):
-                per_height[h] += value
-                expected = replay["balance_at"](addr, h)
-                if value != expected:
-                    mismatch.append({"node": node, "address": addr, "height": h, "served": value,
-                                     "replay": expected})
-            bad_supply += [h for h in heights if per_height[h] != net.supply]
+        for start in range(0, top + 1, 200):
+            answers = await asyncio.gather(*(at_height(h) for h in range(start, min(top, start + 199) + 1)))
+            for node, served, h in answers:
+                queries += 2
+                for addr, value in zip(tracked, served, strict=True):
+                    expected = replay["balance_at"](addr, h)
+                    if value != expected:
+                        mismatch.append({"node": node, "address": addr, "height": h, "served": value,
+                                         "replay": expected})
+                if sum(served) != net.supply:
+                    bad_supply.append(h)
         return bad_supply, mismatch, queries
 
 

@@ -3,7 +3,9 @@
 
 * ``GET .../balance?height=H&attest=true``: the balance now or at a past height;
 * ``GET .../utxos?after=txid:index&height=H&attest=true``: a page of its unspent outputs;
-* ``GET .../txs?before=height:index``: a page of the transactions that touched it, newest first.
+* ``GET .../txs?before=height:index``: a page of the transactions that touched it, newest first;
+
+and ``GET /v1/balances?addresses=A,B,...&height=H``: the balances of many addresses at one height, in one answer.
 
 With ``attest=true`` the balance and the outputs carry this node's signed attestation of the answer
 (``node.attestation``), which the wallet's verified reads check against a quorum of nodes (``wallet.quorum``).
@@ -24,6 +26,8 @@ from node.types.transaction import OutPoint
 
 MAX_PAGE = 1000
 """The most items one page of a list answer holds (an address's outputs or history, the mempool's transactions)."""
+MAX_BALANCES = 100
+"""The most addresses one ``GET /v1/balances`` asks about (their list fits a URL: 100 addresses are 4.3 KB)."""
 
 
 def add_address_routes(app: FastAPI, node, *, guard, api_error, returns, parse_address, parse_hex, check_not_pruned,
@@ -54,6 +58,33 @@ def add_address_routes(app: FastAPI, node, *, guard, api_error, returns, parse_a
         if attest:
             body["attestation"] = sign_answer(BALANCE, at, account, balance_body(amount))
         return body
+
+    @app.get("/v1/balances", tags=["addresses"], dependencies=[guard],
+             summary="The balances of many addresses at one height", **returns(m.Balances, 400, 404, 410, 503))
+    async def balances(addresses: Annotated[str, Query(description=(
+            f"comma-separated addresses, at most {MAX_BALANCES}; the answer keeps their order"))],
+            height: Annotated[int | None, Query(
+                ge=0, description="balances at this height (default: the committed height)")] = None):
+        """The balances of every address in `addresses` at one height (now, or a past `height`), as one answer: what
+        `GET /v1/addresses/{address}/balance` says of each, without a request per address. 400 `too-many-addresses`
+        beyond the limit, or the bad address's own code; 404 height-not-found above the committed height; 410 pruned
+        below the earliest height kept."""
+        names = addresses.split(",")
+        if len(names) > MAX_BALANCES:
+            raise api_error(400, "too-many-addresses",
+                            f"{len(names)} addresses asked, at most {MAX_BALANCES} per request: split the list")
+        accounts = [parse_address(name.strip()) for name in names]
+        top = node.store.height
+        if height is not None and height > top:
+            raise api_error(404, "height-not-found", f"height {height} is above the node's height {top}", height=top)
+        if height is not None:
+            check_not_pruned(height)
+        at = top if height is None else height
+        items = []
+        for account in accounts:
+            amount = node.store.balance(account) if height is None else node.store.balance_at(account, height)
+            items.append({"address": encode_address(account), "balance": amount, "amount": amount_json(amount)})
+        return {"height": at, "balances": items}
 
     @app.get("/v1/addresses/{address}/utxos", tags=["addresses"], dependencies=[guard],
              summary="An address's unspent outputs", **returns(m.Utxos, 400, 404, 410, 503))

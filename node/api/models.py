@@ -312,6 +312,21 @@ class Balance(Open):
     attestation: Attestation | None = Field(None, description="with attest=true: this node's signed word for it")
 
 
+class AddressBalance(Open):
+    """One address's balance in a ``Balances`` answer."""
+
+    address: str = Field(description="the address (canonical form)")
+    balance: int = Field(description="balance in base units")
+    amount: Amount = Field(description="the balance both ways")
+
+
+class Balances(Open):
+    """The balances of many addresses at one height."""
+
+    height: int = Field(description="the height of every balance")
+    balances: list[AddressBalance] = Field(description="one per address asked, in the order asked")
+
+
 class UtxoView(Open):
     """One unspent output."""
 
