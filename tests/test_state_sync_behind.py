@@ -16,21 +16,29 @@ import pytest
 
 from devnet.cluster import read_pid
 from node.crypto import encode_address
+from node.ledger.pruning import BATCH_HEIGHTS
 from tests.netutil import running_network
 
 pytestmark = pytest.mark.processes
 OVERRIDES = {"snapshot_interval": 10, "retain_blocks": 10, "create_empty_blocks_ms": 50}
+FIRST_PRUNED_FROM = OVERRIDES["retain_blocks"] + BATCH_HEIGHTS + 2
+"""The earliest height after the first pruning: a node prunes once it holds ``retain_blocks + BATCH_HEIGHTS``
+blocks more than its earliest one (at height 111 here), down to its last ``retain_blocks`` (from 102)."""
+AWAY_AT = FIRST_PRUNED_FROM - 25
+"""Where validator-3 stops: below the first pruning's cut, and close to it, since each height the others make
+without it is slow (one in four has it as proposer, and waits out a round's timeouts: about 2 s)."""
 
 
 def test_a_returning_validator_behind_every_peers_pruning_state_syncs(tmp_path):
     with running_network(tmp_path / "net", overrides=OVERRIDES) as net:
-        net.wait_height(2)
+        net.wait_height(AWAY_AT - 2)
         bob = net.address("bob")
         where = f"/v1/addresses/{encode_address(bob)}/balance"
         before = httpx.get(net.url(0) + where).json()["balance"]
         assert net.submit(net.transfer("faucet", bob, 5_000, node=0), wait="commit").status_code == 200
         net.stop(3)
         away_at = net.status(0)["height"]
+        assert away_at + 1 < FIRST_PRUNED_FROM, away_at  # (else the wait below is for a second pruning, 100 heights on)
         deadline = time.monotonic() + 120
         while True:  # the others go on until every one of them serves blocks from above away_at + 1 only
             earliest = [net.status(i)["earliest_height"] for i in range(3)]
