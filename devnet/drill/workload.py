@@ -321,8 +321,8 @@ class Workload:
                 if roll < 0.25:
                     await self.read_balance(last_ack_height if last_ack_height and self.rng.random() < 0.5 else None)
                     await asyncio.sleep(self.rng.uniform(0.02, 0.1))
-                elif roll < 0.28:
-                    await self.double_spend()
+                elif roll < 0.28 and deadline - time.monotonic() > COMMIT_WAIT_S:
+                    await self.double_spend()  # (its loser waits out the commit wait: none starts in the last one)
                 elif roll < 0.31:
                     await self.refresh(self.rng.randrange(len(self.bank.keys)))
                 else:
