@@ -72,7 +72,8 @@ following.  "Every node" includes the nodes added and those that quit.  Any
 violation makes the exit status 1.
 
 Modules, one concept each: ``plan`` (the schedule), ``network`` (homes,
-processes, proxy), ``workload`` (the bank), ``liveness`` (the height
+processes, proxy), ``workload`` (the clients), ``bank`` (what they record
+and may spend), ``liveness`` (the height
 monitor), ``faults`` (each kind) and ``nemesis`` (applying them in order),
 ``membership`` (the set the plan follows) and ``reconfig`` (its changes at
 run time), ``replay``, ``checks``, ``fault_checks`` and ``reconfig_checks``

@@ -26,10 +26,11 @@ import httpx
 
 from devnet.cluster import LOG_FILE, HeightWait, same_chain_async, wait_for_height_async
 from devnet.drill import fault_checks, reconfig_checks
+from devnet.drill.bank import Submission
 from devnet.drill.network import TWIN_NAME, DrillNetwork
 from devnet.drill.replay import replay
 from devnet.drill.verdict import Check
-from devnet.drill.workload import Submission, Workload
+from devnet.drill.workload import Workload
 from node.crypto import encode_address
 
 if TYPE_CHECKING:
