@@ -5,7 +5,7 @@ blocks from above its next height only, for a while.  A peer's word is not
 enough to drop a state (a single lying peer would otherwise stop every
 validator): the node first looks for a snapshot above its own height whose
 proof checks out from the genesis through the validator set it holds itself,
-with a peer serving the blocks after it (``state_sync.probe_snapshot_above``).
+with a peer serving the blocks after it (``snapshot_offers.probe_snapshot_above``).
 Only then does it record a request (``state_sync_home.request_state_sync``)
 and stop; ``ledger-node start`` executes itself again and carries it out.  A
 look that finds nothing, and a state sync that failed, make it wait longer
@@ -63,7 +63,7 @@ class StateSyncSwitch:
 
     async def _probe_and_stop(self, earliest: int) -> None:
         from genesis.document import validator_set_of
-        from node.state_sync import own_next_set_hash, probe_snapshot_above
+        from node.snapshot_offers import own_next_set_hash, probe_snapshot_above
 
         node = self.node
         height = node.store.height
