@@ -264,6 +264,7 @@ def test_wrong_types_in_paths_and_queries(node):
         (f"/v1/addresses/{alice}/txs?before=1:x", 400), (f"/v1/addresses/{alice}/txs?before={big}:0", 400),
         ("/v1/balances", 400), ("/v1/balances?addresses=", 400), (f"/v1/balances?addresses={alice},garbage", 400),
         (f"/v1/balances?addresses={alice},,{alice}", 400), (f"/v1/balances?addresses={tampered}", 400),
+        (f"/v1/balances?addresses={alice},%20{alice}", 400),
         (f"/v1/balances?addresses={alice}&height=-1", 400), (f"/v1/balances?addresses={alice}&height=x", 400),
         (f"/v1/balances?addresses={alice}&height={big}", (400, 404)),
         (f"/v1/balances?addresses={alice}&height=99999999", 404),

@@ -427,51 +427,77 @@ def test_long_drill_all_faults(tmp_path, seed):
 # --------------------------------------------------------------------------- served balances
 
 
-def _balances_checker(serve):
-    """A ``Checker`` whose nodes answer balances with ``serve(address, height)`` (an httpx mock transport)."""
+def _check_served_balances(serve, top: int = 11, answer_height=lambda h: h):
+    """Run the drill's served-balance check on ``top`` heights against two mock nodes that answer balances with
+    ``serve(address, height)`` and the batch route's height with ``answer_height``; (its result, the requests)."""
     import httpx
 
     from devnet.drill.checks import Checker
     accounts, validators = [bytes([1]) * 20, bytes([2]) * 20], {"validator-0": bytes([3]) * 20}
+    requests: list[tuple[str, str, tuple[str, ...], int]] = []
 
     def handle(request: httpx.Request) -> httpx.Response:
-        h = int(request.url.params["height"])
+        node, h = request.url.host, int(request.url.params["height"])
         if request.url.path == "/v1/balances":
             names = request.url.params["addresses"].split(",")
-            return httpx.Response(200, json={"height": h, "balances": [
+            requests.append((node, "many", tuple(names), h))
+            return httpx.Response(200, json={"height": answer_height(h), "balances": [
                 {"address": a, "balance": serve(a, h)} for a in names]})
         address = request.url.path.split("/")[3]
+        requests.append((node, "one", (address,), h))
         return httpx.Response(200, json={"height": h, "address": address, "balance": serve(address, h)})
 
     net = types.SimpleNamespace(names=["a", "b"], url=lambda node: f"http://{node}", account_addresses=accounts,
                                 validator_addresses=validators, supply=100)
     http = httpx.AsyncClient(transport=httpx.MockTransport(handle))
-    return Checker(net, None, None, http, twin_enabled=False, out=lambda line: None), http
+    checker = Checker(net, None, None, http, twin_enabled=False, out=lambda line: None)
+
+    async def go():
+        async with http:
+            return await checker.check_api_balances(top, {"balance_at": TRUTH})
+    return asyncio.run(go()), requests
 
 
-def test_served_balances_are_checked_at_every_height_by_both_routes():
-    """The check asks every height of the batch route and, in turn, one address a height of the one-address
-    route; a wrong balance from either, at any height, is a mismatch (and a wrong sum a bad height)."""
-    first, second, third = (encode_address(bytes([b]) * 20) for b in (1, 2, 3))
-    truth = {first: 60, second: 40, third: 0}
-    replay = {"balance_at": lambda address, height: truth[address]}
+FIRST, SECOND, THIRD = (encode_address(bytes([b]) * 20) for b in (1, 2, 3))
 
-    def run(serve):
-        checker, http = _balances_checker(serve)
 
-        async def go():
-            async with http:
-                return await checker.check_api_balances(9, replay)
-        return asyncio.run(go())
+def TRUTH(address: str, height: int) -> int:  # noqa: N802  (a table, named like one)
+    """Balances that move at every height and always sum to 100."""
+    return {FIRST: 60 - height, SECOND: 40, THIRD: height}[address]
 
-    assert run(lambda a, h: truth[a]) == ([], [], 20)
-    bad_supply, mismatch, _ = run(lambda a, h: truth[a] + (h == 7 and a == third))
-    assert bad_supply == [7] and [(m["height"], m["address"]) for m in mismatch] == [(7, third)]
-    calls = []
 
-    def one_route_lies(a, h):  # only the one-address route at height 4 (whose address is the 4 % 3 = 2nd)
+def test_served_balances_are_asked_of_both_routes_at_every_height(monkeypatch):
+    """Every height is asked of the batch route for every address (in lists of at most ``MAX_BALANCES``) and of
+    the one-address route for one address, so that every node is asked about every address by both routes."""
+    (bad_supply, mismatch, queries), requests = _check_served_balances(TRUTH)
+    assert (bad_supply, mismatch) == ([], [])
+    assert queries == len(requests) == 24
+    assert sorted(h for _, route, _, h in requests if route == "many") == list(range(12))
+    assert sorted(h for _, route, _, h in requests if route == "one") == list(range(12))
+    assert {(node, names[0]) for node, route, names, _ in requests if route == "one"} == \
+        {(node, a) for node in ("a", "b") for a in (FIRST, SECOND, THIRD)}
+    monkeypatch.setattr("devnet.drill.checks.MAX_BALANCES", 2)
+    (bad_supply, mismatch, queries), requests = _check_served_balances(TRUTH)
+    assert (bad_supply, mismatch, queries) == ([], [], 36)
+    assert {names for _, route, names, _ in requests if route == "many"} == {(FIRST, SECOND), (THIRD,)}
+
+
+def test_a_wrong_served_balance_at_any_height_is_found():
+    """A balance that is wrong at one height (from either route), or right for another height, is a mismatch;
+    a batch answered for another height stops the check."""
+    (_, mismatch, _), _ = _check_served_balances(lambda a, h: TRUTH(a, h - 1 if h == 5 else h))  # a height late at 5
+    assert {(m["height"], m["address"]) for m in mismatch} >= {(5, FIRST), (5, THIRD)}
+    assert all(m["height"] == 5 for m in mismatch)
+    (bad_supply, mismatch, _), _ = _check_served_balances(lambda a, h: TRUTH(a, h) + (h == 7 and a == THIRD))
+    assert bad_supply == [7] and (7, THIRD, "many addresses") in {(m["height"], m["address"], m["route"])
+                                                                  for m in mismatch}
+    calls: list[tuple[str, int]] = []
+
+    def one_route_lies(a, h):  # the second answer for (SECOND, 2): the one-address route's (asked after the batch)
         calls.append((a, h))
-        return truth[a] + (h == 4 and calls.count((a, h)) == 2)
-    bad_supply, mismatch, _ = run(one_route_lies)
+        return TRUTH(a, h) + (h == 2 and calls.count((a, h)) == 2)
+    (bad_supply, mismatch, _), _ = _check_served_balances(one_route_lies)
     assert bad_supply == [] and [(m["height"], m["address"], m["route"]) for m in mismatch] == \
-        [(4, second, "one address")]
+        [(2, SECOND, "one address")]
+    with pytest.raises(RuntimeError, match="answered for height 3"):
+        _check_served_balances(TRUTH, answer_height=lambda h: 3)

@@ -1,10 +1,10 @@
 """A validator that comes back after its peers pruned the blocks it lacks switches to state sync by itself.
 
-Real processes: four validators keep 10 blocks and snapshot every 10 heights; validator-3 stops at a low
-height while the others go on, with transfers, until every one of them has pruned the next height it needs.
-Restarted, it finds that no peer serves that height, records a request, executes itself again (same process
-id), copies a snapshot while collecting the blocks after it, and ends on the others' chain and balances,
-signing again.
+Real processes: four validators keep 10 blocks and snapshot every 10 heights; validator-3 stops a little below
+the height the others' first pruning cuts at, while they go on, with transfers, until every one of them has
+pruned the next height it needs.  Restarted, it finds that no peer serves that height, records a request,
+executes itself again (same process id), copies a snapshot while collecting the blocks after it, and ends on
+the others' chain and balances, signing again.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ without it is slow (one in four has it as proposer, and waits out a round's time
 
 def test_a_returning_validator_behind_every_peers_pruning_state_syncs(tmp_path):
     with running_network(tmp_path / "net", overrides=OVERRIDES) as net:
-        net.wait_height(AWAY_AT - 2)
+        net.wait_height(AWAY_AT - 2, timeout_s=120)
         bob = net.address("bob")
         where = f"/v1/addresses/{encode_address(bob)}/balance"
         before = httpx.get(net.url(0) + where).json()["balance"]

@@ -38,6 +38,19 @@ def add_address_routes(app: FastAPI, node, *, guard, api_error, returns, parse_a
     input), ``check_not_pruned`` (410 below the earliest height kept) and ``sign_answer`` (this node's
     attestation of an answer)."""
 
+    def balances_at(accounts: list[bytes], height: int | None) -> tuple[int, list[int]]:
+        """(the height answered, the balance of each of ``accounts`` there): now, or at a past ``height`` (404 above
+        the committed height, 410 below the earliest kept, also when pruning passed it while these were read)."""
+        top = node.store.height
+        if height is not None and height > top:
+            raise api_error(404, "height-not-found", f"height {height} is above the node's height {top}", height=top)
+        if height is None:  # (no await below: no commit lands between the height and the reads)
+            return top, [node.store.balance(account) for account in accounts]
+        check_not_pruned(height)
+        amounts = [node.store.balance_at(account, height) for account in accounts]
+        check_not_pruned(height)  # pruning runs in a worker thread: reads it overtook would be of a pruned height
+        return height, amounts
+
     @app.get("/v1/addresses/{address}/balance", tags=["addresses"], dependencies=[guard],
              summary="An address's balance", **returns(m.Balance, 400, 404, 410, 503))
     async def balance(address: str, height: Annotated[int | None, Query(
@@ -47,13 +60,7 @@ def add_address_routes(app: FastAPI, node, *, guard, api_error, returns, parse_a
         With `attest=true` the answer carries `attestation` {validator, signature}: this node's key's signature over
         the chain, height, address and balance (see the README's verified reads)."""
         account = parse_address(address)
-        top = node.store.height
-        if height is not None and height > top:
-            raise api_error(404, "height-not-found", f"height {height} is above the node's height {top}", height=top)
-        at = top if height is None else height
-        if height is not None:
-            check_not_pruned(height)
-        amount = node.store.balance(account) if height is None else node.store.balance_at(account, height)
+        at, [amount] = balances_at([account], height)
         body = {"address": encode_address(account), "height": at, "balance": amount, **{"amount": amount_json(amount)}}
         if attest:
             body["attestation"] = sign_answer(BALANCE, at, account, balance_body(amount))
@@ -69,22 +76,16 @@ def add_address_routes(app: FastAPI, node, *, guard, api_error, returns, parse_a
         `GET /v1/addresses/{address}/balance` says of each, without a request per address. 400 `too-many-addresses`
         beyond the limit, or the bad address's own code; 404 height-not-found above the committed height; 410 pruned
         below the earliest height kept."""
-        names = addresses.split(",")
+        names = addresses.split(",", MAX_BALANCES)
         if len(names) > MAX_BALANCES:
             raise api_error(400, "too-many-addresses",
-                            f"{len(names)} addresses asked, at most {MAX_BALANCES} per request: split the list")
-        accounts = [parse_address(name.strip()) for name in names]
-        top = node.store.height
-        if height is not None and height > top:
-            raise api_error(404, "height-not-found", f"height {height} is above the node's height {top}", height=top)
-        if height is not None:
-            check_not_pruned(height)
-        at = top if height is None else height
-        items = []
-        for account in accounts:
-            amount = node.store.balance(account) if height is None else node.store.balance_at(account, height)
-            items.append({"address": encode_address(account), "balance": amount, "amount": amount_json(amount)})
-        return {"height": at, "balances": items}
+                            f"{addresses.count(',') + 1} addresses asked, at most {MAX_BALANCES} per request: "
+                            "split the list")
+        accounts = [parse_address(name) for name in names]
+        at, amounts = balances_at(accounts, height)
+        return {"height": at, "balances": [{"address": encode_address(account), "balance": amount,
+                                             "amount": amount_json(amount)}
+                                            for account, amount in zip(accounts, amounts, strict=True)]}
 
     @app.get("/v1/addresses/{address}/utxos", tags=["addresses"], dependencies=[guard],
              summary="An address's unspent outputs", **returns(m.Utxos, 400, 404, 410, 503))
