@@ -147,3 +147,33 @@ def test_bench_short_run_commits_everything(tmp_path):
     for name in ("validator-0", "validator-1", "validator-2", "validator-3"):
         pid = int((tmp_path / "net" / name / "node.pid").read_text())
         assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+
+
+def test_the_minute_table_splits_sends_blocks_and_node_cpu_by_whole_minute():
+    from devnet.bench.measure import NodeSample
+    from devnet.bench.minutes import minute_table
+
+    # a window of 140 s from t=10: two whole minutes, [10, 70) and [70, 130); the last 10 s are left out
+    sends = [(10.0, 0.1), (30.0, 0.3), (69.9, None), (70.0, 2.0), (129.0, 4.0), (131.0, 9.0), (5.0, 9.0)]
+    blocks = [(20.0, 60), (60.0, 60), (100.0, 120), (140.0, 999)]
+    # node CPU grows 3 s in the first minute and 12 s in the second (samples every 30 s; the first at or after a
+    # minute's edge counts); two nodes, the second idle
+    busy = [(t, NodeSample(cpu_s=c, rss_mb=1, hwm_mb=1)) for t, c in ((10, 0), (40, 1), (70, 3), (100, 9), (130, 15))]
+    idle = [(t, NodeSample(cpu_s=5, rss_mb=1, hwm_mb=1)) for t in (10, 70, 130)]
+    table = minute_table(10.0, 150.0, sends, blocks, {"a": busy, "b": idle})
+    assert [m.minute for m in table] == [1, 2]
+    first, second = table
+    assert (first.sent, second.sent) == (3, 2)
+    assert first.p50_s == pytest.approx(0.2) and second.p50_s == pytest.approx(3.0)
+    assert second.p99_s == pytest.approx(2.0 + 0.99 * 2.0)
+    assert (first.committed_tps, second.committed_tps) == (2.0, 2.0)
+    assert (first.blocks_per_s, second.blocks_per_s) == (pytest.approx(2 / 60), pytest.approx(1 / 60))
+    assert first.node_cpu_ms_per_tx == pytest.approx(1000 * 3 / 120)
+    assert second.node_cpu_ms_per_tx == pytest.approx(1000 * 12 / 120)
+    assert second.as_dict()["node_cpu_ms_per_tx"] == 100.0
+    # a node without a sample after the window's end leaves the CPU unknown, not understated
+    assert minute_table(10.0, 150.0, sends, blocks, {"a": busy[:-1]})[1].node_cpu_ms_per_tx is None
+    # a last part minute of 40 s counts, its rates over its 40 s; the send and block at its end do not
+    last = minute_table(10.0, 170.0, sends + [(170.0, 1.0)], blocks + [(170.0, 5)], {"a": busy})[-1]
+    assert (last.minute, last.sent, last.p50_s, last.committed_tps) == (3, 1, 9.0, 999 / 40)
+    assert last.node_cpu_ms_per_tx is None  # no sample at or after 170

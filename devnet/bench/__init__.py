@@ -35,7 +35,8 @@ What it does, in order:
 Modules, one concept each: ``options`` (arguments, budget), ``accounts``
 (accounts, genesis, funding), ``workload`` (slots and pre-signed
 transfers), ``load`` (offering the load, following the chain), ``measure``
-(ceiling, processes, verdicts, result), ``report`` (live view, table, plot;
+(ceiling, processes, verdicts, result), ``minutes`` (the measured window
+minute by minute), ``report`` (live view, table, plot;
 the plot needs the ``bench`` extra, matplotlib) and ``cli`` (the command
 line).  The network itself comes from ``devnet.cluster``.
 """

@@ -258,6 +258,8 @@ def by_minute(bench: Bench, t_start: float, value: Callable[[NodeSample], float 
 
 
 def summarize(bench: Bench, opts: Options, verify_per_s: float, cores: int, extra: dict) -> dict:
+    from devnet.bench.minutes import minutes_of  # it builds on this module's percentile and samples
+
     records = list(bench.workload.records.values())
     t_start, t_end = bench.measure_start, bench.measure_end
     window = max(t_end - t_start, 1e-3)
@@ -339,6 +341,7 @@ def summarize(bench: Bench, opts: Options, verify_per_s: float, cores: int, extr
         "node_rss_mb_by_minute": rss_by_minute(bench, t_start),
         "node_rss_anon_mb_by_minute": rss_by_minute(bench, t_start, anon=True),
         "node_store_mb_by_minute": store_by_minute(bench, t_start),
+        "by_minute": minutes_of(bench),
         "node_cpu_ms_per_block": (round(1000 * sum(utils) * window / len(blocks_in), 1)
                                   if blocks_in and len(utils) == len(nodes) else None),
         "nodes": nodes,
