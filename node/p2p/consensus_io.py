@@ -14,12 +14,14 @@ import asyncio
 import collections
 import hashlib
 from collections.abc import Callable
+from typing import cast
 
 from node.consensus.driver import ConsensusDriver
 from node.consensus.relay import STATUS_INTERVAL_MS, Relay, Verdict
 from node.consensus.round_status import RoundStatus
 from node.encoding import DecodeError
 from node.ledger.store import Store
+from node.p2p.peer_link import PeerLink
 from node.p2p.reactor import PeerReactor
 from node.p2p.wire import ConsensusMessage, encode_consensus_message
 from node.types.commit import Commit
@@ -55,18 +57,21 @@ class ConsensusIO:
         """Start consensus at ``height``; messages the relay buffered for it are offered again."""
         actions, reoffered = self.relay.start_height(height)
         self._run_actions(actions)
-        for encoded, received in reoffered:
-            self._after_receive(encoded, received)
+        for payload, received in reoffered:
+            encoded, source = cast(tuple[bytes, PeerLink | None], payload)  # what receive_consensus buffered
+            self._after_receive(encoded, received, source)
 
-    def _after_receive(self, encoded, received) -> None:
+    def _after_receive(self, encoded, received, source: PeerLink | None) -> None:
         if received.flood and encoded is not None:
-            self.peers.broadcast_consensus(encoded)
+            self.peers.broadcast_consensus(encoded, skip=source)
         if received.actions:
             self._run_actions(received.actions)
 
-    def receive_consensus(self, messages: list[tuple[ConsensusMessage | DecodeError, bytes]]) -> dict:
-        """Messages from a peer, each with its framed bytes: the relay decides what the driver gets and what
-        is re-flooded (only what the driver kept, with the bytes it arrived in)."""
+    def receive_consensus(self, messages: list[tuple[ConsensusMessage | DecodeError, bytes]],
+                          source: PeerLink | None = None) -> dict:
+        """Messages from a peer (``source``), each with its framed bytes: the relay decides what the driver
+        gets and what is re-flooded (only what the driver kept, with the bytes it arrived in, to every peer but
+        ``source``, which has it: on four validators that sent each message 9 times instead of 12)."""
         counts = {verdict: 0 for verdict in Verdict}
         malformed = 0
         for message, encoded in messages:
@@ -75,11 +80,11 @@ class ConsensusIO:
                 continue
             if self._failed():
                 break
-            received = self.relay.receive(message, hashlib.sha256(encoded).digest(), encoded)
+            received = self.relay.receive(message, hashlib.sha256(encoded).digest(), (encoded, source))
             counts[received.verdict] += 1
             if received.verdict is Verdict.BUFFERED and message.height > self.driver.height + 1:
                 self._peers_ahead()  # peers are heights ahead: block sync gets there faster
-            self._after_receive(encoded, received)
+            self._after_receive(encoded, received, source)
         result = {"accepted": counts[Verdict.KEPT], "duplicate": counts[Verdict.DUPLICATE],
                   "buffered": counts[Verdict.BUFFERED], "stale": counts[Verdict.STALE],
                   "dropped": counts[Verdict.DROPPED] + malformed}

@@ -71,8 +71,9 @@ class PeerReactor:
         self.reconfig_pool: Callable[[], list[bytes]] = lambda: []
         """The pooled reconfiguration records' bytes, sent to each peer that connects."""
         """Takes a peer's transactions."""
-        self.on_consensus: Callable[[list[tuple[ConsensusMessage | DecodeError, bytes]]], dict] = lambda m: {}
-        """Takes a peer's consensus messages, each with its framed bytes."""
+        self.on_consensus: Callable[[list[tuple[ConsensusMessage | DecodeError, bytes]], PeerLink | None], dict] = \
+            lambda m, link: {}
+        """Takes a peer's consensus messages, each with its framed bytes, and the link they came on."""
         self.on_round_status: Callable[[RoundStatus], list[bytes]] = lambda status: []
         """Takes a peer's round status; the encoded messages it lacks."""
         self.on_peer_height: Callable[[PeerLink], None] = lambda link: None
@@ -120,9 +121,10 @@ class PeerReactor:
         for link in self.switch.links.values():
             link.outbox.put_many(RECONFIG, raw_items)
 
-    def broadcast_consensus(self, encoded: bytes) -> None:
+    def broadcast_consensus(self, encoded: bytes, skip: PeerLink | None = None) -> None:
+        """``encoded`` to every connected peer but ``skip`` (the one it came from)."""
         for link in self.switch.links.values():
-            if link.up:
+            if link.up and link is not skip:
                 link.send(CONSENSUS, encoded)
 
     def send_consensus(self, link: PeerLink, encoded: list[bytes]) -> None:
@@ -199,7 +201,7 @@ class PeerReactor:
     def deliver(self, link: PeerLink, channel: int, message: bytes) -> None:
         """One whole message from ``link``; ``DecodeError`` when it is malformed."""
         if channel == CONSENSUS:
-            self.on_consensus(decode_consensus_batch(message))
+            self.on_consensus(decode_consensus_batch(message), link)
         elif channel == ROUND_STATE:
             status = RoundStatus.decode(message)
             if link.outbox.bytes[CONSENSUS] > MAX_QUEUED_BEFORE_ANSWER:  # the last answer has not gone yet:
