@@ -41,9 +41,6 @@ import time
 
 log = logging.getLogger("ledger.memory")
 
-YOUNG_EVERY_S = 1.0
-"""The shortest interval between two of ``SurvivorFreezer.collect_young``'s collections."""
-
 GC_OLDER_THRESHOLDS = (20, 100)
 """Young collections per middle one, middle per full one, when ``gc_gen0_threshold`` is set."""
 
@@ -96,8 +93,6 @@ class SurvivorFreezer:
         self._refreezing: int | None = None
         """The thread running a refreeze round (None: none is)."""
         self._full_ran = False
-        self._young_at = float("-inf")
-        """``time.monotonic()`` of the last ``collect_young`` collection."""
 
     def install(self) -> None:
         if self._callback not in gc.callbacks:
@@ -116,23 +111,16 @@ class SurvivorFreezer:
             self._full_ran = True  # this round's own full collection (not another thread's) started
 
     def collect_young(self) -> None:
-        """Collect young objects now, between heights (called right after a commit), and freeze the survivors;
-        at most once in ``YOUNG_EVERY_S`` (sooner, the allocation count still triggers one).
+        """Collect young objects now, between heights (called right after a commit), and freeze the survivors.
 
         Left to the allocation count, young collections came every 10-20 s at 1,000 tx/s and each walked
         everything allocated since the last that was still alive (as far as can be told, because freeing a
         frozen object also takes one off the count, and a node frees about as many old objects as it makes
         new ones): 50-150 ms of CPU, 100-300 ms
         of wall time, in the middle of a height and on every validator at once, since they all execute the
-        same blocks.  A collection after each commit walked one height's survivors: 2.9 ms each, 3,420 in the
-        first 10 minutes at 1,000 tx/s (8 heights a second), which found nothing to free; every height's
-        objects that lived past its commit but not much longer were walked and frozen.  One a second walks
-        what is still alive after a second."""
+        same blocks.  A collection after each commit walks one height's survivors."""
         if self.active:
-            now = time.monotonic()
-            if now - self._young_at >= YOUNG_EVERY_S:
-                self._young_at = now
-                gc.collect(0)
+            gc.collect(0)
 
     def refreeze(self) -> int | None:
         """Unfreeze everything, collect it all, freeze the survivors again; the unreachable objects found, or
