@@ -282,6 +282,9 @@ def test_wrong_types_in_paths_and_queries(node):
     assert_error(c.get(url + "/v1/balances", params={"addresses": f"{alice},garbage"}), 400,
                  c.get(url + "/v1/addresses/garbage/balance").json()["error"]["code"])  # the one-address route's
     assert_error(c.get(url + "/v1/balances", params={"addresses": alice, "height": 99999999}), 404, "height-not-found")
+    for route in ("balance", "utxos"):
+        assert_error(c.get(url + f"/v1/addresses/{alice}/{route}", params={"height": 99999999}), 404,
+                     "height-not-found")
     for method, path in (("DELETE", "/v1/txs"), ("PATCH", "/v1/status"), ("POST", "/v1/health")):
         assert_error(c.request(method, url + path), 405, "method-not-allowed")
     assert_chain_intact(node, node.before)

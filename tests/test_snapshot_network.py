@@ -90,6 +90,8 @@ def test_export_and_start_from_a_snapshot_file(tmp_path):
                                      params={"height": at}).json()["balance"]
             below = httpx.get(spec.url + f"/v1/addresses/{bob_text}/balance", params={"height": 1})
             assert below.status_code == 410
+            below = httpx.get(spec.url + f"/v1/addresses/{bob_text}/utxos", params={"height": 1})
+            assert below.status_code == 410 and below.json()["error"]["code"] == "pruned"
             manifest = Manifest.decode((net.specs[0].home / "snapshots" / f"{snap['height']}.manifest").read_bytes())
             assert manifest.outputs == snap["outputs"]
         finally:

@@ -38,15 +38,22 @@ def add_address_routes(app: FastAPI, node, *, guard, api_error, returns, parse_a
     input), ``check_not_pruned`` (410 below the earliest height kept) and ``sign_answer`` (this node's
     attestation of an answer)."""
 
-    def balances_at(accounts: list[bytes], height: int | None) -> tuple[int, list[int]]:
-        """(the height answered, the balance of each of ``accounts`` there): now, or at a past ``height`` (404 above
-        the committed height, 410 below the earliest kept, also when pruning passed it while these were read)."""
+    def check_height(height: int | None) -> int:
+        """The committed height, after checking that a past ``height`` asked for is one this node can answer at:
+        404 height-not-found above the committed height, 410 pruned below the earliest kept."""
         top = node.store.height
         if height is not None and height > top:
             raise api_error(404, "height-not-found", f"height {height} is above the node's height {top}", height=top)
+        if height is not None:
+            check_not_pruned(height)
+        return top
+
+    def balances_at(accounts: list[bytes], height: int | None) -> tuple[int, list[int]]:
+        """(the height answered, the balance of each of ``accounts`` there): now, or at a past ``height`` (404 above
+        the committed height, 410 below the earliest kept, also when pruning passed it while these were read)."""
+        top = check_height(height)
         if height is None:  # (no await below: no commit lands between the height and the reads)
             return top, [node.store.balance(account) for account in accounts]
-        check_not_pruned(height)
         amounts = [node.store.balance_at(account, height) for account in accounts]
         check_not_pruned(height)  # pruning runs in a worker thread: reads it overtook would be of a pruned height
         return height, amounts
@@ -108,11 +115,7 @@ def add_address_routes(app: FastAPI, node, *, guard, api_error, returns, parse_a
             if not (index.isascii() and index.isdigit()) or int(index) >= 2**32:
                 raise api_error(400, "bad-cursor", "after must be txid:index")
             cursor = OutPoint(parse_hex(txid, "after txid", 32), int(index))
-        top = node.store.height
-        if height is not None and height > top:
-            raise api_error(404, "height-not-found", f"height {height} is above the node's height {top}", height=top)
-        if height is not None:  # (below the earliest height the history index cannot say the outputs were unchanged)
-            check_not_pruned(height)
+        top = check_height(height)  # (below the earliest height, the history cannot say the outputs were unchanged)
         last_change = node.store.history_of(account, 1)
         unchanged = height is not None and (not last_change or last_change[0].height <= height)
         height = height if unchanged and height is not None else top
