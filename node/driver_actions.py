@@ -117,7 +117,7 @@ class DriverActions:
             self._diverge(decision.height, f"decided block does not execute here: {exc}")
             return
         self._commit(block, decision.commit, result, decision.round)
-        SURVIVOR_FREEZER.collect_young()
+        SURVIVOR_FREEZER.freeze_height()
         self.clock.observe(decision.commit)
         self._schedule_next_height(decision.height, decision.commit)
 
