@@ -266,6 +266,7 @@ class Store(ChainReads, AddressIndexReads, ValidatorReads):
                      validator_state: ValidatorState | None) -> None:
         """Move the in-memory tip once a commit batch for ``height`` is written."""
         if validator_state is not None:
+            self._remember_decided_set(height, self._validator_state)
             self._validator_state = validator_state
         self._height = height
         self._app_hash = app_hash

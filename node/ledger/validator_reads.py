@@ -60,6 +60,18 @@ class ValidatorReads:
         self._sets_by_height[height] = validators
         return validators
 
+    def _remember_decided_set(self, height: int, before: ValidatorState | None) -> None:
+        """Keep the set that decided ``height``, the tip a commit just reached: ``before``'s current set (the
+        state before that commit), without its proposer priorities, as ``get_validators`` would read it back.
+
+        Every node asks for the set of the height it has just decided (the precommits of its certificate are
+        counted by it), and a new tip is never in the cache: each one cost a reverse LevelDB iterator and a
+        decoding, 0.5 ms per height per validator at 50 tx/s."""
+        if before is not None and before.height == height - 1:
+            if len(self._sets_by_height) >= MAX_CACHED_SETS:
+                self._sets_by_height.clear()
+            self._sets_by_height[height] = ValidatorSet(before.current.validators)
+
     def validator_change_heights(self, start: int = 1, limit: int = 1000) -> list[int]:
         """Heights from ``start`` whose validator set differs from the one before (1 is always one), up to the
         tip + 2, at most ``limit`` of them: where a client walking from genesis must look."""

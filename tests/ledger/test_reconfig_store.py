@@ -71,6 +71,26 @@ def test_sets_by_height_survive_a_restart(store, tmp_path):
         again.close()
 
 
+def test_the_set_that_decided_a_new_tip_is_kept_by_its_commit_as_the_store_reads_it_back(store, tmp_path):
+    # Every node asks for the set of the height it just decided: the commit keeps it, so no read is needed.
+    join = sign_join(CHAIN, key(9), 10, "joiner", 100)
+    kept = {}
+    for inputs in ([sign_approval(CHAIN, key(i), join) for i in (0, 1, 2)], [], [sign_quit(CHAIN, key(0), 100)],
+                   [], []):
+        commit(store, inputs)
+        kept[store.height] = store._sets_by_height.get(store.height)
+        assert kept[store.height] is not None and kept[store.height].priorities is None
+    assert address(9) in kept[3] and kept[3].get(address(9)).name == "joiner" and address(0) not in kept[5]
+    store.close()
+    again = Store.open(str(tmp_path / "db"))
+    try:
+        for height, validators in kept.items():
+            read = again.get_validators(height)
+            assert read == validators and read.hash == validators.hash
+    finally:
+        again.close()
+
+
 def test_a_header_naming_another_next_set_or_state_is_refused(store):
     block, after = next_block(store, [sign_quit(CHAIN, key(0), 100)])
     for field, code in (("next_validators_hash", E.BLK_NEXT_VALIDATORS), ("reconfig_hash", E.BLK_RECONFIG_HASH)):
