@@ -30,7 +30,7 @@ from typing import Protocol
 
 from node.consensus.messages import MAX_PROPOSAL_VALUE_BYTES, Proposal, Vote, VoteType, proposal_digest, vote_digest
 from node.consensus.records import COMPACT_BYTES, AppendLog, load_log, replace_log
-from node.crypto import SIGNATURE_SIZE, address_hash, derive_public_key, sign_digest
+from node.crypto import SIGNATURE_SIZE, SigningKey, address_hash
 from node.encoding import DecodeError, Reader, Writer
 from node.errors import CodedError
 from node.types.hashes import HASH_SIZE
@@ -153,8 +153,9 @@ class _GuardedSigner(ABC):
 
     def __init__(self, private_key: bytes, chain_id: str):
         self.chain_id = chain_id
-        self._key = private_key
-        self.public_key = derive_public_key(private_key)
+        self._key = SigningKey(private_key)
+        """Made once: a key made per signature computed its public key each time (coincurve does at creation)."""
+        self.public_key = self._key.public_key
         self.address = address_hash(self.public_key)
         self._records: dict[tuple[int, int, SignKind], SignedRecord] = {}
         self._last: tuple[int, int] = (-1, -1)
@@ -186,7 +187,7 @@ class _GuardedSigner(ABC):
         if (height, round_) < self._last:
             raise DoubleSignError("round-regression",
                                   f"already signed at height {height} round {self._last[1]}, refusing round {round_}")
-        signature = sign_digest(self._key, digest)
+        signature = self._key.sign(digest)
         record = SignedRecord(kind, height, round_, block_hash, pol_round, signature, time_ms, value)
         self._persist(record, new_height=height > self._last[0])
         self._remember(record)
