@@ -9,7 +9,7 @@ committed meanwhile.
 
     admit_client  REST submissions: hex decoding, checks, journal, queueing for peers
     admit_peer    transactions from peers: decoding, checks, mempool
-    consensus     the relay and the consensus driver (votes, proposals, round status)
+    consensus     the relay and the consensus driver (votes, proposals, round status, starting each height)
     propose       building this node's proposals
     validate      checking and executing proposed blocks
     commit        writing a decided block, mempool update, waking waiters
