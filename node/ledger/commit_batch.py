@@ -164,7 +164,7 @@ def build_commit_batch(store: Store, db: plyvel.DB, block: Block, commit: Commit
 
     if after is not None and before is not None:
         put(meta_key(META_VALIDATOR_STATE), after.encoded)
-        if after.next.hash != before.next.hash:
+        if after.next != before.next:  # names too: a set's hash covers keys and powers only
             put(P_VALSET + U64.pack(height + 2), encode_named_set(after.next))
     put(meta_key(META_APP_HASH), result.app_hash)
     put(meta_key(META_MUHASH), result.muhash_state)

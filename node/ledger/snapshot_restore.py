@@ -87,9 +87,9 @@ def write_snapshot_state(db, *, chain_id: str, genesis_hash: bytes, genesis_doc:
     batch.put(P_HASH_HEIGHT + block_hash, h)
     batch.put(P_COMMIT + h, commit.encode())
     batch.put(P_VALSET + h, encode_named_set(validators))
-    if state.current.hash != validators.hash:
+    if state.current != validators:  # names too, as the commit batch compares them
         batch.put(P_VALSET + U64.pack(height + 1), encode_named_set(state.current))
-    if state.next.hash != state.current.hash:
+    if state.next != state.current:
         batch.put(P_VALSET + U64.pack(height + 2), encode_named_set(state.next))
     batch.put(meta_key(META_VALIDATOR_STATE), state.encoded)
     batch.put(meta_key(META_CHAIN_ID), chain_id.encode("utf-8"))

@@ -125,7 +125,8 @@ class Store(ChainReads, AddressIndexReads, ValidatorReads):
         self._chain_id: str | None = None
         self._validator_state: ValidatorState | None = None
         self._sets_by_height: dict[int, ValidatorSet] = {}
-        """Committed heights' validator sets read from the ``V`` records (they never change once written)."""
+        """Committed heights' validator sets: read from the ``V`` records (they never change once written), or
+        kept by the commit that made a height the tip (``_remember_decided_set``)."""
         self.recent_utxos = RecentUtxos()
         """Outputs recent commits created and nothing spent yet: read before LevelDB."""
         self.recent_blocks = RecentBlocks()

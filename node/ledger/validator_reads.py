@@ -62,7 +62,9 @@ class ValidatorReads:
 
     def _remember_decided_set(self, height: int, before: ValidatorState | None) -> None:
         """Keep the set that decided ``height``, the tip a commit just reached: ``before``'s current set (the
-        state before that commit), without its proposer priorities, as ``get_validators`` would read it back.
+        state before that commit), without its proposer priorities, as ``get_validators`` reads it back (a ``V``
+        record is written whenever the named set changes, a rename included, so the last record at or below
+        ``height`` holds these very names).
 
         Every node asks for the set of the height it has just decided (the precommits of its certificate are
         counted by it), and a new tip is never in the cache: each one cost a reverse LevelDB iterator and a

@@ -91,6 +91,27 @@ def test_the_set_that_decided_a_new_tip_is_kept_by_its_commit_as_the_store_reads
         again.close()
 
 
+def test_a_change_that_only_renames_a_member_is_recorded_so_every_read_gives_the_states_names(store, tmp_path):
+    # Key 9 joins as "a" while a second join of it, as "b", stays pending; it quits in the block that completes
+    # "b", so the next set has the same keys and powers (the same hash) and a member with another name.
+    join_a = sign_join(CHAIN, key(9), 10, "a", 100)
+    join_b = sign_join(CHAIN, key(9), 10, "b", 100)
+    commit(store, [sign_approval(CHAIN, key(i), join_a) for i in (0, 1, 2)] + [sign_approval(CHAIN, key(0), join_b)])
+    commit(store)
+    commit(store, [sign_approval(CHAIN, key(i), join_b) for i in (1, 2, 3)] + [sign_quit(CHAIN, key(9), 100, since=3)])
+    commit(store)
+    commit(store)
+    assert store.get_validators(5).get(address(9)).name == "b"
+    assert store.validator_change_heights() == [1, 3, 5]
+    store.close()
+    again = Store.open(str(tmp_path / "db"))
+    try:
+        assert again.get_validators(5).get(address(9)).name == "b"
+        assert again.get_validators(4).get(address(9)).name == "a"
+    finally:
+        again.close()
+
+
 def test_a_header_naming_another_next_set_or_state_is_refused(store):
     block, after = next_block(store, [sign_quit(CHAIN, key(0), 100)])
     for field, code in (("next_validators_hash", E.BLK_NEXT_VALIDATORS), ("reconfig_hash", E.BLK_RECONFIG_HASH)):
