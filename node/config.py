@@ -121,11 +121,13 @@ class NodeConfig:
     The node also freezes everything it allocated at start-up out of the collector's way."""
     gc_freeze_survivors: bool = True
     """After each garbage collection, freeze what survived it, so the collector walks each object once instead
-    of again in every older-generation collection (``node.gc_policy``)."""
+    of again in every older-generation collection; after each commit, freeze what the collector tracks (with a
+    young collection first when ``gc_refreeze_s`` is 0) (``node.gc_policy``)."""
     gc_refreeze_s: int = 600
     """With ``gc_freeze_survivors``: after this many seconds, hand the frozen objects back for one full
-    collection (frees reference cycles that became garbage while frozen) and freeze the survivors again; the
-    interval doubles while rounds free nothing, up to 8 times this (``node.gc_policy``); 0: never."""
+    collection (frees reference cycles that were garbage when frozen or became garbage since) and freeze the
+    survivors again; the interval doubles while rounds free nothing, up to 8 times this (``node.gc_policy``);
+    0: never."""
 
     def with_overrides(self, overrides: dict[str, object]) -> NodeConfig:
         known = {f.name: f for f in fields(self)}

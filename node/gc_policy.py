@@ -15,20 +15,22 @@ So the node
   Python's 700 (``tune_gc``);
 * freezes what it allocated at start-up (``freeze_startup_heap``);
 * with ``gc_freeze_survivors``, freezes what survives each collection, and
-  everything still alive after each commit (``SurvivorFreezer``): the
-  collector walks each long-lived object at most once.  A frozen
-  object is still freed by reference counting when dropped; what freezing
-  gives up is collecting a reference cycle that was alive at a collection and
-  became garbage afterwards.  So every ``gc_refreeze_s`` the frozen objects
-  are handed back for one full collection, which frees such cycles, and the
-  survivors are frozen again: what can be held by mistake is bounded by what
-  one interval produces.  A round stops the node for its full collection
-  (0.4-2.2 s on a 2-core machine shared by four validators), so the interval
-  doubles after each round that found nothing, up to ``REFREEZE_MAX_FACTOR``
-  times ``gc_refreeze_s``, and is back to ``gc_refreeze_s`` after one that
-  found something (``next_refreeze_s``).  ``GET /v1/status`` ``gc.refreeze``
-  shows how many objects each round freed (none, while nothing forms such
-  cycles) and the interval to the next.
+  after each commit everything the collector tracks, without a walk
+  (``SurvivorFreezer``): the collector walks each long-lived object at most
+  once.  A frozen object is still freed by reference counting when dropped;
+  what freezing gives up is collecting a reference cycle that became garbage
+  after it was frozen, or that was garbage already when a commit froze it.
+  So every ``gc_refreeze_s`` the frozen objects are handed back for one full
+  collection, which frees such cycles, and the survivors are frozen again:
+  what can be held by mistake is bounded by what one interval produces.  A
+  round stops the node for its full collection (0.4-2.2 s on a 2-core machine
+  shared by four validators), so the interval doubles after each round that
+  found nothing, up to ``REFREEZE_MAX_FACTOR`` times ``gc_refreeze_s``, and is
+  back to ``gc_refreeze_s`` after one that found something
+  (``next_refreeze_s``).  ``GET /v1/status`` ``gc.refreeze`` shows how many
+  objects each round freed (none, while nothing forms such cycles) and the
+  interval to the next.  Without rounds (``gc_refreeze_s`` 0) a commit
+  collects the young objects before freezing, so nothing dead is frozen.
 """
 
 from __future__ import annotations
@@ -91,6 +93,9 @@ class SurvivorFreezer:
         """Objects frozen right after the last round (counting walks them all, so it is counted only then)."""
         self.interval_s = 0.0
         """The interval before the next round (``next_refreeze_s``), before its jitter."""
+        self.refreezes = False
+        """A refreeze task is running (``run`` with a positive interval): only then may a commit freeze without
+        a collection, since only a refreeze round frees a cycle frozen after it died."""
         self._refreezing: int | None = None
         """The thread running a refreeze round (None: none is)."""
         self._full_ran = False
@@ -112,22 +117,28 @@ class SurvivorFreezer:
             self._full_ran = True  # this round's own full collection (not another thread's) started
 
     def freeze_height(self) -> None:
-        """Freeze everything the collector can see, between heights (called right after a commit), without a
-        collection: the height's survivors leave the collector's sight at no cost (``gc.freeze`` moves its lists
-        whole, and sets the young count back to 0, so the allocation count rarely starts a collection either).
+        """Take the height's survivors out of the collector's sight, between heights (called right after a
+        commit).
 
         Left to the allocation count, young collections came every 10-20 s at 1,000 tx/s and each walked
         everything allocated since the last that was still alive: 50-150 ms of CPU, 100-300 ms of wall time, in
         the middle of a height and on every validator at once, since they all execute the same blocks.  A young
         collection after each commit walked one height's survivors and found nothing to free (0 objects in
         3,420 of them in ten minutes at 1,000 tx/s), yet cost the four validators 0.03 ms of CPU per
-        transaction at that rate (the consensus stage's 0.22-0.24 ms/tx went to 0.20).  Freezing without a
-        walk gives up one thing: a reference cycle that dies within the height it was made is frozen with the
-        live objects instead of being freed at once.  The next ``refreeze`` round frees it, like any cycle that
-        dies after being frozen, so what can be held stays bounded by what one interval produces, and each
-        round's ``freed`` shows how much that was."""
-        if self.active:
+        transaction at that rate (the consensus stage's 0.22-0.24 ms/tx went to 0.20).  So while refreeze
+        rounds run, it freezes everything the collector tracks without a walk (``gc.freeze`` moves the lists
+        whole and sets the generations' counts back to 0, so the allocation count rarely starts a collection
+        either).  What that gives up: a reference cycle that died within the height is frozen with the live
+        objects instead of being freed at once; the next refreeze round frees it, like any cycle that dies
+        after being frozen, so what can be held stays bounded by what one interval produces, and each round's
+        ``freed`` shows how much that was.  Without refreeze rounds (``gc_refreeze_s`` 0) nothing would ever
+        free such a cycle, so the young objects are collected as before and the survivors frozen."""
+        if not self.active:
+            return
+        if self.refreezes:
             gc.freeze()
+        else:
+            gc.collect(0)
 
     def refreeze(self) -> int | None:
         """Unfreeze everything, collect it all, freeze the survivors again; the unreachable objects found, or
@@ -164,16 +175,20 @@ class SurvivorFreezer:
         if every_s <= 0:
             return
         self.interval_s = every_s
-        while self.active:
-            await asyncio.sleep(self.interval_s * random.uniform(0.8, 1.2))
-            for _attempt in range(REFREEZE_ATTEMPTS):
-                if not self.active:
-                    return
-                freed = self.refreeze()
-                if freed is not None:
-                    self.interval_s = next_refreeze_s(every_s, self.interval_s, freed)
-                    break
-                await asyncio.sleep(REFREEZE_RETRY_S)
+        self.refreezes = True
+        try:
+            while self.active:
+                await asyncio.sleep(self.interval_s * random.uniform(0.8, 1.2))
+                for _attempt in range(REFREEZE_ATTEMPTS):
+                    if not self.active:
+                        return
+                    freed = self.refreeze()
+                    if freed is not None:
+                        self.interval_s = next_refreeze_s(every_s, self.interval_s, freed)
+                        break
+                    await asyncio.sleep(REFREEZE_RETRY_S)
+        finally:
+            self.refreezes = False
 
     def status(self) -> dict:
         return {"rounds": self.rounds, "freed": self.freed, "last_freed": self.last_freed,

@@ -101,13 +101,14 @@ def test_the_node_config_freezes_survivors_and_refreezes_every_ten_minutes_by_de
     assert config.gc_gen0_threshold == 10_000
 
 
-def test_freezing_after_each_commit_takes_that_heights_survivors_out_of_sight_without_a_collection():
+def test_while_refreezing_each_commit_freezes_that_heights_survivors_without_a_collection():
     out = run_python("""
         gc.disable()  # only the explicit calls below
         kept = Thing()
         freezer.freeze_height()  # not installed: nothing happens
         before = any(o is kept for o in gc.get_objects())
         freezer.install()
+        freezer.refreezes = True  # as while its refreeze task runs
         counts = []
         gc.callbacks.append(lambda phase, info: counts.append(info["generation"]) if phase == "stop" else None)
         frozen_before = gc.get_freeze_count()
@@ -121,6 +122,7 @@ def test_freezing_after_each_commit_takes_that_heights_survivors_out_of_sight_wi
 def test_a_cycle_that_died_within_a_height_is_freed_by_the_next_refreeze():
     out = run_python("""
         freezer.install()
+        freezer.refreezes = True
         cycle = Thing()
         cycle.me = cycle
         ref = weakref.ref(cycle)
@@ -132,6 +134,39 @@ def test_a_cycle_that_died_within_a_height_is_freed_by_the_next_refreeze():
         print(held, ref() is None, found >= 1)
     """)
     assert out == "True True True"
+
+
+def test_without_refreeze_rounds_each_commit_collects_the_young_objects_so_a_dead_cycle_is_freed():
+    out = run_python("""
+        import asyncio
+        freezer.install()
+        asyncio.run(freezer.run(0))  # gc_refreeze_s = 0: no rounds
+        cycle = Thing()
+        cycle.me = cycle
+        ref = weakref.ref(cycle)
+        del cycle
+        kept = Thing()
+        freezer.freeze_height()
+        print(freezer.refreezes, ref() is None, any(o is kept for o in gc.get_objects()))
+    """)
+    assert out == "False True False"  # collected, and the survivor frozen after the collection
+
+
+def test_the_refreeze_task_says_it_runs_while_it_runs():
+    async def scenario():
+        freezer = SurvivorFreezer()
+        freezer.active = True  # as installed, without touching this process's collector
+        task = asyncio.create_task(freezer.run(3600))
+        await asyncio.sleep(0)
+        running = freezer.refreezes
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        return running, freezer.refreezes
+
+    assert asyncio.run(scenario()) == (True, False)
 
 
 def test_an_installed_freezer_refreezes_on_its_own_and_retries_a_round_another_thread_kept_from_running():
