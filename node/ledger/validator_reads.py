@@ -64,7 +64,8 @@ class ValidatorReads:
         """Keep the set that decided ``height``, the tip a commit just reached: ``before``'s current set (the
         state before that commit), without its proposer priorities, as ``get_validators`` reads it back (a ``V``
         record is written whenever the named set changes, a rename included, so the last record at or below
-        ``height`` holds these very names).
+        ``height`` holds these very names; a store written before that rule may lack the record of a change
+        that only renamed a member, and then reads the old name where this keeps the state's).
 
         Every node asks for the set of the height it has just decided (the precommits of its certificate are
         counted by it), and a new tip is never in the cache: each one cost a reverse LevelDB iterator and a
