@@ -38,6 +38,12 @@ class NodeMetrics:
         peers.set_function(lambda: node.peers.peers_up)
         refused_txs = Gauge("ledger_p2p_rejected_txs", "Transactions peers sent that the mempool refused", registry=r)
         refused_txs.set_function(lambda: node.peers.rejected_txs)
+        queued_txs = Gauge("ledger_p2p_txs_queued", "Peer transactions waiting for admission (node.p2p.tx_intake)",
+                           registry=r)
+        queued_txs.set_function(lambda: node.peers.tx_intake.queued)
+        dropped_txs = Gauge("ledger_p2p_txs_dropped", "Peer transactions dropped unadmitted because their queue "
+                            "was full", registry=r)
+        dropped_txs.set_function(lambda: node.peers.tx_intake.dropped)
         r.register(_P2PCollector(node))
         hits = Gauge("ledger_signature_cache_hits", "Signature checks answered from the cache", registry=r)
         hits.set_function(lambda: node.sig_cache.hits)

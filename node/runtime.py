@@ -125,7 +125,7 @@ class Node(DriverActions):
                                  self.params.timeout_precommit_ms, self.params.timeout_delta_ms),
             is_valid=CLOCK.wrap("validate", self.application.is_valid),
             value_id=self.application.value_id,
-            get_value=CLOCK.wrap("propose", self.application.get_value),
+            get_value=self._proposal_value,
             now_ms=self.clock.now_ms,
             wal=self.wal,
             value_time=self.application.value_time,
@@ -147,6 +147,7 @@ class Node(DriverActions):
         self.snapshots = SnapshotStore(self.home / SNAPSHOTS_DIR, config.snapshot_keep)
         self.maintenance = StoreMaintenance(self.store, self.snapshots, config)
         self.peers.on_txs = CLOCK.wrap("admit_peer", self.admission.receive_peer_txs)
+        self._build_value = CLOCK.wrap("propose", self.application.get_value)
         self.peers.on_reconfig = self._receive_reconfig
         self.peers.reconfig_pool = self.reconfig_pool.encoded
         self.peers.serve_snapshot = functools.partial(serve_snapshot, self.snapshots)
@@ -167,6 +168,12 @@ class Node(DriverActions):
         self.fatal: BaseException | None = None
         self.switch_to_state_sync = StateSyncSwitch(self)
         self._stop_event = asyncio.Event()
+
+    def _proposal_value(self, height: int, round_: int) -> bytes:
+        """The block this node proposes, built after the peers' queued transactions are admitted (so it holds
+        every transaction this node has received)."""
+        self.peers.tx_intake.admit_all()
+        return self._build_value(height, round_)
 
     @property
     def validators(self) -> ValidatorSet:
@@ -281,6 +288,7 @@ class Node(DriverActions):
         self._tasks.append(asyncio.create_task(self._watch_alone(), name="alone-watch"))
         self._tasks.append(asyncio.create_task(self._reannounce_reconfig(), name="reconfig-reannounce"))
         self._tasks.append(asyncio.create_task(self.loop_watch.run(), name="loop-watch"))
+        self._tasks.append(asyncio.create_task(self.peers.tx_intake.run(), name="peer-tx-intake"))
         self._tasks.append(asyncio.create_task(release_memory_periodically(), name="release-memory"))
         self._tasks.append(asyncio.create_task(lower_background_threads(), name="background-priority"))
         self._tasks.append(asyncio.create_task(SURVIVOR_FREEZER.run(self.config.gc_refreeze_s), name="gc-refreeze"))

@@ -1,6 +1,7 @@
 """What the node does with its peers: the switch's channels wired to the mempool, consensus and block sync.
 
-    txs          -> admission (peer transactions into the mempool)
+    txs          -> admission (peer transactions into the mempool, queued and admitted a slice at a
+                    time between other work: ``node.p2p.tx_intake``)
     consensus    -> the relay (through ``ConsensusIO``)
     round-state  -> the relay's answer: the messages the peer lacks, on consensus
     blocksync    -> heights the peers announce; block requests served from the
@@ -34,6 +35,7 @@ from node.p2p.channels import (
 )
 from node.p2p.peer_link import PeerLink
 from node.p2p.switch import Switch
+from node.p2p.tx_intake import PeerTxIntake
 from node.p2p.wire import (
     MAX_BATCH_BLOCKS,
     SYNC_BLOCKS,
@@ -67,10 +69,12 @@ class PeerReactor:
         self._serve_block = serve_block
         self.request_timeout_s = request_timeout_s
         self.on_txs: Callable[[list[bytes]], dict] = lambda raw: {}
+        """Admits a slice of peers' transactions (called by ``tx_intake``, never straight from a read)."""
+        self.tx_intake = PeerTxIntake(lambda raw: self.on_txs(raw))
+        """Peers' transactions waiting for admission; the node runs its task and empties it before proposing."""
         self.on_reconfig: Callable[[list[bytes]], None] = lambda raw: None
         self.reconfig_pool: Callable[[], list[bytes]] = lambda: []
         """The pooled reconfiguration records' bytes, sent to each peer that connects."""
-        """Takes a peer's transactions."""
         self.on_consensus: Callable[[list[tuple[ConsensusMessage | DecodeError, bytes]], PeerLink | None], dict] = \
             lambda m, link: {}
         """Takes a peer's consensus messages, each with its framed bytes, and the link they came on."""
@@ -82,8 +86,6 @@ class PeerReactor:
         """This node's committed height and the earliest height whose block it serves."""
         self.serve_snapshot: Callable[[int, bytes], bytes] = lambda kind, body: b""
         """The answer body to a snapshot request (``snapshot_wire``): a list, an anchor or a chunk."""
-        self.rejected_txs = 0
-        """Transactions peers sent that the mempool refused."""
         self.skipped_answers = 0
         """Round statuses left unanswered because much was still queued for that peer, and block requests
         dropped for a newer one from the same peer while its last answer had not gone (each peer gets one block
@@ -98,6 +100,11 @@ class PeerReactor:
     @property
     def specs(self) -> dict[int, ChannelSpec]:
         return self.switch.specs
+
+    @property
+    def rejected_txs(self) -> int:
+        """Transactions peers sent that the mempool refused."""
+        return self.tx_intake.rejected
 
     @property
     def links(self) -> list[PeerLink]:
@@ -209,8 +216,7 @@ class PeerReactor:
                 return
             self.send_consensus(link, self.answer_round_status(link, status))
         elif channel == TXS:
-            result = self.on_txs(decode_tx_batch(message))
-            self.rejected_txs += int(result.get("rejected", 0))
+            self.tx_intake.put(link, decode_tx_batch(message))
         elif channel == BLOCKSYNC:
             self._on_sync(link, message)
         elif channel == RECONFIG:
