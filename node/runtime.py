@@ -170,9 +170,9 @@ class Node(DriverActions):
         self._stop_event = asyncio.Event()
 
     def _proposal_value(self, height: int, round_: int) -> bytes:
-        """The block this node proposes, built after the peers' queued transactions are admitted (so it holds
-        every transaction this node has received)."""
-        self.peers.tx_intake.admit_all()
+        """The block this node proposes, built after the peers' queued transactions are admitted (for at most
+        ``tx_intake.BEFORE_PROPOSAL_S``), so it can take what this node has received."""
+        self.peers.tx_intake.admit_for()
         return self._build_value(height, round_)
 
     @property

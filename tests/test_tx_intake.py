@@ -5,6 +5,7 @@ bounded."""
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,15 +13,9 @@ from node.consensus.messages import VoteType
 from node.crypto import sha256
 from node.p2p.channels import CONSENSUS, TXS
 from node.p2p.reactor import PeerReactor
-from node.p2p.tx_intake import PeerTxIntake
+from node.p2p.tx_intake import PeerTxIntake, charge
 from node.p2p.wire import encode_consensus_batch, encode_consensus_message, encode_tx_batch
 from tests.consensus.consensus_helpers import Harness, value
-
-
-class Peer:
-    """A peer link as the intake sees one: something hashable by identity."""
-
-    name = "a"
 
 
 def raw(peer: str, i: int, size: int = 100) -> bytes:
@@ -52,13 +47,14 @@ def test_a_consensus_message_read_behind_a_transaction_batch_is_handled_before_t
     reactor.on_txs = admission
     handled_after: list[int] = []
     reactor.on_consensus = lambda messages, link: handled_after.append(len(admission.admitted)) or {}
-    peer: Any = Peer()
+    peer: Any = SimpleNamespace(node_id="a")
     batch = [raw("a", i) for i in range(500)]
     h = Harness([1, 1, 1, 1], me=None)
     vote = encode_consensus_message(h.vote(h.addresses[0], VoteType.PREVOTE, 1, 0, sha256(value("block"))))
 
     async def scenario():
         intake = asyncio.create_task(reactor.tx_intake.run())
+        await asyncio.sleep(0)  # the node starts the task with the others
         try:
             reactor.deliver(peer, TXS, encode_tx_batch(batch))
             await asyncio.sleep(0)  # as the receive loop does after each message
@@ -77,13 +73,19 @@ def test_a_consensus_message_read_behind_a_transaction_batch_is_handled_before_t
     assert max(len(part) for part in admission.slices) <= 64
 
 
+def opened(intake: PeerTxIntake) -> PeerTxIntake:
+    """As when its task runs (``run`` opens it)."""
+    intake.open = True
+    return intake
+
+
 def test_peers_take_turns_a_slice_each_and_each_peer_keeps_its_order():
     admission = Recorder()
-    intake = PeerTxIntake(admission, slice_txs=3)
+    intake = opened(PeerTxIntake(admission, slice_txs=3))
     intake.put("a", [raw("a", i) for i in range(7)])
     intake.put("b", [raw("b", i) for i in range(2)])
     intake.put("c", [raw("c", i) for i in range(4)])
-    assert intake.queued == 13
+    assert (intake.queued, intake.queued_bytes) == (13, 13 * charge(raw("a", 0)))
     while intake.admit_slice():
         pass
     assert [[tx[:1] for tx in part] for part in admission.slices] == [
@@ -93,38 +95,69 @@ def test_peers_take_turns_a_slice_each_and_each_peer_keeps_its_order():
     assert (intake.queued, intake.queued_bytes, intake.dropped) == (0, 0, 0)
 
 
-def test_admit_all_empties_every_queue_before_a_proposal():
+def test_a_slice_of_large_transactions_stops_at_its_bytes():
+    admission = Recorder()
+    intake = opened(PeerTxIntake(admission, slice_txs=64, slice_bytes=1000))
+    intake.put("a", [raw("a", i, size=300) for i in range(7)] + [raw("a", 7, size=5000)])
+    while intake.admit_slice():
+        pass
+    assert [len(part) for part in admission.slices] == [3, 3, 1, 1]  # one over the bound still goes, alone
+
+
+def test_before_a_proposal_the_queue_is_admitted_within_its_time():
     admission = Recorder(rejected=1)
-    intake = PeerTxIntake(admission, slice_txs=2)
+    intake = opened(PeerTxIntake(admission, slice_txs=2))
     intake.put("a", [raw("a", i) for i in range(5)])
     intake.put("b", [raw("b", i) for i in range(3)])
-    intake.admit_all()
+    intake.admit_for(10.0)
     assert len(admission.admitted) == 8 and intake.queued == 0
     assert intake.rejected == len(admission.slices)  # what the mempool refused is counted
 
+    def slow(raw_txs: list[bytes]) -> dict:
+        time.sleep(0.02)
+        return admission(raw_txs)
 
-def test_a_peer_over_its_bound_loses_its_own_oldest_transactions_and_no_one_elses():
+    intake = opened(PeerTxIntake(slow, slice_txs=1))
+    intake.put("a", [raw("a", i) for i in range(50)])
+    intake.admit_for(0.05)
+    assert 0 < 50 - intake.queued <= 5  # stopped at its time, the rest left for the task
+
+
+def test_a_peer_over_its_bound_loses_what_does_not_fit_and_no_one_else_does():
     admission = Recorder()
-    intake = PeerTxIntake(admission, max_bytes_per_peer=1000, max_bytes=10_000)
+    intake = opened(PeerTxIntake(admission, max_bytes_per_peer=1000, max_bytes=10_000))
     intake.put("honest", [raw("h", i) for i in range(5)])
     for start in range(0, 30, 6):
         intake.put("flooder", [raw("f", i) for i in range(start, start + 6)])
-    assert intake.dropped == 20 and intake.queued == 15 and intake.queued_bytes == 1500
-    intake.admit_all()
+    assert (intake.dropped, intake.queued) == (24, 11)  # 6 fit in 1,000 bytes at 164 each
+    intake.admit_for(10.0)
     assert [tx for tx in admission.admitted if tx.startswith(b"h")] == [raw("h", i) for i in range(5)]
-    assert [tx for tx in admission.admitted if tx.startswith(b"f")] == [raw("f", i) for i in range(20, 30)]
+    assert [tx for tx in admission.admitted if tx.startswith(b"f")] == [raw("f", i) for i in range(6)]
 
 
-def test_a_batch_past_the_bound_over_all_peers_is_dropped_whole():
+def test_empty_items_are_charged_too():
+    intake = opened(PeerTxIntake(Recorder(), max_bytes_per_peer=6400))
+    intake.put("junk", [b""] * 10_000)
+    assert (intake.queued, intake.dropped, intake.queued_bytes) == (100, 9_900, 6400)
+
+
+def test_past_the_bound_over_all_peers_the_largest_queues_lose_their_newest():
     admission = Recorder()
-    intake = PeerTxIntake(admission, max_bytes_per_peer=1000, max_bytes=1500)
-    intake.put("a", [raw("a", i) for i in range(10)])
-    intake.put("b", [raw("b", i) for i in range(6)])  # 600 bytes more than the 500 left
-    intake.put("c", [raw("c", i) for i in range(5)])
+    intake = opened(PeerTxIntake(admission, max_bytes_per_peer=1000, max_bytes=2000))
+    intake.put("a", [raw("a", i) for i in range(6)])
+    intake.put("b", [raw("b", i) for i in range(6)])
+    intake.put("c", [raw("c", i) for i in range(3)])  # 2,460 bytes charged: 3 of the largest queues' go
     intake.put("d", [raw("d", 0, size=2000)])  # over a peer's bound on its own
-    assert (intake.queued, intake.dropped) == (15, 7)
-    intake.admit_all()
-    assert {tx[:1] for tx in admission.admitted} == {b"a", b"c"}
+    assert (intake.queued, intake.dropped) == (12, 4) and intake.queued_bytes <= 2000
+    intake.admit_for(10.0)
+    for peer, kept in (("a", 4), ("b", 5), ("c", 3)):
+        assert [tx for tx in admission.admitted if tx.startswith(peer.encode())] == [raw(peer, i) for i in range(kept)]
+
+
+def test_nothing_is_queued_while_the_task_does_not_run():
+    intake = PeerTxIntake(Recorder())
+    intake.put("a", [raw("a", 0)])
+    assert (intake.queued, intake.dropped) == (0, 0)
 
 
 def test_a_failing_admission_drops_its_slice_and_the_task_goes_on():
@@ -140,6 +173,7 @@ def test_a_failing_admission_drops_its_slice_and_the_task_goes_on():
 
     async def scenario():
         task = asyncio.create_task(intake.run())
+        await asyncio.sleep(0)
         intake.put("a", [raw("a", i) for i in range(6)])
         for _ in range(100):
             if not intake.queued:
@@ -152,6 +186,8 @@ def test_a_failing_admission_drops_its_slice_and_the_task_goes_on():
             await asyncio.sleep(0)
         assert not task.done()
         task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert not intake.open
 
     asyncio.run(scenario())
     assert calls == [4, 2, 1] and intake.dropped == 4

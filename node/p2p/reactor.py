@@ -71,7 +71,8 @@ class PeerReactor:
         self.on_txs: Callable[[list[bytes]], dict] = lambda raw: {}
         """Admits a slice of peers' transactions (called by ``tx_intake``, never straight from a read)."""
         self.tx_intake = PeerTxIntake(lambda raw: self.on_txs(raw))
-        """Peers' transactions waiting for admission; the node runs its task and empties it before proposing."""
+        """Peers' transactions waiting for admission, by peer node id; the node runs its task (a reactor whose task
+        does not run, as state sync's, queues nothing) and admits what is queued before proposing."""
         self.on_reconfig: Callable[[list[bytes]], None] = lambda raw: None
         self.reconfig_pool: Callable[[], list[bytes]] = lambda: []
         """The pooled reconfiguration records' bytes, sent to each peer that connects."""
@@ -216,7 +217,7 @@ class PeerReactor:
                 return
             self.send_consensus(link, self.answer_round_status(link, status))
         elif channel == TXS:
-            self.tx_intake.put(link, decode_tx_batch(message))
+            self.tx_intake.put(link.node_id, decode_tx_batch(message))
         elif channel == BLOCKSYNC:
             self._on_sync(link, message)
         elif channel == RECONFIG:
