@@ -88,9 +88,10 @@ def add_validator_routes(app: FastAPI, node, guard, api_error, returns) -> None:
              summary="Heights where the validator set changed", **returns(vm.ValidatorChanges, 400, 503))
     async def changes(start: Annotated[int, Query(alias="from", ge=1, le=2**63 - 1,
                                                   description="first height to list")] = 1):
-        """Height 1 and every height whose set differs from the one before, up to the tip + 2, at most 1000 from
-        ``from``, each with its set's hash; a client checks the header before each one (its
-        next_validators_hash) to walk from genesis to any height."""
+        """Height 1 and every height whose set differs from the one before (in keys, powers or names), up to the
+        tip + 2, at most 1000 from ``from``, each with its set's hash (which covers keys and powers, not names: a
+        change that only renamed a member lists the hash of the height before); a client checks the header before
+        each one (its next_validators_hash) to walk from genesis to any height."""
         heights = node.store.validator_change_heights(start)
         return {"tip": node.store.height,
                 "changes": [{"height": h, "validators_hash": node.store.get_validators(h).hash.hex()}

@@ -19,7 +19,8 @@ h     address || height u64 || index u32          txid (index 0xffffffff: the bl
 T     txid                                        height u64 || index u32 || offset u32 || length u32
 V     height u64                                  the validator set (with names) of that height, written
                                                   for height 1 and every height whose set differs from
-                                                  the one before (the set of h is the last entry <= h)
+                                                  the one before, names included (the set of h is the
+                                                  last entry <= h)
 M     name                                        metadata (height, app hash, MuHash, chain id, ...)
 ====  ==========================================  ===============================================
 

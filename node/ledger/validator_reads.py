@@ -1,7 +1,8 @@
 """The store's reads of the validator sets: the state after the tip, and the set of any height.
 
 ``Store`` mixes this in.  The ``V`` records (``store_layout``) hold the set
-of height 1 and of every height whose set differs from the one before; the
+of height 1 and of every height whose set differs from the one before (a
+rename counts: the records hold names); the
 set of a height is the last record at or below it.  The sets of the next
 two heights come from the validator state after the tip, which the commit
 batch writes with every block.

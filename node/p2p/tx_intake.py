@@ -25,12 +25,14 @@ queue holds at most ``MAX_QUEUED_BYTES_PER_PEER``, and what does not fit of a
 batch is dropped (the newest go, so a parent queued before its child is
 kept); all queues together hold at most ``MAX_QUEUED_BYTES``, and past it
 the largest queue loses its newest transactions (a peer that floods fills
-only its own share).  Drops are counted (``dropped``).  A dropped
-transaction is not lost to the network by that: the node that acknowledged
-it to its client keeps it in its mempool and journal while it stays valid
-and unexpired, includes it when it proposes, and the others take it from
-that block.  A node not running the task (one copying a state snapshot)
-queues nothing.
+only its own share).  Drops are counted (``dropped``).  A transaction one
+validator dropped still reaches the chain through another: the validator
+that acknowledged it to its client keeps it in its mempool and journal while
+it stays valid and unexpired and includes it when it proposes, and the
+others take it from that block (a node that is not a validator gossips a
+client's transaction once, so one every validator dropped waits there until
+it expires, as one dropped from its full send queue does).  A node not
+running the task (one copying a state snapshot) queues nothing.
 """
 
 from __future__ import annotations
