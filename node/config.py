@@ -114,6 +114,10 @@ class NodeConfig:
     state_sync_when_behind: bool = True
     """A running node that finds every peer ahead has pruned the blocks it lacks stops, copies a snapshot from
     them (keeping its old state until the new one is whole) and starts again; off, it only logs that it is stuck."""
+    snapshot_percent: int = 25
+    """The percentage of the wall clock a snapshot's background thread may work (1-100): it reads LevelDB item
+    by item, taking the interpreter lock back from the event loop at each, so it works in 5-ms bursts with
+    pauses between them, and the heights meanwhile stay short.  100 works without pauses."""
     snapshot_keep: int = 2
     """How many snapshots the node keeps (``HOME/snapshots``)."""
     gc_gen0_threshold: int = 10_000
@@ -188,6 +192,8 @@ def load_config(home: Path, overrides: dict[str, object] | None = None) -> NodeC
 
 def check_config(config: NodeConfig) -> None:
     """Settings that each parse but do not go together (``ConfigError`` says which and what to set)."""
+    if not 1 <= config.snapshot_percent <= 100:
+        raise ConfigError(f"snapshot_percent ({config.snapshot_percent}) must be from 1 to 100")
     if 0 < config.retain_blocks < config.snapshot_interval:
         raise ConfigError(f"retain_blocks ({config.retain_blocks}) is below snapshot_interval "
                           f"({config.snapshot_interval}): a node restored from this node's latest snapshot would "

@@ -33,7 +33,7 @@ class StoreMaintenance:
     def __init__(self, store: Store, snapshots: SnapshotStore, config: NodeConfig):
         self.store = store
         self.config = config
-        self.maker = SnapshotMaker(snapshots, store.path)
+        self.maker = SnapshotMaker(snapshots, store.path, config.snapshot_percent / 100)
         self._prune_task: asyncio.Task | None = None
         self._prunes = 0
 

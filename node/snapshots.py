@@ -160,22 +160,62 @@ _RECORD_BYTES = 36 + 36
 """A chunk record: txid || index u32 (the ``U`` key without its prefix), then the stored UtxoEntry."""
 
 
-def chunks_from_raw(items, on_chunk: Callable[[int, bytes, int], None], workdir: Path) -> None:
+class Pacer:
+    """Holds a background thread's work to a share of the wall clock: after each burst of ``burst_s`` it sleeps
+    long enough that the burst was ``duty`` of the time.  A thread that reads LevelDB item by item gives up the
+    GIL at every item and takes it back from the event loop, forcing a switch every few milliseconds while the
+    loop is busy; in bursts, the loop runs undisturbed between them."""
+
+    def __init__(self, duty: float = 1.0, burst_s: float = 0.005, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.duty = duty
+        """The share of the wall clock the thread works (1.0: no pauses)."""
+        self.burst_s = burst_s
+        """How long the thread works before a pause."""
+        self._clock, self._sleep = clock, sleep
+        self._since = clock()
+        self.paused_s = 0.0
+        """Seconds slept so far."""
+
+    def step(self) -> None:
+        """Called between small pieces of work: pauses when the current burst is over."""
+        if self.duty >= 1.0:
+            return
+        worked = self._clock() - self._since
+        if worked >= self.burst_s:
+            pause = worked * (1.0 - self.duty) / self.duty
+            self._sleep(pause)
+            self.paused_s += pause
+            self._since = self._clock()
+
+
+PACE_EVERY = 256
+"""Records read between two calls of the pacer."""
+
+
+def chunks_from_raw(items, on_chunk: Callable[[int, bytes, int], None], workdir: Path,
+                    pacer: Pacer | None = None) -> None:
     """Cut the store's raw UTXO records (``P_UTXO`` key, value) into the 256 chunks' uncompressed bytes, byte for
     byte what ``encode_chunk`` makes, without decoding a single output; ``on_chunk(index, raw, outputs)`` gets
     each in order.  Two passes over files in ``workdir``: the records go to their chunk's file as they come
     (the store's key order is not the chunks'), then each chunk is sorted and handed on, so memory holds one
-    chunk at a time."""
+    chunk at a time.  ``pacer`` (if any) is stepped every ``PACE_EVERY`` records and after every chunk."""
+    pacer = pacer or Pacer()
     workdir.mkdir(parents=True, exist_ok=True)
     paths = [workdir / f"{i:03d}" for i in range(CHUNKS)]
     files = [open(path, "wb", buffering=1 << 16) for path in paths]  # noqa: SIM115 (closed below)
     try:
+        count = 0
         for key, value in items:
             files[chunk_of(key[1], U32.unpack_from(key, 33)[0])].write(key[1:] + value)
+            count += 1
+            if count % PACE_EVERY == 0:
+                pacer.step()
     finally:
         for handle in files:
             handle.close()
     for index, path in enumerate(paths):
+        pacer.step()
         data = path.read_bytes()
         records = [data[at:at + _RECORD_BYTES] for at in range(0, len(data), _RECORD_BYTES)]
         records.sort()  # fixed width, distinct keys first: the order of the outpoints
@@ -187,8 +227,10 @@ def chunks_from_raw(items, on_chunk: Callable[[int, bytes, int], None], workdir:
 class SnapshotMaker:
     """Takes a snapshot of the store at a height, in a background thread."""
 
-    def __init__(self, snapshots: SnapshotStore, tables_folder: str | None = None):
+    def __init__(self, snapshots: SnapshotStore, tables_folder: str | None = None, duty: float = 1.0):
         self.snapshots = snapshots
+        self.duty = duty
+        """The share of the wall clock the snapshot thread works (``Pacer``)."""
         self.tables_folder = tables_folder
         """The store's folder, whose table pages the snapshot's full read left resident (None: left alone)."""
         self._thread: threading.Thread | None = None
@@ -229,16 +271,17 @@ class SnapshotMaker:
                 size = (self.snapshots.chunk_folder / chunk_hash.hex()).stat().st_size
             refs[index] = ChunkRef(chunk_hash, outputs, size)
 
+        pacer = Pacer(self.duty)
         try:
             _lower_thread_priority()
             with db_snapshot.iterator(prefix=P_UTXO, fill_cache=False) as it:  # not the commit path's cache
-                chunks_from_raw(it, on_chunk, self.snapshots.folder / BUILD_DIR)
+                chunks_from_raw(it, on_chunk, self.snapshots.folder / BUILD_DIR, pacer)
             manifest = Manifest(header.chain_id, header.height, header.hash, header.app_hash, validators,
                                 validator_state, tuple(r for r in refs if r is not None))
             self.snapshots.add(manifest, anchor)
             self.last_seconds = time.monotonic() - started
-            log.info("snapshot height=%d outputs=%d bytes=%d seconds=%.2f", header.height, manifest.outputs,
-                     manifest.size, self.last_seconds)
+            log.info("snapshot height=%d outputs=%d bytes=%d seconds=%.2f paused=%.2f", header.height,
+                     manifest.outputs, manifest.size, self.last_seconds, pacer.paused_s)
         except _Stopped:
             log.info("snapshot at height %d abandoned: the node is stopping", header.height)
         except Exception:  # noqa: BLE001  (a snapshot that fails is logged and skipped; the node goes on)

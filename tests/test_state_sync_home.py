@@ -113,3 +113,14 @@ def test_failures_are_counted_and_a_swap_clears_them(tmp_path):
     make_store(new_store_path(tmp_path), 5)
     swap_in(tmp_path)
     assert failures(tmp_path) == 0 and store_height(tmp_path / DATA_DIR) == 5
+
+
+def test_a_snapshot_share_outside_1_to_100_percent_is_refused():
+    import pytest
+
+    from node.config import ConfigError, NodeConfig, check_config
+    for bad in (0, -5, 101):
+        with pytest.raises(ConfigError, match="snapshot_percent"):
+            check_config(NodeConfig(snapshot_percent=bad))
+    check_config(NodeConfig(snapshot_percent=1))
+    check_config(NodeConfig(snapshot_percent=100))

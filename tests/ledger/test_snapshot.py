@@ -134,7 +134,7 @@ def test_the_background_maker_writes_the_same_snapshot_from_a_leveldb_snapshot(s
 
     expected, chunks = snapshot_of(store)
     snapshots = SnapshotStore(tmp_path / "snapshots", keep=1)
-    maker = SnapshotMaker(snapshots)
+    maker = SnapshotMaker(snapshots, duty=0.5)  # paced: the same bytes, in bursts
     header = store.get_header(store.height)
     db_snapshot = store.db_snapshot()
     commit(store)  # the chain goes on; the snapshot still sees the state it was taken at
@@ -154,3 +154,44 @@ def test_the_background_maker_writes_the_same_snapshot_from_a_leveldb_snapshot(s
     assert len(snapshots.list()) == 1  # keep=1: the older manifest and its unshared chunks are gone
     named = {ref.hash.hex() for ref in snapshots.list()[0].manifest.chunks}
     assert {p.name for p in snapshots.chunk_folder.iterdir()} == named
+
+
+class _FakeClock:
+    def __init__(self):
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.mark.parametrize("duty", [0.1, 0.25, 0.5])
+def test_the_pacer_holds_work_to_its_share_of_the_clock(duty):
+    from node.snapshots import Pacer
+
+    clock = _FakeClock()
+    pacer = Pacer(duty, burst_s=0.0045, clock=clock, sleep=clock.sleep)
+    worked = 0.0
+    for _ in range(1000):  # pieces of work of 1 ms each
+        clock.now += 0.001
+        worked += 0.001
+        pacer.step()
+    assert len(clock.slept) == 200  # one pause after each burst of five pieces
+    assert clock.slept[0] == pytest.approx(0.005 * (1 - duty) / duty)
+    assert worked / clock.now == pytest.approx(duty)
+    assert pacer.paused_s == pytest.approx(sum(clock.slept))
+
+
+def test_an_unpaced_maker_never_sleeps():
+    from node.snapshots import Pacer
+
+    clock = _FakeClock()
+    pacer = Pacer(1.0, clock=clock, sleep=clock.sleep)
+    for _ in range(100):
+        clock.now += 0.01
+        pacer.step()
+    assert clock.slept == []
