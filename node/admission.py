@@ -1,8 +1,9 @@
 """Transaction admission: clients' and peers' transactions into the mempool, journaled and gossiped.
 
 A client's transaction is acknowledged only once it is in the mempool
-journal (one fsync per batch), then gossiped to every peer; after a crash the
-journal's transactions are admitted again.  A peer's transactions are
+journal (one fsync per call: a submission, or a slice of a batch), then
+gossiped to every peer; after a crash the journal's transactions are
+admitted again.  A peer's transactions are
 admitted without journaling or relaying (a transaction a node missed still
 reaches it inside a block).
 """
