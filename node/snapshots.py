@@ -162,33 +162,40 @@ _RECORD_BYTES = 36 + 36
 
 class Pacer:
     """Holds a background thread's work to a share of the wall clock: after each burst of ``burst_s`` it sleeps
-    long enough that the burst was ``duty`` of the time.  A thread that reads LevelDB item by item gives up the
-    GIL at every item and takes it back from the event loop, forcing a switch every few milliseconds while the
-    loop is busy; in bursts, the loop runs undisturbed between them."""
+    long enough that the burst was ``duty`` of the time (at most ``MAX_PAUSE_S`` at once).  A thread that reads
+    LevelDB item by item gives up the GIL at every item and takes it back from the event loop, forcing a switch
+    every few milliseconds while the loop is busy; in bursts, the loop runs undisturbed between them.  Once
+    ``stop`` is set, the next step raises ``SnapshotStopped`` (a pause is cut short by it)."""
 
     def __init__(self, duty: float = 1.0, burst_s: float = 0.005, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+                 stop: threading.Event | None = None, sleep: Callable[[float], object] | None = None):
         self.duty = duty
         """The share of the wall clock the thread works (1.0: no pauses)."""
         self.burst_s = burst_s
         """How long the thread works before a pause."""
-        self._clock, self._sleep = clock, sleep
+        self._stop = stop or threading.Event()
+        self._clock, self._sleep = clock, sleep or self._stop.wait
         self._since = clock()
         self.paused_s = 0.0
         """Seconds slept so far."""
 
     def step(self) -> None:
-        """Called between small pieces of work: pauses when the current burst is over."""
+        """Called between small pieces of work: raises ``SnapshotStopped`` once stopped, pauses when the current
+        burst is over."""
+        if self._stop.is_set():
+            raise SnapshotStopped
         if self.duty >= 1.0:
             return
         worked = self._clock() - self._since
-        if worked >= self.burst_s:
-            pause = worked * (1.0 - self.duty) / self.duty
+        if worked >= self.burst_s:  # a burst stretched by waits for the GIL (or a clock step) pauses at most this
+            pause = min(MAX_PAUSE_S, max(0.0, worked) * (1.0 - self.duty) / self.duty)
             self._sleep(pause)
             self.paused_s += pause
             self._since = self._clock()
 
 
+MAX_PAUSE_S = 0.5
+"""The longest pause of a ``Pacer`` at once."""
 PACE_EVERY = 256
 """Records read between two calls of the pacer."""
 
@@ -261,7 +268,7 @@ class SnapshotMaker:
 
         def on_chunk(index: int, raw: bytes, outputs: int) -> None:
             if self._stop.is_set():
-                raise _Stopped
+                raise SnapshotStopped
             chunk_hash = sha256(raw)
             if not self.snapshots.has_chunk(chunk_hash):
                 compressed = compress_chunk(raw)
@@ -271,7 +278,7 @@ class SnapshotMaker:
                 size = (self.snapshots.chunk_folder / chunk_hash.hex()).stat().st_size
             refs[index] = ChunkRef(chunk_hash, outputs, size)
 
-        pacer = Pacer(self.duty)
+        pacer = Pacer(self.duty, stop=self._stop)
         try:
             _lower_thread_priority()
             with db_snapshot.iterator(prefix=P_UTXO, fill_cache=False) as it:  # not the commit path's cache
@@ -282,7 +289,7 @@ class SnapshotMaker:
             self.last_seconds = time.monotonic() - started
             log.info("snapshot height=%d outputs=%d bytes=%d seconds=%.2f paused=%.2f", header.height,
                      manifest.outputs, manifest.size, self.last_seconds, pacer.paused_s)
-        except _Stopped:
+        except SnapshotStopped:
             log.info("snapshot at height %d abandoned: the node is stopping", header.height)
         except Exception:  # noqa: BLE001  (a snapshot that fails is logged and skipped; the node goes on)
             log.exception("snapshot at height %d failed", header.height)
@@ -313,5 +320,5 @@ def _lower_thread_priority() -> None:
         pass
 
 
-class _Stopped(Exception):
+class SnapshotStopped(Exception):
     """The node stops: the snapshot being written is abandoned."""

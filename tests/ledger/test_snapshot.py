@@ -4,6 +4,7 @@ every way a bad chunk, manifest or file is refused."""
 from __future__ import annotations
 
 import dataclasses
+import time
 import zlib
 
 import pytest
@@ -195,3 +196,36 @@ def test_an_unpaced_maker_never_sleeps():
         clock.now += 0.01
         pacer.step()
     assert clock.slept == []
+
+
+def test_a_pause_is_capped_and_a_stop_ends_the_work_at_the_next_step():
+    import threading
+
+    from node.snapshots import MAX_PAUSE_S, Pacer, SnapshotStopped
+
+    clock = _FakeClock()
+    stop = threading.Event()
+    pacer = Pacer(0.25, clock=clock, stop=stop, sleep=clock.sleep)
+    clock.now += 10.0  # a burst stretched by a long wait for the interpreter lock
+    pacer.step()
+    assert clock.slept == [MAX_PAUSE_S]
+    stop.set()
+    with pytest.raises(SnapshotStopped):
+        pacer.step()
+    # Without a fake sleep a pause waits on the stop event: a set one cuts it short.
+    started = time.monotonic()
+    with pytest.raises(SnapshotStopped):
+        Pacer(0.01, stop=stop).step()
+    assert time.monotonic() - started < MAX_PAUSE_S
+
+
+def test_a_stopped_maker_abandons_its_snapshot_at_its_next_step(store, tmp_path):
+    from node.snapshots import SnapshotMaker, SnapshotStore
+
+    snapshots = SnapshotStore(tmp_path / "snapshots", keep=1)
+    maker = SnapshotMaker(snapshots, duty=0.01)  # slow enough to be stopped part way
+    maker._stop.set()  # as stop() does, before the first step
+    assert maker.start(store.db_snapshot(), store.get_header(store.height),
+                       encode_named_set(store.get_validators(store.height)), store.validator_state.encoded)
+    maker.wait(5)
+    assert not maker.busy and snapshots.list() == []
