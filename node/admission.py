@@ -17,7 +17,7 @@ from node.encoding import DecodeError
 from node.errors import CodedError
 from node.ledger.errors import LedgerError
 from node.ledger.store import Store
-from node.mempool import AlreadyCommitted, Mempool, MempoolError, MempoolJournal
+from node.mempool import AlreadyCommitted, Mempool, MempoolEntry, MempoolError, MempoolJournal
 from node.types.transaction import Transaction
 
 log = logging.getLogger("ledger.node")
@@ -72,15 +72,19 @@ class Admission:
         """Admit a client's transactions: journal them (one fsync), then gossip them.
 
         Each result is True (new), False (already pending) or the exception
-        that refused it.  Nothing is acknowledged before it is on disk.
+        that refused it.  Nothing is acknowledged before it is on disk: one
+        already pending but not journaled here (a peer's, or one whose append
+        failed) is journaled and gossiped with the new ones.
         """
         results: list[CodedError | bool] = []
-        fresh: list[bytes] = []
+        added = False
+        unjournaled: dict[bytes, MempoolEntry] = {}
         for tx in txs:
             try:
-                _, new = self.mempool.add(tx)
-                if new:
-                    fresh.append(tx.encoded)
+                entry, new = self.mempool.add(tx)
+                added |= new
+                if not entry.journaled:
+                    unjournaled[tx.txid] = entry
                 results.append(new)
             except (LedgerError, MempoolError) as exc:
                 # A committed transaction is always refused here (its inputs are spent, or the pool is full), so
@@ -91,8 +95,11 @@ class Admission:
                                                f"transaction {tx.txid.hex()} is already committed",
                                                txid=tx.txid.hex())
                 results.append(refusal)
-        self.journal.append(fresh)
-        self._broadcast(fresh)
-        if fresh:
+        raw_txs = [entry.tx.encoded for entry in unjournaled.values()]
+        self.journal.append(raw_txs)
+        for entry in unjournaled.values():
+            entry.journaled = True
+        self._broadcast(raw_txs)
+        if added:
             self._added()
         return results

@@ -52,6 +52,9 @@ class MempoolEntry:
     """Pending txids whose outputs this one spends (None: none; most transactions spend committed outputs)."""
     children: set[bytes] | None = None
     """Txids admitted while this one was pending that spend its outputs (some may have left the pool since)."""
+    journaled: bool = False
+    """In this node's mempool journal: a client's transaction once appended, any pending one once compacted.  A
+    peer's transaction is not, until a client submits it here too (its acknowledgement journals it first)."""
 
     @property
     def fee_rate(self) -> float:
@@ -316,6 +319,8 @@ class MempoolJournal:
         self._log.close()
         replace_log(self.path, [entry.tx.encoded for entry in pool.entries.values()])
         self._log = AppendLog(self.path)
+        for entry in pool.entries.values():
+            entry.journaled = True
 
     def close(self) -> None:
         self._log.close()

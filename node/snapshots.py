@@ -169,6 +169,8 @@ class Pacer:
 
     def __init__(self, duty: float = 1.0, burst_s: float = 0.005, clock: Callable[[], float] = time.monotonic,
                  stop: threading.Event | None = None, sleep: Callable[[float], object] | None = None):
+        if not 0.0 < duty <= 1.0:
+            raise ValueError(f"a pacer's duty is above 0 and at most 1, not {duty}")
         self.duty = duty
         """The share of the wall clock the thread works (1.0: no pauses)."""
         self.burst_s = burst_s
@@ -187,17 +189,18 @@ class Pacer:
         if self.duty >= 1.0:
             return
         worked = self._clock() - self._since
-        if worked >= self.burst_s:  # a burst stretched by waits for the GIL (or a clock step) pauses at most this
-            pause = min(MAX_PAUSE_S, max(0.0, worked) * (1.0 - self.duty) / self.duty)
+        if worked >= self.burst_s:
+            pause = min(MAX_PAUSE_S, worked * (1.0 - self.duty) / self.duty)
             self._sleep(pause)
             self.paused_s += pause
             self._since = self._clock()
 
 
-MAX_PAUSE_S = 0.5
-"""The longest pause of a ``Pacer`` at once."""
-PACE_EVERY = 256
-"""Records read between two calls of the pacer."""
+MAX_PAUSE_S = 2.0
+"""The longest pause of a ``Pacer`` at once (a burst stretched by a suspended machine pauses no longer)."""
+PACE_EVERY = 16
+"""Records read between two calls of the pacer.  While the event loop is busy each record can cost the thread a
+wait of up to the interpreter's switch interval (5 ms) for the lock, so a burst is bounded by records too."""
 
 
 def chunks_from_raw(items, on_chunk: Callable[[int, bytes, int], None], workdir: Path,

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from fastapi import FastAPI, Query
 from fastapi.encoders import jsonable_encoder
@@ -23,9 +23,11 @@ from node.types.transaction import Transaction
 
 BATCH_SLICE = 32
 """Transactions of a batch admitted between two turns of the event loop.  Checking one takes 50-130 µs, so a
-batch of 10,000 admitted at once held every vote and proposal waiting behind it for about a second; a slice is
-checked, journaled (one fsync) and relayed before the next, so a transaction another request finds pending is
-already on disk."""
+batch of 10,000 admitted at once held every vote and proposal waiting behind it for about a second; now what
+is read meanwhile waits for one slice of each batch in flight.  A slice is checked, journaled (one fsync) and
+relayed before the next (``Admission.admit_client_txs``)."""
+
+CATCHING_UP = "node is catching up with its peers; retry shortly or use another node"
 
 
 def add_tx_routes(app: FastAPI, node, *, guard, api_error, returns, parse_hex, decode_tx_hex, tx_error_status) -> None:
@@ -71,7 +73,7 @@ def add_tx_routes(app: FastAPI, node, *, guard, api_error, returns, parse_hex, d
         check_chain(body.chain_id)
         tx = decode_tx_hex(body.tx)
         if node.sync.catching_up:
-            raise api_error(503, "catching-up", "node is catching up with its peers; retry shortly or use another node")
+            raise api_error(503, "catching-up", CATCHING_UP)
         with CLOCK.stage("admit_client"):
             outcome: CodedError | bool = node.admission.admit_client_txs([tx])[0]
         if isinstance(outcome, CodedError):
@@ -102,16 +104,21 @@ def add_tx_routes(app: FastAPI, node, *, guard, api_error, returns, parse_hex, d
         rejected with its error), in order. 422 only for a wrong chain_id, 503 while catching up."""
         check_chain(body.chain_id)
         if node.sync.catching_up:
-            raise api_error(503, "catching-up", "node is catching up with its peers; retry shortly or use another node")
+            raise api_error(503, "catching-up", CATCHING_UP)
         results: list[dict] = []
         for start in range(0, len(body.txs), BATCH_SLICE):
             if start:
-                await asyncio.sleep(0)  # what arrived meanwhile (a vote, a proposal) waits one slice at most
+                await asyncio.sleep(0)  # what arrived meanwhile (a vote, a proposal) is handled between slices
+                if node.sync.catching_up:  # began meanwhile: the rest is refused as a whole batch would be
+                    results.extend({"status": "rejected", "code": "catching-up", "message": CATCHING_UP}
+                                   for _ in body.txs[start:])
+                    break
             with CLOCK.stage("admit_client"):
                 results.extend(admit_slice(body.txs[start:start + BATCH_SLICE]))
-        accepted = sum(1 for result in results if result["status"] == "accepted")
-        # Plain JSON values already: answered as they are, without FastAPI's per-item jsonable_encoder pass.
-        return JSONResponse({"accepted": accepted, "rejected": len(results) - accepted, "results": results})
+        with CLOCK.stage("admit_client"):
+            accepted = sum(1 for result in results if result["status"] == "accepted")
+            # Plain JSON values already: answered as they are, without FastAPI's per-item jsonable_encoder pass.
+            return JSONResponse({"accepted": accepted, "rejected": len(results) - accepted, "results": results})
 
     def admit_slice(items: list[str]) -> list[dict]:
         """The results of one slice of a batch, in order; its admitted transactions journaled and relayed."""
@@ -139,4 +146,4 @@ def add_tx_routes(app: FastAPI, node, *, guard, api_error, returns, parse_hex, d
                                   **jsonable_encoder(getattr(outcome, "details", {}))}
             else:
                 results[i] = {"txid": tx.txid.hex(), "status": "accepted"}
-        return [result for result in results if result is not None]  # every slot is filled by now
+        return cast(list[dict], results)  # every slot is filled by now

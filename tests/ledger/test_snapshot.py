@@ -212,11 +212,6 @@ def test_a_pause_is_capped_and_a_stop_ends_the_work_at_the_next_step():
     stop.set()
     with pytest.raises(SnapshotStopped):
         pacer.step()
-    # Without a fake sleep a pause waits on the stop event: a set one cuts it short.
-    started = time.monotonic()
-    with pytest.raises(SnapshotStopped):
-        Pacer(0.01, stop=stop).step()
-    assert time.monotonic() - started < MAX_PAUSE_S
 
 
 def test_a_stopped_maker_abandons_its_snapshot_at_its_next_step(store, tmp_path):
@@ -229,3 +224,59 @@ def test_a_stopped_maker_abandons_its_snapshot_at_its_next_step(store, tmp_path)
                        encode_named_set(store.get_validators(store.height)), store.validator_state.encoded)
     maker.wait(5)
     assert not maker.busy and snapshots.list() == []
+
+
+def test_a_pause_waits_on_the_stop_event_and_a_read_stops_within_a_few_records(tmp_path):
+    import threading
+
+    from node.ledger.store_layout import P_UTXO
+    from node.snapshots import PACE_EVERY, Pacer, SnapshotStopped, chunks_from_raw
+
+    clock = _FakeClock()
+    stop = threading.Event()
+    pacer = Pacer(0.01, clock=clock, stop=stop)  # pauses wait on the event
+    clock.now += 10.0  # a long burst: the pause would be the longest
+    threading.Timer(0.1, stop.set).start()
+    started = time.monotonic()
+    pacer.step()  # cut short by the stop
+    assert time.monotonic() - started < 1.0
+    with pytest.raises(SnapshotStopped):
+        pacer.step()
+    read = 0
+    stop = threading.Event()
+
+    def records():
+        nonlocal read
+        for i in range(100_000):
+            read += 1
+            if read == 100:
+                stop.set()
+            yield P_UTXO + i.to_bytes(32, "big") + bytes(4), bytes(36)
+
+    with pytest.raises(SnapshotStopped):
+        chunks_from_raw(records(), lambda *_: None, tmp_path / "build", Pacer(stop=stop))
+    assert read <= 100 + PACE_EVERY
+
+
+def test_a_paced_read_cuts_the_same_chunks(tmp_path):
+    from node.ledger.store_layout import P_UTXO
+    from node.snapshots import Pacer, chunks_from_raw
+
+    items = sorted((P_UTXO + sha256(i.to_bytes(4, "big")) + (i % 300).to_bytes(4, "big"), bytes([i % 251]) * 36)
+                   for i in range(2_000))
+    plain: list = []
+    chunks_from_raw(iter(items), lambda *chunk: plain.append(chunk), tmp_path / "a")
+    clock = _FakeClock()
+    pacer = Pacer(0.5, burst_s=0.0, clock=clock, sleep=clock.sleep)  # a pause at every step
+    paced: list = []
+    chunks_from_raw(iter(items), lambda *chunk: paced.append(chunk), tmp_path / "b", pacer)
+    assert paced == plain and len(plain) == 256 and sum(n for _, _, n in plain) == 2_000
+    assert len(clock.slept) > 0
+
+
+def test_a_pacer_refuses_a_duty_outside_0_to_1():
+    from node.snapshots import Pacer
+
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError):
+            Pacer(bad)
