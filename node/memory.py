@@ -23,6 +23,7 @@ import gc
 import logging
 import os
 import resource
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger("ledger.memory")
@@ -86,6 +87,55 @@ def release_free_memory() -> bool:
         return False
     _MALLOC_TRIM(0)
     return True
+
+
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (every field a ``size_t``)."""
+
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+_MALLINFO2 = _libc_function("mallinfo2", [], _MallInfo2)
+"""glibc's ``mallinfo2`` (2.33 and later), or None."""
+
+
+@dataclass(frozen=True)
+class HeapUsage:
+    """What the C allocator holds, over all its arenas (``mallinfo2``); Python's own small-object arenas are not
+    in it (they are mapped apart), nor are LevelDB's table reads."""
+
+    in_use: int
+    """Bytes handed out and not freed: LevelDB's memtables, block cache and open tables' index and filter
+    blocks, and every Python object too big for Python's own allocator (bytes over 512, big dicts and lists)."""
+    free: int
+    """Bytes freed but still held by the allocator: what ``release_free_memory`` can give back only where whole
+    pages are free, and what fragmentation keeps."""
+
+
+def heap_usage() -> HeapUsage | None:
+    """The C heap's bytes in use and free, over all arenas; None where the C library cannot say.  It takes each
+    arena's lock and walks its free lists (about a millisecond): for a scrape, not a hot path."""
+    if _MALLINFO2 is None:
+        return None
+    info = _MALLINFO2()
+    return HeapUsage(in_use=info.uordblks + info.hblkhd, free=info.fordblks)
+
+
+def resident_bytes(status_path: str = "/proc/self/status") -> dict[str, int]:
+    """This process's resident memory by kind, ``anon`` and ``file`` (bytes, from ``RssAnon`` and ``RssFile``);
+    {} where the system has no such file."""
+    fields = {"RssAnon:": "anon", "RssFile:": "file"}
+    out: dict[str, int] = {}
+    try:
+        with open(status_path) as status:
+            for line in status:
+                parts = line.split()
+                if parts and parts[0] in fields:
+                    out[fields[parts[0]]] = int(parts[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return {}
+    return out
 
 
 MADV_PAGEOUT = 21

@@ -3,8 +3,12 @@ can live in one test process)."""
 
 from __future__ import annotations
 
+import sys
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from node.memory import heap_usage, resident_bytes
 
 
 class NodeMetrics:
@@ -45,6 +49,7 @@ class NodeMetrics:
                             "was full", registry=r)
         dropped_txs.set_function(lambda: node.peers.tx_intake.dropped)
         r.register(_P2PCollector(node))
+        r.register(_MemoryCollector(node))
         hits = Gauge("ledger_signature_cache_hits", "Signature checks answered from the cache", registry=r)
         hits.set_function(lambda: node.sig_cache.hits)
         misses = Gauge("ledger_signature_cache_misses", "Signature checks that ran", registry=r)
@@ -116,3 +121,31 @@ class _P2PCollector:
         yield got
         yield malformed
         yield dropped
+
+
+class _MemoryCollector:
+    """What holds the node's memory, read when scraped: resident memory by kind, the C heap, LevelDB's share
+    of it, and the blocks Python's own allocator has handed out."""
+
+    def __init__(self, node) -> None:
+        self.node = node
+
+    def collect(self):
+        resident = GaugeMetricFamily("ledger_resident_bytes", "Resident memory of the node process: anon (heap "
+                                     "and every other private memory) and file (mapped files' pages)",
+                                     labels=["kind"])
+        for kind, value in resident_bytes().items():
+            resident.add_metric([kind], value)
+        yield resident
+        heap = heap_usage()
+        if heap is not None:
+            family = GaugeMetricFamily("ledger_heap_bytes", "The C allocator's bytes in use and freed but held, "
+                                       "over all arenas (mallinfo2)", labels=["part"])
+            family.add_metric(["in_use"], heap.in_use)
+            family.add_metric(["free"], heap.free)
+            yield family
+        yield GaugeMetricFamily("ledger_store_memory_bytes", "LevelDB's estimate of its memtables and block "
+                                "cache (leveldb.approximate-memory-usage), part of the heap in use",
+                                value=self.node.store.memory_bytes())
+        yield GaugeMetricFamily("ledger_python_blocks", "Memory blocks Python's allocator has handed out "
+                                "(sys.getallocatedblocks)", value=sys.getallocatedblocks())

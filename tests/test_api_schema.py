@@ -324,6 +324,15 @@ def test_answers_keep_their_keys_types_and_bytes(net):
     # every height this validator decided split into its phases (node.height_timeline)
     for phase in ("wait", "proposal", "prevotes", "precommits", "apply"):
         assert f'ledger_height_phase_seconds_count{{phase="{phase}"}}' in metrics.text, phase
+    # what holds its memory, read the way the bench reads it (devnet.bench.measure.memory_parts)
+    from devnet.bench.measure import MEMORY_METRICS, memory_parts
+
+    parts = memory_parts(metrics.text)
+    assert set(parts) == set(MEMORY_METRICS.values()), parts
+    assert parts["heap_in_use_mb"] > 0 and parts["python_kblocks"] > 0, parts
+    leveldb = [line for line in metrics.text.splitlines() if line.startswith("ledger_store_memory_bytes ")]
+    assert len(leveldb) == 1 and 0 < float(leveldb[0].split()[1]) < parts["heap_in_use_mb"] * 1e6, leveldb
+    assert 'ledger_resident_bytes{kind="anon"}' in metrics.text
 
     missing = get("/v1/blocks/999999")
     assert missing.status_code == 404

@@ -177,3 +177,33 @@ def test_the_minute_table_splits_sends_blocks_and_node_cpu_by_whole_minute():
     last = minute_table(10.0, 170.0, sends + [(170.0, 1.0)], blocks + [(170.0, 5)], {"a": busy})[-1]
     assert (last.minute, last.sent, last.p50_s, last.committed_tps) == (3, 1, 9.0, 999 / 40)
     assert last.node_cpu_ms_per_tx is None  # no sample at or after 170
+
+
+def test_memory_parts_read_what_the_node_reports_and_leave_out_the_rest():
+    from devnet.bench.measure import memory_by_minute, memory_parts
+
+    text = "\n".join([
+        "# HELP ledger_heap_bytes The C allocator's bytes",
+        'ledger_heap_bytes{part="in_use"} 1.5e+07',
+        'ledger_heap_bytes{part="free"} 2500000.0',
+        'ledger_heap_bytes{part="other"} 9.0',
+        "ledger_store_memory_bytes 8000000.0",
+        "ledger_python_blocks 350000.0",
+        "ledger_python_blocks_total 1.0",
+        'ledger_resident_bytes{kind="anon"} 1e8',
+    ])
+    assert memory_parts(text) == {"heap_in_use_mb": 15.0, "heap_free_mb": 2.5, "leveldb_mb": 8.0,
+                                  "python_kblocks": 350.0}
+    assert memory_parts("ledger_heap_bytes{part=\"in_use\"} NaNx") == {}
+
+    from types import SimpleNamespace
+    from typing import Any
+
+    from devnet.bench.measure import NodeSample
+
+    samples = [(t, NodeSample(cpu_s=t, rss_mb=1, hwm_mb=1, memory={"leveldb_mb": float(t)} if t % 40 == 0 else None))
+               for t in range(0, 130, 10)]
+    fake: Any = SimpleNamespace(samples={"validator-0": samples})
+    # only the samples that scraped /metrics count: the first one at or after each minute's end
+    assert memory_by_minute(fake, 0.0)["validator-0"]["leveldb_mb"] == [80.0, 120.0]
+    assert memory_by_minute(fake, 0.0)["validator-0"]["heap_free_mb"] == []

@@ -17,7 +17,16 @@ import time
 
 import httpx
 
-from devnet.bench.measure import BlockSeen, NodeSample, Phase, dir_bytes, measure_verdict, proc_sample, step_verdict
+from devnet.bench.measure import (
+    BlockSeen,
+    NodeSample,
+    Phase,
+    dir_bytes,
+    measure_verdict,
+    memory_parts,
+    proc_sample,
+    step_verdict,
+)
 from devnet.bench.options import Options
 from devnet.bench.report import describe_step, fmt_s, live
 from devnet.bench.workload import TxRecord, Workload
@@ -34,6 +43,9 @@ TRANSIENT_CODES = frozenset({"mempool-full", "catching-up"})
 
 DRAIN_BEFORE_RETRY_S = 180.0
 """How long a failed --max attempt's backlog may take to commit before the next, lower rate is measured."""
+MEMORY_EVERY_S = 20.0
+"""How often the sampler reads what holds each node's memory (its ``/metrics``: a scrape costs the node about
+a millisecond), so every minute of ``node_memory_by_minute`` has a reading."""
 
 
 class Bench:
@@ -233,14 +245,24 @@ class Bench:
                 return {}
         return out
 
-    async def sample_nodes(self) -> None:
-        """Every node process (CPU, memory) and its store's size, once a second."""
+    async def sample_nodes(self, client: httpx.AsyncClient) -> None:
+        """Every node process (CPU, memory) and its store's size, once a second; what holds its memory (its
+        ``/metrics``), every ``MEMORY_EVERY_S``."""
+        scraped = -MEMORY_EVERY_S
         while not self.stop_tracking:
             now = time.monotonic()
+            scrape = now - scraped >= MEMORY_EVERY_S
+            if scrape:
+                scraped = now
             for spec in self.specs:
                 s = proc_sample(self.pids[spec.name])
                 if s is not None:
                     s.store_mb = dir_bytes(spec.home / DATA_DIR) / 1e6
+                    if scrape:
+                        try:
+                            s.memory = memory_parts((await client.get(spec.url + "/metrics", timeout=5)).text)
+                        except httpx.HTTPError:
+                            pass
                     self.samples[spec.name].append((now, s))
                 elif self.pids[spec.name] is not None and self.opts.attach is None:
                     self.node_failed = f"{spec.name} (pid {self.pids[spec.name]}) is gone"
@@ -283,7 +305,7 @@ class Bench:
             self.t0 = time.monotonic()
             self.wall_offset = time.time() - time.monotonic()
             background = [asyncio.create_task(self.track(tracker_client), name="block follower"),
-                          asyncio.create_task(self.sample_nodes(), name="node sampler"),
+                          asyncio.create_task(self.sample_nodes(tracker_client), name="node sampler"),
                           asyncio.create_task(live(self), name="live view")]
             for task in background:
                 task.add_done_callback(self.report_failure)

@@ -8,6 +8,7 @@ checks every signature once, and all share these cores).
 from __future__ import annotations
 
 import collections
+import functools
 import math
 import os
 import statistics
@@ -65,6 +66,8 @@ class NodeSample:
     """The anonymous part of RSS (the heap; the rest is file pages, e.g. LevelDB's memory-mapped tables)."""
     store_mb: float | None = None
     """Bytes of the node's store directory (``HOME/data``), in MB."""
+    memory: dict[str, float] | None = None
+    """What holds the node's memory, from its ``/metrics`` (``memory_parts``), on the samples that scraped it."""
 
 
 def proc_sample(pid: int | None) -> NodeSample | None:
@@ -88,6 +91,36 @@ def proc_sample(pid: int | None) -> NodeSample | None:
         return NodeSample(cpu, rss, hwm, anon)
     except (OSError, ValueError, IndexError):
         return None
+
+
+MEMORY_METRICS = {
+    ("ledger_heap_bytes", "in_use"): "heap_in_use_mb",
+    ("ledger_heap_bytes", "free"): "heap_free_mb",
+    ("ledger_store_memory_bytes", None): "leveldb_mb",
+    ("ledger_python_blocks", None): "python_kblocks",
+}
+"""The ``/metrics`` samples ``memory_parts`` reads, and the names it gives them (bytes become MB, blocks
+thousands)."""
+
+
+def memory_parts(metrics_text: str) -> dict[str, float]:
+    """A node's memory by part (``MEMORY_METRICS``) from its ``/metrics`` text; the parts it does not report
+    are left out."""
+    out: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        if not line.startswith(("ledger_heap_bytes", "ledger_store_memory_bytes", "ledger_python_blocks")):
+            continue
+        name_labels, _, value = line.rpartition(" ")
+        name, _, labels = name_labels.partition("{")
+        label = labels.split('"')[1] if '"' in labels else None
+        part = MEMORY_METRICS.get((name, label))
+        if part is not None:
+            try:
+                number = float(value)
+            except ValueError:
+                continue
+            out[part] = round(number / (1e3 if part == "python_kblocks" else 1e6), 1)
+    return out
 
 
 def dir_bytes(path: Path) -> int:
@@ -243,6 +276,20 @@ def store_by_minute(bench: Bench, t_start: float) -> dict[str, list[float]]:
     return by_minute(bench, t_start, lambda s: s.store_mb)
 
 
+def memory_by_minute(bench: Bench, t_start: float) -> dict[str, dict[str, list[float]]]:
+    """Each node's memory by part (``MEMORY_METRICS``) at the end of every whole minute since the measured window
+    began."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for part in MEMORY_METRICS.values():
+        for name, series in by_minute(bench, t_start, functools.partial(_memory_part, part)).items():
+            out.setdefault(name, {})[part] = series
+    return out
+
+
+def _memory_part(part: str, sample: NodeSample) -> float | None:
+    return (sample.memory or {}).get(part)
+
+
 def by_minute(bench: Bench, t_start: float, value: Callable[[NodeSample], float | None]) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     for name, samples in bench.samples.items():
@@ -341,6 +388,7 @@ def summarize(bench: Bench, opts: Options, verify_per_s: float, cores: int, extr
         "node_rss_mb_by_minute": rss_by_minute(bench, t_start),
         "node_rss_anon_mb_by_minute": rss_by_minute(bench, t_start, anon=True),
         "node_store_mb_by_minute": store_by_minute(bench, t_start),
+        "node_memory_by_minute": memory_by_minute(bench, t_start),
         "by_minute": minutes_of(bench),
         "node_cpu_ms_per_block": (round(1000 * sum(utils) * window / len(blocks_in), 1)
                                   if blocks_in and len(utils) == len(nodes) else None),

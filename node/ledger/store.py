@@ -163,6 +163,13 @@ class Store(ChainReads, AddressIndexReads, ValidatorReads):
         if not self._db.closed:
             self._db.close()
 
+    def memory_bytes(self) -> int:
+        """LevelDB's own estimate of the memory it holds (``leveldb.approximate-memory-usage``: its memtables and
+        block cache); 0 once closed."""
+        if self._db.closed:
+            return 0
+        return int(self._db.get_property(b"leveldb.approximate-memory-usage") or 0)
+
     def __enter__(self) -> Store:
         return self
 
