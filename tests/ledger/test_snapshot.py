@@ -218,8 +218,8 @@ def test_a_stopped_maker_abandons_its_snapshot_at_its_next_step(store, tmp_path)
     from node.snapshots import SnapshotMaker, SnapshotStore
 
     snapshots = SnapshotStore(tmp_path / "snapshots", keep=1)
-    maker = SnapshotMaker(snapshots, duty=0.01)  # slow enough to be stopped part way
-    maker._stop.set()  # as stop() does, before the first step
+    maker = SnapshotMaker(snapshots, duty=0.01)
+    maker._stop.set()  # as stop() does; the thread sees it at its first step, before it writes any chunk
     assert maker.start(store.db_snapshot(), store.get_header(store.height),
                        encode_named_set(store.get_validators(store.height)), store.validator_state.encoded)
     maker.wait(5)
