@@ -8,7 +8,7 @@ import sys
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from node.memory import heap_usage, resident_bytes
+from node.memory import heap_usage, python_heap, resident_bytes
 
 
 class NodeMetrics:
@@ -125,7 +125,7 @@ class _P2PCollector:
 
 class _MemoryCollector:
     """What holds the node's memory, read when scraped: resident memory by kind, the C heap, LevelDB's share
-    of it, and the blocks Python's own allocator has handed out."""
+    of it, and what Python's own allocator holds."""
 
     def __init__(self, node) -> None:
         self.node = node
@@ -149,3 +149,10 @@ class _MemoryCollector:
                                 value=self.node.store.memory_bytes())
         yield GaugeMetricFamily("ledger_python_blocks", "Memory blocks Python's allocator has handed out "
                                 "(sys.getallocatedblocks)", value=sys.getallocatedblocks())
+        pyheap = python_heap()
+        if pyheap is not None:
+            family = GaugeMetricFamily("ledger_python_heap_bytes", "Python's small-object allocator: the arenas it "
+                                       "has mapped, and the bytes live objects hold in them", labels=["part"])
+            family.add_metric(["arenas"], pyheap.arenas)
+            family.add_metric(["in_use"], pyheap.in_use)
+            yield family

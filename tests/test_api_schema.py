@@ -329,7 +329,8 @@ def test_answers_keep_their_keys_types_and_bytes(net):
 
     parts = memory_parts(metrics.text)
     assert set(parts) == set(MEMORY_METRICS.values()), parts
-    assert parts["heap_in_use_mb"] > 0 and parts["python_kblocks"] > 0, parts
+    assert parts["heap_in_use_mb"] > 0 and 0 < parts["python_in_use_mb"] <= parts["python_arenas_mb"], parts
+    assert parts["python_arenas_mb"] + parts["heap_in_use_mb"] < parts["anon_mb"] * 1.5, parts
     leveldb = [line for line in metrics.text.splitlines() if line.startswith("ledger_store_memory_bytes ")]
     assert len(leveldb) == 1 and 0 < float(leveldb[0].split()[1]) < parts["heap_in_use_mb"] * 1e6, leveldb
     assert 'ledger_resident_bytes{kind="anon"}' in metrics.text

@@ -189,11 +189,14 @@ def test_memory_parts_read_what_the_node_reports_and_leave_out_the_rest():
         'ledger_heap_bytes{part="other"} 9.0',
         "ledger_store_memory_bytes 8000000.0",
         "ledger_python_blocks 350000.0",
-        "ledger_python_blocks_total 1.0",
+        'ledger_python_heap_bytes{part="arenas"} 9.437184e+07',
+        'ledger_python_heap_bytes{part="in_use"} 8.0e+07',
+        'ledger_python_heap_bytes_total{part="in_use"} 1.0',
         'ledger_resident_bytes{kind="anon"} 1e8',
+        'ledger_resident_bytes{kind="file"} 3e7',
     ])
     assert memory_parts(text) == {"heap_in_use_mb": 15.0, "heap_free_mb": 2.5, "leveldb_mb": 8.0,
-                                  "python_kblocks": 350.0}
+                                  "python_arenas_mb": 94.4, "python_in_use_mb": 80.0, "anon_mb": 100.0}
     assert memory_parts("ledger_heap_bytes{part=\"in_use\"} NaNx") == {}
 
     from types import SimpleNamespace
@@ -207,3 +210,4 @@ def test_memory_parts_read_what_the_node_reports_and_leave_out_the_rest():
     # only the samples that scraped /metrics count: the first one at or after each minute's end
     assert memory_by_minute(fake, 0.0)["validator-0"]["leveldb_mb"] == [80.0, 120.0]
     assert memory_by_minute(fake, 0.0)["validator-0"]["heap_free_mb"] == []
+

@@ -97,10 +97,11 @@ MEMORY_METRICS = {
     ("ledger_heap_bytes", "in_use"): "heap_in_use_mb",
     ("ledger_heap_bytes", "free"): "heap_free_mb",
     ("ledger_store_memory_bytes", None): "leveldb_mb",
-    ("ledger_python_blocks", None): "python_kblocks",
+    ("ledger_python_heap_bytes", "arenas"): "python_arenas_mb",
+    ("ledger_python_heap_bytes", "in_use"): "python_in_use_mb",
+    ("ledger_resident_bytes", "anon"): "anon_mb",
 }
-"""The ``/metrics`` samples ``memory_parts`` reads, and the names it gives them (bytes become MB, blocks
-thousands)."""
+"""The ``/metrics`` samples ``memory_parts`` reads, and the names it gives them (bytes become MB)."""
 
 
 def memory_parts(metrics_text: str) -> dict[str, float]:
@@ -108,7 +109,8 @@ def memory_parts(metrics_text: str) -> dict[str, float]:
     are left out."""
     out: dict[str, float] = {}
     for line in metrics_text.splitlines():
-        if not line.startswith(("ledger_heap_bytes", "ledger_store_memory_bytes", "ledger_python_blocks")):
+        if not line.startswith(("ledger_heap_bytes", "ledger_store_memory_bytes", "ledger_python_heap_bytes",
+                                "ledger_resident_bytes")):
             continue
         name_labels, _, value = line.rpartition(" ")
         name, _, labels = name_labels.partition("{")
@@ -119,7 +121,7 @@ def memory_parts(metrics_text: str) -> dict[str, float]:
                 number = float(value)
             except ValueError:
                 continue
-            out[part] = round(number / (1e3 if part == "python_kblocks" else 1e6), 1)
+            out[part] = round(number / 1e6, 1)
     return out
 
 
