@@ -211,3 +211,45 @@ def test_memory_parts_read_what_the_node_reports_and_leave_out_the_rest():
     assert memory_by_minute(fake, 0.0)["validator-0"]["leveldb_mb"] == [80.0, 120.0]
     assert memory_by_minute(fake, 0.0)["validator-0"]["heap_free_mb"] == []
 
+
+
+@pytest.mark.processes
+def test_a_terminated_bench_stops_the_nodes_it_started(tmp_path):
+    """``kill PID`` (or ``timeout``) on a running bench stops its devnet too, as its end does."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    home = tmp_path / "net"
+    command = [sys.executable, "-m", "devnet.cli", "bench", "--validators", "4", "--duration", "120", "--rate", "20",
+               "--accounts", "8", "--utxos", "100", "--home", str(home), "--quiet", "--verify-seconds", "0.2"]
+    bench_process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    pids: list[int] = []
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and bench_process.poll() is None:
+            files = [home / f"validator-{i}" / "node.pid" for i in range(4)]
+            log = home / "validator-0" / "node.log"
+            loaded = log.exists() and any(" txs=" in line and " txs=0 " not in line
+                                          for line in log.read_text().splitlines())
+            if loaded and all(f.exists() for f in files):  # under load: the bench's event loop is running
+                pids = [int(f.read_text()) for f in files]
+                if all(os.path.exists(f"/proc/{pid}") for pid in pids):
+                    break
+            time.sleep(0.2)
+        assert len(pids) == 4, bench_process.stderr.read() if bench_process.poll() is not None else "no nodes"
+        bench_process.send_signal(signal.SIGTERM)
+        code = bench_process.wait(timeout=60)
+        assert code == 128 + signal.SIGTERM
+        for pid in pids:
+            assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z", pid
+    finally:
+        if bench_process.poll() is None:
+            bench_process.kill()
+            bench_process.wait()
+        for pid in pids:  # what the bench left running, stopped by pid
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
