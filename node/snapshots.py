@@ -207,16 +207,22 @@ def chunks_from_raw(items, on_chunk: Callable[[int, bytes, int], None], workdir:
                     pacer: Pacer | None = None) -> None:
     """Cut the store's raw UTXO records (``P_UTXO`` key, value) into the 256 chunks' uncompressed bytes, byte for
     byte what ``encode_chunk`` makes, without decoding a single output; ``on_chunk(index, raw, outputs)`` gets
-    each in order.  Two passes over files in ``workdir``: the records go to their chunk's file as they come
-    (the store's key order is not the chunks'), then each chunk is sorted and handed on, so memory holds one
-    chunk at a time.  ``pacer`` (if any) is stepped every ``PACE_EVERY`` records and after every chunk."""
+    each in order.  Two passes over files in ``workdir``: the records go to their chunk's file as they come,
+    then each chunk's file is handed on, so memory holds one chunk at a time.  ``items`` come in key order (a
+    LevelDB iterator's), which is the outpoints' order, so each file is already in its chunk's order: a record
+    out of order is a ``ValueError``.  ``pacer`` (if any) is stepped every ``PACE_EVERY`` records and after every
+    chunk."""
     pacer = pacer or Pacer()
     workdir.mkdir(parents=True, exist_ok=True)
     paths = [workdir / f"{i:03d}" for i in range(CHUNKS)]
     files = [open(path, "wb", buffering=1 << 16) for path in paths]  # noqa: SIM115 (closed below)
     try:
         count = 0
+        last = b""
         for key, value in items:
+            if key <= last:
+                raise ValueError(f"UTXO records out of key order at record {count}")
+            last = key
             files[chunk_of(key[1], U32.unpack_from(key, 33)[0])].write(key[1:] + value)
             count += 1
             if count % PACE_EVERY == 0:
@@ -226,10 +232,9 @@ def chunks_from_raw(items, on_chunk: Callable[[int, bytes, int], None], workdir:
             handle.close()
     for index, path in enumerate(paths):
         pacer.step()
-        data = path.read_bytes()
-        records = [data[at:at + _RECORD_BYTES] for at in range(0, len(data), _RECORD_BYTES)]
-        records.sort()  # fixed width, distinct keys first: the order of the outpoints
-        on_chunk(index, b"".join((_CHUNK_TAG, U32.pack(index), U32.pack(len(records)), *records)), len(records))
+        data = path.read_bytes()  # fixed-width records, in key order: no object per record, no sort
+        outputs = len(data) // _RECORD_BYTES
+        on_chunk(index, b"".join((_CHUNK_TAG, U32.pack(index), U32.pack(outputs), data)), outputs)
         path.unlink()
     shutil.rmtree(workdir, ignore_errors=True)
 

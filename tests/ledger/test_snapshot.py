@@ -280,3 +280,30 @@ def test_a_pacer_refuses_a_duty_outside_0_to_1():
     for bad in (0.0, -0.5, 1.5):
         with pytest.raises(ValueError):
             Pacer(bad)
+
+
+def test_raw_chunks_are_byte_for_byte_the_encoded_chunks_and_refuse_records_out_of_order(tmp_path):
+    import random
+
+    from node.ledger.state import UtxoEntry
+    from node.ledger.store_layout import P_UTXO
+    from node.snapshots import chunks_from_raw
+
+    rng = random.Random(7)
+    outputs: dict[OutPoint, UtxoEntry] = {}
+    for _ in range(300):  # several outputs per transaction, indices past 255 (another chunk's)
+        txid = rng.randbytes(32)
+        for index in rng.sample(range(600), rng.randint(1, 4)):
+            outputs[OutPoint(txid, index)] = UtxoEntry(rng.randbytes(20), rng.randint(1, 10**12), rng.randint(0, 9))
+    items = sorted((P_UTXO + op.txid + op.index.to_bytes(4, "big"), entry.encode()) for op, entry in outputs.items())
+    got: list = []
+    chunks_from_raw(iter(items), lambda *chunk: got.append(chunk), tmp_path / "build")
+    by_chunk: dict[int, list] = {}
+    for op, entry in outputs.items():
+        by_chunk.setdefault(chunk_index(op), []).append((op, entry))
+    def in_order(chunk: list) -> list:
+        return sorted(chunk, key=lambda pair: (pair[0].txid, pair[0].index))
+
+    assert [(i, raw) for i, raw, _ in got] == [(i, encode_chunk(i, in_order(by_chunk.get(i, [])))) for i in range(256)]
+    with pytest.raises(ValueError, match="out of key order"):
+        chunks_from_raw(iter([items[1], items[0]]), lambda *_: None, tmp_path / "again")
