@@ -36,9 +36,16 @@ class StoreMaintenance:
         self.maker = SnapshotMaker(snapshots, store.path, config.snapshot_percent / 100)
         self._prune_task: asyncio.Task | None = None
         self._prunes = 0
+        self._snapshot_started = False
+        """A snapshot was started and its end not yet seen (``on_commit`` then hands the heap's free pages back)."""
+        self._release_task: asyncio.Task | None = None
 
     def on_commit(self, block: Block) -> None:
         """After ``block`` is committed: a snapshot when its height is due, pruning when enough blocks piled up."""
+        if self._snapshot_started and not self.maker.busy:
+            self._snapshot_started = False
+            # in a worker thread of the loop's priority (the snapshot thread runs at a lower one)
+            self._release_task = asyncio.create_task(asyncio.to_thread(release_free_memory))
         interval = self.config.snapshot_interval
         if interval > 0 and block.height % interval == 0:
             self.take_snapshot(block)
@@ -58,8 +65,9 @@ class StoreMaintenance:
         except SnapshotError as exc:  # a node started from a snapshot may lack a change header before it
             log.info("snapshot at height %d: %s", block.height, exc.message)
             anchor = b""
-        if not self.maker.start(store.db_snapshot(), block.header, encode_named_set(validators), state.encoded,
-                                anchor):
+        if self.maker.start(store.db_snapshot(), block.header, encode_named_set(validators), state.encoded, anchor):
+            self._snapshot_started = True
+        else:
             log.warning("snapshot at height %d skipped: the previous one is still being written", block.height)
 
     async def _prune(self, retain: int) -> None:

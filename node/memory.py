@@ -6,15 +6,25 @@ operator whose node grows can see what grew between two reports.
 ``release_free_memory`` hands freed heap pages back to the system: the C
 allocator keeps what was freed, so a node's resident memory keeps the high
 mark of every burst (a snapshot's buffers, the big blocks of a backlog that
-follows it).  A node calls it after a snapshot, after a pruning round, and
-every ``RELEASE_EVERY_S`` (``release_memory_periodically``): in a 60-minute
-run at 1,000 tx/s, the minute after a snapshot left each node 35-40 MB of
-free heap pages resident, all of which one call gave back.
+follows it).  A node calls it after a snapshot and after a pruning round: in
+a 60-minute run at 1,000 tx/s, the minute after a snapshot left each node
+35-40 MB of free heap pages resident, all of which one call gave back.
+
+It is not called on a timer.  ``malloc_trim`` holds each heap arena's lock
+while it walks every free chunk and advises the kernel of each (it found a
+fragmented test heap's 50,000 free chunks in 60-220 ms), and every
+``malloc`` of the event loop waits meanwhile; on two cores shared by four
+validators the trimming thread is also preempted with the lock held.  Called
+every 10 s, it stalled each validator's loop 300-500 ms every 10-20 s after
+the first few minutes of a 1,000 tx/s run (``ledger.node`` "event loop
+stalled" lines, in a ``malloc`` of whatever ran), and heights grew from
+160 to 500-700 ms.  Between two such bursts the heap reuses what it freed
+(a flushed memtable's blocks are the next memtable's), so its high mark
+levels off.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import ctypes
 import ctypes.util
@@ -253,22 +263,6 @@ def page_out_tables(folder: str) -> int:
         elif ctypes.get_errno() == errno.EINVAL:
             return advised  # a kernel before 5.4: no such advice
     return advised
-
-
-RELEASE_EVERY_S = 10.0
-"""How often a running node hands its free heap pages back.  LevelDB's memtable alone frees 40-50 MB a minute
-at 1,000 tx/s (each flushed memtable), which the allocator keeps: with a call every 60 s a validator's heap rose
-10-15 MB between calls and fell back at each, on every node at once.  A call takes a few milliseconds."""
-
-
-async def release_memory_periodically(every_s: float = RELEASE_EVERY_S) -> None:
-    """Call ``release_free_memory`` every ``every_s`` seconds, in a worker thread (a node task, until cancelled;
-    returns at once where the C library cannot)."""
-    if _MALLOC_TRIM is None:
-        return
-    while True:
-        await asyncio.sleep(every_s)
-        await asyncio.to_thread(release_free_memory)
 
 
 def top_types(limit: int = TOP_TYPES) -> list[tuple[str, int]]:

@@ -29,7 +29,7 @@ from pathlib import Path
 from node.crypto import sha256
 from node.ledger.snapshot import CHUNKS, ChunkRef, Manifest, chunk_of, compress_chunk
 from node.ledger.store_layout import P_UTXO, U32
-from node.memory import page_out_tables, release_free_memory
+from node.memory import page_out_tables
 from node.p2p import snapshot_wire
 from node.types.block import Header
 
@@ -301,7 +301,8 @@ class SnapshotMaker:
             log.exception("snapshot at height %d failed", header.height)
         finally:
             db_snapshot.close()
-            release_free_memory()  # the chunks' buffers were freed in this thread's arena: give the pages back
+            # The heap pages its buffers freed are handed back by the node's loop once it sees this thread done
+            # (StoreMaintenance): malloc_trim here would hold the heap's locks in a thread of lower priority.
             if self.tables_folder is not None:  # and the pages of every table the full read went through
                 page_out_tables(self.tables_folder)
 

@@ -34,27 +34,6 @@ def test_what_a_thread_freed_is_returned_to_the_system():
     assert len(kept) == 200
 
 
-def test_a_running_node_releases_memory_every_so_often(monkeypatch):
-    import asyncio
-
-    from node import memory
-
-    calls: list[int] = []
-    monkeypatch.setattr(memory, "_MALLOC_TRIM", lambda pad: calls.append(pad) or 1)
-
-    async def run_a_while():
-        task = asyncio.create_task(memory.release_memory_periodically(every_s=0.02))
-        await asyncio.sleep(0.15)
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-
-    asyncio.run(run_a_while())
-    assert 3 <= len(calls) <= 8 and set(calls) == {0}
-
-
 PAGE_OUT = r"""
 import json, os, sys
 import plyvel
