@@ -307,3 +307,41 @@ def test_raw_chunks_are_byte_for_byte_the_encoded_chunks_and_refuse_records_out_
     assert [(i, raw) for i, raw, _ in got] == [(i, encode_chunk(i, in_order(by_chunk.get(i, [])))) for i in range(256)]
     with pytest.raises(ValueError, match="out of key order"):
         chunks_from_raw(iter([items[1], items[0]]), lambda *_: None, tmp_path / "again")
+
+
+def test_after_a_snapshot_the_heap_is_handed_back_at_the_loops_priority_not_the_snapshot_threads(store, tmp_path,
+                                                                                                  monkeypatch):
+    import asyncio
+    import os
+    import threading
+    from types import SimpleNamespace
+
+    from node import maintenance
+    from node.snapshots import SnapshotStore
+
+    calls: list[tuple[int, int]] = []
+
+    def release() -> bool:
+        tid = threading.get_native_id()
+        calls.append((tid, os.getpriority(os.PRIO_PROCESS, tid)))
+        return True
+
+    monkeypatch.setattr(maintenance, "release_free_memory", release)
+    config: object = SimpleNamespace(snapshot_interval=store.height, retain_blocks=0, snapshot_percent=100)
+    keeper = maintenance.StoreMaintenance(store, SnapshotStore(tmp_path / "snapshots", keep=1), config)  # type: ignore[arg-type]
+    block = store.get_block(store.height)
+
+    async def commits() -> None:
+        keeper.on_commit(block)  # due: the snapshot starts in its thread
+        keeper.maker.wait(30)
+        assert calls == [] and len(keeper.maker.snapshots.list()) == 1  # the snapshot thread left it to the loop
+        config.snapshot_interval = 0  # type: ignore[attr-defined]
+        keeper.on_commit(block)  # the next commit sees the snapshot done
+        assert keeper._release_task is not None
+        await keeper._release_task
+        keeper.on_commit(block)  # once per snapshot
+        await asyncio.sleep(0.05)
+
+    asyncio.run(commits())
+    [(thread, nice)] = calls
+    assert thread != threading.get_native_id() and nice == os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
