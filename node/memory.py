@@ -6,25 +6,25 @@ operator whose node grows can see what grew between two reports.
 ``release_free_memory`` hands freed heap pages back to the system: the C
 allocator keeps what was freed, so a node's resident memory keeps the high
 mark of every burst (a snapshot's buffers, the big blocks of a backlog that
-follows it).  A node calls it after a snapshot and after a pruning round: in
-a 60-minute run at 1,000 tx/s, the minute after a snapshot left each node
+follows it).  A node calls it after a snapshot, after a pruning round, and
+every ``RELEASE_EVERY_S`` at least (``release_memory_periodically``): in a
+60-minute run at 1,000 tx/s, the minute after a snapshot left each node
 35-40 MB of free heap pages resident, all of which one call gave back.
 
-It is not called on a timer.  ``malloc_trim`` holds each heap arena's lock
-while it walks every free chunk and advises the kernel of each (it found a
-fragmented test heap's 50,000 free chunks in 60-220 ms), and every
-``malloc`` of the event loop waits meanwhile; on two cores shared by four
-validators the trimming thread is also preempted with the lock held.  Called
-every 10 s, it stalled each validator's loop 300-500 ms every 10-20 s after
-the first few minutes of a 1,000 tx/s run (``ledger.node`` "event loop
-stalled" lines, in a ``malloc`` of whatever ran), and heights grew from
-160 to 500-700 ms.  Between two such bursts the heap reuses what it freed
-(a flushed memtable's blocks are the next memtable's), so its high mark
-levels off.
+A call is not free: ``malloc_trim`` holds each heap arena's lock while it
+walks every free chunk and advises the kernel of each (a fragmented test
+heap's 50,000 free chunks took 60-220 ms), and every ``malloc`` of the event
+loop waits meanwhile; on two cores shared by four validators the trimming
+thread is also preempted with the lock held.  Every 10 s, it stalled the
+validators' loops 300-500 ms every 10-20 s after the first minutes of a
+1,000 tx/s run.  So the pause after a call grows with the call
+(``RELEASE_DUTY``).  Without the calls it is worse for memory: the heap's
+free pages resident grew from 8 to 31 MB in 8 minutes of the same run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import ctypes
 import ctypes.util
@@ -33,6 +33,7 @@ import gc
 import logging
 import os
 import resource
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -263,6 +264,42 @@ def page_out_tables(folder: str) -> int:
         elif ctypes.get_errno() == errno.EINVAL:
             return advised  # a kernel before 5.4: no such advice
     return advised
+
+
+RELEASE_EVERY_S = 10.0
+"""The shortest pause between two calls of ``release_free_memory`` by a running node.  LevelDB's memtable alone
+frees 40-50 MB a minute at 1,000 tx/s (each flushed memtable), which the allocator keeps: with a call every 60 s
+a validator's heap rose 10-15 MB between calls and fell back at each, on every node at once."""
+RELEASE_DUTY = 0.005
+"""The most of the wall clock the calls may take: a call that took 200 ms is followed by 40 s without one."""
+RELEASE_MAX_PAUSE_S = 120.0
+"""The longest pause between two calls."""
+
+
+def release_pause(took_s: float, every_s: float = RELEASE_EVERY_S, duty: float = RELEASE_DUTY) -> float:
+    """How long to wait after a call of ``release_free_memory`` that took ``took_s`` (its wall time: a call held
+    up by a busy machine held the heap's locks as long)."""
+    return min(RELEASE_MAX_PAUSE_S, max(every_s, took_s / duty))
+
+
+async def release_memory_periodically(every_s: float = RELEASE_EVERY_S, duty: float = RELEASE_DUTY) -> None:
+    """Call ``release_free_memory`` in a worker thread, pausing ``release_pause`` between calls (a node task,
+    until cancelled; returns at once where the C library cannot)."""
+    if _MALLOC_TRIM is None:
+        return
+    pause = every_s
+    while True:
+        await asyncio.sleep(pause)
+        started = time.monotonic()
+        await asyncio.to_thread(release_free_memory)
+        took = time.monotonic() - started
+        pause = release_pause(took, every_s, duty)
+        if took >= SLOW_RELEASE_S:
+            log.info("releasing free heap pages took %.0f ms; the next call in %.0f s", took * 1000, pause)
+
+
+SLOW_RELEASE_S = 0.1
+"""A call at least this long is logged."""
 
 
 def top_types(limit: int = TOP_TYPES) -> list[tuple[str, int]]:

@@ -45,6 +45,7 @@ from node.ledger.rules import BlockResult, SignatureCache
 from node.ledger.store import Store
 from node.loop_watch import LoopWatch
 from node.maintenance import StoreMaintenance
+from node.memory import release_memory_periodically
 from node.mempool import Mempool, MempoolJournal
 from node.metrics import NodeMetrics
 from node.p2p.consensus_io import ConsensusIO, decided_block
@@ -288,6 +289,7 @@ class Node(DriverActions):
         self._tasks.append(asyncio.create_task(self._reannounce_reconfig(), name="reconfig-reannounce"))
         self._tasks.append(asyncio.create_task(self.loop_watch.run(), name="loop-watch"))
         self._tasks.append(asyncio.create_task(self.peers.tx_intake.run(), name="peer-tx-intake"))
+        self._tasks.append(asyncio.create_task(release_memory_periodically(), name="release-memory"))
         self._tasks.append(asyncio.create_task(lower_background_threads(), name="background-priority"))
         self._tasks.append(asyncio.create_task(SURVIVOR_FREEZER.run(self.config.gc_refreeze_s), name="gc-refreeze"))
         if self.config.create_empty_blocks_ms == 0:  # no empty blocks: not even the first height's

@@ -98,3 +98,37 @@ def test_page_out_names_only_the_table_files_of_its_folder(tmp_path):
         f"7f0000500000-7f0000600000 r--s 00000000 fd:01 14 {tmp_path}/db/000009.sst\n")
     assert mapped_tables(str(tmp_path / "db"), str(maps)) == [(0x7F0000000000, 0x7F0000200000),
                                                               (0x7F0000500000, 0x7F0000600000)]
+
+
+def test_a_running_node_releases_memory_every_so_often_and_less_often_when_a_call_is_slow(monkeypatch):
+    import asyncio
+    import time
+
+    from node import memory
+
+    calls: list[float] = []
+
+    def trim(pad: int) -> int:
+        calls.append(time.monotonic())
+        if len(calls) == 3:
+            time.sleep(0.05)  # a slow call: 0.05 s at a duty of 0.05 is a pause of 1 s
+        return 1
+
+    monkeypatch.setattr(memory, "_MALLOC_TRIM", trim)
+
+    async def run_a_while():
+        task = asyncio.create_task(memory.release_memory_periodically(every_s=0.02, duty=0.05))
+        await asyncio.sleep(1.3)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(run_a_while())
+    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+    assert len(calls) >= 4 and all(gap >= 0.02 for gap in gaps), gaps
+    assert gaps[2] >= 1.0 > max(gaps[:2]), gaps  # after the slow call, a long pause
+    assert memory.release_pause(0.001) == memory.RELEASE_EVERY_S
+    assert memory.release_pause(0.2) == 0.2 / memory.RELEASE_DUTY
+    assert memory.release_pause(60.0) == memory.RELEASE_MAX_PAUSE_S
