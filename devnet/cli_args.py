@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import signal
 from collections.abc import Callable
 
 from devnet.cli_common import DEFAULT_BASE_PORT, DEFAULT_HOME, START_TIMEOUT_S, UP_TIMEOUT_S, fail
@@ -48,19 +47,7 @@ def run_plugin(name: str, argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"ledger-devnet {name}", description=help_text)
     getattr(module, add_name)(parser)
     args = parser.parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, exit_on_terminate)
-    try:
-        return int(getattr(module, run_name)(args) or 0)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def exit_on_terminate(signum: int, _frame) -> None:
-    """SIGTERM (``kill PID``, ``timeout``) as an exit that runs the command's clean-up: a bench or drill stops
-    the nodes it started, as at its end, instead of leaving them running.  Later SIGTERMs are ignored while it
-    cleans up (its nodes get SIGKILL if they do not stop in time)."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise SystemExit(128 + signum)
+    return int(getattr(module, run_name)(args) or 0)
 
 
 # --------------------------------------------------------------------------- parser

@@ -73,7 +73,7 @@ class StoreMaintenance:
     async def _prune(self, retain: int) -> None:
         try:
             earliest = await asyncio.to_thread(prune_below, self.store, retain)
-            release_free_memory()  # the round's batches were built and freed in a worker thread's arena
+            await asyncio.to_thread(release_free_memory)  # the round's batches were freed in a worker's arena
             log.info("pruned blocks below height %d (retain_blocks=%d)", earliest, retain)
             self._prunes += 1
             if self._prunes % COMPACT_EVERY == 0:  # the indexes' deletes are spread over the key space: compact all

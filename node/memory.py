@@ -7,7 +7,7 @@ operator whose node grows can see what grew between two reports.
 allocator keeps what was freed, so a node's resident memory keeps the high
 mark of every burst (a snapshot's buffers, the big blocks of a backlog that
 follows it).  A node calls it after a snapshot, after a pruning round, and
-every ``RELEASE_EVERY_S`` at least (``release_memory_periodically``): in a
+on a timer, ``RELEASE_EVERY_S`` or more apart (``release_memory_periodically``): in a
 60-minute run at 1,000 tx/s, the minute after a snapshot left each node
 35-40 MB of free heap pages resident, all of which one call gave back.
 
@@ -74,12 +74,22 @@ def container_sizes(node: Any) -> dict[str, int | None]:
     return sizes
 
 
-def _libc_function(name: str, argtypes: list, restype) -> Any:
-    """The C library's function ``name`` (errno kept for ``ctypes.get_errno``), or None where the C library
-    has none."""
+def _load_libc() -> Any:
+    """The C library (errno kept for ``ctypes.get_errno``), loaded once; None where it cannot be."""
     try:
-        function = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True), name)
-    except (OSError, AttributeError):
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc()
+
+
+def _libc_function(name: str, argtypes: list, restype) -> Any:
+    """The C library's function ``name``, or None where the C library has none."""
+    try:
+        function = getattr(_LIBC, name)
+    except AttributeError:
         return None
     function.argtypes = argtypes
     function.restype = restype
@@ -126,7 +136,8 @@ class HeapUsage:
 
 def heap_usage() -> HeapUsage | None:
     """The C heap's bytes in use and free, over all arenas; None where the C library cannot say.  It takes each
-    arena's lock and walks its free lists (about a millisecond): for a scrape, not a hot path."""
+    arena's lock and walks all its free chunks (a node's heap: a millisecond or a few; a heap fragmented into
+    50,000 free chunks: 20 ms), in the caller's thread: for a scrape, not a hot path."""
     if _MALLINFO2 is None:
         return None
     info = _MALLINFO2()
@@ -271,14 +282,15 @@ RELEASE_EVERY_S = 10.0
 frees 40-50 MB a minute at 1,000 tx/s (each flushed memtable), which the allocator keeps: with a call every 60 s
 a validator's heap rose 10-15 MB between calls and fell back at each, on every node at once."""
 RELEASE_DUTY = 0.005
-"""The most of the wall clock the calls may take: a call that took 200 ms is followed by 40 s without one."""
+"""The share of the wall clock the timer's calls may take (up to ``RELEASE_MAX_PAUSE_S``): a call that took
+200 ms is followed by 40 s without one."""
 RELEASE_MAX_PAUSE_S = 120.0
 """The longest pause between two calls."""
 
 
 def release_pause(took_s: float, every_s: float = RELEASE_EVERY_S, duty: float = RELEASE_DUTY) -> float:
-    """How long to wait after a call of ``release_free_memory`` that took ``took_s`` (its wall time: a call held
-    up by a busy machine held the heap's locks as long)."""
+    """How long to wait after a call of ``release_free_memory`` that took ``took_s`` (its wall time in the thread
+    that made it: a call held up by a busy machine held the heap's locks as long)."""
     return min(RELEASE_MAX_PAUSE_S, max(every_s, took_s / duty))
 
 
@@ -290,9 +302,7 @@ async def release_memory_periodically(every_s: float = RELEASE_EVERY_S, duty: fl
     pause = every_s
     while True:
         await asyncio.sleep(pause)
-        started = time.monotonic()
-        await asyncio.to_thread(release_free_memory)
-        took = time.monotonic() - started
+        took = await asyncio.to_thread(timed_release)
         pause = release_pause(took, every_s, duty)
         if took >= SLOW_RELEASE_S:
             log.info("releasing free heap pages took %.0f ms; the next call in %.0f s", took * 1000, pause)
@@ -300,6 +310,13 @@ async def release_memory_periodically(every_s: float = RELEASE_EVERY_S, duty: fl
 
 SLOW_RELEASE_S = 0.1
 """A call at least this long is logged."""
+
+
+def timed_release() -> float:
+    """``release_free_memory``, timed where it runs (not the wait for a worker thread or for the loop): seconds."""
+    started = time.monotonic()
+    release_free_memory()
+    return time.monotonic() - started
 
 
 def top_types(limit: int = TOP_TYPES) -> list[tuple[str, int]]:

@@ -224,7 +224,8 @@ def test_a_terminated_bench_stops_the_nodes_it_started(tmp_path):
     home = tmp_path / "net"
     command = [sys.executable, "-m", "devnet.cli", "bench", "--validators", "4", "--duration", "120", "--rate", "20",
                "--accounts", "8", "--utxos", "100", "--home", str(home), "--quiet", "--verify-seconds", "0.2"]
-    bench_process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stderr = open(tmp_path / "bench.err", "w")  # noqa: SIM115 (closed below; a pipe nobody reads could fill)
+    bench_process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
     pids: list[int] = []
     try:
         deadline = time.monotonic() + 90
@@ -238,7 +239,7 @@ def test_a_terminated_bench_stops_the_nodes_it_started(tmp_path):
                 if all(os.path.exists(f"/proc/{pid}") for pid in pids):
                     break
             time.sleep(0.2)
-        assert len(pids) == 4, bench_process.stderr.read() if bench_process.poll() is not None else "no nodes"
+        assert len(pids) == 4, (tmp_path / "bench.err").read_text()
         bench_process.send_signal(signal.SIGTERM)
         code = bench_process.wait(timeout=60)
         assert code == 128 + signal.SIGTERM
@@ -248,6 +249,7 @@ def test_a_terminated_bench_stops_the_nodes_it_started(tmp_path):
         if bench_process.poll() is None:
             bench_process.kill()
             bench_process.wait()
+        stderr.close()
         for pid in pids:  # what the bench left running, stopped by pid
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -33,6 +33,7 @@ from devnet.cluster import (
     stop_nodes,
     wait_for_height,
 )
+from devnet.cluster.termination import exits_on_terminate, terminate_deferred
 from node.config import DATA_DIR
 
 __all__ = ["add_bench_arguments", "build_parser", "main", "run_bench"]
@@ -57,7 +58,8 @@ def run_bench(args: argparse.Namespace) -> int:
             console.log(message)
 
     try:
-        return _run(opts, console, out, log)
+        with exits_on_terminate():  # kill PID / timeout: the finally below stops the nodes
+            return _run(opts, console, out, log)
     except (BenchError, DevnetError) as exc:
         console.print(f"[red]bench failed:[/red] {exc}")
         return 2
@@ -101,8 +103,9 @@ def _run(opts: Options, console, out, log) -> int:
                                       "nodes": {n.name: n.address for n in layout.nodes}}
                     log(f"namespaces: {len(layout.nodes)} nodes on {layout.subnet} (bridge {layout.bridge})")
             for spec in specs:
-                start_nodes([spec])
-                started.append(spec)
+                with terminate_deferred():  # started and recorded, or neither
+                    start_nodes([spec])
+                    started.append(spec)
             wait = 60 + (opts.utxos + len(workload.slots)) * 0.0005 * len(specs)
             waited = wait_for_height(specs, 1, wait, poll_s=0.2)
             if not waited:

@@ -254,19 +254,22 @@ class Bench:
             scrape = now - scraped >= MEMORY_EVERY_S
             if scrape:
                 scraped = now
-            for spec in self.specs:
+            taken: list[tuple[NodeSpec, NodeSample]] = []
+            for spec in self.specs:  # every process read at ``now``, before any request
                 s = proc_sample(self.pids[spec.name])
                 if s is not None:
                     s.store_mb = dir_bytes(spec.home / DATA_DIR) / 1e6
-                    if scrape:
-                        try:
-                            s.memory = memory_parts((await client.get(spec.url + "/metrics", timeout=5)).text)
-                        except httpx.HTTPError:
-                            pass
+                    taken.append((spec, s))
                     self.samples[spec.name].append((now, s))
                 elif self.pids[spec.name] is not None and self.opts.attach is None:
                     self.node_failed = f"{spec.name} (pid {self.pids[spec.name]}) is gone"
-            await asyncio.sleep(1.0)
+            if scrape:  # all nodes at once; a reading joins the sample taken above
+                texts = await asyncio.gather(*(client.get(spec.url + "/metrics", timeout=5) for spec, _ in taken),
+                                             return_exceptions=True)
+                for (_spec, s), answer in zip(taken, texts, strict=True):
+                    if isinstance(answer, httpx.Response):
+                        s.memory = memory_parts(answer.text)
+            await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - now)))
 
     # ---------------------------------------------------------------- phases
 

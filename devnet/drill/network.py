@@ -39,6 +39,7 @@ from devnet.cluster import (
     write_homes,
 )
 from devnet.cluster.full_nodes import add_full_node
+from devnet.cluster.termination import terminate_deferred
 from devnet.drill.plan import validator_names
 from devnet.proxy import LinkProxy
 from genesis.build import derive_private_key, make_genesis
@@ -175,9 +176,10 @@ class DrillNetwork:
     # ------------------------------------------------------------------ processes
 
     def start(self, name: str) -> int:
-        proc = start_node(self.specs[name])
+        with terminate_deferred():  # started and recorded for the clean-up, or neither
+            proc = start_node(self.specs[name])
+            self.all_procs.append(proc)
         self.procs[name] = proc
-        self.all_procs.append(proc)
         self.expected[name] = True
         self.paused.discard(name)
         return proc.pid
@@ -287,9 +289,10 @@ class DrillNetwork:
         spec = self.specs[name]
         command = [sys.executable, "-m", "devnet.byzantine", "--home", str(spec.home), "--seed", str(self.seed)]
         command += ["--equivocate"] if equivocate else ["--tamper-to", ",".join(tamper_to)]
-        proc = start_process(spec, command, write_pid=False)
+        with terminate_deferred():
+            proc = start_process(spec, command, write_pid=False)
+            self.all_procs.append(proc)
         self.procs[name] = proc
-        self.all_procs.append(proc)
         self.expected[name] = True
         self.paused.discard(name)
         return proc.pid

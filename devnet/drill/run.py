@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from devnet.cluster import fetch_statuses, wait_for_height_async
+from devnet.cluster.termination import exits_on_terminate
 from devnet.drill.checks import Checker
 from devnet.drill.nemesis import Nemesis
 from devnet.drill.network import DrillNetwork
@@ -164,7 +165,8 @@ def run_drill_sync(opts: DrillOptions, out=print) -> DrillResult:
         home.mkdir(parents=True, exist_ok=True)
     result = None
     try:
-        result = asyncio.run(run_drill_async(opts, out))
+        with exits_on_terminate():  # kill PID / timeout: run_drill_async's clean-up stops every process
+            result = asyncio.run(run_drill_async(opts, out))
         return result
     finally:
         if result is not None and opts.json_path is not None:

@@ -316,17 +316,17 @@ def test_after_a_snapshot_the_heap_is_handed_back_at_the_loops_priority_not_the_
     import threading
     from types import SimpleNamespace
 
-    from node import maintenance
+    from node import maintenance, memory
     from node.snapshots import SnapshotStore
 
     calls: list[tuple[int, int]] = []
 
-    def release() -> bool:
+    def trim(pad: int) -> int:  # every caller's malloc_trim, the snapshot thread's included
         tid = threading.get_native_id()
         calls.append((tid, os.getpriority(os.PRIO_PROCESS, tid)))
-        return True
+        return 1
 
-    monkeypatch.setattr(maintenance, "release_free_memory", release)
+    monkeypatch.setattr(memory, "_MALLOC_TRIM", trim)
     config: object = SimpleNamespace(snapshot_interval=store.height, retain_blocks=0, snapshot_percent=100)
     keeper = maintenance.StoreMaintenance(store, SnapshotStore(tmp_path / "snapshots", keep=1), config)  # type: ignore[arg-type]
     block = store.get_block(store.height)
