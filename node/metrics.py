@@ -131,19 +131,12 @@ class _MemoryCollector:
         self.node = node
 
     def collect(self):
-        resident = GaugeMetricFamily("ledger_resident_bytes", "Resident memory of the node process: anon (heap "
-                                     "and every other private memory) and file (mapped files' pages)",
-                                     labels=["kind"])
-        for kind, value in resident_bytes().items():
-            resident.add_metric([kind], value)
-        yield resident
+        yield _labelled("ledger_resident_bytes", "Resident memory of the node process: anon (heap and every other "
+                        "private memory) and file (mapped files' pages)", "kind", resident_bytes())
         heap = heap_usage()
         if heap is not None:
-            family = GaugeMetricFamily("ledger_heap_bytes", "The C allocator's bytes in use and freed but held, "
-                                       "over all arenas (mallinfo2)", labels=["part"])
-            family.add_metric(["in_use"], heap.in_use)
-            family.add_metric(["free"], heap.free)
-            yield family
+            yield _labelled("ledger_heap_bytes", "The C allocator's bytes in use and freed but held, over all arenas "
+                            "(mallinfo2)", "part", {"in_use": heap.in_use, "free": heap.free})
         yield GaugeMetricFamily("ledger_store_memory_bytes", "LevelDB's estimate of its memtables and block "
                                 "cache (leveldb.approximate-memory-usage), part of the heap in use",
                                 value=self.node.store.memory_bytes())
@@ -151,8 +144,14 @@ class _MemoryCollector:
                                 "(sys.getallocatedblocks)", value=sys.getallocatedblocks())
         pyheap = python_heap()
         if pyheap is not None:
-            family = GaugeMetricFamily("ledger_python_heap_bytes", "Python's small-object allocator: the arenas it "
-                                       "has mapped, and the bytes live objects hold in them", labels=["part"])
-            family.add_metric(["arenas"], pyheap.arenas)
-            family.add_metric(["in_use"], pyheap.in_use)
-            yield family
+            yield _labelled("ledger_python_heap_bytes", "Python's small-object allocator: the arenas it has mapped, "
+                            "and the bytes live objects hold in them", "part",
+                            {"arenas": pyheap.arenas, "in_use": pyheap.in_use})
+
+
+def _labelled(name: str, documentation: str, label: str, values: dict[str, int]) -> GaugeMetricFamily:
+    """A gauge family with one sample per ``values`` item, labelled ``label``."""
+    family = GaugeMetricFamily(name, documentation, labels=[label])
+    for key, value in values.items():
+        family.add_metric([key], value)
+    return family
