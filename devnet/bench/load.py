@@ -44,8 +44,8 @@ TRANSIENT_CODES = frozenset({"mempool-full", "catching-up"})
 DRAIN_BEFORE_RETRY_S = 180.0
 """How long a failed --max attempt's backlog may take to commit before the next, lower rate is measured."""
 MEMORY_EVERY_S = 20.0
-"""How often the sampler reads what holds each node's memory (its ``/metrics``: a scrape costs the node about
-a millisecond), so every minute of ``node_memory_by_minute`` has a reading."""
+"""How often the sampler reads what holds each node's memory (its ``/metrics``: a scrape costs the node a few
+milliseconds, most of it walking the C heap), so every minute of ``node_memory_by_minute`` has a reading."""
 
 
 class Bench:

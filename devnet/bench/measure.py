@@ -102,6 +102,7 @@ MEMORY_METRICS = {
     ("ledger_resident_bytes", "anon"): "anon_mb",
 }
 """The ``/metrics`` samples ``memory_parts`` reads, and the names it gives them (bytes become MB)."""
+_MEMORY_NAMES = tuple(sorted({name for name, _label in MEMORY_METRICS}))
 
 
 def memory_parts(metrics_text: str) -> dict[str, float]:
@@ -109,8 +110,7 @@ def memory_parts(metrics_text: str) -> dict[str, float]:
     are left out."""
     out: dict[str, float] = {}
     for line in metrics_text.splitlines():
-        if not line.startswith(("ledger_heap_bytes", "ledger_store_memory_bytes", "ledger_python_heap_bytes",
-                                "ledger_resident_bytes")):
+        if not line.startswith(_MEMORY_NAMES):
             continue
         name_labels, _, value = line.rpartition(" ")
         name, _, labels = name_labels.partition("{")
