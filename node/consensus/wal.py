@@ -2,8 +2,9 @@
 
 The driver appends every proposal and vote it accepts (its own included) and
 every timeout that fires.  The log is synced before each signature (what led
-to it is durable before the signer signs), when a height ends (``start_height``
-makes the height before durable, also at a node that signed nothing), and once
+to it is durable before the signer signs), when a height ends at a node that
+did not sync during it (``start_height``: a node that signs nothing still has
+at most one height's entries unsynced), and once
 when it is opened (what a killed process left in the kernel's cache is durable
 before a replay signs on it); what this node sends is its signed messages,
 which the signer's own log holds durably.  After a restart, replaying the
@@ -116,6 +117,10 @@ class FileWAL:
                 except DecodeError as exc:
                     raise WALError("wal-corrupt", f"{self.path}: {exc}") from exc
         self._log = AppendLog(self.path)
+        self._synced_in_height = False
+        """Whether ``sync`` ran since the current height's marker: a validator syncs before each signature, so
+        what its height logged after that is made durable by the next height's first sync, not by a sync of
+        its own when the height ends."""
 
     def _read_marker(self, payload: bytes) -> int:
         """The height in a height marker, after checking the log's format."""
@@ -143,13 +148,16 @@ class FileWAL:
     def start_height(self, height: int) -> None:
         """Begin the log of ``height``; what was logged for earlier heights no longer counts.
 
-        What the height before logged since its last sync is synced first (a no-op when nothing was), so at
-        most one height's entries are ever unsynced, at a node that signs nothing too.  The marker is appended
-        without a sync of its own: the next sync (before this node signs at this height, or when the height
-        ends) makes it durable with the entries after it, and a crash before that leaves the log of the
-        height before, which a restart at this height ignores."""
+        The marker is appended without a sync of its own: the next sync (before this node signs at this
+        height, or when the height ends) makes it durable with the entries after it, and a crash before that
+        leaves the log of the height before, which a restart at this height ignores.  What the height before
+        logged is synced first only if nothing synced it during that height (a node that signs nothing), so at
+        most one height's entries are ever unsynced.  A validator synced before its signatures; what it logged
+        after its last one (late precommits, the decision) is only ever replayed at that height, which is
+        committed by now, so it is left to the next sync: an fsync on the event loop less per height."""
         if self._log.size < COMPACT_BYTES:
-            self._log.sync()
+            if not self._synced_in_height:
+                self._log.sync()
             self._log.append(_height_marker(height))
         else:
             self._log.close()
@@ -157,6 +165,7 @@ class FileWAL:
             self._log = AppendLog(self.path)
         self._height = height
         self._entries = []
+        self._synced_in_height = False
 
     def append(self, entry: WALEntry) -> None:
         self._log.append(encode_entry(entry))
@@ -164,6 +173,7 @@ class FileWAL:
 
     def sync(self) -> None:
         self._log.sync()
+        self._synced_in_height = True
 
     def entries(self, height: int) -> list[WALEntry]:
         """Entries logged for ``height`` (empty if the log belongs to another height)."""

@@ -188,6 +188,30 @@ def test_a_new_height_makes_the_height_before_durable(tmp_path, monkeypatch):
     assert len(calls) == 2
 
 
+def test_a_height_that_synced_leaves_its_tail_to_the_next_sync(tmp_path, monkeypatch):
+    """A validator syncs before each signature: what its height logged after the last one (late precommits,
+    the decision) rides on the next height's first sync instead of an fsync of its own when the height ends."""
+    path = tmp_path / "wal"
+    wal = FileWAL(path)
+    wal.start_height(3)
+    calls = count_fsyncs(monkeypatch)
+    wal.append(entries()[0])
+    wal.sync()  # before this node's prevote
+    for e in entries()[1:]:
+        wal.append(e)
+    wal.start_height(4)
+    assert len(calls) == 1  # the signature's sync only
+    wal.append(Timeout(TimeoutKind.PROPOSE, 4, 0))
+    wal.sync()
+    assert len(calls) == 2
+    wal.start_height(5)  # height 4 synced too
+    assert len(calls) == 2
+    wal.start_height(6)  # height 5 synced nothing: it is made durable now
+    assert len(calls) == 3
+    wal.close()
+    assert FileWAL(path).height == 6
+
+
 def test_a_tail_of_zeros_is_a_torn_append_not_corruption(tmp_path):
     """A file whose new length reached the disk before its data reads back zeros there: no record is empty,
     so the zeros are cut off like any torn tail; zeros followed by data are still corruption."""
