@@ -23,7 +23,8 @@ and whatever the signer holds for the height is counted and sent again on a
 restart, also when the replay reaches a different vote than the one it holds
 (the signer refuses that one; the node is never silent for a step it signed).
 The driver syncs the log before each signature and at no other step (the log
-itself also syncs when a height ends and when it is opened: ``node.consensus.wal``).
+itself also syncs when a height that synced nothing ends, and when it is
+opened: ``node.consensus.wal``).
 What leaves the node is signed, so it was durable in the signer's log before
 it was returned; a message received from a peer and lost in a crash is sent
 again by the peers (round-status exchange) or fetched with the block; a lost

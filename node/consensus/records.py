@@ -1,11 +1,14 @@
 """Length- and checksum-framed records for append-only files (the WAL and the signer's log).
 
 Each record is ``u32 length || u32 crc32(payload) || payload``, and no payload
-is empty.  A crash can tear only the last record (it was being appended), so
-``read_records`` stops at an incomplete or corrupt last record, or at a tail
-of zero bytes (a file whose new length reached the disk before its data),
-and reports where the good prefix ends; the caller truncates there.  Damage
-before the last record is not a torn write and is reported as corruption.
+is empty.  A crash tears only what was appended since the last sync: its
+last record may be incomplete, and where the file's new length reached the
+disk before its data the tail reads back as zeros, whole blocks of them,
+which may begin inside a record (its header kept, its body cut).  So
+``read_records`` stops at an incomplete last record, at a damaged record
+followed by nothing but zeros, or at a tail of zero bytes, and reports where
+the good prefix ends; the caller truncates there.  A damaged record followed
+by data is not a torn write and is reported as corruption.
 """
 
 from __future__ import annotations
@@ -43,22 +46,27 @@ def read_records(data: bytes, path: str = "<memory>") -> tuple[list[bytes], int]
             break  # torn header
         length, crc = _HEADER.unpack_from(data, pos)
         if length == 0:  # no record is empty: zeros where a file grew but its data never reached the disk
-            if data.count(0, pos) != end - pos:
+            if not _zeros_from(data, pos):
                 raise LogCorruptError(path, pos)
             break  # a torn tail of zeros
         body_end = pos + _HEADER.size + length
         if length > MAX_RECORD_BYTES or body_end > end:
-            if length > MAX_RECORD_BYTES and body_end < end:
+            if length > MAX_RECORD_BYTES and body_end < end and not _zeros_from(data, body_end):
                 raise LogCorruptError(path, pos)
             break  # torn body
         payload = data[pos + _HEADER.size:body_end]
         if zlib.crc32(payload) != crc:
-            if body_end < end:
+            if not _zeros_from(data, body_end):
                 raise LogCorruptError(path, pos)
-            break  # torn last record
+            break  # torn last record: cut inside it, only zeros after it
         out.append(bytes(payload))
         pos = body_end
     return out, pos
+
+
+def _zeros_from(data: bytes, start: int) -> bool:
+    """Nothing but zero bytes from ``start`` to the end (also when ``start`` is at or past it)."""
+    return data.count(0, start) == max(0, len(data) - start)
 
 
 def load_log(path: str) -> list[bytes]:

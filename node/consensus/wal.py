@@ -2,11 +2,12 @@
 
 The driver appends every proposal and vote it accepts (its own included) and
 every timeout that fires.  The log is synced before each signature (what led
-to it is durable before the signer signs), when a height ends at a node that
-did not sync during it (``start_height``: a node that signs nothing still has
-at most one height's entries unsynced), and once
-when it is opened (what a killed process left in the kernel's cache is durable
-before a replay signs on it); what this node sends is its signed messages,
+to it is durable before the signer signs), when a height that synced nothing
+ends (``start_height``: at a node that signs nothing, what is unsynced stays
+within about one height), and once when it is opened (what a killed process
+left in the kernel's cache is durable before a replay signs on it).  Only
+the current height's entries, and those of heights already committed, are
+ever unsynced.  What this node sends is its signed messages,
 which the signer's own log holds durably.  After a restart, replaying the
 entries of the current height through a fresh driver brings it back to the
 round and step it was in, with the same votes counted.  Only the current
@@ -151,10 +152,13 @@ class FileWAL:
         The marker is appended without a sync of its own: the next sync (before this node signs at this
         height, or when the height ends) makes it durable with the entries after it, and a crash before that
         leaves the log of the height before, which a restart at this height ignores.  What the height before
-        logged is synced first only if nothing synced it during that height (a node that signs nothing), so at
-        most one height's entries are ever unsynced.  A validator synced before its signatures; what it logged
-        after its last one (late precommits, the decision) is only ever replayed at that height, which is
-        committed by now, so it is left to the next sync: an fsync on the event loop less per height."""
+        logged is synced first only if nothing synced it during that height (a node that signs nothing, or a
+        validator that left the set).  A validator synced before its signatures; what it logged after its last
+        one (late precommits, the decision) is only ever replayed at that height, which is committed by now
+        (every caller starts a height once the one before is durably in the store), so it is left to the next
+        sync: an fsync on the event loop less per height.  Unsynced at any time, then: the height before's
+        entries after its last sync, this marker, and this height's entries up to its first sync (all of
+        them at a node that signs nothing here), which the next ``start_height`` syncs."""
         if self._log.size < COMPACT_BYTES:
             if not self._synced_in_height:
                 self._log.sync()

@@ -226,6 +226,30 @@ def test_a_tail_of_zeros_is_a_torn_append_not_corruption(tmp_path):
         FileWAL(path)
 
 
+def test_zeros_that_begin_inside_a_record_are_a_torn_append(tmp_path):
+    """The zeros a power cut leaves come in whole disk blocks, so they may begin inside a record: its header
+    kept, its body cut.  Cut there and opened, not refused; a damaged record followed by data still is."""
+    path = tmp_path / "wal"
+    wal = FileWAL(path)
+    wal.start_height(3)
+    wal.sync()
+    synced = path.read_bytes()
+    for e in entries():
+        wal.append(e)
+    wal.close()
+    full = path.read_bytes()
+    first = synced + frame(encode_entry(entries()[0]))
+    cut = len(first) + 8 + 10  # the second record's header and ten bytes of its body survive
+    path.write_bytes(full[:cut] + bytes(len(full) - cut))
+    assert FileWAL(path).entries(3) == entries()[:1]
+    assert path.read_bytes() == first
+    damaged = bytearray(full)
+    damaged[cut] ^= 0xFF  # the same record damaged, the records after it intact
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(LogCorruptError):
+        FileWAL(path)
+
+
 def test_a_log_of_the_one_height_format_is_read_as_it_was(tmp_path):
     """Format 2 held one height per file; its marker names it and it replays unchanged."""
     path = tmp_path / "wal"
