@@ -21,9 +21,12 @@ V, W, X = sha256(b"v"), sha256(b"w"), sha256(b"x")
 
 
 def crash_states(before: bytes, after: bytes) -> list[bytes]:
-    """What the file may hold after a crash on the way from ``before`` to ``after``."""
+    """What the file may hold after a crash on the way from ``before`` to ``after``: any prefix of an append,
+    or its new length with zeros from any byte on (the length reached the disk, the data did not)."""
     if after.startswith(before):
-        return [after[:n] for n in range(len(before), len(after) + 1)]
+        kept = [after[:n] for n in range(len(before), len(after) + 1)]
+        zeroed = [after[:n] + bytes(len(after) - n) for n in range(len(before), len(after))]
+        return kept + zeroed
     return [before, after]  # a compaction: the rename happened or not
 
 
