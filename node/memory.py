@@ -162,7 +162,7 @@ def _python_malloc_stats() -> Any:
     except AttributeError:
         return None
     stats.argtypes, stats.restype = [ctypes.c_void_p], ctypes.c_int
-    memstream = _libc_function("open_memstream", [ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t)],
+    memstream = _libc_function("open_memstream", [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_size_t)],
                                ctypes.c_void_p)
     fclose = _libc_function("fclose", [ctypes.c_void_p], ctypes.c_int)
     free = _libc_function("free", [ctypes.c_void_p], None)
@@ -198,7 +198,10 @@ def python_heap() -> PythonHeap | None:
     if _PYTHON_MALLOC_STATS is None:
         return None
     stats, memstream, fclose, free = _PYTHON_MALLOC_STATS
-    buffer, size = ctypes.c_char_p(), ctypes.c_size_t()
+    # A plain pointer, freed as it is: ``ctypes.cast`` of a ``c_char_p`` left a reference cycle per call (each
+    # /metrics scrape), which only a full collection frees: every gc refreeze round found them, so the rounds
+    # never slowed down (``next_refreeze_s``).
+    buffer, size = ctypes.c_void_p(), ctypes.c_size_t()
     stream = memstream(ctypes.byref(buffer), ctypes.byref(size))
     if not stream:
         return None
@@ -207,9 +210,9 @@ def python_heap() -> PythonHeap | None:
     finally:
         fclose(stream)  # sets buffer and size
     try:
-        text = ctypes.string_at(buffer, size.value).decode("ascii", "replace")
+        text = ctypes.string_at(buffer.value, size.value).decode("ascii", "replace") if buffer.value else ""
     finally:
-        free(ctypes.cast(buffer, ctypes.c_void_p))
+        free(buffer)
     return parse_python_malloc_stats(text)
 
 
