@@ -94,7 +94,7 @@ class Admission:
                     refusal = AlreadyCommitted("txn-already-committed",
                                                f"transaction {tx.txid.hex()} is already committed",
                                                txid=tx.txid.hex())
-                results.append(refusal)
+                results.append(refusal.detached())  # kept as a value: without the frames that raised it
         raw_txs = [entry.tx.encoded for entry in unjournaled.values()]
         self.journal.append(raw_txs)
         for entry in unjournaled.values():

@@ -30,3 +30,16 @@ class CodedError(Exception):
         """What went wrong and what to do, for people."""
         self.details = details
         """Extra fields for a machine reader (a REST error body carries them beside code and message)."""
+
+    def detached(self) -> CodedError:
+        """This error without its traceback, or those of the errors it was raised from or while handling: one
+        kept as a value (a refusal in a batch's results) would otherwise hold the frames that raised and caught
+        it, and the frame holding it holds it back, a reference cycle only a full collection frees, with every
+        local of those frames (a whole batch of transactions).  Returns itself."""
+        seen: set[int] = set()
+        error: BaseException | None = self
+        while error is not None and id(error) not in seen:
+            seen.add(id(error))
+            error.__traceback__ = None
+            error = error.__cause__ or error.__context__
+        return self
