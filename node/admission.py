@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 
 from node.encoding import DecodeError
-from node.errors import CodedError
+from node.errors import CodedError, detached
 from node.ledger.errors import LedgerError
 from node.ledger.store import Store
 from node.mempool import AlreadyCommitted, Mempool, MempoolEntry, MempoolError, MempoolJournal
@@ -94,7 +94,7 @@ class Admission:
                     refusal = AlreadyCommitted("txn-already-committed",
                                                f"transaction {tx.txid.hex()} is already committed",
                                                txid=tx.txid.hex())
-                results.append(refusal.detached())  # kept as a value: without the frames that raised it
+                results.append(detached(refusal))  # kept as a value: without the frames that raised it
         raw_txs = [entry.tx.encoded for entry in unjournaled.values()]
         self.journal.append(raw_txs)
         for entry in unjournaled.values():

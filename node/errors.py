@@ -9,7 +9,7 @@ nothing, so anything may import it.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 
 class CodedError(Exception):
@@ -31,15 +31,22 @@ class CodedError(Exception):
         self.details = details
         """Extra fields for a machine reader (a REST error body carries them beside code and message)."""
 
-    def detached(self) -> CodedError:
-        """This error without its traceback, or those of the errors it was raised from or while handling: one
-        kept as a value (a refusal in a batch's results) would otherwise hold the frames that raised and caught
-        it, and the frame holding it holds it back, a reference cycle only a full collection frees, with every
-        local of those frames (a whole batch of transactions).  Returns itself."""
-        seen: set[int] = set()
-        error: BaseException | None = self
-        while error is not None and id(error) not in seen:
-            seen.add(id(error))
-            error.__traceback__ = None
-            error = error.__cause__ or error.__context__
-        return self
+
+E = TypeVar("E", bound=BaseException)
+
+
+def detached(error: E) -> E:
+    """``error`` without its traceback, or those of the errors it was raised from or while handling; returns it.
+
+    An error kept as a value (a refusal in a batch's results, a peer message that did not decode) would
+    otherwise hold the frames that raised and caught it, and the frame holding it holds it back: a reference
+    cycle only a full collection frees, with every local of those frames (a whole batch of transactions).  A
+    node freezes what the collector tracks between commits, so such cycles stay until the next gc refreeze
+    round (``node.gc_policy``)."""
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        link.__traceback__ = None
+        link = link.__cause__ or link.__context__
+    return error

@@ -10,6 +10,7 @@ from __future__ import annotations
 from node.consensus.messages import Proposal, Vote
 from node.consensus.round_status import Decided
 from node.encoding import DecodeError, Reader, Writer
+from node.errors import detached
 from node.types.block import Block
 from node.types.commit import Commit
 from node.types.transaction import MAX_TX_BYTES
@@ -89,7 +90,7 @@ def _read_consensus_messages(r: Reader, data: bytes) -> list[tuple[ConsensusMess
         try:
             out.append((cls.decode(payload), framed))
         except DecodeError as exc:
-            out.append((exc, framed))
+            out.append((detached(exc), framed))  # kept as a value: without the frames that raised it
     return out
 
 
