@@ -96,6 +96,8 @@ class SurvivorFreezer:
         self.refreezes = False
         """A refreeze task is running (``run`` with a positive interval): only then may a commit freeze without
         a collection, since only a refreeze round frees a cycle frozen after it died."""
+        self._collect_next = False
+        """An error was answered since the last commit (``expect_garbage``): collect before freezing."""
         self._refreezing: int | None = None
         """The thread running a refreeze round (None: none is)."""
         self._full_ran = False
@@ -132,13 +134,24 @@ class SurvivorFreezer:
         objects instead of being freed at once; the next refreeze round frees it, like any cycle that dies
         after being frozen, so what can be held stays bounded by what one interval produces, and each round's
         ``freed`` shows how much that was.  Without refreeze rounds (``gc_refreeze_s`` 0) nothing would ever
-        free such a cycle, so the young objects are collected as before and the survivors frozen."""
+        free such a cycle, so the young objects are collected as before and the survivors frozen.  Nor after
+        a height in which an error was answered (``expect_garbage``)."""
         if not self.active:
             return
-        if self.refreezes:
+        if self.refreezes and not self._collect_next:
             gc.freeze()
         else:
-            gc.collect(0)
+            self._collect_next = False
+            gc.collect(0)  # the collection's own callback freezes the survivors
+
+    def expect_garbage(self) -> None:
+        """Error handling makes reference cycles: a malformed JSON body left 100-150 objects in cycles inside the
+        web framework, the request and its body among them, and a refused peer connection its own.  Frozen at
+        the next commit, they stayed until the next refreeze round, minutes later, so a client or peer sending
+        bad input grew the node's memory all that time.  So after a height in which an error was answered
+        (``node.api.app.error_response``, ``node.p2p.switch.Switch.note``), the commit collects the young
+        objects before freezing: a walk of one height's, paid only then."""
+        self._collect_next = True
 
     def refreeze(self) -> int | None:
         """Unfreeze everything, collect it all, freeze the survivors again; the unreachable objects found, or

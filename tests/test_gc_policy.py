@@ -6,6 +6,7 @@ test runner's own heap.
 """
 
 import asyncio
+import collections
 import subprocess
 import sys
 import textwrap
@@ -134,6 +135,45 @@ def test_a_cycle_that_died_within_a_height_is_freed_by_the_next_refreeze():
         print(held, ref() is None, found >= 1)
     """)
     assert out == "True True True"
+
+
+def test_after_an_error_the_next_commit_collects_the_young_objects_before_freezing_them():
+    """Error handling makes cycles (a malformed request's, inside the web framework): frozen with the rest, they
+    stayed until the next refreeze round, minutes later.  Only the commit after an error pays for a walk."""
+    out = run_python("""
+        freezer.install()
+        freezer.refreezes = True
+        collections = []
+        gc.callbacks.append(lambda phase, info: collections.append(info["generation"]) if phase == "stop" else None)
+        held = []
+        for error in (False, True, False):
+            cycle = Thing()
+            cycle.me = cycle
+            ref = weakref.ref(cycle)
+            del cycle
+            if error:
+                freezer.expect_garbage()
+            freezer.freeze_height()
+            held.append(ref() is not None)
+        print(collections, held)
+    """)
+    assert out == "[0] [True, False, True]"  # one collection, at the commit after the error
+
+
+def test_an_error_answer_and_a_peer_refusal_say_garbage_is_to_be_collected():
+    from node.api.app import error_response
+    from node.gc_policy import SURVIVOR_FREEZER
+    from node.p2p.switch import Switch
+
+    SURVIVOR_FREEZER._collect_next = False
+    assert error_response(400, "bad-request", "no").status_code == 400
+    assert SURVIVOR_FREEZER._collect_next
+    SURVIVOR_FREEZER._collect_next = False
+    switch = Switch.__new__(Switch)  # only its event counting
+    switch.events, switch._logged = collections.Counter(), {}
+    switch.note("refused", "bad-auth", "peer", "detail")
+    assert SURVIVOR_FREEZER._collect_next
+    SURVIVOR_FREEZER._collect_next = False
 
 
 def test_without_refreeze_rounds_each_commit_collects_the_young_objects_so_a_dead_cycle_is_freed():

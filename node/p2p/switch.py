@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from node.crypto import SigningKey
+from node.gc_policy import SURVIVOR_FREEZER
 from node.p2p.channels import ChannelSpec
 from node.p2p.connection import Connection
 from node.p2p.outbox import Outbox
@@ -207,6 +208,7 @@ class Switch:
 
         At most ``MAX_LOG_KEYS`` keys are remembered; past that, events are logged once a minute per reason."""
         self.events[(kind, reason)] += 1
+        SURVIVOR_FREEZER.expect_garbage()  # a refusal or a drop raised and caught errors: cycles to collect
         now = time.monotonic()
         if len(self._logged) >= MAX_LOG_KEYS:
             self._logged = {k: t for k, t in self._logged.items() if now - t < LOG_REPEAT_S}
