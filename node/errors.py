@@ -44,9 +44,12 @@ def detached(error: E) -> E:
     node freezes what the collector tracks between commits, so such cycles stay until the next gc refreeze
     round (``node.gc_policy``)."""
     seen: set[int] = set()
-    link: BaseException | None = error
-    while link is not None and id(link) not in seen:
+    chain: list[BaseException | None] = [error]
+    while chain:
+        link = chain.pop()
+        if link is None or id(link) in seen:
+            continue
         seen.add(id(link))
         link.__traceback__ = None
-        link = link.__cause__ or link.__context__
+        chain += [link.__cause__, link.__context__]
     return error

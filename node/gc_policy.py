@@ -150,7 +150,9 @@ class SurvivorFreezer:
         the next commit, they stayed until the next refreeze round, minutes later, so a client or peer sending
         bad input grew the node's memory all that time.  So after a height in which an error was answered
         (``node.api.app.error_response``, ``node.p2p.switch.Switch.note``), the commit collects the young
-        objects before freezing: a walk of one height's, paid only then."""
+        objects before freezing: a walk of one height's, paid only then.  What this cannot free is a cycle
+        reaching an object frozen at an earlier commit (a request that waited across commits and then failed):
+        that one still waits for the next refreeze round."""
         self._collect_next = True
 
     def refreeze(self) -> int | None:

@@ -53,3 +53,23 @@ def test_detached_drops_the_tracebacks_of_the_whole_chain():
     chain = [error, error.__context__, error.__context__.__cause__]
     assert [type(e) for e in chain] == [ValueError, RuntimeError, KeyError]
     assert all(e.__traceback__ is None for e in chain)
+
+
+def test_detached_follows_both_the_cause_and_the_context():
+    """``raise X from Y`` while handling another error Z: X's cause is Y and its context Z, each with its own
+    traceback; both are dropped."""
+    try:
+        raise IndexError("y")
+    except IndexError as raised:
+        y = raised
+    try:
+        try:
+            raise KeyError("z")
+        except KeyError:
+            raise ValueError("x") from y
+    except ValueError as caught:
+        error = caught
+    assert type(error.__cause__) is IndexError and type(error.__context__) is KeyError
+    assert error.__cause__.__traceback__ is not None and error.__context__.__traceback__ is not None
+    detached(error)
+    assert [e.__traceback__ for e in (error, error.__cause__, error.__context__)] == [None, None, None]

@@ -51,7 +51,7 @@ def read_records(data: bytes, path: str = "<memory>") -> tuple[list[bytes], int]
             break  # a torn tail of zeros
         body_end = pos + _HEADER.size + length
         if length > MAX_RECORD_BYTES or body_end > end:
-            if length > MAX_RECORD_BYTES and body_end < end and not _zeros_from(data, body_end):
+            if length > MAX_RECORD_BYTES and body_end < end:
                 raise LogCorruptError(path, pos)
             break  # torn body
         payload = data[pos + _HEADER.size:body_end]

@@ -208,7 +208,8 @@ class Switch:
 
         At most ``MAX_LOG_KEYS`` keys are remembered; past that, events are logged once a minute per reason."""
         self.events[(kind, reason)] += 1
-        SURVIVOR_FREEZER.expect_garbage()  # a refusal or a drop raised and caught errors: cycles to collect
+        if kind != "throttled":  # a refusal or a drop raised and caught errors: cycles to collect
+            SURVIVOR_FREEZER.expect_garbage()
         now = time.monotonic()
         if len(self._logged) >= MAX_LOG_KEYS:
             self._logged = {k: t for k, t in self._logged.items() if now - t < LOG_REPEAT_S}
