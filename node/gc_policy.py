@@ -134,8 +134,8 @@ class SurvivorFreezer:
         objects instead of being freed at once; the next refreeze round frees it, like any cycle that dies
         after being frozen, so what can be held stays bounded by what one interval produces, and each round's
         ``freed`` shows how much that was.  Without refreeze rounds (``gc_refreeze_s`` 0) nothing would ever
-        free such a cycle, so the young objects are collected as before and the survivors frozen.  Nor after
-        a height in which an error was answered (``expect_garbage``)."""
+        free such a cycle, so the young objects are collected as before and the survivors frozen; so they are
+        after a height in which an error was answered (``expect_garbage``)."""
         if not self.active:
             return
         if self.refreezes and not self._collect_next:

@@ -5,7 +5,6 @@ told is pending is in the mempool journal (``node.admission``), however requests
 from __future__ import annotations
 
 import asyncio
-import gc
 import types
 
 import httpx
@@ -19,6 +18,7 @@ from node.ledger.memory import MemoryState
 from node.ledger.rules import SignatureCache
 from node.mempool import Mempool, MempoolJournal
 from node.types.transaction import Transaction
+from tests.cycles import cycles_left_by
 from tests.ledger.ledger_helpers import CHAIN, addr, allocations, gen_op, key, transfer
 
 
@@ -142,19 +142,9 @@ def test_a_node_that_starts_catching_up_part_way_refuses_the_rest_of_a_batch(tmp
     assert len(admission.mempool.entries) == BATCH_SLICE == body["accepted"]
 
 
-def _garbage_of(call) -> list[str]:
-    """Type names of the objects ``call`` left in reference cycles (garbage only a full collection frees),
-    other than the in-memory test client's own."""
-    gc.collect()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
-        call()
-        gc.collect()
-        return [f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage
-                if not type(o).__module__.startswith("httpx") and type(o) not in (tuple, list, dict)]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
+def _not_the_test_clients(obj: object) -> bool:
+    """The in-memory test client (httpx over ASGI) leaves cycles of its own."""
+    return type(obj).__module__.startswith("httpx") or type(obj) in (tuple, list, dict)
 
 
 def test_refused_transactions_leave_no_reference_cycle(tmp_path):
@@ -171,7 +161,7 @@ def test_refused_transactions_leave_no_reference_cycle(tmp_path):
         results = admission.admit_client_txs([conflict(i) for i in range(10)])
         assert all(getattr(r, "code", None) == "txn-mempool-conflict" for r in results)
 
-    assert _garbage_of(direct) == []
+    assert cycles_left_by(direct) == []
     app = create_app(types.SimpleNamespace(config=NodeConfig(), chain_id=CHAIN, admission=admission,
                                            sync=types.SimpleNamespace(catching_up=False)))
 
@@ -182,4 +172,4 @@ def test_refused_transactions_leave_no_reference_cycle(tmp_path):
             single = await client.post("/v1/txs", json={"tx": conflict(20).encoded.hex()})
         assert batch.json()["rejected"] == 10 and single.status_code == 409
 
-    assert _garbage_of(lambda: asyncio.run(over_rest())) == []
+    assert cycles_left_by(lambda: asyncio.run(over_rest()), ignore=_not_the_test_clients) == []

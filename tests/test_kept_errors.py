@@ -4,23 +4,10 @@ frames' locals, which a node frozen between gc refreeze rounds kept for minutes.
 
 from __future__ import annotations
 
-import gc
-
 from node.encoding import DecodeError, Writer
 from node.errors import detached
 from node.p2p.wire import KIND_VOTE, decode_consensus_batch
-
-
-def _cycles_left_by(call) -> list[str]:
-    gc.collect()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
-        call()
-        gc.collect()
-        return [type(o).__qualname__ for o in gc.garbage]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
+from tests.cycles import cycles_left_by
 
 
 def test_a_peer_message_that_does_not_decode_leaves_no_reference_cycle():
@@ -31,7 +18,7 @@ def test_a_peer_message_that_does_not_decode_leaves_no_reference_cycle():
         out = decode_consensus_batch(batch)
         assert [type(message) for message, _ in out] == [DecodeError] * 3
 
-    assert _cycles_left_by(decode) == []
+    assert cycles_left_by(decode) == []
 
 
 def test_detached_drops_the_tracebacks_of_the_whole_chain():

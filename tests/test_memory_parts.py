@@ -3,11 +3,10 @@ allocator, resident memory by kind.  Each figure must move with what the process
 
 from __future__ import annotations
 
-import gc
-
 import pytest
 
 from node.memory import heap_usage, parse_python_malloc_stats, python_heap, resident_bytes
+from tests.cycles import cycles_left_by
 
 
 def test_python_heap_reads_the_interpreters_own_report():
@@ -26,19 +25,13 @@ def test_python_heap_reads_the_interpreters_own_report():
 def test_reading_the_memory_figures_leaves_no_reference_cycle():
     """Every scrape reads them: a cycle per read is garbage only a full collection frees, and the gc refreeze
     rounds, finding some every time, never slowed down (a ``ctypes.cast`` left two objects per read)."""
-    gc.collect()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
+    def read_them() -> None:
         for _ in range(10):
             python_heap()
             heap_usage()
             resident_bytes()
-        gc.collect()
-        left = [type(o).__name__ for o in gc.garbage]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-    assert left == []
+
+    assert cycles_left_by(read_them) == []
 
 
 def test_heap_usage_counts_what_the_c_allocator_hands_out():
