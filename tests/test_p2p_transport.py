@@ -17,8 +17,15 @@ import pytest
 
 from node.crypto import SigningKey, sha256
 from node.p2p.channels import BLOCKSYNC, CONSENSUS, TXS, ChannelSpec, channel_table
-from node.p2p.secret import LENGTH_BYTES, HandshakeError, Hello, node_id_of
-from node.p2p.switch import MAX_HANDSHAKING_PER_HOST, LinkSettings, PeerAddress, Switch, parse_peer_address
+from node.p2p.secret import LENGTH_BYTES, Hello, node_id_of
+from node.p2p.switch import (
+    MAX_HANDSHAKING,
+    MAX_HANDSHAKING_PER_HOST,
+    LinkSettings,
+    PeerAddress,
+    Switch,
+    parse_peer_address,
+)
 from tests.p2p_client import RawPeer
 
 CHAIN = "transport-test"
@@ -373,14 +380,20 @@ def test_handshakes_and_inbound_peers_are_bounded_and_reserved_peers_always_get_
         async with nodes(b):
             idle = []
             for _ in range(MAX_HANDSHAKING_PER_HOST):  # strangers that never finish their handshake
-                idle.append((await asyncio.open_connection("127.0.0.1", b.switch.bound_port))[1])
-            await asyncio.sleep(0.1)
-            with pytest.raises(HandshakeError, match="connection ended"):
-                await raw_peer(b).connect()
-            assert b.events("refused").get("too-many-handshakes", 0) >= 1
-            for writer in idle:
+                idle.append(await asyncio.open_connection("127.0.0.1", b.switch.bound_port))
+            await until(lambda: b.switch._handshaking == MAX_HANDSHAKING_PER_HOST, what="address at its bound")
+            async with raw_peer(b, "validator") as peer:  # one more from that address: its oldest is closed
+                await until(lambda: b.switch._inbound == 1, what="peer in")
+                peer.send(CONSENSUS, b"in")
+                await peer.drain()
+                await until(lambda: any(m == b"in" for _, _, m in b.received), what="peer served")
+            await asyncio.wait_for(idle[0][0].read(), 5)  # (reads to the end) the oldest stranger was hung up on
+            assert idle[0][0].at_eof() and not idle[1][0].at_eof()
+            assert b.events("refused").get("too-many-handshakes", 0) == 1
+            assert b.switch._handshaking == MAX_HANDSHAKING_PER_HOST - 1
+            for _, writer in idle:
                 writer.close()
-            await until(lambda: b.switch._handshaking == 0, what="handshake places freed")
+            await until(lambda: b.switch._handshaking == 0 and b.switch._inbound == 0, what="places freed")
             async with raw_peer(b, "first") as first:
                 await until(lambda: b.switch._inbound == 1, what="first peer in")
                 second = raw_peer(b, "second")
@@ -394,6 +407,28 @@ def test_handshakes_and_inbound_peers_are_bounded_and_reserved_peers_always_get_
                 first.send(CONSENSUS, b"still")
                 await first.drain()
                 await until(lambda: any(m == b"still" for _, _, m in b.received), what="first peer served")
+    run(scenario)
+
+
+def test_strangers_holding_handshakes_open_from_many_addresses_do_not_shut_peers_out():
+    async def scenario():
+        b = Node("b")
+        async with nodes(b):
+            idle = []
+            hosts = [f"127.0.0.{2 + i}" for i in range(MAX_HANDSHAKING // MAX_HANDSHAKING_PER_HOST)]
+            for host in hosts:  # every handshake place taken, from addresses each at its own bound
+                for _ in range(MAX_HANDSHAKING_PER_HOST):
+                    idle.append((await asyncio.open_connection("127.0.0.1", b.switch.bound_port,
+                                                               local_addr=(host, 0)))[1])
+            await until(lambda: b.switch._handshaking == MAX_HANDSHAKING, what="every place taken")
+            async with raw_peer(b, "peer") as peer:  # another address: the oldest handshake is closed for it
+                peer.send(CONSENSUS, b"in")
+                await peer.drain()
+                await until(lambda: any(m == b"in" for _, _, m in b.received), what="peer served")
+            assert b.events("refused").get("too-many-handshakes", 0) == 1
+            for writer in idle:
+                writer.close()
+            await until(lambda: b.switch._handshaking == 0, what="places freed")
     run(scenario)
 
 

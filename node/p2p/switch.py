@@ -43,9 +43,10 @@ KEY_CONFLICT_WINDOW_S = 10.0
 KEY_CONFLICT_REPLACEMENTS = 3
 """More replacements than this within the window: two processes hold one node key; the current one stays."""
 MAX_HANDSHAKING = 32
-"""Inbound handshakes under way at once (strangers hold no slot of an authenticated peer)."""
+"""Inbound handshakes under way at once (strangers hold no slot of an authenticated peer); one more closes the
+oldest."""
 MAX_HANDSHAKING_PER_HOST = 8
-"""... of which from one address."""
+"""... of which from one address; one more from it closes its oldest."""
 INBOUND_HANDSHAKE_S = 3.0
 """An inbound connection that has not proven its key by then is closed."""
 LOG_REPEAT_S = 60.0
@@ -143,7 +144,8 @@ class Switch:
         self.reserved = reserved
         """Node ids always admitted (validators, configured peers) however many others are connected."""
         self._inbound = 0
-        self._handshaking = 0
+        self._pending: dict[asyncio.Task, tuple[str, str]] = {}
+        """Inbound handshakes under way, oldest first: their tasks and (host, address)."""
         self._handshaking_from: collections.Counter[str] = collections.Counter()
 
     # ------------------------------------------------------------------ lifecycle
@@ -247,12 +249,12 @@ class Switch:
             task.add_done_callback(self._tasks.discard)
         peername = writer.get_extra_info("peername") or ("?", "?")
         where, host = f"{peername[0]}:{peername[1]}", str(peername[0])
-        if self._handshaking >= MAX_HANDSHAKING or self._handshaking_from[host] >= MAX_HANDSHAKING_PER_HOST:
+        if task is None or not self._make_room(host):
             self.note("refused", "too-many-handshakes", where, f"{self._handshaking} handshakes under way "
                       f"({self._handshaking_from[host]} from {host})", log_key=host)
             writer.close()
             return
-        self._handshaking += 1
+        self._pending[task] = (host, where)
         self._handshaking_from[host] += 1
         live = False
         try:
@@ -263,10 +265,7 @@ class Switch:
                 writer.close()
                 return
             finally:
-                self._handshaking -= 1
-                self._handshaking_from[host] -= 1
-                if not self._handshaking_from[host]:
-                    del self._handshaking_from[host]
+                self._forget_handshake(task)
             if self._inbound >= self.max_inbound and not self.reserved(identity.node_id):
                 self.note("refused", "too-many-connections", where, f"{self._inbound} inbound peers connected "
                           f"(p2p_max_inbound={self.max_inbound}; validators and configured peers always get in)",
@@ -281,6 +280,40 @@ class Switch:
         finally:
             if live:
                 self._inbound -= 1
+
+    @property
+    def _handshaking(self) -> int:
+        """Inbound handshakes under way."""
+        return len(self._pending)
+
+    def _make_room(self, host: str) -> bool:
+        """Room for one more inbound handshake from ``host``: at a bound, the oldest handshake under way (from
+        ``host`` when that address is at its own bound) is closed.  An honest peer proves its key within a few
+        round trips; a stranger that holds connections open without a handshake can delay others by no more
+        than that, instead of shutting every peer out until its connections time out."""
+        if self._handshaking_from[host] >= MAX_HANDSHAKING_PER_HOST:
+            victim = next((task for task, (h, _) in self._pending.items() if h == host), None)
+        elif self._handshaking >= MAX_HANDSHAKING:
+            victim = next(iter(self._pending), None)
+        else:
+            return True
+        if victim is None:
+            return False
+        victim_host, victim_where = self._pending[victim]
+        self._forget_handshake(victim)
+        victim.cancel()
+        self.note("refused", "too-many-handshakes", victim_where, f"closed before its handshake ended to make room "
+                  f"({MAX_HANDSHAKING} handshakes at once, {MAX_HANDSHAKING_PER_HOST} from one address)",
+                  log_key=victim_host)
+        return True
+
+    def _forget_handshake(self, task: asyncio.Task) -> None:
+        entry = self._pending.pop(task, None)
+        if entry is not None:
+            host = entry[0]
+            self._handshaking_from[host] -= 1
+            if not self._handshaking_from[host]:
+                del self._handshaking_from[host]
 
     async def _serve(self, stream: SealedStream, identity: PeerIdentity, expected: str | None, *, outbound: bool,
                      where: str) -> str | None:
