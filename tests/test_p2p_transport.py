@@ -15,8 +15,9 @@ import time
 
 import pytest
 
+from genesis.records import MAX_BLOCK_BYTES
 from node.crypto import SigningKey, sha256
-from node.p2p.channels import BLOCKSYNC, CONSENSUS, TXS, ChannelSpec, channel_table
+from node.p2p.channels import BLOCKSYNC, CONSENSUS, FLAG_LAST, TXS, ChannelSpec, channel_table
 from node.p2p.secret import LENGTH_BYTES, Hello, node_id_of
 from node.p2p.switch import (
     MAX_HANDSHAKING,
@@ -64,6 +65,9 @@ class Node:
 
     def link(self, other: Node):
         return self.switch.links.get(other.switch.node_id)
+
+    def link_count(self) -> int:
+        return sum(1 for link in self.switch.links.values() if link.up)
 
     def events(self, kind: str) -> dict[str, int]:
         return {reason: n for (k, reason), n in self.switch.events.items() if k == kind}
@@ -446,6 +450,67 @@ def test_unfinished_messages_are_bounded_across_channels():
                         if b.events("dropped").get("message-too-large"):
                             break
             await until(lambda: b.events("dropped").get("message-too-large", 0) == 1, 10, what="drop")
+    run(scenario)
+
+
+SMALL = {cid: ChannelSpec(cid, f"ch{cid}", priority=cid, max_message_bytes=1 << 20, queue_max=64,
+                          queue_max_bytes=4 << 20, recv_bytes_per_s=64 << 20) for cid in (1, 2, 3)}
+"""Three channels of 1 MiB messages: a connection holds at most 2 MiB of unfinished messages."""
+
+
+async def unfinished(peer: RawPeer, channel: int, size: int) -> None:
+    """``size`` bytes of a message on ``channel`` that is never finished."""
+    for start in range(0, size, 60 * 1024):
+        peer.stream.write(bytes([channel, 0]) + bytes(min(60 * 1024, size - start)))
+    with contextlib.suppress(ConnectionError):
+        await peer.drain()
+
+
+def test_one_connection_holds_at_most_two_channels_worth_of_unfinished_messages():
+    async def scenario():
+        b = Node("b", specs=SMALL)
+        b.switch.reserved = lambda nid: True  # not drawn from the budget shared by strangers: its own bound only
+        async with nodes(b):
+            async with raw_peer(b) as peer:
+                await unfinished(peer, 1, 1000 * 1024)
+                await unfinished(peer, 2, 1000 * 1024)
+                await asyncio.sleep(0.2)
+                assert b.link_count() == 1 and not b.events("dropped")  # each within its channel's limit
+                await unfinished(peer, 3, 100 * 1024)  # and a third one: over 2 MiB held for one peer
+                assert await peer.closed_by_node()
+            assert b.events("dropped") == {"unfinished-too-large": 1}
+    run(scenario)
+
+
+def test_peers_that_are_not_reserved_share_one_budget_for_unfinished_messages():
+    async def scenario():
+        b = Node("b", specs=SMALL)
+        b.switch.unfinished.limit = 1536 * 1024
+        async with nodes(b):
+            async with raw_peer(b, "first") as first, raw_peer(b, "second") as second:
+                await unfinished(first, 1, 1000 * 1024)
+                await until(lambda: b.switch.unfinished.used == 1000 * 1024, what="first holds its share")
+                await unfinished(second, 1, 1000 * 1024)  # more than is left: this peer is dropped, the first stays
+                assert await second.closed_by_node()
+                assert b.events("dropped") == {"unfinished-budget": 1}
+                await until(lambda: b.switch.unfinished.used == 1000 * 1024, what="the dropped peer's share back")
+                first.stream.write(bytes([1, FLAG_LAST]) + b"end")  # the first finishes its message
+                await first.drain()
+                await until(lambda: any(len(m) == 1000 * 1024 + 3 for _, _, m in b.received), what="delivered")
+                assert b.switch.unfinished.used == 0
+    run(scenario)
+
+
+def test_a_message_with_the_largest_block_a_genesis_allows_is_delivered():
+    async def scenario():
+        b = Node("b")
+        async with nodes(b):
+            async with raw_peer(b) as peer:
+                message = batch(bytes(MAX_BLOCK_BYTES + 1024))  # a proposal of such a block, in its envelope
+                peer.send(CONSENSUS, message)
+                await peer.drain()
+                await until(lambda: any(len(m) == len(message) for _, _, m in b.received), 15, what="delivered")
+            assert not b.events("dropped")
     run(scenario)
 
 

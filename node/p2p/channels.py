@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from genesis.records import MAX_BLOCK_BYTES
 from node.encoding import Writer
 from node.p2p.wire import encode_consensus_batch, encode_tx_batch, tx_batch_item_bytes
 
@@ -47,10 +48,13 @@ FRAME_LIMIT = PACKET_DATA_BYTES + PACKET_HEADER_BYTES
 FLAG_LAST = 0x01
 """The packet ends its message."""
 
+MAX_BLOCK_MESSAGE_BYTES = MAX_BLOCK_BYTES + 4 * 1024 * 1024
+"""A message that carries one block (a proposal, a decided block, a block-sync answer): the largest block a
+genesis may allow, and room for its envelope and certificate."""
 MAX_SYNC_ANSWER_BYTES = 8 * 1024 * 1024
+"""A block-sync answer holds whole blocks up to this many bytes (at least one block)."""
 MAX_SNAPSHOT_MESSAGE_BYTES = 64 * 1024 * 1024
 """A snapshot chunk (or anchor) travels in one message of at most this size."""
-"""A block-sync answer holds whole blocks up to this many bytes (at least one block)."""
 MAX_CONTROL_PER_S = 50
 """Control messages (pings, pongs) a peer may send per second before it is dropped."""
 
@@ -101,12 +105,12 @@ def channel_table(batch_txs: int, linger_ms: int, tx_queue_max: int) -> dict[int
     """The node's channels; the transaction channel is sized by the node's gossip configuration."""
     mib = 1024 * 1024
     specs = [
-        ChannelSpec(CONSENSUS, "consensus", priority=0, max_message_bytes=16 * mib, queue_max=20_000,
-                    queue_max_bytes=32 * mib, recv_bytes_per_s=16 * mib, batch=encode_consensus_batch,
-                    batch_items=10_000),
+        ChannelSpec(CONSENSUS, "consensus", priority=0, max_message_bytes=MAX_BLOCK_MESSAGE_BYTES, queue_max=20_000,
+                    queue_max_bytes=2 * MAX_BLOCK_MESSAGE_BYTES, recv_bytes_per_s=16 * mib,
+                    batch=encode_consensus_batch, batch_items=10_000),
         ChannelSpec(ROUND_STATE, "round-state", priority=1, max_message_bytes=mib, queue_max=2,
                     queue_max_bytes=2 * mib, recv_bytes_per_s=mib),
-        ChannelSpec(BLOCKSYNC, "blocksync", priority=2, max_message_bytes=16 * mib, queue_max=64,
+        ChannelSpec(BLOCKSYNC, "blocksync", priority=2, max_message_bytes=MAX_BLOCK_MESSAGE_BYTES, queue_max=64,
                     queue_max_bytes=2 * MAX_SYNC_ANSWER_BYTES, recv_bytes_per_s=32 * mib),
         ChannelSpec(TXS, "txs", priority=3, max_message_bytes=16 * mib, queue_max=max(1, tx_queue_max),
                     queue_max_bytes=64 * mib, recv_bytes_per_s=16 * mib, batch=encode_tx_batch,

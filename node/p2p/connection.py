@@ -77,6 +77,33 @@ class TokenBucket:
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
+class SharedBudget:
+    """Bytes several connections draw on together: the unfinished messages of peers that are not reserved,
+    whose number only ``p2p_max_inbound`` bounds."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+
+    def take(self, amount: int) -> bool:
+        """Draw ``amount`` bytes; False (nothing drawn) when that would pass the limit."""
+        if self.used + amount > self.limit:
+            return False
+        self.used += amount
+        return True
+
+    def give(self, amount: int) -> None:
+        self.used -= amount
+
+
+def unfinished_bound(specs: dict[int, ChannelSpec]) -> int:
+    """The most bytes of unfinished messages one connection may hold across its channels: the two largest
+    message limits (a message of a higher channel goes out between the packets of a large one of a lower
+    channel; an honest sender rarely has more than one large message under way)."""
+    sizes = sorted((spec.max_message_bytes for spec in specs.values()), reverse=True)
+    return sum(sizes[:2])
+
+
 class Connection:
     """The channels of one peer over one sealed stream."""
 
@@ -84,10 +111,11 @@ class Connection:
                  deliver: Callable[[int, bytes], None], *, ping_interval_s: float, idle_timeout_s: float,
                  send_timeout_s: float, delay_s: float = 0.0, jitter_s: float = 0.0,
                  on_throttle: Callable[[str], None] | None = None, outbound: bool = False,
-                 on_sent: Callable[[int, bytes], None] | None = None):
+                 on_sent: Callable[[int, bytes], None] | None = None, shared: SharedBudget | None = None):
         """``peer`` names the peer in logs; ``deliver(channel, message)`` takes each whole message (it may
         raise ``DecodeError`` for a malformed one: counted, the connection stays); ``delay_s``/``jitter_s``
-        hold each packet back before sending (a testing aid for wide-area latency)."""
+        hold each packet back before sending (a testing aid for wide-area latency); the bytes of unfinished
+        messages are drawn from ``shared`` too when given (a peer that is not reserved)."""
         self.stream = stream
         self.peer = peer
         self.outbound = outbound
@@ -109,6 +137,10 @@ class Connection:
         self._sending: dict[int, tuple[bytes, int]] = {}
         """Per channel, the message being sent and how much of it has gone."""
         self._partial: dict[int, bytearray] = {}
+        self._unfinished = 0
+        """Bytes in ``_partial``, all channels together (bounded by ``max_unfinished_bytes``)."""
+        self.max_unfinished_bytes = unfinished_bound(self.specs)
+        self._shared = shared
         self._buckets = {cid: TokenBucket(spec.recv_bytes_per_s, spec.recv_burst_bytes)
                          for cid, spec in self.specs.items()}
         self._control_bucket = TokenBucket(MAX_CONTROL_PER_S, MAX_CONTROL_PER_S)
@@ -156,6 +188,7 @@ class Connection:
         if not self.close_reason:
             self.close_reason = reason
         self.stream.close()  # first: whatever a task still does, nothing more reaches the peer
+        self._release_unfinished()
         for task in self._tasks:
             task.cancel()
         try:
@@ -325,10 +358,12 @@ class Connection:
                 if len(partial) + len(data) > spec.max_message_bytes:
                     raise ConnectionClosed("message-too-large", f"a message over {spec.max_message_bytes} bytes "
                                                                 f"on channel {spec.name}")
+                self._hold_unfinished(len(data))
                 partial += data
                 if not flags & FLAG_LAST:
                     continue
                 message = bytes(self._partial.pop(channel))
+                self._release_unfinished(len(message))
             if len(message) > spec.max_message_bytes:
                 raise ConnectionClosed("message-too-large", f"a message over {spec.max_message_bytes} bytes "
                                                             f"on channel {spec.name}")
@@ -340,6 +375,25 @@ class Connection:
                 if self.malformed > MAX_MALFORMED:
                     raise ConnectionClosed("malformed-flood", f"over {MAX_MALFORMED} malformed messages") from None
             await asyncio.sleep(0)  # one busy peer never holds the loop
+
+    def _hold_unfinished(self, amount: int) -> None:
+        """Account ``amount`` more bytes of unfinished messages, or end the connection if that is too much."""
+        if self._unfinished + amount > self.max_unfinished_bytes:
+            raise ConnectionClosed("unfinished-too-large", f"over {self.max_unfinished_bytes} bytes of unfinished "
+                                                           f"messages across channels")
+        if self._shared is not None and not self._shared.take(amount):
+            raise ConnectionClosed("unfinished-budget", f"the {self._shared.limit} bytes of unfinished messages "
+                                                        f"shared by peers that are not reserved are taken")
+        self._unfinished += amount
+
+    def _release_unfinished(self, amount: int | None = None) -> None:
+        """Give back ``amount`` bytes of a finished message (None: every unfinished byte, the connection ended)."""
+        if amount is None:
+            amount = self._unfinished
+            self._partial.clear()
+        self._unfinished -= amount
+        if self._shared is not None:
+            self._shared.give(amount)
 
     def _on_control(self, data: bytes) -> None:
         try:

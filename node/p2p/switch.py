@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 from node.crypto import SigningKey
 from node.gc_policy import SURVIVOR_FREEZER
-from node.p2p.channels import ChannelSpec
-from node.p2p.connection import Connection
+from node.p2p.channels import MAX_SNAPSHOT_MESSAGE_BYTES, ChannelSpec
+from node.p2p.connection import Connection, SharedBudget
 from node.p2p.outbox import Outbox
 from node.p2p.peer_link import PeerLink
 from node.p2p.secret import HandshakeError, Hello, PeerIdentity, SealedStream, handshake, node_id_of
@@ -49,6 +49,9 @@ MAX_HANDSHAKING_PER_HOST = 8
 """... of which from one address; one more from it closes its oldest."""
 INBOUND_HANDSHAKE_S = 3.0
 """An inbound connection that has not proven its key by then is closed."""
+SHARED_UNFINISHED_BYTES = MAX_SNAPSHOT_MESSAGE_BYTES
+"""Bytes of unfinished messages that the peers which are not reserved hold together (each connection is
+bounded on its own too): the largest message fits, and a crowd of strangers cannot pin more."""
 LOG_REPEAT_S = 60.0
 MAX_LOG_KEYS = 1024
 """Peers and reasons whose last log time is remembered (bounded: a flood of strangers cannot grow it)."""
@@ -144,6 +147,8 @@ class Switch:
         self.reserved = reserved
         """Node ids always admitted (validators, configured peers) however many others are connected."""
         self._inbound = 0
+        self.unfinished = SharedBudget(SHARED_UNFINISHED_BYTES)
+        """Unfinished messages of the peers that are not reserved, together."""
         self._pending: dict[asyncio.Task, tuple[str, str]] = {}
         """Inbound handshakes under way, oldest first: their tasks and (host, address)."""
         self._handshaking_from: collections.Counter[str] = collections.Counter()
@@ -341,7 +346,8 @@ class Switch:
                           on_throttle=lambda channel: self.note("throttled", channel, link.name,
                                                                 "reading paused: over the channel's budget",
                                                                 logging.INFO),
-                          outbound=outbound)
+                          outbound=outbound,
+                          shared=None if self.reserved(identity.node_id) else self.unfinished)
         if not self._attach(link, conn, outbound):
             self.note("closed", "duplicate", link.name, "both sides dialed at once; the connection dialed by the "
                       "lower node id stays", logging.INFO)
