@@ -18,7 +18,7 @@ import pytest
 from genesis.records import MAX_BLOCK_BYTES
 from node.crypto import SigningKey, sha256
 from node.p2p.channels import BLOCKSYNC, CONSENSUS, FLAG_LAST, TXS, ChannelSpec, channel_table
-from node.p2p.secret import LENGTH_BYTES, Hello, node_id_of
+from node.p2p.secret import LENGTH_BYTES, HandshakeError, Hello, handshake, node_id_of
 from node.p2p.switch import (
     MAX_HANDSHAKING,
     MAX_HANDSHAKING_PER_HOST,
@@ -574,6 +574,50 @@ def test_two_processes_with_one_key_do_not_make_a_reconnection_storm():
                 connects = link.connects
                 await asyncio.sleep(1.0)
                 assert link.up and link.connects <= connects + 1  # settled, not flapping
+    run(scenario)
+
+
+def test_a_peer_that_hangs_up_after_each_handshake_is_dialed_with_growing_backoff():
+    async def scenario():
+        accepted = []
+
+        async def hang_up(reader, writer):  # proves its key, then closes: no connection lasts
+            accepted.append(time.monotonic())
+            with contextlib.suppress(HandshakeError):
+                await handshake(reader, writer, SigningKey(key("flaky")), Hello(CHAIN, GENESIS, 1, "flaky"))
+            writer.close()
+
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        a = Node("a")
+        a.switch.add_peer(PeerAddress(node_id("flaky"), "127.0.0.1", server.sockets[0].getsockname()[1]))
+        try:
+            async with nodes(a):
+                await until(lambda: accepted, what="first dial")
+                await asyncio.sleep(3.0)
+        finally:
+            server.close()
+        # backoff 0.1 s doubling to 3 s (each 50-100% of it): at most 7 dials in 3 s; reset each time it was 30
+        assert 3 <= len(accepted) <= 7, len(accepted)
+    run(scenario)
+
+
+def test_a_link_whose_start_fails_is_closed_and_dialed_again():
+    async def scenario():
+        a, b = Node("a"), Node("b")
+        failures = []
+
+        def on_up(link):
+            if not failures:
+                failures.append(link.node_id)
+                raise RuntimeError("injected")
+        a.switch.on_up = on_up
+        async with nodes(b):
+            a.switch.add_peer(b.address)
+            async with nodes(a):
+                await until(lambda: failures and a.link(b).connects == 2 and a.link(b).up, 10, what="dialed again")
+                a.link(b).send(CONSENSUS, batch(b"after"))
+                await until(lambda: any(m.endswith(b"after") for _, _, m in b.received), what="served")
+                assert a.events("dropped").get("internal-error") == 1
     run(scenario)
 
 

@@ -38,6 +38,9 @@ log = logging.getLogger("ledger.p2p")
 
 BACKOFF_START_S = 0.1
 BACKOFF_MAX_S = 3.0
+STABLE_LINK_S = 10.0
+"""A connection that lasted this long resets the dial backoff; one that ends sooner (a peer that accepts and
+hangs up at once) leaves it growing, so such a peer is not dialed and authenticated many times a second."""
 DUPLICATE_WINDOW_S = 2.0
 KEY_CONFLICT_WINDOW_S = 10.0
 KEY_CONFLICT_REPLACEMENTS = 3
@@ -359,8 +362,14 @@ class Switch:
         log.info("peer up %s id=%s %s %s", identity.hello.name, identity.node_id[:12],
                  "dialed" if outbound else "from", where)
         link.changed.set()
-        self.on_up(link)
-        reason = await conn.run()
+        try:
+            self.on_up(link)
+        except Exception:  # a link nothing serves must not look up: end it (the dialer dials again)
+            log.exception("peer %s: starting the link failed", link.name)
+            conn.close("internal-error")
+            reason = "internal-error"
+        else:
+            reason = await conn.run()
         if link.connection is conn:
             link.connection = None
             link.changed.set()
@@ -420,8 +429,9 @@ class Switch:
                     link.last_error = f"{exc.reason}: {exc}"
                     writer.close()
                 else:
+                    since = time.monotonic()
                     reason = await self._serve(stream, identity, address.node_id, outbound=True, where=where)
-                    if reason is not None:
+                    if reason is not None and time.monotonic() - since >= STABLE_LINK_S:
                         backoff = BACKOFF_START_S
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
             backoff = min(backoff * 2, BACKOFF_MAX_S)
