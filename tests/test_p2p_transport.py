@@ -541,6 +541,37 @@ def test_block_requests_get_one_answer_at_a_time_and_the_latest_waiting_one_foll
     run(scenario)
 
 
+def test_an_answer_held_from_before_a_restart_matches_no_new_block_request():
+    from node.p2p.reactor import PeerReactor
+    from node.p2p.wire import SYNC_REQUEST, decode_sync_message, encode_sync_blocks
+
+    asked: list[int] = []
+
+    def one_run(stale: int | None):
+        async def scenario():
+            b = Node("b")  # the node's run: a fresh reactor, as after a restart
+            reactor = PeerReactor(b.switch, serve_block=lambda height: None, request_timeout_s=3)
+            async with nodes(b):
+                async with raw_peer(b) as peer:
+                    await until(lambda: b.link_count() == 1, what="peer up")
+                    link = next(link for link in b.switch.links.values() if link.up)
+                    asking = asyncio.create_task(reactor.request_blocks(link, 1, 5))
+                    request = await peer.receive(BLOCKSYNC, accept=lambda m: m[:1] == bytes([SYNC_REQUEST]))
+                    asked.append(decode_sync_message(request)[1])
+                    if stale is not None:  # the peer sends what it held for the last run, then its real answer
+                        peer.send(BLOCKSYNC, encode_sync_blocks(stale, b"stale"))
+                        peer.send(BLOCKSYNC, encode_sync_blocks(asked[-1], b"fresh"))
+                        await peer.drain()
+                        assert await asking == b"fresh"
+                    else:
+                        asking.cancel()
+        run(scenario)
+
+    one_run(None)
+    one_run(asked[0])
+    assert asked[0] != asked[1]
+
+
 def test_the_delay_testing_aid_delays_each_message_without_limiting_throughput():
     async def scenario():
         slow = LinkSettings(ping_interval_s=0.05, idle_timeout_s=5, send_timeout_s=5, delay_s=0.2, jitter_s=0.05)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import random
 from collections.abc import Callable
 
 from node.consensus.round_status import RoundStatus
@@ -93,7 +94,9 @@ class PeerReactor:
         answer at a time, the next once the last has gone: a small request cannot make this node queue much)."""
         self._requests: dict[int, tuple[PeerLink, asyncio.Future]] = {}
         """Open block requests by id: the peer asked (only it may answer) and the answer's future."""
-        self._ids = itertools.count(1)
+        self._ids = itertools.count(random.getrandbits(32))
+        """Request ids, from a random start: an answer a peer still holds for this node's previous run (or
+        previous reactor) matches no request of this one."""
         switch.deliver = self.deliver
         switch.on_up = self.link_up
         switch.sent = self.message_sent
