@@ -572,6 +572,32 @@ def test_an_answer_held_from_before_a_restart_matches_no_new_block_request():
     assert asked[0] != asked[1]
 
 
+def test_malformed_consensus_messages_inside_batches_count_against_the_peer():
+    from node.encoding import Writer
+    from node.p2p.connection import MAX_MALFORMED
+    from node.p2p.reactor import PeerReactor
+
+    async def scenario():
+        b = Node("b")
+        reactor = PeerReactor(b.switch, serve_block=lambda height: None, request_timeout_s=1)
+        batches = []
+        reactor.on_consensus = lambda messages, link: batches.append(messages) or {}
+        garbage = Writer().u32(1).u8(0xEE).var_bytes(b"not a consensus message").getvalue()
+        async with nodes(b):
+            async with raw_peer(b) as peer:
+                peer.send(CONSENSUS, garbage)
+                await peer.drain()
+                await until(lambda: batches, what="the batch handed on")
+                assert b.events("dropped") == {}
+                assert next(link for link in b.switch.links.values() if link.up).connection.malformed == 1
+                for _ in range(MAX_MALFORMED):
+                    peer.send(CONSENSUS, garbage)
+                await peer.drain()
+                assert await peer.closed_by_node()
+            assert b.events("dropped") == {"malformed-flood": 1}
+    run(scenario)
+
+
 def test_the_delay_testing_aid_delays_each_message_without_limiting_throughput():
     async def scenario():
         slow = LinkSettings(ping_interval_s=0.05, idle_timeout_s=5, send_timeout_s=5, delay_s=0.2, jitter_s=0.05)

@@ -212,7 +212,11 @@ class PeerReactor:
     def deliver(self, link: PeerLink, channel: int, message: bytes) -> None:
         """One whole message from ``link``; ``DecodeError`` when it is malformed."""
         if channel == CONSENSUS:
-            self.on_consensus(decode_consensus_batch(message), link)
+            messages = decode_consensus_batch(message)
+            self.on_consensus(messages, link)  # the batch's good messages count whatever the others are
+            malformed = sum(1 for item, _ in messages if isinstance(item, DecodeError))
+            if malformed:  # an honest peer sends none: counted against the connection like a malformed message
+                raise DecodeError(f"{malformed} of the {len(messages)} consensus messages of a batch do not decode")
         elif channel == ROUND_STATE:
             status = RoundStatus.decode(message)
             if link.outbox.bytes[CONSENSUS] > MAX_QUEUED_BEFORE_ANSWER:  # the last answer has not gone yet:
