@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from node.crypto import sha256
+from node.ledger.errors import SnapshotError
 from node.ledger.snapshot import CHUNKS, ChunkRef, Manifest, chunk_of, compress_chunk
 from node.ledger.store_layout import P_UTXO, U32
 from node.memory import page_out_tables
@@ -72,6 +73,8 @@ class SnapshotStore:
         self.folder = Path(folder)
         self.keep = max(1, keep)
         self._lock = threading.Lock()
+        self._unreadable: set[int] = set()
+        """Heights whose manifest did not decode (logged once each)."""
 
     @property
     def chunk_folder(self) -> Path:
@@ -87,10 +90,17 @@ class SnapshotStore:
         return sorted(out)
 
     def manifest(self, height: int) -> Manifest | None:
+        """The manifest of the snapshot at ``height``; None when there is none, or when it does not decode (of
+        another format version, or damaged: logged, left out of what is served, deleted by the next prune)."""
         path = self.folder / f"{height}{MANIFEST_SUFFIX}"
         try:
             return Manifest.decode(path.read_bytes())
         except FileNotFoundError:
+            return None
+        except SnapshotError as exc:
+            if height not in self._unreadable:
+                self._unreadable.add(height)
+                log.warning("snapshot at height %d left out: %s (%s)", height, exc, path)
             return None
 
     def anchor(self, height: int) -> bytes | None:
@@ -132,8 +142,8 @@ class SnapshotStore:
 
     def prune(self) -> None:
         with self._lock:
-            heights = self.heights()
-            for height in heights[:-self.keep]:
+            readable = [info.height for info in self.list()]
+            for height in sorted(set(self.heights()) - set(readable[-self.keep:])):  # older ones, unreadable ones
                 (self.folder / f"{height}{MANIFEST_SUFFIX}").unlink(missing_ok=True)
                 (self.folder / f"{height}{ANCHOR_SUFFIX}").unlink(missing_ok=True)
             named = {ref.hash.hex() for info in self.list() for ref in info.manifest.chunks}

@@ -14,21 +14,27 @@ and takes the highest one above the node's own height that checks out:
    whose chunk does not match, or that does not answer, is dropped and the
    chunk asked of another;
 4. meanwhile the blocks after H are collected (``node.block_collector``);
-5. the MuHash of all outputs must be the certified app hash;
+5. the MuHash of all outputs must be the certified app hash (only a
+   manifest's header fields are certified, not its chunk list: when they do
+   not hash to it, its chunks are deleted and none of the peers that offered
+   it is asked again in this run, so a peer that forges snapshots costs one
+   try);
 6. only then is the state written, beside the old one, and swapped in
    (``state_sync_home.swap_in``); the node starts at height H and applies
    the collected blocks, then block-syncs from there.
 
 Chunks are kept under ``HOME/statesync/chunks`` as they arrive (checked, by
-content hash), so a transfer interrupted by a crash resumes with what it
-has; chunks the node already holds in its own snapshots (a node that was
-away and returns) are not fetched again.
+content hash, synced before they take their name), so a transfer interrupted
+by a crash resumes with what it has (a kept chunk that no longer checks out
+is fetched again); chunks the node already holds in its own snapshots (a node
+that was away and returns) are not fetched again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -38,7 +44,7 @@ from pathlib import Path
 from node.block_collector import BlockCollector
 from node.config import DATA_DIR, NodeConfig
 from node.crypto import sha256
-from node.ledger.errors import SnapshotError
+from node.ledger.errors import SNAPSHOT_APP_HASH, SnapshotError
 from node.ledger.muhash import MuHash
 from node.ledger.snapshot import (
     Manifest,
@@ -142,11 +148,19 @@ class StateSync:
     async def _fetch(self, reactor):
         deadline = time.monotonic() + PEER_WAIT_S
         tried: set[bytes] = set()
+        distrusted: set[str] = set()
+        """Peers that offered a snapshot whose outputs did not hash to its certified app hash: only the chunk
+        list of a manifest is not certified, and each such try costs the whole transfer, so none of their
+        offers is taken again in this run."""
         while time.monotonic() < deadline:
             offers = await list_offers(reactor, self.chain_id)
-            for manifest, links in sorted(offers.values(), key=lambda item: -item[0].height):
-                if manifest.hash in tried or manifest.height <= self.above or not blocks_follow(reactor,
-                                                                                               manifest.height):
+            candidates = [(manifest, [link for link in links if link.node_id not in distrusted])
+                          for manifest, links in offers.values()]
+            # The highest first; of one height, the manifest most peers offer (honest peers' snapshots of one
+            # height are the same bytes, a forged chunk list is one peer's).
+            for manifest, links in sorted(candidates, key=lambda item: (-item[0].height, -len(item[1]))):
+                if not links or manifest.hash in tried or manifest.height <= self.above \
+                        or not blocks_follow(reactor, manifest.height):
                     continue
                 tried.add(manifest.hash)
                 try:
@@ -154,6 +168,9 @@ class StateSync:
                 except SnapshotError as exc:
                     log.warning("state sync: the snapshot at height %d offered by %s does not check out: %s",
                                 manifest.height, ", ".join(link.name for link in links), exc)
+                    if exc.code == SNAPSHOT_APP_HASH:
+                        distrusted.update(link.node_id for link in links)
+                        self._forget(manifest)
             await asyncio.sleep(0.5)
         raise StateSyncFailed(f"no peer offered a snapshot above height {self.above} that checks out, with a peer "
                               f"serving the blocks after it, within {PEER_WAIT_S:g} s (peers: "
@@ -178,15 +195,22 @@ class StateSync:
     # ------------------------------------------------------------------ chunks
 
     def _held(self, index: int, manifest: Manifest) -> MuHash | None:
-        """The MuHash of chunk ``index`` when this node holds it already (checked), else None."""
+        """The MuHash of chunk ``index`` when this node holds it already (checked), else None.  A copy from an
+        earlier transfer that does not check out (a power cut can leave a file empty) is deleted, so the chunk
+        is fetched and saved again."""
         ref = manifest.chunks[index]
-        for data in (self._read(ref.hash), self.own.read_chunk(ref.hash)):
-            if data is None:
-                continue
+        data = self._read(ref.hash)
+        if data is not None:
+            try:
+                return chunk_muhash(decode_chunk(index, data, ref))
+            except SnapshotError:
+                (self.folder / ref.hash.hex()).unlink(missing_ok=True)
+        data = self.own.read_chunk(ref.hash)
+        if data is not None:
             try:
                 part = chunk_muhash(decode_chunk(index, data, ref))
             except SnapshotError:
-                continue
+                return None
             self._save(ref.hash, data)
             return part
         return None
@@ -198,13 +222,22 @@ class StateSync:
             return None
 
     def _save(self, chunk_hash: bytes, data: bytes) -> None:
+        """Keep a checked chunk: synced before it takes its name, so a crash leaves the whole chunk or none."""
         path = self.folder / chunk_hash.hex()
-        if path.exists():
-            return
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         tmp.replace(path)
+
+    def _forget(self, manifest: Manifest) -> None:
+        """Delete the chunks kept for ``manifest``, whose outputs did not hash to its certified app hash: a peer
+        that serves such snapshots cannot fill the disk (chunks it shares with an honest snapshot are fetched
+        again)."""
+        for ref in manifest.chunks:
+            (self.folder / ref.hash.hex()).unlink(missing_ok=True)
 
     async def _chunks(self, reactor, manifest: Manifest, links: list[PeerLink]) -> list[MuHash]:
         parts: list[MuHash | None] = [None] * len(manifest.chunks)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from node.consensus.round_status import RoundStatus
 from node.encoding import DecodeError
+from node.ledger.errors import SnapshotError
 from node.p2p import snapshot_wire
 from node.p2p.channels import (
     BLOCKSYNC,
@@ -200,7 +201,11 @@ class PeerReactor:
             if any(link.unsent(SNAPSHOT, answer_kind) for answer_kind in snapshot_wire.ANSWERS):
                 self.skipped_answers += 1  # one snapshot answer at a time per peer: it asks again after a timeout
                 return
-            answer = self.serve_snapshot(kind, body)
+            try:
+                answer = self.serve_snapshot(kind, body)
+            except (OSError, SnapshotError) as exc:  # this node's snapshot files, not the peer: an empty answer
+                log.warning("snapshot request of %s not served: %s", link.name, exc)
+                answer = b""
             link.send(SNAPSHOT, snapshot_wire.encode_request(kind + 1, request_id, answer))
             return
         asked, future = self._requests.get(request_id, (None, None))

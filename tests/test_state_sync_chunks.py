@@ -1,0 +1,137 @@
+"""What state sync keeps on disk and whose offers it takes, when peers lie or the power goes.
+
+A chunk left empty by a power cut is fetched and written again; the chunks of
+a snapshot whose outputs do not hash to its certified app hash are deleted and
+none of the peers that offered it is asked again in that run; a manifest this
+release cannot read is left out of what the node serves and pruned, instead
+of ending every peer's connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from node import state_sync as ss
+from node.crypto import sha256
+from node.ledger.errors import SNAPSHOT_APP_HASH, SnapshotError
+from node.ledger.snapshot import CHUNKS, ChunkRef, Manifest, check_app_hash, compress_chunk, encode_chunk
+from node.ledger.state import UtxoEntry
+from node.p2p import snapshot_wire
+from node.snapshots import SnapshotStore, serve_snapshot
+from node.state_sync_home import CHUNKS_DIR, state_sync_dir
+from node.types.transaction import OutPoint
+
+
+def state_sync(home: Path) -> ss.StateSync:
+    """A state sync of ``home`` with only what the chunk handling reads set."""
+    sync = object.__new__(ss.StateSync)
+    sync.home, sync.above, sync.chain_id = home, 0, "c"
+    sync.folder = state_sync_dir(home) / CHUNKS_DIR
+    sync.own = SnapshotStore(home / "snapshots")
+    sync.transfer = ss.Transfer()
+    return sync
+
+
+def snapshot(salt: bytes, height: int = 10) -> tuple[Manifest, list[bytes]]:
+    """A manifest of one output a chunk (its header fields made up) and its compressed chunks."""
+    refs, compressed = [], []
+    for i in range(CHUNKS):
+        outputs = [(OutPoint(bytes([i]) + sha256(salt + bytes([i]))[1:], 0), UtxoEntry(b"\x01" * 20, 5, 0))]
+        raw = encode_chunk(i, outputs)
+        data = compress_chunk(raw)
+        refs.append(ChunkRef(sha256(raw), len(outputs), len(data)))
+        compressed.append(data)
+    return Manifest("c", height, b"\x00" * 32, b"\x11" * 32, b"", b"", tuple(refs)), compressed
+
+
+class Link:
+    def __init__(self, name: str):
+        self.name = self.node_id = name
+
+
+class Serving:
+    """A reactor whose peers serve the given chunks."""
+
+    def __init__(self, chunks: dict[bytes, bytes]):
+        self.chunks = chunks
+        self.asked = 0
+
+    async def request_snapshot(self, link, kind, body=b""):
+        self.asked += 1
+        return self.chunks.get(body)
+
+
+def test_a_chunk_a_power_cut_left_empty_is_fetched_and_written_again(tmp_path):
+    manifest, chunks = snapshot(b"honest")
+    sync = state_sync(tmp_path)
+    sync.folder.mkdir(parents=True)
+    ref = manifest.chunks[0]
+    (sync.folder / ref.hash.hex()).write_bytes(b"")  # a rename that reached the disk before its data
+    reactor = Serving({r.hash: data for r, data in zip(manifest.chunks, chunks, strict=True)})
+    (sync.folder / manifest.chunks[1].hash.hex()).write_bytes(chunks[1])  # a whole one, kept from before
+    parts = asyncio.run(sync._chunks(reactor, manifest, [Link("peer")]))
+    assert len(parts) == CHUNKS and reactor.asked == CHUNKS - 1
+    assert sync._read(ref.hash) == chunks[0]
+    assert not list(sync.folder.glob("*.tmp"))
+
+
+def test_a_snapshot_that_fails_its_app_hash_leaves_no_chunk_and_its_peers_are_not_asked_again(tmp_path, monkeypatch):
+    forged, forged_chunks = snapshot(b"forged", height=30)
+    forged_again, _ = snapshot(b"forged again", height=40)  # the same peer's next try, with fresh hashes
+    honest, _ = snapshot(b"honest", height=20)
+    evil, other, good = Link("evil"), Link("other"), Link("good")
+    rounds = [{forged.hash: (forged, [evil, other])},
+              {forged_again.hash: (forged_again, [evil]), honest.hash: (honest, [good, other])}]
+
+    async def list_offers(reactor, chain_id):
+        return rounds.pop(0) if rounds else {}
+
+    sync = state_sync(tmp_path)
+    taken: list[tuple[int, list[str]]] = []
+
+    async def take(reactor, manifest, links):
+        taken.append((manifest.height, [link.name for link in links]))
+        if manifest is forged:  # its chunks fetched and kept, then the app hash does not match
+            reactor = Serving({r.hash: data for r, data in zip(forged.chunks, forged_chunks, strict=True)})
+            check_app_hash(manifest, await sync._chunks(reactor, manifest, links))
+        return "restored"
+
+    monkeypatch.setattr(ss, "list_offers", list_offers)
+    monkeypatch.setattr(ss, "blocks_follow", lambda reactor, height: True)
+    monkeypatch.setattr(sync, "_take", take)
+    real_sleep = asyncio.sleep
+    monkeypatch.setattr(ss.asyncio, "sleep", lambda seconds: real_sleep(0))
+    assert asyncio.run(sync._fetch(reactor=None)) == "restored"
+    # the peers of the snapshot that failed are left out: the next one of theirs is not tried, and the honest
+    # snapshot is fetched from its other peer only
+    assert taken == [(30, ["evil", "other"]), (20, ["good"])]
+    assert not sync.folder.exists() or not any(sync.folder.iterdir())
+
+
+def test_the_app_hash_failure_is_the_one_that_distrusts_peers():
+    try:
+        check_app_hash(snapshot(b"x")[0], [])
+    except SnapshotError as exc:
+        assert exc.code == SNAPSHOT_APP_HASH
+    else:
+        raise AssertionError("a snapshot with no outputs checked out")
+
+
+def test_a_manifest_this_release_cannot_read_is_not_served_and_is_pruned(tmp_path):
+    store = SnapshotStore(tmp_path / "snapshots", keep=1)
+    store.folder.mkdir(parents=True)
+    manifest, chunks = snapshot(b"readable", height=10)
+    for ref, data in zip(manifest.chunks, chunks, strict=True):
+        store.write_chunk(ref.hash, data)
+    store.add(manifest, b"anchor")
+    unreadable = store.folder / "20.manifest"  # of a later format (after an upgrade and a downgrade), or damaged
+    unreadable.write_bytes(b"\x00\x00\x00\x0fledger/snapshot\x00\x00\x00\x63")
+    (store.folder / "20.anchor").write_bytes(b"anchor")
+    assert [info.height for info in store.list()] == [10]
+    body = serve_snapshot(store, snapshot_wire.LIST_REQUEST, b"")
+    assert snapshot_wire.decode_list(body, 1 << 20) == [manifest.encoded]
+    store.prune()
+    assert not unreadable.exists() and not (store.folder / "20.anchor").exists()
+    assert [info.height for info in store.list()] == [10]
+    assert all(store.has_chunk(ref.hash) for ref in manifest.chunks)  # the readable snapshot keeps its chunks
