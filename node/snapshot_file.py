@@ -120,7 +120,8 @@ def import_snapshot(path: Path, store, chain_id: str, genesis_hash: bytes, genes
         raise SnapshotError(SNAPSHOT_HEADER, f"{path} is a snapshot of chain {manifest.chain_id!r}; this home runs "
                                              f"{chain_id!r}")
     validators, state = check_anchor(chain_id, genesis_set, manifest, block, commit, changes)
-    outputs = [decode_chunk(i, data, ref) for i, (data, ref) in enumerate(zip(chunks, manifest.chunks, strict=True))]
+    outputs = [decode_chunk(i, data, ref, manifest.height)
+               for i, (data, ref) in enumerate(zip(chunks, manifest.chunks, strict=True))]
     parts = [chunk_muhash(part) for part in outputs]
     check_app_hash(manifest, parts)
     total = MuHash()

@@ -202,13 +202,13 @@ class StateSync:
         data = self._read(ref.hash)
         if data is not None:
             try:
-                return chunk_muhash(decode_chunk(index, data, ref))
+                return chunk_muhash(decode_chunk(index, data, ref, manifest.height))
             except SnapshotError:
                 (self.folder / ref.hash.hex()).unlink(missing_ok=True)
         data = self.own.read_chunk(ref.hash)
         if data is not None:
             try:
-                part = chunk_muhash(decode_chunk(index, data, ref))
+                part = chunk_muhash(decode_chunk(index, data, ref, manifest.height))
             except SnapshotError:
                 return None
             self._save(ref.hash, data)
@@ -266,7 +266,7 @@ class StateSync:
                         self._drop(live, link, "it does not answer chunk requests")
                     continue
                 try:
-                    part = chunk_muhash(decode_chunk(index, data, ref))
+                    part = chunk_muhash(decode_chunk(index, data, ref, manifest.height))
                 except SnapshotError as exc:
                     todo.put_nowait(index)
                     self._drop(live, link, f"it served chunk {index} that does not match the manifest ({exc.code})")
@@ -304,7 +304,7 @@ class StateSync:
                 raw = self._read(ref.hash)
                 if raw is None:
                     raise SnapshotError("snapshot-chunk", f"chunk {index} went missing from {self.folder}")
-                yield decode_chunk(index, raw, ref)
+                yield decode_chunk(index, raw, ref, manifest.height)
 
         with Store.open(str(data)) as store:
             store.restore_snapshot(chain_id=self.chain_id, genesis_hash=self.genesis_hash,

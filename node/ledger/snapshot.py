@@ -168,9 +168,12 @@ def compress_chunk(raw: bytes) -> bytes:
     return zlib.compress(raw, 6)
 
 
-def decode_chunk(index: int, compressed: bytes, ref: ChunkRef) -> list[tuple[OutPoint, UtxoEntry]]:
+def decode_chunk(index: int, compressed: bytes, ref: ChunkRef, height: int | None = None
+                 ) -> list[tuple[OutPoint, UtxoEntry]]:
     """The outputs of a received chunk, checked against the manifest's ``ref`` (``snapshot-chunk`` otherwise):
-    it decompresses to bytes of the named hash, holds outputs of its own partition only, sorted and distinct."""
+    it decompresses to bytes of the named hash, holds outputs of its own partition only, sorted and distinct,
+    and none created above ``height`` (the snapshot's, when given: creation heights are left out of the app
+    hash, so this bound is all a peer's claim of them can be checked against)."""
     try:
         inflater = zlib.decompressobj()
         raw = inflater.decompress(compressed, MAX_CHUNK_BYTES + 1)
@@ -194,6 +197,8 @@ def decode_chunk(index: int, compressed: bytes, ref: ChunkRef) -> list[tuple[Out
             key = txid + vout.to_bytes(4, "big")
             if chunk_of(txid[0], vout) != index or key <= last or entry.amount <= 0:
                 raise DecodeError("outputs out of order, outside the partition, or empty")
+            if height is not None and entry.height > height:
+                raise DecodeError(f"an output created at height {entry.height}, above the snapshot's {height}")
             last = key
             out.append((OutPoint(txid, vout), entry))
         r.finish()

@@ -112,6 +112,11 @@ def test_bad_chunks_manifests_and_files_are_refused(store):
     outside = encode_chunk(index, [(OutPoint(bytes([(index + 1) % 256]) + bytes(31), 0),
                                     next(iter(store.iter_utxos()))[1])])
     refused(E.SNAPSHOT_CHUNK, decode_chunk, index, zlib.compress(outside), ChunkRef(sha256(outside), 1, 1))
+    outpoint, entry = next(iter(store.iter_utxos()))  # outputs a peer claims were created after the snapshot
+    later = encode_chunk(chunk_index(outpoint), [(outpoint, dataclasses.replace(entry, height=manifest.height + 1))])
+    later_ref = ChunkRef(sha256(later), 1, 1)
+    decode_chunk(chunk_index(outpoint), zlib.compress(later), later_ref)  # (the app hash leaves heights out)
+    refused(E.SNAPSHOT_CHUNK, decode_chunk, chunk_index(outpoint), zlib.compress(later), later_ref, manifest.height)
     other_header = dataclasses.replace(header, app_hash=bytes(32))
     refused(E.SNAPSHOT_HEADER, check_manifest, manifest, other_header)
     refused(E.SNAPSHOT_HEADER, check_manifest, dataclasses.replace(manifest, validator_state=store.validator_state
