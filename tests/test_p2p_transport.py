@@ -598,6 +598,39 @@ def test_malformed_consensus_messages_inside_batches_count_against_the_peer():
     run(scenario)
 
 
+def test_requests_beyond_the_open_bound_wait_for_a_place_instead_of_failing(monkeypatch):
+    from node.p2p import reactor as reactor_module
+    from node.p2p import snapshot_wire
+    from node.p2p.channels import SNAPSHOT
+
+    monkeypatch.setattr(reactor_module, "MAX_PENDING_REQUESTS", 2)
+
+    async def answer(peer: RawPeer) -> None:
+        request = await peer.receive(SNAPSHOT)
+        kind, request_id, _ = snapshot_wire.decode_message(request)
+        await asyncio.sleep(0.2)  # a peer that takes a moment
+        peer.send(SNAPSHOT, snapshot_wire.encode_request(kind + 1, request_id, peer.hello.name.encode()))
+        await peer.drain()
+
+    async def scenario():
+        b = Node("b")
+        reactor = reactor_module.PeerReactor(b.switch, serve_block=lambda height: None, request_timeout_s=5)
+        async with nodes(b):
+            peers = [await raw_peer(b, f"p{i}").connect() for i in range(4)]
+            try:
+                await until(lambda: b.link_count() == 4, what="peers up")
+                links = [link for link in b.switch.links.values() if link.up]
+                answers = asyncio.gather(*(answer(peer) for peer in peers))
+                got = await asyncio.gather(*(reactor.request_snapshot(link, snapshot_wire.LIST_REQUEST)
+                                             for link in links))
+                await answers
+                assert sorted(got) == [b"p0", b"p1", b"p2", b"p3"]  # four requests, two places: all answered
+            finally:
+                for peer in peers:
+                    peer.close()
+    run(scenario)
+
+
 def test_the_delay_testing_aid_delays_each_message_without_limiting_throughput():
     async def scenario():
         slow = LinkSettings(ping_interval_s=0.05, idle_timeout_s=5, send_timeout_s=5, delay_s=0.2, jitter_s=0.05)

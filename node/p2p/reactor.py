@@ -58,7 +58,8 @@ log = logging.getLogger("ledger.p2p")
 MAX_QUEUED_BEFORE_ANSWER = 1024 * 1024
 """A peer's round status is answered only while less than this is queued for it on the consensus channel."""
 MAX_PENDING_REQUESTS = 16
-"""Block requests this node has open at once (per node, across peers)."""
+"""Block and snapshot requests this node has open at once, across peers (each answer may be megabytes); more
+wait for a place."""
 
 
 class PeerReactor:
@@ -95,6 +96,8 @@ class PeerReactor:
         answer at a time, the next once the last has gone: a small request cannot make this node queue much)."""
         self._requests: dict[int, tuple[PeerLink, asyncio.Future]] = {}
         """Open block requests by id: the peer asked (only it may answer) and the answer's future."""
+        self._slots: asyncio.Semaphore | None = None
+        """Places for open requests (made in the running loop at the first request)."""
         self._ids = itertools.count(random.getrandbits(32))
         """Request ids, from a random start: an answer a peer still holds for this node's previous run (or
         previous reactor) matches no request of this one."""
@@ -163,37 +166,38 @@ class PeerReactor:
 
     async def request_blocks(self, link: PeerLink, start: int, end: int) -> bytes | None:
         """The peer's block batch for ``start..end`` (it may hold fewer), or None when it did not answer."""
-        if not link.up or len(self._requests) >= MAX_PENDING_REQUESTS:
+        return await self._request(link, BLOCKSYNC, lambda request_id: encode_sync_request(request_id, start, end),
+                                   "a block request")
+
+    async def _request(self, link: PeerLink, channel: int, encode: Callable[[int], bytes], what: str) -> bytes | None:
+        """Send the request ``encode(request_id)`` to ``link`` and wait for its answer's body; None when the link is
+        down or nothing came within ``request_timeout_s``.  At most ``MAX_PENDING_REQUESTS`` are open at once: more
+        wait for a place (within the same time), rather than failing as if the peer had not answered."""
+        if not link.up:
             return None
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(MAX_PENDING_REQUESTS)
         request_id = next(self._ids) & 0xFFFFFFFF
-        future: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._requests[request_id] = (link, future)
-        link.send(BLOCKSYNC, encode_sync_request(request_id, start, end))
         try:
             async with asyncio.timeout(self.request_timeout_s):  # (not wait_for: on 3.11 it can swallow a cancel)
-                return await future
+                async with self._slots:
+                    if not link.up:
+                        return None
+                    future: asyncio.Future = asyncio.get_running_loop().create_future()
+                    self._requests[request_id] = (link, future)
+                    link.send(channel, encode(request_id))
+                    return await future
         except TimeoutError:
-            link.last_error = f"no answer to a block request within {self.request_timeout_s:g} s"
+            link.last_error = f"no answer to {what} within {self.request_timeout_s:g} s"
             return None
         finally:
             self._requests.pop(request_id, None)
 
     async def request_snapshot(self, link: PeerLink, kind: int, body: bytes = b"") -> bytes | None:
         """The body of the peer's answer to a snapshot-channel request, or None when it did not answer."""
-        if not link.up or len(self._requests) >= MAX_PENDING_REQUESTS:
-            return None
-        request_id = next(self._ids) & 0xFFFFFFFF
-        future: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._requests[request_id] = (link, future)
-        link.send(SNAPSHOT, snapshot_wire.encode_request(kind, request_id, body))
-        try:
-            async with asyncio.timeout(self.request_timeout_s):
-                return await future
-        except TimeoutError:
-            link.last_error = f"no answer to a snapshot request within {self.request_timeout_s:g} s"
-            return None
-        finally:
-            self._requests.pop(request_id, None)
+        def encode(request_id: int) -> bytes:
+            return snapshot_wire.encode_request(kind, request_id, body)
+        return await self._request(link, SNAPSHOT, encode, "a snapshot request")
 
     def _on_snapshot(self, link: PeerLink, message: bytes) -> None:
         kind, request_id, body = snapshot_wire.decode_message(message)
