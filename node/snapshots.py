@@ -75,6 +75,8 @@ class SnapshotStore:
         self._lock = threading.Lock()
         self._unreadable: set[int] = set()
         """Heights whose manifest did not decode (logged once each)."""
+        self._list_body: tuple[tuple[int, ...], bytes] | None = None
+        """The heights listed and the list answer made of them (``list_body``)."""
 
     @property
     def chunk_folder(self) -> Path:
@@ -102,6 +104,24 @@ class SnapshotStore:
                 self._unreadable.add(height)
                 log.warning("snapshot at height %d left out: %s (%s)", height, exc, path)
             return None
+
+    def has_anchor(self, height: int) -> bool:
+        """Whether the snapshot at ``height`` has its anchor (without reading it: it holds a whole block)."""
+        try:
+            return (self.folder / f"{height}{ANCHOR_SUFFIX}").stat().st_size > 0
+        except FileNotFoundError:
+            return False
+
+    def list_body(self) -> bytes:
+        """The answer to a peer's list request: the manifests of the snapshots with an anchor, encoded; kept
+        while the folder lists the same snapshots (a peer that asks again and again costs a directory listing)."""
+        heights = tuple(self.heights())
+        cached = self._list_body
+        if cached is None or cached[0] != heights:
+            body = snapshot_wire.encode_list_body([info.manifest.encoded for info in self.list()
+                                                   if self.has_anchor(info.height)])
+            cached = self._list_body = (heights, body)
+        return cached[1]
 
     def anchor(self, height: int) -> bytes | None:
         try:
@@ -149,16 +169,19 @@ class SnapshotStore:
             named = {ref.hash.hex() for info in self.list() for ref in info.manifest.chunks}
             if self.chunk_folder.exists():
                 for path in self.chunk_folder.iterdir():
-                    if path.name not in named and not path.name.endswith(".tmp"):
-                        path.unlink(missing_ok=True)
+                    if path.name not in named:  # (a .tmp is a write a crash cut short: snapshots are written by
+                        path.unlink(missing_ok=True)  # one thread, which prunes after its writes)
+            for path in self.folder.glob(f"*{MANIFEST_SUFFIX}.tmp"):
+                path.unlink(missing_ok=True)
+            for path in self.folder.glob(f"*{ANCHOR_SUFFIX}.tmp"):
+                path.unlink(missing_ok=True)
 
 
 def serve_snapshot(snapshots: SnapshotStore, kind: int, body: bytes) -> bytes:
     """The answer body to a peer's snapshot request (``node.p2p.snapshot_wire``): the snapshots this node can
     prove from genesis (those with an anchor), one's anchor, or one chunk; empty when it holds none."""
     if kind == snapshot_wire.LIST_REQUEST:
-        return snapshot_wire.encode_list_body([info.manifest.encoded for info in snapshots.list()
-                                               if snapshots.anchor(info.height)])
+        return snapshots.list_body()
     if kind == snapshot_wire.ANCHOR_REQUEST:
         return snapshots.anchor(int.from_bytes(body, "big")) or b""
     if kind == snapshot_wire.CHUNK_REQUEST:

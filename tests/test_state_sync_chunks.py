@@ -135,3 +135,22 @@ def test_a_manifest_this_release_cannot_read_is_not_served_and_is_pruned(tmp_pat
     assert not unreadable.exists() and not (store.folder / "20.anchor").exists()
     assert [info.height for info in store.list()] == [10]
     assert all(store.has_chunk(ref.hash) for ref in manifest.chunks)  # the readable snapshot keeps its chunks
+
+
+def test_the_list_answer_follows_the_snapshots_and_a_prune_clears_what_crashes_left(tmp_path):
+    store = SnapshotStore(tmp_path / "snapshots", keep=2)
+    first, first_chunks = snapshot(b"first", height=10)
+    for ref, data in zip(first.chunks, first_chunks, strict=True):
+        store.write_chunk(ref.hash, data)
+    store.add(first, b"anchor")
+    (store.folder / "15.manifest").write_bytes(first.encoded)  # a snapshot without its anchor is not offered
+    assert snapshot_wire.decode_list(store.list_body(), 1 << 20) == [first.encoded]
+    second, second_chunks = snapshot(b"second", height=20)
+    for ref, data in zip(second.chunks, second_chunks, strict=True):
+        store.write_chunk(ref.hash, data)
+    for stray in ("chunks/ab.tmp", "30.manifest.tmp", "30.anchor.tmp"):  # writes a crash cut short
+        (store.folder / stray).write_bytes(b"half")
+    store.add(second, b"anchor")
+    # 10 pruned (keep 2), 15 kept but not offered (no anchor)
+    assert snapshot_wire.decode_list(store.list_body(), 1 << 20) == [second.encoded]
+    assert not list(store.folder.rglob("*.tmp"))
