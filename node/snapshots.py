@@ -236,6 +236,30 @@ PACE_EVERY = 16
 wait of up to the interpreter's switch interval (5 ms) for the lock, so a burst is bounded by records too."""
 
 
+SEGMENT_RECORDS = 65_536
+"""Records read through one LevelDB iterator before the next one goes on from there.  An iterator holds the
+memtable it was made with (and the one being flushed, if any) until it is closed, however many memtables the
+commits fill and flush meanwhile: a snapshot read through one iterator held each node's memory 10-17 MB higher
+for the whole snapshot (3-6 MB memtables, ``node.ledger.leveldb_options``)."""
+
+
+def read_in_segments(db_snapshot, prefix: bytes, every: int = SEGMENT_RECORDS):
+    """The (key, value) records under ``prefix`` (its last byte below 0xff) in a LevelDB snapshot, in key order,
+    through a fresh iterator every ``every`` records (the snapshot makes them all see the same state)."""
+    start, stop = prefix, prefix[:-1] + bytes([prefix[-1] + 1])
+    while True:
+        read = 0
+        with db_snapshot.iterator(start=start, stop=stop, fill_cache=False) as it:  # not the commit path's cache
+            for key, value in it:
+                yield key, value
+                read += 1
+                if read == every:
+                    start = key + b"\x00"  # the next key after it
+                    break
+            else:
+                return
+
+
 SNAPSHOT_FILE_BUFFER = 8 * 1024
 """Write buffer of each of the 256 chunk files a snapshot's first pass fills."""
 
@@ -327,8 +351,8 @@ class SnapshotMaker:
         pacer = Pacer(self.duty, stop=self._stop)
         try:
             _lower_thread_priority()
-            with db_snapshot.iterator(prefix=P_UTXO, fill_cache=False) as it:  # not the commit path's cache
-                chunks_from_raw(it, on_chunk, self.snapshots.folder / BUILD_DIR, pacer)
+            chunks_from_raw(read_in_segments(db_snapshot, P_UTXO), on_chunk, self.snapshots.folder / BUILD_DIR,
+                            pacer)
             manifest = Manifest(header.chain_id, header.height, header.hash, header.app_hash, validators,
                                 validator_state, tuple(r for r in refs if r is not None))
             self.snapshots.add(manifest, anchor)
