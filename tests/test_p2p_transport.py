@@ -631,6 +631,36 @@ def test_requests_beyond_the_open_bound_wait_for_a_place_instead_of_failing(monk
     run(scenario)
 
 
+def test_a_request_waiting_behind_a_silent_peer_is_not_counted_against_its_own_peer(monkeypatch):
+    from node.p2p import reactor as reactor_module
+    from node.p2p import snapshot_wire
+    from node.p2p.channels import SNAPSHOT
+
+    monkeypatch.setattr(reactor_module, "MAX_PENDING_REQUESTS", 1)
+
+    async def scenario():
+        b = Node("b", settings=LinkSettings(ping_interval_s=0.5, idle_timeout_s=5, send_timeout_s=5))
+        reactor = reactor_module.PeerReactor(b.switch, serve_block=lambda height: None, request_timeout_s=1)
+        async with nodes(b):
+            async with raw_peer(b, "silent") as silent, raw_peer(b, "honest") as honest:
+                await until(lambda: b.link_count() == 2, what="peers up")
+                by_name = {link.name: link for link in b.switch.links.values()}
+                asking_silent = asyncio.create_task(reactor.request_snapshot(by_name["silent"],
+                                                                             snapshot_wire.LIST_REQUEST))
+                await asyncio.sleep(0.1)  # the silent peer holds the only place for its whole timeout
+                asking_honest = asyncio.create_task(reactor.request_snapshot(by_name["honest"],
+                                                                             snapshot_wire.LIST_REQUEST))
+                request = await honest.receive(SNAPSHOT, timeout=3)  # sent once the place is free
+                kind, request_id, _ = snapshot_wire.decode_message(request)
+                await asyncio.sleep(0.3)  # an answer well within the timeout counted from the request
+                honest.send(SNAPSHOT, snapshot_wire.encode_request(kind + 1, request_id, b"offers"))
+                await honest.drain()
+                assert await asking_silent is None
+                assert await asking_honest == b"offers" and by_name["honest"].last_error == ""
+                silent.close()
+    run(scenario)
+
+
 def test_the_delay_testing_aid_delays_each_message_without_limiting_throughput():
     async def scenario():
         slow = LinkSettings(ping_interval_s=0.05, idle_timeout_s=5, send_timeout_s=5, delay_s=0.2, jitter_s=0.05)

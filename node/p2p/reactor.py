@@ -171,27 +171,26 @@ class PeerReactor:
 
     async def _request(self, link: PeerLink, channel: int, encode: Callable[[int], bytes], what: str) -> bytes | None:
         """Send the request ``encode(request_id)`` to ``link`` and wait for its answer's body; None when the link is
-        down or nothing came within ``request_timeout_s``.  At most ``MAX_PENDING_REQUESTS`` are open at once: more
-        wait for a place (within the same time), rather than failing as if the peer had not answered."""
-        if not link.up:
-            return None
+        down or nothing came within ``request_timeout_s`` of sending it.  At most ``MAX_PENDING_REQUESTS`` are open
+        at once: more wait for a place first (each open one ends within ``request_timeout_s``), and that wait is
+        not counted against the peer."""
         if self._slots is None:
             self._slots = asyncio.Semaphore(MAX_PENDING_REQUESTS)
-        request_id = next(self._ids) & 0xFFFFFFFF
-        try:
-            async with asyncio.timeout(self.request_timeout_s):  # (not wait_for: on 3.11 it can swallow a cancel)
-                async with self._slots:
-                    if not link.up:
-                        return None
-                    future: asyncio.Future = asyncio.get_running_loop().create_future()
-                    self._requests[request_id] = (link, future)
-                    link.send(channel, encode(request_id))
+        async with self._slots:
+            if not link.up:
+                return None
+            request_id = next(self._ids) & 0xFFFFFFFF
+            future: asyncio.Future = asyncio.get_running_loop().create_future()
+            self._requests[request_id] = (link, future)
+            link.send(channel, encode(request_id))
+            try:
+                async with asyncio.timeout(self.request_timeout_s):  # (not wait_for: on 3.11 it can swallow a cancel)
                     return await future
-        except TimeoutError:
-            link.last_error = f"no answer to {what} within {self.request_timeout_s:g} s"
-            return None
-        finally:
-            self._requests.pop(request_id, None)
+            except TimeoutError:
+                link.last_error = f"no answer to {what} within {self.request_timeout_s:g} s"
+                return None
+            finally:
+                self._requests.pop(request_id, None)
 
     async def request_snapshot(self, link: PeerLink, kind: int, body: bytes = b"") -> bytes | None:
         """The body of the peer's answer to a snapshot-channel request, or None when it did not answer."""
