@@ -466,39 +466,52 @@ async def unfinished(peer: RawPeer, channel: int, size: int) -> None:
         await peer.drain()
 
 
-def test_one_connection_holds_at_most_two_channels_worth_of_unfinished_messages():
+def test_a_reserved_peer_may_have_a_message_under_way_on_every_channel_at_once():
     async def scenario():
         b = Node("b", specs=SMALL)
-        b.switch.reserved = lambda nid: True  # not drawn from the budget shared by strangers: its own bound only
+        b.switch.reserved = lambda nid: True  # not drawn from the budget shared by strangers
         async with nodes(b):
             async with raw_peer(b) as peer:
-                await unfinished(peer, 1, 1000 * 1024)
-                await unfinished(peer, 2, 1000 * 1024)
-                await asyncio.sleep(0.2)
-                assert b.link_count() == 1 and not b.events("dropped")  # each within its channel's limit
-                await unfinished(peer, 3, 100 * 1024)  # and a third one: over 2 MiB held for one peer
-                assert await peer.closed_by_node()
-            assert b.events("dropped") == {"unfinished-too-large": 1}
+                for channel in SMALL:  # an honest sender interleaves its channels by priority
+                    await unfinished(peer, channel, 1000 * 1024)
+                for channel in SMALL:
+                    peer.stream.write(bytes([channel, FLAG_LAST]) + b"end")
+                await peer.drain()
+                await until(lambda: len(b.received) == len(SMALL), what="every message delivered")
+            assert not b.events("dropped")
     run(scenario)
 
 
-def test_peers_that_are_not_reserved_share_one_budget_for_unfinished_messages():
+def test_peers_that_are_not_reserved_share_one_budget_and_the_one_holding_most_is_dropped():
     async def scenario():
         b = Node("b", specs=SMALL)
         b.switch.unfinished.limit = 1536 * 1024
         async with nodes(b):
-            async with raw_peer(b, "first") as first, raw_peer(b, "second") as second:
-                await unfinished(first, 1, 1000 * 1024)
-                await until(lambda: b.switch.unfinished.used == 1000 * 1024, what="first holds its share")
-                await unfinished(second, 1, 1000 * 1024)  # more than is left: this peer is dropped, the first stays
-                assert await second.closed_by_node()
+            async with raw_peer(b, "hoarder") as hoarder, raw_peer(b, "honest") as honest:
+                await unfinished(hoarder, 1, 1000 * 1024)  # starts a message and never finishes it
+                await until(lambda: b.switch.unfinished.used == 1000 * 1024, what="the hoarder holds its bytes")
+                await unfinished(honest, 1, 1000 * 1024)  # more than is left: the one holding the most goes
+                assert await hoarder.closed_by_node()
                 assert b.events("dropped") == {"unfinished-budget": 1}
-                await until(lambda: b.switch.unfinished.used == 1000 * 1024, what="the dropped peer's share back")
-                first.stream.write(bytes([1, FLAG_LAST]) + b"end")  # the first finishes its message
-                await first.drain()
+                await until(lambda: b.switch.unfinished.used == 1000 * 1024, what="only the honest peer's bytes")
+                honest.stream.write(bytes([1, FLAG_LAST]) + b"end")  # the honest peer finishes its message
+                await honest.drain()
                 await until(lambda: any(len(m) == 1000 * 1024 + 3 for _, _, m in b.received), what="delivered")
-                assert b.switch.unfinished.used == 0
+                assert b.switch.unfinished.used == 0 and b.link_count() == 1
     run(scenario)
+
+
+def test_consensus_batches_of_several_messages_stay_within_what_earlier_releases_read():
+    from node.p2p.outbox import Outbox
+
+    specs = channel_table(50, 0, 1000)
+    outbox = Outbox(specs)
+    outbox.put_many(CONSENSUS, [bytes(5 << 20) for _ in range(5)] + [bytes(MAX_BLOCK_BYTES)])
+    batches = []
+    while outbox.pending(CONSENSUS):
+        batches.append(outbox.take(specs[CONSENSUS]))
+    assert [len(items) for items in batches] == [3, 2, 1]  # 16 MiB a batch; one largest block alone
+    assert sum(len(item) for item in batches[0]) <= 16 << 20
 
 
 def test_a_message_with_the_largest_block_a_genesis_allows_is_delivered():

@@ -94,6 +94,8 @@ class ChannelSpec:
     """Bytes one item adds to a batched message."""
     linger_s: float = 0.0
     """A batch smaller than ``batch_items`` waits this long for company (never while another channel waits)."""
+    batch_bytes: int = 0
+    """Most bytes of a batched message of several items (0: ``max_message_bytes``); one item alone may be larger."""
 
     @property
     def recv_burst_bytes(self) -> int:
@@ -107,7 +109,7 @@ def channel_table(batch_txs: int, linger_ms: int, tx_queue_max: int) -> dict[int
     specs = [
         ChannelSpec(CONSENSUS, "consensus", priority=0, max_message_bytes=MAX_BLOCK_MESSAGE_BYTES, queue_max=20_000,
                     queue_max_bytes=2 * MAX_BLOCK_MESSAGE_BYTES, recv_bytes_per_s=16 * mib,
-                    batch=encode_consensus_batch, batch_items=10_000),
+                    batch=encode_consensus_batch, batch_items=10_000, batch_bytes=16 * mib),
         ChannelSpec(ROUND_STATE, "round-state", priority=1, max_message_bytes=mib, queue_max=2,
                     queue_max_bytes=2 * mib, recv_bytes_per_s=mib),
         ChannelSpec(BLOCKSYNC, "blocksync", priority=2, max_message_bytes=MAX_BLOCK_MESSAGE_BYTES, queue_max=64,

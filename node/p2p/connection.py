@@ -84,24 +84,25 @@ class SharedBudget:
     def __init__(self, limit: int):
         self.limit = limit
         self.used = 0
+        self.members: set[Connection] = set()
+        """The running connections that draw on it."""
 
-    def take(self, amount: int) -> bool:
-        """Draw ``amount`` bytes; False (nothing drawn) when that would pass the limit."""
-        if self.used + amount > self.limit:
-            return False
+    def take(self, conn: Connection, amount: int) -> bool:
+        """Draw ``amount`` bytes for ``conn``.  Past the limit, the connection holding the most unfinished bytes
+        is dropped to make room: another one (which gives its bytes back at once), or ``conn`` itself (False,
+        nothing drawn).  A peer that starts messages and never finishes them holds the most; honest ones
+        finish theirs, and one that is dropped meanwhile dials again."""
+        while self.used + amount > self.limit:
+            victim = max(self.members, key=lambda member: member.unfinished, default=conn)
+            if victim is conn or victim.unfinished <= conn.unfinished:
+                return False
+            victim.evict("unfinished-budget", f"the {self.limit} bytes of unfinished messages shared by peers "
+                                              f"that are not reserved were taken, and this peer held the most")
         self.used += amount
         return True
 
     def give(self, amount: int) -> None:
         self.used -= amount
-
-
-def unfinished_bound(specs: dict[int, ChannelSpec]) -> int:
-    """The most bytes of unfinished messages one connection may hold across its channels: the two largest
-    message limits (a message of a higher channel goes out between the packets of a large one of a lower
-    channel; an honest sender rarely has more than one large message under way)."""
-    sizes = sorted((spec.max_message_bytes for spec in specs.values()), reverse=True)
-    return sum(sizes[:2])
 
 
 class Connection:
@@ -138,8 +139,8 @@ class Connection:
         """Per channel, the message being sent and how much of it has gone."""
         self._partial: dict[int, bytearray] = {}
         self._unfinished = 0
-        """Bytes in ``_partial``, all channels together (bounded by ``max_unfinished_bytes``)."""
-        self.max_unfinished_bytes = unfinished_bound(self.specs)
+        """Bytes in ``_partial``, all channels together (each channel's are bounded by its largest message; an
+        honest sender interleaves channels by priority, so it may have a message under way on each)."""
         self._shared = shared
         self._buckets = {cid: TokenBucket(spec.recv_bytes_per_s, spec.recv_burst_bytes)
                          for cid, spec in self.specs.items()}
@@ -161,6 +162,8 @@ class Connection:
 
     async def run(self) -> str:
         """Serve the connection until it ends; the reason it ended."""
+        if self._shared is not None:
+            self._shared.members.add(self)
         self._tasks = [asyncio.create_task(self._send_loop(), name=f"p2p-send:{self.peer}"),
                        asyncio.create_task(self._receive_loop(), name=f"p2p-recv:{self.peer}"),
                        asyncio.create_task(self._watchdog(), name=f"p2p-watch:{self.peer}")]
@@ -189,6 +192,8 @@ class Connection:
             self.close_reason = reason
         self.stream.close()  # first: whatever a task still does, nothing more reaches the peer
         self._release_unfinished()
+        if self._shared is not None:
+            self._shared.members.discard(self)
         for task in self._tasks:
             task.cancel()
         try:
@@ -378,13 +383,25 @@ class Connection:
 
     def _hold_unfinished(self, amount: int) -> None:
         """Account ``amount`` more bytes of unfinished messages, or end the connection if that is too much."""
-        if self._unfinished + amount > self.max_unfinished_bytes:
-            raise ConnectionClosed("unfinished-too-large", f"over {self.max_unfinished_bytes} bytes of unfinished "
-                                                           f"messages across channels")
-        if self._shared is not None and not self._shared.take(amount):
+        if self._shared is not None and not self._shared.take(self, amount):
             raise ConnectionClosed("unfinished-budget", f"the {self._shared.limit} bytes of unfinished messages "
-                                                        f"shared by peers that are not reserved are taken")
+                                                        f"shared by peers that are not reserved were taken, and "
+                                                        f"this peer held the most")
         self._unfinished += amount
+
+    @property
+    def unfinished(self) -> int:
+        """Bytes of unfinished messages this connection holds."""
+        return self._unfinished
+
+    def evict(self, reason: str, detail: str) -> None:
+        """End the connection for ``reason`` and give back its unfinished bytes now (another connection waits
+        for them)."""
+        self._release_unfinished()
+        if self._shared is not None:
+            self._shared.members.discard(self)
+        self.close_detail = detail
+        self.close(reason)
 
     def _release_unfinished(self, amount: int | None = None) -> None:
         """Give back ``amount`` bytes of a finished message (None: every unfinished byte, the connection ended)."""

@@ -58,9 +58,10 @@ class Outbox:
         queue = self.queues[spec.id]
         batch: list[bytes] = []
         size = BATCH_HEADER_BYTES
+        limit = spec.batch_bytes or spec.max_message_bytes
         while queue and len(batch) < spec.batch_items:
             n = spec.item_bytes(queue[0])
-            if batch and size + n > spec.max_message_bytes:
+            if batch and size + n > limit:
                 break
             batch.append(self.pop(spec.id))
             size += n

@@ -53,8 +53,8 @@ MAX_HANDSHAKING_PER_HOST = 8
 INBOUND_HANDSHAKE_S = 3.0
 """An inbound connection that has not proven its key by then is closed."""
 SHARED_UNFINISHED_BYTES = MAX_SNAPSHOT_MESSAGE_BYTES
-"""Bytes of unfinished messages that the peers which are not reserved hold together (each connection is
-bounded on its own too): the largest message fits, and a crowd of strangers cannot pin more."""
+"""Bytes of unfinished messages that the peers which are not reserved hold together (past it, the one holding
+the most is dropped): the largest message fits, and a crowd of strangers cannot pin more."""
 LOG_REPEAT_S = 60.0
 MAX_LOG_KEYS = 1024
 """Peers and reasons whose last log time is remembered (bounded: a flood of strangers cannot grow it)."""
