@@ -436,6 +436,45 @@ def test_strangers_holding_handshakes_open_from_many_addresses_do_not_shut_peers
     run(scenario)
 
 
+def test_making_room_closes_a_handshake_under_way_of_the_busiest_address_never_one_that_has_ended(monkeypatch):
+    from node.p2p import switch as switch_module
+
+    monkeypatch.setattr(switch_module, "MAX_HANDSHAKING", 8)
+
+    async def scenario():
+        switch = Node("b").switch
+        loop = asyncio.get_running_loop()
+
+        def pending(host: str, done: bool = False) -> asyncio.Future:
+            future = loop.create_future()
+            if done:  # its handshake has ended; its task has not resumed to take it yet
+                future.set_result(None)
+            switch._pending[future] = (host, f"{host}:1")
+            switch._handshaking_from[host] += 1
+            return future
+
+        ended = pending("10.0.0.1", done=True)
+        honest = pending("10.0.0.2")  # the oldest under way, alone at its address
+        crowd = [pending("10.0.0.3") for _ in range(6)]
+        assert switch._make_room("10.0.0.4")  # at the bound of 8: the busiest address gives up its oldest
+        assert crowd[0].cancelled() and not honest.cancelled() and not ended.cancelled()
+        for _ in range(6):
+            pending("10.0.0.1")  # now the busiest address, the one that ended its oldest entry
+        assert switch._make_room("10.0.0.5")
+        assert not ended.cancelled()  # its oldest under way goes, never the one that ended
+        assert sum(future.cancelled() for future in switch._pending) == 0  # (a closed one is forgotten)
+    run(scenario)
+
+
+def test_the_handshake_bounds_count_an_ipv6_slash_64_as_one_address():
+    from node.p2p.switch import address_group
+
+    assert address_group("2001:db8::1") == address_group("2001:db8::ffff:1") == "2001:db8::/64"
+    assert address_group("2001:db8:0:1::1") != address_group("2001:db8::1")
+    assert address_group("::ffff:192.0.2.7") == "192.0.2.7" == address_group("192.0.2.7")
+    assert address_group("peer.example") == "peer.example"
+
+
 def test_unfinished_messages_are_bounded_across_channels():
     async def scenario():
         b = Node("b")

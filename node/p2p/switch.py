@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ipaddress
 import logging
 import random
 import time
@@ -59,6 +60,20 @@ LOG_REPEAT_S = 60.0
 MAX_LOG_KEYS = 1024
 """Peers and reasons whose last log time is remembered (bounded: a flood of strangers cannot grow it)."""
 NODE_ID_HEX = 40
+
+
+def address_group(host: str) -> str:
+    """What the handshake bounds count as one address: an IPv6 address's /64 (one host or network hands out a
+    whole /64), any other address or name as it is."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 class PeerAddressError(ValueError):
@@ -256,24 +271,27 @@ class Switch:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         peername = writer.get_extra_info("peername") or ("?", "?")
-        where, host = f"{peername[0]}:{peername[1]}", str(peername[0])
-        if task is None or not self._make_room(host):
+        where, host = f"{peername[0]}:{peername[1]}", address_group(str(peername[0]))
+        if not self._make_room(host):
             self.note("refused", "too-many-handshakes", where, f"{self._handshaking} handshakes under way "
                       f"({self._handshaking_from[host]} from {host})", log_key=host)
             writer.close()
             return
-        self._pending[task] = (host, where)
+        # The handshake runs as a task of its own, so that making room closes only one still under way (a task
+        # whose handshake has ended but has not resumed yet is done, and is left alone).
+        shaking = asyncio.ensure_future(handshake(reader, writer, self.key, self.hello, INBOUND_HANDSHAKE_S))
+        self._pending[shaking] = (host, where)
         self._handshaking_from[host] += 1
         live = False
         try:
             try:
-                stream, identity = await handshake(reader, writer, self.key, self.hello, INBOUND_HANDSHAKE_S)
+                stream, identity = await shaking
             except HandshakeError as exc:
                 self.note("refused", exc.reason, where, str(exc), log_key=host)  # one line a minute per address
                 writer.close()
                 return
             finally:
-                self._forget_handshake(task)
+                self._forget_handshake(shaking)
             if self._inbound >= self.max_inbound and not self.reserved(identity.node_id):
                 self.note("refused", "too-many-connections", where, f"{self._inbound} inbound peers connected "
                           f"(p2p_max_inbound={self.max_inbound}; validators and configured peers always get in)",
@@ -295,14 +313,18 @@ class Switch:
         return len(self._pending)
 
     def _make_room(self, host: str) -> bool:
-        """Room for one more inbound handshake from ``host``: at a bound, the oldest handshake under way (from
-        ``host`` when that address is at its own bound) is closed.  An honest peer proves its key within a few
-        round trips; a stranger that holds connections open without a handshake can delay others by no more
-        than that, instead of shutting every peer out until its connections time out."""
+        """Room for one more inbound handshake from ``host`` (an address group): at a bound, the oldest handshake
+        under way of ``host`` when it is at its own bound, else of the group with the most under way, is closed.
+        An honest peer proves its key within a few round trips; a stranger that holds connections open without
+        a handshake can delay others by no more than that, instead of shutting every peer out until its
+        connections time out."""
+        under_way = [(task, h) for task, (h, _) in self._pending.items() if not task.done()]
         if self._handshaking_from[host] >= MAX_HANDSHAKING_PER_HOST:
-            victim = next((task for task, (h, _) in self._pending.items() if h == host), None)
+            victim = next((task for task, h in under_way if h == host), None)
         elif self._handshaking >= MAX_HANDSHAKING:
-            victim = next(iter(self._pending), None)
+            counts = collections.Counter(h for _, h in under_way)
+            busiest = max(counts, key=lambda h: counts[h], default=None)
+            victim = next((task for task, h in under_way if h == busiest), None)
         else:
             return True
         if victim is None:
