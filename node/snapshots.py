@@ -75,8 +75,8 @@ class SnapshotStore:
         self._lock = threading.Lock()
         self._unreadable: set[int] = set()
         """Heights whose manifest did not decode (logged once each)."""
-        self._list_body: tuple[tuple[int, ...], bytes] | None = None
-        """The heights listed and the list answer made of them (``list_body``)."""
+        self._list_body: tuple[tuple, bytes] | None = None
+        """The files listed and the list answer made of them (``list_body``)."""
 
     @property
     def chunk_folder(self) -> Path:
@@ -112,15 +112,31 @@ class SnapshotStore:
         except FileNotFoundError:
             return False
 
+    def _listing(self) -> tuple:
+        """What the list answer is made of, as the file system tells it: each height with its manifest's and
+        anchor's size and time of change."""
+        out = []
+        for height in self.heights():
+            files: list[tuple[int, int] | None] = []
+            for suffix in (MANIFEST_SUFFIX, ANCHOR_SUFFIX):
+                try:
+                    stat = (self.folder / f"{height}{suffix}").stat()
+                    files.append((stat.st_size, stat.st_mtime_ns))
+                except FileNotFoundError:
+                    files.append(None)
+            out.append((height, *files))
+        return tuple(out)
+
     def list_body(self) -> bytes:
         """The answer to a peer's list request: the manifests of the snapshots with an anchor, encoded; kept
-        while the folder lists the same snapshots (a peer that asks again and again costs a directory listing)."""
-        heights = tuple(self.heights())
+        while the folder holds the same files (a peer that asks again and again costs a listing and a few stat
+        calls, instead of reading and decoding every manifest and reading every anchor, a whole block each)."""
+        listing = self._listing()
         cached = self._list_body
-        if cached is None or cached[0] != heights:
+        if cached is None or cached[0] != listing:
             body = snapshot_wire.encode_list_body([info.manifest.encoded for info in self.list()
                                                    if self.has_anchor(info.height)])
-            cached = self._list_body = (heights, body)
+            cached = self._list_body = (listing, body)
         return cached[1]
 
     def anchor(self, height: int) -> bytes | None:

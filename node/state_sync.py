@@ -194,7 +194,7 @@ class StateSync:
 
     # ------------------------------------------------------------------ chunks
 
-    def _held(self, index: int, manifest: Manifest) -> MuHash | None:
+    async def _held(self, index: int, manifest: Manifest) -> MuHash | None:
         """The MuHash of chunk ``index`` when this node holds it already (checked), else None.  A copy from an
         earlier transfer that does not check out (a power cut can leave a file empty) is deleted, so the chunk
         is fetched and saved again."""
@@ -211,7 +211,7 @@ class StateSync:
                 part = chunk_muhash(decode_chunk(index, data, ref, manifest.height))
             except SnapshotError:
                 return None
-            self._save(ref.hash, data)
+            await asyncio.to_thread(self._save, ref.hash, data)
             return part
         return None
 
@@ -243,7 +243,7 @@ class StateSync:
         parts: list[MuHash | None] = [None] * len(manifest.chunks)
         todo: asyncio.Queue[int] = asyncio.Queue()
         for index in range(len(manifest.chunks)):
-            held = self._held(index, manifest)
+            held = await self._held(index, manifest)
             if held is not None:
                 parts[index] = held
                 self.transfer.chunks_skipped += 1
@@ -271,7 +271,7 @@ class StateSync:
                     todo.put_nowait(index)
                     self._drop(live, link, f"it served chunk {index} that does not match the manifest ({exc.code})")
                     continue
-                self._save(ref.hash, data)
+                await asyncio.to_thread(self._save, ref.hash, data)  # (an fsync: off the event loop)
                 parts[index] = part
                 self.transfer.chunks_fetched += 1
                 self.transfer.bytes_fetched += len(data)

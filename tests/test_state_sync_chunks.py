@@ -154,3 +154,14 @@ def test_the_list_answer_follows_the_snapshots_and_a_prune_clears_what_crashes_l
     # 10 pruned (keep 2), 15 kept but not offered (no anchor)
     assert snapshot_wire.decode_list(store.list_body(), 1 << 20) == [second.encoded]
     assert not list(store.folder.rglob("*.tmp"))
+
+
+def test_the_list_answer_follows_an_anchor_written_after_its_manifest(tmp_path):
+    store = SnapshotStore(tmp_path / "snapshots", keep=2)
+    manifest, chunks = snapshot(b"late anchor", height=10)
+    for ref, data in zip(manifest.chunks, chunks, strict=True):
+        store.write_chunk(ref.hash, data)
+    store.add(manifest, b"")  # no anchor yet: not offered
+    assert snapshot_wire.decode_list(store.list_body(), 1 << 20) == []
+    store.add(manifest, b"anchor")  # the same height, now provable
+    assert snapshot_wire.decode_list(store.list_body(), 1 << 20) == [manifest.encoded]
