@@ -713,6 +713,48 @@ def test_a_request_waiting_behind_a_silent_peer_is_not_counted_against_its_own_p
     run(scenario)
 
 
+def test_a_request_to_a_peer_that_goes_away_ends_at_once():
+    from node.p2p.reactor import PeerReactor
+    from node.p2p.wire import SYNC_REQUEST
+
+    async def scenario():
+        b = Node("b", settings=LinkSettings(ping_interval_s=0.5, idle_timeout_s=5, send_timeout_s=5))
+        reactor = PeerReactor(b.switch, serve_block=lambda height: None, request_timeout_s=20)
+        async with nodes(b):
+            async with raw_peer(b) as peer:
+                await until(lambda: b.link_count() == 1, what="peer up")
+                link = next(link for link in b.switch.links.values() if link.up)
+                asking = asyncio.create_task(reactor.request_blocks(link, 1, 5))
+                await peer.receive(BLOCKSYNC, accept=lambda m: m[:1] == bytes([SYNC_REQUEST]))
+                started = time.monotonic()
+            assert await asyncio.wait_for(asking, 5) is None  # not after its 20 s timeout
+            assert time.monotonic() - started < 5
+    run(scenario)
+
+
+def test_the_shared_budget_drops_no_peer_when_dropping_would_not_make_room():
+    from node.p2p.connection import SharedBudget
+
+    class Holder:
+        def __init__(self, budget: SharedBudget, holds: int):
+            self.unfinished, self.evicted = holds, False
+            budget.members.add(self)  # type: ignore[arg-type]
+            budget.used += holds
+
+        def evict(self, reason: str, detail: str) -> None:
+            self.evicted = True
+            budget.members.discard(self)  # type: ignore[arg-type]
+            budget.used -= self.unfinished
+
+    budget = SharedBudget(20)
+    big, asking = Holder(budget, 6), Holder(budget, 5)
+    small = [Holder(budget, 1) for _ in range(9)]
+    assert not budget.take(asking, 7)  # 20 used; dropping the one holding 6 leaves 14 + 7: no room anyway
+    assert not big.evicted and not any(h.evicted for h in small) and budget.used == 20
+    assert budget.take(asking, 1)  # dropping the one holding 6 makes room for 1: it alone goes
+    assert big.evicted and not any(h.evicted for h in small) and budget.used == 15
+
+
 def test_the_delay_testing_aid_delays_each_message_without_limiting_throughput():
     async def scenario():
         slow = LinkSettings(ping_interval_s=0.05, idle_timeout_s=5, send_timeout_s=5, delay_s=0.2, jitter_s=0.05)

@@ -92,12 +92,16 @@ class SharedBudget:
         is dropped to make room: another one (which gives its bytes back at once), or ``conn`` itself (False,
         nothing drawn).  A peer that starts messages and never finishes them holds the most; honest ones
         finish theirs, and one that is dropped meanwhile dials again."""
-        while self.used + amount > self.limit:
-            victim = max(self.members, key=lambda member: member.unfinished, default=conn)
-            if victim is conn or victim.unfinished <= conn.unfinished:
-                return False
-            victim.evict("unfinished-budget", f"the {self.limit} bytes of unfinished messages shared by peers "
-                                              f"that are not reserved were taken, and this peer held the most")
+        if self.used + amount > self.limit:
+            larger = sorted((member for member in self.members if member.unfinished > conn.unfinished),
+                            key=lambda member: member.unfinished, reverse=True)
+            if self.used - sum(member.unfinished for member in larger) + amount > self.limit:
+                return False  # dropping every peer that holds more would not make room: this one goes alone
+            for victim in larger:
+                if self.used + amount <= self.limit:
+                    break
+                victim.evict("unfinished-budget", f"the {self.limit} bytes of unfinished messages shared by peers "
+                                                  f"that are not reserved were taken, and this peer held the most")
         self.used += amount
         return True
 
@@ -400,8 +404,9 @@ class Connection:
         self._release_unfinished()
         if self._shared is not None:
             self._shared.members.discard(self)
-        self.close_detail = detail
-        self.close(reason)
+        if not self.close_reason:  # (one already closing keeps its own reason)
+            self.close_detail = detail
+            self.close(reason)
 
     def _release_unfinished(self, amount: int | None = None) -> None:
         """Give back ``amount`` bytes of a finished message (None: every unfinished byte, the connection ended)."""

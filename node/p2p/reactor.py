@@ -103,6 +103,7 @@ class PeerReactor:
         previous reactor) matches no request of this one."""
         switch.deliver = self.deliver
         switch.on_up = self.link_up
+        switch.on_down = self.link_down
         switch.sent = self.message_sent
 
     @property
@@ -164,6 +165,13 @@ class PeerReactor:
         if pooled:
             link.outbox.put_many(RECONFIG, pooled)
 
+    def link_down(self, link: PeerLink) -> None:
+        """``link``'s connection ended: its open requests get no answer (their callers move on at once instead of
+        holding a place until their timeout)."""
+        for asked, future in list(self._requests.values()):
+            if asked is link and not future.done():
+                future.set_result(None)
+
     async def request_blocks(self, link: PeerLink, start: int, end: int) -> bytes | None:
         """The peer's block batch for ``start..end`` (it may hold fewer), or None when it did not answer."""
         return await self._request(link, BLOCKSYNC, lambda request_id: encode_sync_request(request_id, start, end),
@@ -181,11 +189,11 @@ class PeerReactor:
                 return None
             request_id = next(self._ids) & 0xFFFFFFFF
             future: asyncio.Future = asyncio.get_running_loop().create_future()
-            self._requests[request_id] = (link, future)
-            link.send(channel, encode(request_id))
             try:
+                self._requests[request_id] = (link, future)
+                link.send(channel, encode(request_id))
                 async with asyncio.timeout(self.request_timeout_s):  # (not wait_for: on 3.11 it can swallow a cancel)
-                    return await future
+                    return await future  # (None at once when the link goes down: ``link_down``)
             except TimeoutError:
                 link.last_error = f"no answer to {what} within {self.request_timeout_s:g} s"
                 return None

@@ -146,6 +146,8 @@ class Switch:
         self.specs = specs
         self.deliver: Callable[[PeerLink, int, bytes], None] = lambda link, channel, message: None
         self.on_up: Callable[[PeerLink], None] = lambda link: None
+        self.on_down: Callable[[PeerLink], None] = lambda link: None
+        """Called when the link's live connection ends (not for a duplicate that was never its connection)."""
         self.sent: Callable[[PeerLink, int, bytes], None] = lambda link, channel, message: None
         """Called once the last packet of a message to ``link`` is written."""
         self.settings = settings
@@ -395,6 +397,7 @@ class Switch:
         if link.connection is conn:
             link.connection = None
             link.changed.set()
+            self.on_down(link)
             if link.address is None and self.links.get(link.node_id) is link:
                 del self.links[link.node_id]  # a peer that dialed in is forgotten once it leaves
         link.last_error = conn.close_detail or reason
