@@ -124,14 +124,14 @@ class BlockSync:
                 while self.store.height < link.height and link.up and not self._failed():
                     start = self.store.height + 1
                     end = min(link.height, start + SYNC_BATCH - 1)
-                    asked = time.monotonic()
                     body = await self.peers.request_blocks(link, start, end)
                     try:
                         items = decode_block_batch(body) if body is not None else []
                     except DecodeError as exc:
                         link.last_error = f"a malformed block batch: {exc}"
                         items = []
-                    slow = time.monotonic() - asked > self.peers.request_timeout_s / 2 and len(items) < end - start + 1
+                    slow = time.monotonic() - link.request_sent_at > self.peers.request_timeout_s / 2 \
+                        and len(items) < end - start + 1  # (from when it went: a wait for a place is not the peer's)
                     if not items or slow:  # it does not serve what it announced, or barely: others first for a while
                         self._benched[link.node_id] = time.monotonic() + BENCH_S
                         link.last_error = f"block sync: {'no blocks' if not items else 'slow answer'}; other " \

@@ -39,6 +39,8 @@ class PeerLink:
         self.replaced_at: list[float] = []
         """When this peer's connection was last replaced by a new one from the same side (a key conflict shows
         as many)."""
+        self.request_sent_at = 0.0
+        """When this node last sent the peer a request (monotonic clock)."""
         self.deferred_request: tuple[int, int, int] | None = None
         """A block request that came while the last answer had not gone yet: answered once it has."""
 

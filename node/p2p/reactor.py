@@ -19,6 +19,7 @@ import asyncio
 import itertools
 import logging
 import random
+import time
 from collections.abc import Callable
 
 from node.consensus.round_status import RoundStatus
@@ -192,6 +193,7 @@ class PeerReactor:
             try:
                 self._requests[request_id] = (link, future)
                 link.send(channel, encode(request_id))
+                link.request_sent_at = time.monotonic()
                 async with asyncio.timeout(self.request_timeout_s):  # (not wait_for: on 3.11 it can swallow a cancel)
                     return await future  # (None at once when the link goes down: ``link_down``)
             except TimeoutError:
