@@ -443,12 +443,16 @@ def test_garbage_on_peer_channels(node):
                     peer.send(channel, body)
                     await still_up(peer)  # dropped, not the connection
                     assert malformed(node, peer) == count + 1, (hex(channel), body)
-            # Well framed, bad inside: each item is refused on its own (not malformed as a whole).
+            # Well framed, bad inside: each item is refused on its own; transactions that do not decode are
+            # refused transactions, while a consensus batch with messages that do not decode also counts once
+            # against the connection (an honest peer sends none), after its other messages are handed on.
             count = malformed(node, peer)
             peer.send(TXS, encode_tx_batch([b"", b"\x00" * 10]))
-            peer.send(CONSENSUS, junk)
             await still_up(peer)
             assert malformed(node, peer) == count
+            peer.send(CONSENSUS, junk)
+            await still_up(peer)
+            assert malformed(node, peer) == count + 1
 
     run(scenario)
     assert metric_reaches(node, "ledger_p2p_rejected_txs", rejected + 2)
