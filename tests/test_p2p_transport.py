@@ -106,6 +106,12 @@ def batch(item: bytes) -> bytes:
     return (1).to_bytes(4, "big") + item
 
 
+async def only_link(node: Node):
+    """The node's one link, once it is up."""
+    await until(lambda: node.link_count() == 1, what="peer up")
+    return next(link for link in node.switch.links.values() if link.up)
+
+
 def raw_peer(target: Node, name: str = "raw", chain: str = CHAIN) -> RawPeer:
     return RawPeer("127.0.0.1", target.switch.bound_port, key(name), chain, GENESIS, name=name, protocol=1)
 
@@ -605,9 +611,7 @@ def test_an_answer_held_from_before_a_restart_matches_no_new_block_request():
             reactor = PeerReactor(b.switch, serve_block=lambda height: None, request_timeout_s=3)
             async with nodes(b):
                 async with raw_peer(b) as peer:
-                    await until(lambda: b.link_count() == 1, what="peer up")
-                    link = next(link for link in b.switch.links.values() if link.up)
-                    asking = asyncio.create_task(reactor.request_blocks(link, 1, 5))
+                    asking = asyncio.create_task(reactor.request_blocks(await only_link(b), 1, 5))
                     request = await peer.receive(BLOCKSYNC, accept=lambda m: m[:1] == bytes([SYNC_REQUEST]))
                     asked.append(decode_sync_message(request)[1])
                     if stale is not None:  # the peer sends what it held for the last run, then its real answer
@@ -722,9 +726,7 @@ def test_a_request_to_a_peer_that_goes_away_ends_at_once():
         reactor = PeerReactor(b.switch, serve_block=lambda height: None, request_timeout_s=20)
         async with nodes(b):
             async with raw_peer(b) as peer:
-                await until(lambda: b.link_count() == 1, what="peer up")
-                link = next(link for link in b.switch.links.values() if link.up)
-                asking = asyncio.create_task(reactor.request_blocks(link, 1, 5))
+                asking = asyncio.create_task(reactor.request_blocks(await only_link(b), 1, 5))
                 await peer.receive(BLOCKSYNC, accept=lambda m: m[:1] == bytes([SYNC_REQUEST]))
                 started = time.monotonic()
             assert await asyncio.wait_for(asking, 5) is None  # not after its 20 s timeout
