@@ -100,13 +100,17 @@ class SharedBudget:
             for victim in larger:
                 if self.used + amount <= self.limit:
                     break
-                victim.evict("unfinished-budget", f"the {self.limit} bytes of unfinished messages shared by peers "
-                                                  f"that are not reserved were taken, and this peer held the most")
+                victim.evict("unfinished-budget", self.exceeded())
         self.used += amount
         return True
 
     def give(self, amount: int) -> None:
         self.used -= amount
+
+    def exceeded(self) -> str:
+        """Why a peer was dropped for it (the one holding the most goes)."""
+        return (f"the {self.limit} bytes of unfinished messages shared by peers that are not reserved were taken, "
+                f"and this peer held the most")
 
 
 class Connection:
@@ -388,9 +392,7 @@ class Connection:
     def _hold_unfinished(self, amount: int) -> None:
         """Account ``amount`` more bytes of unfinished messages, or end the connection if that is too much."""
         if self._shared is not None and not self._shared.take(self, amount):
-            raise ConnectionClosed("unfinished-budget", f"the {self._shared.limit} bytes of unfinished messages "
-                                                        f"shared by peers that are not reserved were taken, and "
-                                                        f"this peer held the most")
+            raise ConnectionClosed("unfinished-budget", self._shared.exceeded())
         self._unfinished += amount
 
     @property
