@@ -118,10 +118,12 @@ async def run_node(home: Path, config: NodeConfig) -> int:
 
     from node.api.app import create_app
     from node.gc_policy import SURVIVOR_FREEZER, freeze_startup_heap, tune_gc
+    from node.heap_policy import fix_mmap_threshold
     from node.memory import GC_PAUSES, log_memory_report
     from node.runtime import Node
 
     tune_gc(config.gc_gen0_threshold)
+    fix_mmap_threshold(config.malloc_mmap_threshold)
     GC_PAUSES.install()
     if config.gc_freeze_survivors:
         SURVIVOR_FREEZER.install()

@@ -127,6 +127,10 @@ class NodeConfig:
     """After each garbage collection, freeze what survived it, so the collector walks each object once instead
     of again in every older-generation collection; after each commit, freeze what the collector tracks (with a
     young collection first when ``gc_refreeze_s`` is 0) (``node.gc_policy``)."""
+    malloc_mmap_threshold: int = 1_048_576
+    """Bytes from which the C allocator gives a block its own mapping, handed back when the block is freed
+    (glibc only); the node fixes it, where glibc would raise it to the size of each such block freed and keep
+    the next ones resident after they are freed; 0 leaves glibc's moving threshold (``node.heap_policy``)."""
     gc_refreeze_s: int = 600
     """With ``gc_freeze_survivors``: after this many seconds, hand the frozen objects back for one full
     collection (frees reference cycles that were garbage when frozen or became garbage since) and freeze the
@@ -194,6 +198,9 @@ def check_config(config: NodeConfig) -> None:
     """Settings that each parse but do not go together (``ConfigError`` says which and what to set)."""
     if not 1 <= config.snapshot_percent <= 100:
         raise ConfigError(f"snapshot_percent ({config.snapshot_percent}) must be from 1 to 100")
+    if config.malloc_mmap_threshold != 0 and not 4096 <= config.malloc_mmap_threshold <= 32 << 20:
+        raise ConfigError(f"malloc_mmap_threshold ({config.malloc_mmap_threshold}) must be 0 (glibc's moving "
+                          f"threshold) or from 4096 to 33554432 bytes (32 MiB, glibc's largest)")
     if 0 < config.retain_blocks < config.snapshot_interval:
         raise ConfigError(f"retain_blocks ({config.retain_blocks}) is below snapshot_interval "
                           f"({config.snapshot_interval}): a node restored from this node's latest snapshot would "
