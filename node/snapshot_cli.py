@@ -24,7 +24,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
             rows: list[dict] = [
                 {"height": i.height, "block_hash": i.manifest.block_hash.hex(), "app_hash": i.manifest.app_hash.hex(),
                  "outputs": i.manifest.outputs, "bytes": i.manifest.size,
-                 "exportable": snapshots.anchor(i.height) not in (None, b"")} for i in snapshots.list()]
+                 "exportable": snapshots.has_anchor(i.height)} for i in snapshots.list()]
             if args.json:
                 print(json.dumps({"snapshots": rows}))
             elif not rows:

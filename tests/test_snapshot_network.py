@@ -45,7 +45,8 @@ def test_export_and_start_from_a_snapshot_file(tmp_path):
         snap = wait_snapshot(net.url(0), height + 1)
         listed = node_cli("snapshot", "list", "--home", str(net.specs[0].home), "--json")
         assert listed.returncode == 0
-        assert snap["height"] in [s["height"] for s in json.loads(listed.stdout)["snapshots"]]
+        assert [s["exportable"] for s in json.loads(listed.stdout)["snapshots"] if s["height"] == snap["height"]] \
+            == [True]
         out = tmp_path / "snap.bin"
         exported = node_cli("snapshot", "export", "--home", str(net.specs[0].home), "--height", str(snap["height"]),
                             "--out", str(out), "--json")
