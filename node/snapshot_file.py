@@ -4,7 +4,7 @@ Like Bitcoin's assumeutxo, but checked.  ``ledger-node snapshot export``
 writes: a tag and format version, the manifest, the anchor (block H with
 its certificate and the proof of every validator-set change from genesis to
 H, ``node.light_client``; the node writes it beside each snapshot it takes),
-and the 256 compressed chunks.  ``ledger-node init
+and the compressed chunks.  ``ledger-node init
 --from-snapshot FILE`` reads it into a fresh home: the proof is walked from
 the genesis in the home, block H's certificate checked against the set it
 reaches, the manifest against block H's header, every chunk against the
@@ -23,6 +23,7 @@ from node.ledger.errors import SNAPSHOT_FORMAT, SNAPSHOT_HEADER, BlockError, Sna
 from node.ledger.muhash import MuHash
 from node.ledger.rules import check_block_body
 from node.ledger.snapshot import (
+    MAX_CHUNK_BYTES,
     MAX_MANIFEST_BYTES,
     Manifest,
     check_app_hash,
@@ -38,9 +39,11 @@ from node.types.commit import Commit
 from node.types.validators import ValidatorSet
 
 FILE_TAG = "ledger/snapshot-file"
-FILE_VERSION = 1
+FILE_VERSION = 2
+"""2: the manifest and chunks of snapshot format 2 (``node.ledger.snapshot``)."""
 MAX_BLOCK_BYTES = 64 * 1024 * 1024
-MAX_CHUNK_FILE_BYTES = 64 * 1024 * 1024
+MAX_CHUNK_FILE_BYTES = MAX_CHUNK_BYTES + MAX_CHUNK_BYTES // 100 + 1024
+"""A compressed chunk: zlib adds at most a few bytes per 16 KB to data it cannot compress."""
 
 
 def encode_anchor(block_bytes: bytes, commit: Commit, changes: list[SetChange]) -> bytes:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from node.crypto import sha256
 from node.ledger.errors import SnapshotError
-from node.ledger.snapshot import CHUNKS, ChunkRef, Manifest, chunk_of, compress_chunk
+from node.ledger.snapshot import CHUNK_OUTPUTS, PARTITIONS, ChunkRef, Manifest, chunk_of, compress_chunk, part_count
 from node.ledger.store_layout import P_UTXO, U32
 from node.memory import page_out_tables
 from node.p2p import snapshot_wire
@@ -40,7 +40,7 @@ SNAPSHOTS_DIR = "snapshots"
 CHUNKS_DIR = "chunks"
 MANIFEST_SUFFIX = ".manifest"
 BUILD_DIR = ".building"
-"""Where a snapshot's records wait, by chunk, between the two passes."""
+"""Where a snapshot's records wait, by partition, between the two passes."""
 ANCHOR_SUFFIX = ".anchor"
 """Beside each manifest: block H, its certificate and the set changes from genesis (``node.snapshot_file``)."""
 _CHUNK_TAG = b"\x00\x00\x00\x15ledger/snapshot-chunk"
@@ -280,18 +280,18 @@ SNAPSHOT_FILE_BUFFER = 8 * 1024
 """Write buffer of each of the 256 chunk files a snapshot's first pass fills."""
 
 
-def chunks_from_raw(items, on_chunk: Callable[[int, bytes, int], None], workdir: Path,
+def chunks_from_raw(items, on_chunk: Callable[[int, int, bytes, int], None], workdir: Path,
                     pacer: Pacer | None = None) -> None:
-    """Cut the store's raw UTXO records (``P_UTXO`` key, value) into the 256 chunks' uncompressed bytes, byte for
-    byte what ``encode_chunk`` makes, without decoding a single output; ``on_chunk(index, raw, outputs)`` gets
-    each in order.  Two passes over files in ``workdir``: the records go to their chunk's file as they come,
-    then each chunk's file is handed on, so memory holds one chunk at a time.  ``items`` come in key order (a
-    LevelDB iterator's), which is the outpoints' order, so each file is already in its chunk's order: a record
-    out of order is a ``ValueError``.  ``pacer`` (if any) is stepped every ``PACE_EVERY`` records and after every
-    chunk."""
+    """Cut the store's raw UTXO records (``P_UTXO`` key, value) into the chunks' uncompressed bytes, byte for
+    byte what ``encode_chunk`` makes of ``cut``'s chunks, without decoding a single output;
+    ``on_chunk(partition, part, raw, outputs)`` gets each in order.  Two passes over files in ``workdir``: the
+    records go to their partition's file as they come, then each file is read back a chunk at a time, so memory
+    holds one chunk at a time.  ``items`` come in key order (a LevelDB iterator's), which is the outpoints'
+    order, so each file is already in its partition's order: a record out of order is a ``ValueError``.
+    ``pacer`` (if any) is stepped every ``PACE_EVERY`` records and after every chunk."""
     pacer = pacer or Pacer()
     workdir.mkdir(parents=True, exist_ok=True)
-    paths = [workdir / f"{i:03d}" for i in range(CHUNKS)]
+    paths = [workdir / f"{i:03d}" for i in range(PARTITIONS)]
     # 256 files open at once: each one's write buffer is C heap for the whole first pass.  64 KB each was 16 MB,
     # most of the 20-25 MB the heap in use rose by while a snapshot ran; 8 KB is 2 MB, and the 2.7 million
     # outputs of a 60-minute run at 1,000 tx/s are then about 24,000 writes (195 MB) instead of 3,000.
@@ -310,11 +310,14 @@ def chunks_from_raw(items, on_chunk: Callable[[int, bytes, int], None], workdir:
     finally:
         for handle in files:
             handle.close()
-    for index, path in enumerate(paths):
-        pacer.step()
-        data = path.read_bytes()  # fixed-width records, in key order: no object per record, no sort
-        outputs = len(data) // _RECORD_BYTES
-        on_chunk(index, b"".join((_CHUNK_TAG, U32.pack(index), U32.pack(outputs), data)), outputs)
+    for partition, path in enumerate(paths):
+        with open(path, "rb") as handle:  # fixed-width records, in key order: no object per record, no sort
+            for part in range(part_count(path.stat().st_size // _RECORD_BYTES)):
+                pacer.step()
+                data = handle.read(CHUNK_OUTPUTS * _RECORD_BYTES)
+                outputs = len(data) // _RECORD_BYTES
+                on_chunk(partition, part, b"".join((_CHUNK_TAG, U32.pack(partition), U32.pack(part),
+                                                    U32.pack(outputs), data)), outputs)
         path.unlink()
     shutil.rmtree(workdir, ignore_errors=True)
 
@@ -352,9 +355,9 @@ class SnapshotMaker:
 
     def _run(self, db_snapshot, header: Header, validators: bytes, validator_state: bytes, anchor: bytes) -> None:
         started = time.monotonic()
-        refs: list[ChunkRef | None] = [None] * CHUNKS
+        refs: list[ChunkRef] = []
 
-        def on_chunk(index: int, raw: bytes, outputs: int) -> None:  # the pacer's step before it checks stop
+        def on_chunk(partition: int, part: int, raw: bytes, outputs: int) -> None:  # (the pacer stepped before)
             chunk_hash = sha256(raw)
             if not self.snapshots.has_chunk(chunk_hash):
                 compressed = compress_chunk(raw)
@@ -362,7 +365,7 @@ class SnapshotMaker:
                 size = len(compressed)
             else:
                 size = (self.snapshots.chunk_folder / chunk_hash.hex()).stat().st_size
-            refs[index] = ChunkRef(chunk_hash, outputs, size)
+            refs.append(ChunkRef(chunk_hash, outputs, size, partition, part))
 
         pacer = Pacer(self.duty, stop=self._stop)
         try:
@@ -370,7 +373,7 @@ class SnapshotMaker:
             chunks_from_raw(read_in_segments(db_snapshot, P_UTXO), on_chunk, self.snapshots.folder / BUILD_DIR,
                             pacer)
             manifest = Manifest(header.chain_id, header.height, header.hash, header.app_hash, validators,
-                                validator_state, tuple(r for r in refs if r is not None))
+                                validator_state, tuple(refs))
             self.snapshots.add(manifest, anchor)
             self.last_seconds = time.monotonic() - started
             log.info("snapshot height=%d outputs=%d bytes=%d seconds=%.2f paused=%.2f", header.height,

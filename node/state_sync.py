@@ -9,7 +9,7 @@ and takes the highest one above the node's own height that checks out:
 1. the anchor (block H, its certificate, the validator-set changes from
    genesis) is walked from the genesis in the home (``node.light_client``);
 2. the manifest must be about that certified header (``check_manifest``);
-3. the 256 chunks are fetched from every peer that offers the snapshot at
+3. the chunks are fetched from every peer that offers the snapshot at
    once; each is checked against the manifest as it arrives, and a peer
    whose chunk does not match, or that does not answer, is dropped and the
    chunk asked of another;

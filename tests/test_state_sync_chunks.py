@@ -15,7 +15,7 @@ from pathlib import Path
 from node import state_sync as ss
 from node.crypto import sha256
 from node.ledger.errors import SNAPSHOT_APP_HASH, SnapshotError
-from node.ledger.snapshot import CHUNKS, ChunkRef, Manifest, check_app_hash, compress_chunk, encode_chunk
+from node.ledger.snapshot import PARTITIONS, ChunkRef, Manifest, check_app_hash, compress_chunk, encode_chunk
 from node.ledger.state import UtxoEntry
 from node.p2p import snapshot_wire
 from node.snapshots import SnapshotStore, serve_snapshot
@@ -36,11 +36,11 @@ def state_sync(home: Path) -> ss.StateSync:
 def snapshot(salt: bytes, height: int = 10) -> tuple[Manifest, list[bytes]]:
     """A manifest of one output a chunk (its header fields made up) and its compressed chunks."""
     refs, compressed = [], []
-    for i in range(CHUNKS):
+    for i in range(PARTITIONS):
         outputs = [(OutPoint(bytes([i]) + sha256(salt + bytes([i]))[1:], 0), UtxoEntry(b"\x01" * 20, 5, 0))]
-        raw = encode_chunk(i, outputs)
+        raw = encode_chunk(i, 0, outputs)
         data = compress_chunk(raw)
-        refs.append(ChunkRef(sha256(raw), len(outputs), len(data)))
+        refs.append(ChunkRef(sha256(raw), len(outputs), len(data), i, 0))
         compressed.append(data)
     return Manifest("c", height, b"\x00" * 32, b"\x11" * 32, b"", b"", tuple(refs)), compressed
 
@@ -71,7 +71,7 @@ def test_a_chunk_a_power_cut_left_empty_is_fetched_and_written_again(tmp_path):
     reactor = Serving({r.hash: data for r, data in zip(manifest.chunks, chunks, strict=True)})
     (sync.folder / manifest.chunks[1].hash.hex()).write_bytes(chunks[1])  # a whole one, kept from before
     parts = asyncio.run(sync._chunks(reactor, manifest, [Link("peer")]))
-    assert len(parts) == CHUNKS and reactor.asked == CHUNKS - 1
+    assert len(parts) == PARTITIONS and reactor.asked == PARTITIONS - 1
     assert sync._read(ref.hash) == chunks[0]
     assert not list(sync.folder.glob("*.tmp"))
 

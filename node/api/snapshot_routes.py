@@ -15,7 +15,8 @@ class SnapshotView(Open):
     block_hash: str = Field(description="hash (hex) of that block: its certified header names everything below")
     app_hash: str = Field(description="the block's app hash: MuHash of the UTXO set the chunks hold")
     manifest_hash: str = Field(description="hash (hex) of the manifest")
-    chunks: int = Field(description="chunks (a fixed partition of the outpoint space by txid prefix)")
+    chunks: int = Field(description="chunks: a fixed partition of the outpoint space by txid prefix, each "
+                                    "partition cut into chunks of at most 65,536 outputs")
     outputs: int = Field(description="unspent outputs in all chunks")
     bytes: int = Field(description="compressed size of all chunks")
 

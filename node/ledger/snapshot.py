@@ -7,11 +7,21 @@ check the certificate the next block carries).  The UTXO set is cut by a
 fixed partition of the outpoint space (``chunk_index``: the txid's first
 byte, moved on by the output index over 256, so the outputs of one
 transaction with very many outputs, such as the genesis allocations, spread
-over all chunks), ``CHUNKS`` = 256 chunks, each sorted by outpoint.  So
-a chunk's content, and its hash (SHA-256 of its uncompressed bytes), depends
-only on the outputs in its range: a node that already holds a chunk from an
-interrupted transfer or an older snapshot fetches only the chunks whose hash
-differs.  Chunks travel and rest compressed (zlib).
+over all partitions), ``PARTITIONS`` = 256 of them, each sorted by outpoint
+and cut into chunks of ``CHUNK_OUTPUTS`` outputs (the last one of each
+partition holds the rest, possibly none).  So a chunk's content, and its
+hash (SHA-256 of its uncompressed bytes), depends only on the outputs in its
+range: a node that already holds a chunk from an interrupted transfer or an
+older snapshot fetches only the chunks whose hash differs.  Chunks travel and
+rest compressed (zlib).
+
+A partition is cut because anyone who can pay for transactions chooses
+which partition their outputs fall in (a txid's first byte is ground in 256
+tries): with one chunk per partition, about 3,600 transactions of 256 outputs
+each made one chunk larger than any node accepts, and every later snapshot
+could no longer be copied by anyone.  Cut, a chunk is at most
+``MAX_CHUNK_BYTES`` (4.7 MB) whatever the outputs, which also bounds what a
+node holds decoded while it checks one.
 
 Anyone can check a snapshot against a certified header of its height: the
 manifest names the header's hash, its validator state hashes to the header's
@@ -44,13 +54,21 @@ from node.types.hashes import HASH_SIZE
 from node.types.transaction import OutPoint
 from node.types.validators import ValidatorSet
 
-SNAPSHOT_FORMAT_VERSION = 1
-CHUNKS = 256
-"""Chunk *i* holds the outputs whose txid's first byte is *i*."""
-MAX_CHUNK_BYTES = 64 * 1024 * 1024
-"""Largest uncompressed chunk accepted (about 900,000 outputs)."""
-MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+SNAPSHOT_FORMAT_VERSION = 2
+"""2: partitions cut into chunks of at most ``CHUNK_OUTPUTS`` outputs (1 had one chunk per partition)."""
+PARTITIONS = 256
+"""Partition *i* holds the outputs of ``chunk_index`` *i*."""
+CHUNK_OUTPUTS = 65_536
+"""The most outputs one chunk holds: a partition of more is cut into chunks of this many, and one of the rest.
+A state of 3 million outputs is 12,000 a partition, one chunk each."""
 _RECORD = 32 + 4 + ADDRESS_SIZE + 8 + 8
+_CHUNK_HEADER = 4 + len("ledger/snapshot-chunk") + 4 + 4 + 4
+MAX_CHUNK_BYTES = _CHUNK_HEADER + CHUNK_OUTPUTS * _RECORD
+"""Largest uncompressed chunk (4.7 MB)."""
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+_CHUNK_REF = HASH_SIZE + 8 + 8 + 4 + 4
+MAX_CHUNKS = MAX_MANIFEST_BYTES // _CHUNK_REF
+"""The most chunks a manifest can name (about 300,000: 20 billion outputs)."""
 _CHUNK_TAG = "ledger/snapshot-chunk"
 _MANIFEST_TAG = "ledger/snapshot"
 
@@ -74,6 +92,10 @@ class ChunkRef:
     """How many outputs it holds."""
     size: int
     """Its compressed size in bytes."""
+    partition: int
+    """The partition its outputs are of (``chunk_index``)."""
+    part: int
+    """Its place in its partition: part *k* holds the partition's outputs from the (k x ``CHUNK_OUTPUTS``)-th on."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +115,7 @@ class Manifest:
     validator_state: bytes
     """The validator state after ``height`` (``ValidatorState.encoded``)."""
     chunks: tuple[ChunkRef, ...]
-    """One per partition, ``CHUNKS`` of them, in order."""
+    """By partition, then part: each partition's full chunks and its last one (``check_layout``)."""
 
     @cached_property
     def encoded(self) -> bytes:
@@ -101,7 +123,7 @@ class Manifest:
              .fixed(self.block_hash, HASH_SIZE).fixed(self.app_hash, HASH_SIZE).var_bytes(self.validators)
              .var_bytes(self.validator_state).u32(len(self.chunks)))
         for ref in self.chunks:
-            w.fixed(ref.hash, HASH_SIZE).u64(ref.outputs).u64(ref.size)
+            w.fixed(ref.hash, HASH_SIZE).u64(ref.outputs).u64(ref.size).u32(ref.partition).u32(ref.part)
         return w.getvalue()
 
     @cached_property
@@ -131,12 +153,12 @@ class Manifest:
                                                      f"{SNAPSHOT_FORMAT_VERSION}: take a snapshot with this release")
             manifest = cls(r.text(64), r.u64(), r.fixed(HASH_SIZE), r.fixed(HASH_SIZE), r.var_bytes(1 << 24),
                            r.var_bytes(MAX_MANIFEST_BYTES),
-                           tuple(ChunkRef(r.fixed(HASH_SIZE), r.u64(), r.u64()) for _ in range(r.count(CHUNKS))))
+                           tuple(ChunkRef(r.fixed(HASH_SIZE), r.u64(), r.u64(), r.u32(), r.u32())
+                                 for _ in range(r.count(MAX_CHUNKS))))
             r.finish()
         except DecodeError as exc:
             raise SnapshotError(SNAPSHOT_FORMAT, f"the manifest does not decode: {exc}") from None
-        if len(manifest.chunks) != CHUNKS:
-            raise SnapshotError(SNAPSHOT_FORMAT, f"a manifest names {CHUNKS} chunks, this one {len(manifest.chunks)}")
+        check_layout(manifest.chunks)
         return manifest
 
     def state(self) -> ValidatorState:
@@ -152,13 +174,34 @@ class Manifest:
             raise SnapshotError(SNAPSHOT_FORMAT, f"the manifest's validator set does not decode: {exc}") from None
 
 
+def check_layout(chunks: tuple[ChunkRef, ...]) -> None:
+    """The chunks are the ones cutting every partition makes, in order: partition 0 to ``PARTITIONS`` - 1, each
+    as parts 0, 1, ... of which all but the last hold ``CHUNK_OUTPUTS`` outputs (``snapshot-format`` otherwise).
+    So one state has one manifest, and no chunk is larger than ``MAX_CHUNK_BYTES``."""
+    expected = (0, 0)
+    for at, ref in enumerate(chunks):
+        if ref.outputs > CHUNK_OUTPUTS:
+            raise SnapshotError(SNAPSHOT_FORMAT, f"chunk {at} claims {ref.outputs} outputs; a chunk holds at most "
+                                                 f"{CHUNK_OUTPUTS}")
+        if (ref.partition, ref.part) != expected:
+            raise SnapshotError(SNAPSHOT_FORMAT, f"chunk {at} is part {ref.part} of partition {ref.partition}; "
+                                                 f"the cut of every partition in order has part {expected[1]} of "
+                                                 f"partition {expected[0]} there")
+        expected = (ref.partition, ref.part + 1) if ref.outputs == CHUNK_OUTPUTS else (ref.partition + 1, 0)
+    if expected != (PARTITIONS, 0):
+        raise SnapshotError(SNAPSHOT_FORMAT, f"the manifest's chunks end before part {expected[1]} of partition "
+                                             f"{expected[0]}: every one of the {PARTITIONS} partitions ends with a "
+                                             f"chunk of fewer than {CHUNK_OUTPUTS} outputs")
+
+
 # ---------------------------------------------------------------------------- chunks
 
 
-def encode_chunk(index: int, outputs: Iterable[tuple[OutPoint, UtxoEntry]]) -> bytes:
-    """The uncompressed bytes of chunk ``index`` (``outputs`` sorted by outpoint, all in its partition)."""
+def encode_chunk(partition: int, part: int, outputs: Iterable[tuple[OutPoint, UtxoEntry]]) -> bytes:
+    """The uncompressed bytes of part ``part`` of partition ``partition`` (``outputs`` sorted by outpoint, all
+    in the partition)."""
     items = list(outputs)
-    w = Writer().text(_CHUNK_TAG).u32(index).u32(len(items))
+    w = Writer().text(_CHUNK_TAG).u32(partition).u32(part).u32(len(items))
     for outpoint, entry in items:
         w.fixed(outpoint.txid, HASH_SIZE).u32(outpoint.index).raw(entry.encode())
     return w.getvalue()
@@ -170,10 +213,12 @@ def compress_chunk(raw: bytes) -> bytes:
 
 def decode_chunk(index: int, compressed: bytes, ref: ChunkRef, height: int | None = None
                  ) -> list[tuple[OutPoint, UtxoEntry]]:
-    """The outputs of a received chunk, checked against the manifest's ``ref`` (``snapshot-chunk`` otherwise):
-    it decompresses to bytes of the named hash, holds outputs of its own partition only, sorted and distinct,
-    and none created above ``height`` (the snapshot's, when given: creation heights are left out of the app
-    hash, so this bound is all a peer's claim of them can be checked against)."""
+    """The outputs of a received chunk (the manifest's ``index``-th), checked against the manifest's ``ref``
+    (``snapshot-chunk`` otherwise): it decompresses to bytes of the named hash, is the part and partition the
+    manifest names, holds outputs of that partition only, sorted and distinct, and none created above ``height``
+    (the snapshot's, when given: creation heights are left out of the app hash, so this bound is all a peer's
+    claim of them can be checked against).  That the parts of one partition follow each other in order is left
+    to the app hash: an output in two of them counts twice in the MuHash of all."""
     try:
         inflater = zlib.decompressobj()
         raw = inflater.decompress(compressed, MAX_CHUNK_BYTES + 1)
@@ -186,16 +231,16 @@ def decode_chunk(index: int, compressed: bytes, ref: ChunkRef, height: int | Non
         raise SnapshotError(SNAPSHOT_CHUNK, f"chunk {index} does not hash to what the manifest names")
     try:
         r = Reader(raw)
-        if r.text(64) != _CHUNK_TAG or r.u32() != index:
+        if r.text(64) != _CHUNK_TAG or (r.u32(), r.u32()) != (ref.partition, ref.part):
             raise DecodeError("not this chunk")
-        count = r.count(MAX_CHUNK_BYTES // _RECORD)
+        count = r.count(CHUNK_OUTPUTS)
         out = []
         last = b""
         for _ in range(count):
             txid, vout = r.fixed(HASH_SIZE), r.u32()
             entry = UtxoEntry.decode(r.fixed(ADDRESS_SIZE + 16))
             key = txid + vout.to_bytes(4, "big")
-            if chunk_of(txid[0], vout) != index or key <= last or entry.amount <= 0:
+            if chunk_of(txid[0], vout) != ref.partition or key <= last or entry.amount <= 0:
                 raise DecodeError("outputs out of order, outside the partition, or empty")
             if height is not None and entry.height > height:
                 raise DecodeError(f"an output created at height {entry.height}, above the snapshot's {height}")
@@ -220,25 +265,32 @@ def chunk_muhash(outputs: Iterable[tuple[OutPoint, UtxoEntry]]) -> MuHash:
 # ---------------------------------------------------------------------------- building and checking
 
 
-def partition(outputs: Iterable[tuple[OutPoint, UtxoEntry]]) -> Iterator[tuple[int, list[tuple[OutPoint, UtxoEntry]]]]:
-    """(index, outputs sorted by outpoint) for every chunk, in order (held in memory: for tests and small sets;
-    the node cuts its store in two passes on disk, ``node.snapshots``)."""
-    buckets: list[list[tuple[OutPoint, UtxoEntry]]] = [[] for _ in range(CHUNKS)]
+def part_count(outputs: int) -> int:
+    """How many chunks a partition of ``outputs`` outputs is cut into (the last one is never full)."""
+    return outputs // CHUNK_OUTPUTS + 1
+
+
+def cut(outputs: Iterable[tuple[OutPoint, UtxoEntry]]
+        ) -> Iterator[tuple[int, int, list[tuple[OutPoint, UtxoEntry]]]]:
+    """(partition, part, outputs sorted by outpoint) for every chunk, in order (held in memory: for tests and
+    small sets; the node cuts its store in two passes on disk, ``node.snapshots``)."""
+    buckets: list[list[tuple[OutPoint, UtxoEntry]]] = [[] for _ in range(PARTITIONS)]
     for outpoint, entry in outputs:
         buckets[chunk_index(outpoint)].append((outpoint, entry))
-    for index, items in enumerate(buckets):
+    for partition, items in enumerate(buckets):
         items.sort(key=lambda item: item[0].txid + item[0].index.to_bytes(4, "big"))
-        yield index, items
+        for part in range(part_count(len(items))):
+            yield partition, part, items[part * CHUNK_OUTPUTS:(part + 1) * CHUNK_OUTPUTS]
 
 
 def build_snapshot(outputs: Iterable[tuple[OutPoint, UtxoEntry]], header: Header, validators: bytes,
                    validator_state: bytes) -> tuple[Manifest, list[bytes]]:
     """The manifest and the compressed chunks of the state after ``header``'s block."""
     refs, chunks = [], []
-    for index, items in partition(outputs):
-        raw = encode_chunk(index, items)
+    for partition, part, items in cut(outputs):
+        raw = encode_chunk(partition, part, items)
         compressed = compress_chunk(raw)
-        refs.append(ChunkRef(sha256(raw), len(items), len(compressed)))
+        refs.append(ChunkRef(sha256(raw), len(items), len(compressed), partition, part))
         chunks.append(compressed)
     manifest = Manifest(header.chain_id, header.height, header.hash, header.app_hash, validators, validator_state,
                         tuple(refs))

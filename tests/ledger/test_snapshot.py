@@ -14,7 +14,8 @@ from node.ledger import errors as E
 from node.ledger.reconfig_rules import apply_inputs
 from node.ledger.rules import BlockBuilder, execute_block
 from node.ledger.snapshot import (
-    CHUNKS,
+    PARTITIONS,
+    SNAPSHOT_FORMAT_VERSION,
     ChunkRef,
     Manifest,
     build_snapshot,
@@ -65,15 +66,15 @@ def snapshot_of(store: Store):
 def test_a_snapshot_checks_out_against_its_header(store):
     manifest, chunks = snapshot_of(store)
     header = store.get_header(store.height)
-    assert len(chunks) == CHUNKS == len(manifest.chunks) and manifest.outputs == 300
+    assert len(chunks) == PARTITIONS == len(manifest.chunks) and manifest.outputs == 300  # one chunk a partition
     assert Manifest.decode(manifest.encoded) == manifest
     state = check_manifest(manifest, header)
     assert state == store.validator_state
-    outputs = [decode_chunk(i, chunks[i], manifest.chunks[i]) for i in range(CHUNKS)]
+    outputs = [decode_chunk(i, chunks[i], manifest.chunks[i]) for i in range(PARTITIONS)]
     key = lambda item: item[0].txid + item[0].index.to_bytes(4, "big")  # noqa: E731
     assert sorted((o for part in outputs for o in part), key=key) == list(store.iter_utxos())
     check_app_hash(manifest, (chunk_muhash(part) for part in outputs))
-    assert all(chunk_index(op) == i for i, part in enumerate(outputs) for op, _ in part)
+    assert all(chunk_index(op) == i == manifest.chunks[i].partition for i, part in enumerate(outputs) for op, _ in part)
     assert [len(part) for part in outputs if part] == [256, 44]  # one txid with 300 outputs: 256 per chunk
 
 
@@ -93,7 +94,7 @@ def test_chunks_are_addressed_by_content(store):
     block = Block(header, (tx,), None, ())
     store.commit_block(block, Commit(height, 0, block.hash, ()), execute_block(block, store, CHAIN, 100, 1 << 20))
     later, _ = snapshot_of(store)
-    changed = {i for i in range(CHUNKS) if manifest.chunks[i].hash != later.chunks[i].hash}
+    changed = {i for i in range(PARTITIONS) if manifest.chunks[i].hash != later.chunks[i].hash}
     touched = {chunk_index(spent), chunk_index(OutPoint(tx.txid, 0))} | (
         {chunk_index(fee_outpoint(CHAIN, height))} if result.fees else set())
     assert changed == touched
@@ -106,15 +107,17 @@ def test_bad_chunks_manifests_and_files_are_refused(store):
     ref = manifest.chunks[index]
     refused(E.SNAPSHOT_CHUNK, decode_chunk, index, chunks[index][:-3], ref)  # truncated stream
     refused(E.SNAPSHOT_CHUNK, decode_chunk, index, b"not zlib", ref)
-    refused(E.SNAPSHOT_CHUNK, decode_chunk, index + 1, chunks[index], ref)  # hash names chunk index, not index+1
-    raw_other = encode_chunk(index, [])
-    refused(E.SNAPSHOT_CHUNK, decode_chunk, index, chunks[index], ChunkRef(sha256(raw_other), ref.outputs, ref.size))
-    outside = encode_chunk(index, [(OutPoint(bytes([(index + 1) % 256]) + bytes(31), 0),
-                                    next(iter(store.iter_utxos()))[1])])
-    refused(E.SNAPSHOT_CHUNK, decode_chunk, index, zlib.compress(outside), ChunkRef(sha256(outside), 1, 1))
+    for other in ({"partition": ref.partition + 1}, {"part": 1}):  # the bytes name their partition and part
+        refused(E.SNAPSHOT_CHUNK, decode_chunk, index, chunks[index], dataclasses.replace(ref, **other))
+    raw_other = encode_chunk(index, 0, [])
+    refused(E.SNAPSHOT_CHUNK, decode_chunk, index, chunks[index], dataclasses.replace(ref, hash=sha256(raw_other)))
+    outside = encode_chunk(index, 0, [(OutPoint(bytes([(index + 1) % 256]) + bytes(31), 0),
+                                       next(iter(store.iter_utxos()))[1])])
+    refused(E.SNAPSHOT_CHUNK, decode_chunk, index, zlib.compress(outside), ChunkRef(sha256(outside), 1, 1, index, 0))
     outpoint, entry = next(iter(store.iter_utxos()))  # outputs a peer claims were created after the snapshot
-    later = encode_chunk(chunk_index(outpoint), [(outpoint, dataclasses.replace(entry, height=manifest.height + 1))])
-    later_ref = ChunkRef(sha256(later), 1, 1)
+    later = encode_chunk(chunk_index(outpoint), 0,
+                         [(outpoint, dataclasses.replace(entry, height=manifest.height + 1))])
+    later_ref = ChunkRef(sha256(later), 1, 1, chunk_index(outpoint), 0)
     decode_chunk(chunk_index(outpoint), zlib.compress(later), later_ref)  # (the app hash leaves heights out)
     refused(E.SNAPSHOT_CHUNK, decode_chunk, chunk_index(outpoint), zlib.compress(later), later_ref, manifest.height)
     other_header = dataclasses.replace(header, app_hash=bytes(32))
@@ -122,13 +125,16 @@ def test_bad_chunks_manifests_and_files_are_refused(store):
     refused(E.SNAPSHOT_HEADER, check_manifest, dataclasses.replace(manifest, validator_state=store.validator_state
                                                                     .encoded[:-1] + b"\x09"), header)
     lying = dataclasses.replace(manifest, app_hash=bytes(32))
-    parts = [chunk_muhash(decode_chunk(i, chunks[i], manifest.chunks[i])) for i in range(CHUNKS)]
+    parts = [chunk_muhash(decode_chunk(i, chunks[i], manifest.chunks[i])) for i in range(PARTITIONS)]
     refused(E.SNAPSHOT_APP_HASH, check_app_hash, lying, parts)
     refused(E.SNAPSHOT_FORMAT, Manifest.decode, manifest.encoded[:-10])
-    newer = bytearray(manifest.encoded)
-    at = len(b"ledger/snapshot") + 4
-    newer[at:at + 4] = (2).to_bytes(4, "big")
-    refused(E.SNAPSHOT_FORMAT, Manifest.decode, bytes(newer))
+    for version in (SNAPSHOT_FORMAT_VERSION - 1, SNAPSHOT_FORMAT_VERSION + 1):
+        other = bytearray(manifest.encoded)
+        at = len(b"ledger/snapshot") + 4
+        other[at:at + 4] = version.to_bytes(4, "big")
+        with pytest.raises(E.SnapshotError, match=f"snapshot format {version}; this release reads "
+                                                  f"{SNAPSHOT_FORMAT_VERSION}: take a snapshot with this release"):
+            Manifest.decode(bytes(other))
 
 
 def test_every_snapshot_code_is_shown():
@@ -275,7 +281,7 @@ def test_a_paced_read_cuts_the_same_chunks(tmp_path):
     pacer = Pacer(0.5, burst_s=0.0, clock=clock, sleep=clock.sleep)  # a pause at every step
     paced: list = []
     chunks_from_raw(iter(items), lambda *chunk: paced.append(chunk), tmp_path / "b", pacer)
-    assert paced == plain and len(plain) == 256 and sum(n for _, _, n in plain) == 2_000
+    assert paced == plain and len(plain) == PARTITIONS and sum(n for _, _, _, n in plain) == 2_000
     assert len(clock.slept) > 0
 
 
@@ -309,7 +315,8 @@ def test_raw_chunks_are_byte_for_byte_the_encoded_chunks_and_refuse_records_out_
     def in_order(chunk: list) -> list:
         return sorted(chunk, key=lambda pair: (pair[0].txid, pair[0].index))
 
-    assert [(i, raw) for i, raw, _ in got] == [(i, encode_chunk(i, in_order(by_chunk.get(i, [])))) for i in range(256)]
+    assert [(i, part, raw) for i, part, raw, _ in got] == [
+        (i, 0, encode_chunk(i, 0, in_order(by_chunk.get(i, [])))) for i in range(PARTITIONS)]
     with pytest.raises(ValueError, match="out of key order"):
         chunks_from_raw(iter([items[1], items[0]]), lambda *_: None, tmp_path / "again")
 
@@ -372,7 +379,7 @@ def test_the_first_pass_holds_little_memory_beside_its_256_files(tmp_path):
     items = ((key, bytes(36)) for key in keys)
     before = heap_usage().in_use
     chunks = []
-    chunks_from_raw(items, lambda index, raw, n: chunks.append(n), tmp_path / "build", Sampling())
+    chunks_from_raw(items, lambda partition, part, raw, n: chunks.append(n), tmp_path / "build", Sampling())
     assert sum(chunks) == 300_000
     assert 0 < peak < 6_000_000, peak
 
