@@ -472,6 +472,29 @@ def test_making_room_closes_a_handshake_under_way_of_the_busiest_address_never_o
     run(scenario)
 
 
+def test_a_connection_whose_task_starts_after_stop_is_closed_without_a_handshake():
+    async def scenario():
+        node = await Node("b").start()
+        await node.stop()
+        # a connection the server accepted before stop closed it: its task (not among those stop cancelled) runs
+        # only now, and must not start a handshake that outlives the switch
+        writer = FakeWriter()
+        await asyncio.wait_for(node.switch._on_inbound(asyncio.StreamReader(), writer), 1.0)
+        assert writer.closed and not node.switch._pending and not node.switch._tasks
+    run(scenario)
+
+
+class FakeWriter:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str):
+        return ("127.0.0.9", 1) if name == "peername" else None
+
+
 def test_the_handshake_bounds_count_an_ipv6_slash_64_as_one_address():
     from node.p2p.switch import address_group
 

@@ -172,6 +172,8 @@ class Switch:
         self._pending: dict[asyncio.Task, tuple[str, str]] = {}
         """Inbound handshakes under way, oldest first: their tasks and (host, address)."""
         self._handshaking_from: collections.Counter[str] = collections.Counter()
+        self._stopping = False
+        """``stop`` was called: a connection accepted before it whose task starts after it is closed at once."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -206,6 +208,7 @@ class Switch:
         return link
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._server is not None:
             self._server.close()
         for link in self.links.values():
@@ -268,6 +271,9 @@ class Switch:
         return None
 
     async def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._stopping:  # accepted before stop closed the server; its task was not among those stop cancelled
+            writer.close()
+            return
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
