@@ -23,7 +23,7 @@ from node.ledger.errors import SNAPSHOT_FORMAT, SNAPSHOT_HEADER, BlockError, Sna
 from node.ledger.muhash import MuHash
 from node.ledger.rules import check_block_body
 from node.ledger.snapshot import (
-    MAX_CHUNK_BYTES,
+    MAX_CHUNK_FILE_BYTES,
     MAX_MANIFEST_BYTES,
     Manifest,
     check_app_hash,
@@ -42,8 +42,7 @@ FILE_TAG = "ledger/snapshot-file"
 FILE_VERSION = 2
 """2: the manifest and chunks of snapshot format 2 (``node.ledger.snapshot``)."""
 MAX_BLOCK_BYTES = 64 * 1024 * 1024
-MAX_CHUNK_FILE_BYTES = MAX_CHUNK_BYTES + MAX_CHUNK_BYTES // 100 + 1024
-"""A compressed chunk: zlib adds at most a few bytes per 16 KB to data it cannot compress."""
+
 
 
 def encode_anchor(block_bytes: bytes, commit: Commit, changes: list[SetChange]) -> bytes:
@@ -66,9 +65,18 @@ def export_snapshot(snapshots: SnapshotStore, height: int | None, out: Path) -> 
         raise SnapshotError(SNAPSHOT_FORMAT, "this node holds no snapshot yet (one is taken every "
                                              "snapshot_interval heights)")
     height = heights[-1] if height is None else height
-    manifest, anchor = snapshots.manifest(height), snapshots.anchor(height)
-    if manifest is None or anchor is None:
+    if height not in heights:
         raise SnapshotError(SNAPSHOT_FORMAT, f"no snapshot at height {height}; this node holds {heights}")
+    manifest, anchor = snapshots.manifest(height), snapshots.anchor(height)
+    if manifest is None:
+        raise SnapshotError(SNAPSHOT_FORMAT, f"the snapshot at height {height} cannot be read by this release (taken "
+                                             f"by an earlier one, of another format, or damaged; the node's log "
+                                             f"says which): the node takes a new one every snapshot_interval "
+                                             f"heights")
+    if not anchor:
+        raise SnapshotError(SNAPSHOT_FORMAT, f"the snapshot at height {height} has no anchor (the node started from "
+                                             f"a snapshot and lacks a validator-set change before it), so it "
+                                             f"cannot be checked from the genesis: export a later one")
     w = Writer().text(FILE_TAG).u32(FILE_VERSION).var_bytes(manifest.encoded).raw(anchor)
     for ref in manifest.chunks:
         data = snapshots.read_chunk(ref.hash)

@@ -277,7 +277,7 @@ def read_in_segments(db_snapshot, prefix: bytes, every: int = SEGMENT_RECORDS):
 
 
 SNAPSHOT_FILE_BUFFER = 8 * 1024
-"""Write buffer of each of the 256 chunk files a snapshot's first pass fills."""
+"""Write buffer of each of the 256 partition files a snapshot's first pass fills."""
 
 
 def chunks_from_raw(items, on_chunk: Callable[[int, int, bytes, int], None], workdir: Path,

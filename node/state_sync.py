@@ -202,13 +202,13 @@ class StateSync:
         data = self._read(ref.hash)
         if data is not None:
             try:
-                return chunk_muhash(decode_chunk(index, data, ref, manifest.height))
+                return await asyncio.to_thread(check_chunk, index, data, ref, manifest.height)
             except SnapshotError:
                 (self.folder / ref.hash.hex()).unlink(missing_ok=True)
         data = self.own.read_chunk(ref.hash)
         if data is not None:
             try:
-                part = chunk_muhash(decode_chunk(index, data, ref, manifest.height))
+                part = await asyncio.to_thread(check_chunk, index, data, ref, manifest.height)
             except SnapshotError:
                 return None
             await asyncio.to_thread(self._save, ref.hash, data)
@@ -232,6 +232,17 @@ class StateSync:
             os.fsync(handle.fileno())
         tmp.replace(path)
 
+    def _keep_only(self, manifest: Manifest) -> None:
+        """Delete the kept chunks ``manifest`` does not name (and ``.tmp`` files a crash left): what an earlier
+        transfer left, a forged one's included when it ended before its app hash was checked (a peer withheld a
+        chunk), so the folder holds at most one manifest's chunks."""
+        if not self.folder.exists():
+            return
+        named = {ref.hash.hex() for ref in manifest.chunks}
+        for path in self.folder.iterdir():
+            if path.name not in named and path.is_file():
+                path.unlink(missing_ok=True)
+
     def _forget(self, manifest: Manifest) -> None:
         """Delete the chunks kept for ``manifest``, whose outputs did not hash to its certified app hash: a peer
         that serves such snapshots cannot fill the disk (chunks it shares with an honest snapshot are fetched
@@ -240,6 +251,7 @@ class StateSync:
             (self.folder / ref.hash.hex()).unlink(missing_ok=True)
 
     async def _chunks(self, reactor, manifest: Manifest, links: list[PeerLink]) -> list[MuHash]:
+        await asyncio.to_thread(self._keep_only, manifest)
         parts: list[MuHash | None] = [None] * len(manifest.chunks)
         todo: asyncio.Queue[int] = asyncio.Queue()
         for index in range(len(manifest.chunks)):
@@ -265,8 +277,8 @@ class StateSync:
                     if failures[link] >= MAX_FAILURES:
                         self._drop(live, link, "it does not answer chunk requests")
                     continue
-                try:
-                    part = chunk_muhash(decode_chunk(index, data, ref, manifest.height))
+                try:  # (in a worker thread: a full chunk takes about half a second)
+                    part = await asyncio.to_thread(check_chunk, index, data, ref, manifest.height)
                 except SnapshotError as exc:
                     todo.put_nowait(index)
                     self._drop(live, link, f"it served chunk {index} that does not match the manifest ({exc.code})")
@@ -312,6 +324,11 @@ class StateSync:
                                    state=state, muhash=total, chunks=outputs())
             if self.genesis_file_digest is not None:  # the node need not parse the genesis file again at start
                 store.put_meta(GENESIS_FILE_DIGEST, self.genesis_file_digest)
+
+
+def check_chunk(index: int, data: bytes, ref, height: int) -> MuHash:
+    """The MuHash of a chunk's outputs, once it checks out against the manifest's ``ref`` (``decode_chunk``)."""
+    return chunk_muhash(decode_chunk(index, data, ref, height))
 
 
 def _keep_old_state(home: Path, height: int, exc: BaseException) -> None:

@@ -10,6 +10,8 @@ of ending every peer's connection.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
 from pathlib import Path
 
 from node import state_sync as ss
@@ -109,6 +111,29 @@ def test_a_snapshot_that_fails_its_app_hash_leaves_no_chunk_and_its_peers_are_no
     assert not sync.folder.exists() or not any(sync.folder.iterdir())
 
 
+def test_chunks_a_transfer_left_that_the_next_manifest_does_not_name_are_deleted_before_it_fetches(tmp_path):
+    """A forged transfer that ended before its app hash was checked (its peer withheld a chunk) left its chunks."""
+    forged, forged_chunks = snapshot(b"forged")
+    sync = state_sync(tmp_path)
+    withheld = Serving({r.hash: data for r, data in zip(forged.chunks[1:], forged_chunks[1:], strict=True)})
+    try:
+        asyncio.run(sync._chunks(withheld, forged, [Link("evil")]))
+    except SnapshotError as exc:
+        assert exc.code == "snapshot-chunk"
+    else:
+        raise AssertionError("a transfer missing a chunk ended")
+    assert len(list(sync.folder.iterdir())) == PARTITIONS - 1
+    (sync.folder / "crash.tmp").write_bytes(b"x")
+    honest, honest_chunks = snapshot(b"honest")
+    shared = forged.chunks[5]  # a chunk both name (the same outputs) is kept, and not fetched again
+    honest = dataclasses.replace(honest, chunks=honest.chunks[:5] + (shared,) + honest.chunks[6:])
+    honest_chunks[5] = forged_chunks[5]
+    reactor = Serving({r.hash: data for r, data in zip(honest.chunks, honest_chunks, strict=True)})
+    asyncio.run(sync._chunks(reactor, honest, [Link("good")]))
+    assert {path.name for path in sync.folder.iterdir()} == {ref.hash.hex() for ref in honest.chunks}
+    assert reactor.asked == PARTITIONS - 1
+
+
 def test_the_app_hash_failure_is_the_one_that_distrusts_peers():
     try:
         check_app_hash(snapshot(b"x")[0], [])
@@ -135,6 +160,28 @@ def test_a_manifest_this_release_cannot_read_is_not_served_and_is_pruned(tmp_pat
     assert not unreadable.exists() and not (store.folder / "20.anchor").exists()
     assert [info.height for info in store.list()] == [10]
     assert all(store.has_chunk(ref.hash) for ref in manifest.chunks)  # the readable snapshot keeps its chunks
+
+
+def test_export_says_why_a_listed_snapshot_cannot_be_exported(tmp_path):
+    from node.snapshot_file import export_snapshot
+
+    store = SnapshotStore(tmp_path / "snapshots", keep=3)
+    store.folder.mkdir(parents=True)
+    manifest, chunks = snapshot(b"readable", height=10)
+    for ref, data in zip(manifest.chunks, chunks, strict=True):
+        store.write_chunk(ref.hash, data)
+    store.add(manifest, b"")  # taken after a start from a snapshot that lacked a set change before it
+    (store.folder / "20.manifest").write_bytes(b"\x00\x00\x00\x0fledger/snapshot\x00\x00\x00\x01")  # format 1
+    (store.folder / "20.anchor").write_bytes(b"anchor")
+    for height, says in ((20, "cannot be read by this release"), (10, "has no anchor"),
+                         (30, r"no snapshot at height 30; this node holds \[10, 20\]")):
+        try:
+            export_snapshot(store, height, tmp_path / "out.bin")
+        except SnapshotError as exc:
+            assert exc.code == "snapshot-format" and re.search(says, exc.message), exc.message
+        else:
+            raise AssertionError(f"height {height} exported")
+        assert not (tmp_path / "out.bin").exists()
 
 
 def test_the_list_answer_follows_the_snapshots_and_a_prune_clears_what_crashes_left(tmp_path):

@@ -65,10 +65,14 @@ _RECORD = 32 + 4 + ADDRESS_SIZE + 8 + 8
 _CHUNK_HEADER = 4 + len("ledger/snapshot-chunk") + 4 + 4 + 4
 MAX_CHUNK_BYTES = _CHUNK_HEADER + CHUNK_OUTPUTS * _RECORD
 """Largest uncompressed chunk (4.7 MB)."""
+MAX_CHUNK_FILE_BYTES = MAX_CHUNK_BYTES + MAX_CHUNK_BYTES // 100 + 1024
+"""Largest compressed chunk: zlib adds at most a few bytes per 16 KB to data it cannot compress."""
+MAX_CHUNKS = 4096
+"""The most chunks a manifest names: 268 million outputs (Bitcoin's UTXO set is about 180 million).  Only a
+manifest's header fields are certified, not its chunks, so this bounds what one forged manifest costs a node
+that copies it before the app hash refuses it: at most 4,096 chunks of 4.7 MB (about what format 1's 256 chunks
+of up to 64 MiB allowed), each decoded and hashed in about half a second."""
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
-_CHUNK_REF = HASH_SIZE + 8 + 8 + 4 + 4
-MAX_CHUNKS = MAX_MANIFEST_BYTES // _CHUNK_REF
-"""The most chunks a manifest can name (about 300,000: 20 billion outputs)."""
 _CHUNK_TAG = "ledger/snapshot-chunk"
 _MANIFEST_TAG = "ledger/snapshot"
 
@@ -176,13 +180,19 @@ class Manifest:
 
 def check_layout(chunks: tuple[ChunkRef, ...]) -> None:
     """The chunks are the ones cutting every partition makes, in order: partition 0 to ``PARTITIONS`` - 1, each
-    as parts 0, 1, ... of which all but the last hold ``CHUNK_OUTPUTS`` outputs (``snapshot-format`` otherwise).
-    So one state has one manifest, and no chunk is larger than ``MAX_CHUNK_BYTES``."""
+    as parts 0, 1, ... of which all but the last hold ``CHUNK_OUTPUTS`` outputs, at most ``MAX_CHUNKS`` in all,
+    none claimed larger than ``MAX_CHUNK_FILE_BYTES`` (``snapshot-format`` otherwise).  So no chunk is larger than
+    ``MAX_CHUNK_BYTES``, and every manifest of one state has the same shape (which outputs of a partition each of
+    its parts holds is left to the app hash: a maker's are consecutive, and outputs moved between parts of a
+    partition still make the same state)."""
+    if len(chunks) > MAX_CHUNKS:
+        raise SnapshotError(SNAPSHOT_FORMAT, f"the manifest names {len(chunks)} chunks, more than the "
+                                             f"{MAX_CHUNKS} this release reads")
     expected = (0, 0)
     for at, ref in enumerate(chunks):
-        if ref.outputs > CHUNK_OUTPUTS:
-            raise SnapshotError(SNAPSHOT_FORMAT, f"chunk {at} claims {ref.outputs} outputs; a chunk holds at most "
-                                                 f"{CHUNK_OUTPUTS}")
+        if ref.outputs > CHUNK_OUTPUTS or ref.size > MAX_CHUNK_FILE_BYTES:
+            raise SnapshotError(SNAPSHOT_FORMAT, f"chunk {at} claims {ref.outputs} outputs in {ref.size} bytes; a "
+                                                 f"chunk holds at most {CHUNK_OUTPUTS} in {MAX_CHUNK_FILE_BYTES}")
         if (ref.partition, ref.part) != expected:
             raise SnapshotError(SNAPSHOT_FORMAT, f"chunk {at} is part {ref.part} of partition {ref.partition}; "
                                                  f"the cut of every partition in order has part {expected[1]} of "
@@ -214,15 +224,18 @@ def compress_chunk(raw: bytes) -> bytes:
 def decode_chunk(index: int, compressed: bytes, ref: ChunkRef, height: int | None = None
                  ) -> list[tuple[OutPoint, UtxoEntry]]:
     """The outputs of a received chunk (the manifest's ``index``-th), checked against the manifest's ``ref``
-    (``snapshot-chunk`` otherwise): it decompresses to bytes of the named hash, is the part and partition the
-    manifest names, holds outputs of that partition only, sorted and distinct, and none created above ``height``
-    (the snapshot's, when given: creation heights are left out of the app hash, so this bound is all a peer's
-    claim of them can be checked against).  That the parts of one partition follow each other in order is left
-    to the app hash: an output in two of them counts twice in the MuHash of all."""
+    (``snapshot-chunk`` otherwise): it has the size the manifest names and is one zlib stream and nothing after
+    it, decompresses to bytes of the named hash, is the part and partition the manifest names, holds outputs of
+    that partition only, sorted and distinct, and none created above ``height`` (the snapshot's, when given:
+    creation heights are left out of the app hash, so this bound is all a peer's claim of them can be checked
+    against).  That the parts of one partition follow each other in order is left to the app hash: an output in
+    two of them counts twice in the MuHash of all."""
+    if len(compressed) != ref.size:
+        raise SnapshotError(SNAPSHOT_CHUNK, f"chunk {index} is {len(compressed)} bytes, the manifest says {ref.size}")
     try:
         inflater = zlib.decompressobj()
         raw = inflater.decompress(compressed, MAX_CHUNK_BYTES + 1)
-        if len(raw) > MAX_CHUNK_BYTES or inflater.unconsumed_tail or not inflater.eof:
+        if len(raw) > MAX_CHUNK_BYTES or inflater.unconsumed_tail or inflater.unused_data or not inflater.eof:
             raise SnapshotError(SNAPSHOT_CHUNK, f"chunk {index} is not a whole zlib stream under "
                                                 f"{MAX_CHUNK_BYTES} bytes")
     except zlib.error as exc:

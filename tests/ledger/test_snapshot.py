@@ -107,17 +107,21 @@ def test_bad_chunks_manifests_and_files_are_refused(store):
     ref = manifest.chunks[index]
     refused(E.SNAPSHOT_CHUNK, decode_chunk, index, chunks[index][:-3], ref)  # truncated stream
     refused(E.SNAPSHOT_CHUNK, decode_chunk, index, b"not zlib", ref)
+    refused(E.SNAPSHOT_CHUNK, decode_chunk, index, chunks[index] + b"junk", ref)  # more than the manifest says
+    refused(E.SNAPSHOT_CHUNK, decode_chunk, index, chunks[index] + b"junk",  # its size, but junk after the stream
+            dataclasses.replace(ref, size=ref.size + 4))
     for other in ({"partition": ref.partition + 1}, {"part": 1}):  # the bytes name their partition and part
         refused(E.SNAPSHOT_CHUNK, decode_chunk, index, chunks[index], dataclasses.replace(ref, **other))
     raw_other = encode_chunk(index, 0, [])
     refused(E.SNAPSHOT_CHUNK, decode_chunk, index, chunks[index], dataclasses.replace(ref, hash=sha256(raw_other)))
     outside = encode_chunk(index, 0, [(OutPoint(bytes([(index + 1) % 256]) + bytes(31), 0),
                                        next(iter(store.iter_utxos()))[1])])
-    refused(E.SNAPSHOT_CHUNK, decode_chunk, index, zlib.compress(outside), ChunkRef(sha256(outside), 1, 1, index, 0))
+    refused(E.SNAPSHOT_CHUNK, decode_chunk, index, zlib.compress(outside),
+            ChunkRef(sha256(outside), 1, len(zlib.compress(outside)), index, 0))
     outpoint, entry = next(iter(store.iter_utxos()))  # outputs a peer claims were created after the snapshot
     later = encode_chunk(chunk_index(outpoint), 0,
                          [(outpoint, dataclasses.replace(entry, height=manifest.height + 1))])
-    later_ref = ChunkRef(sha256(later), 1, 1, chunk_index(outpoint), 0)
+    later_ref = ChunkRef(sha256(later), 1, len(zlib.compress(later)), chunk_index(outpoint), 0)
     decode_chunk(chunk_index(outpoint), zlib.compress(later), later_ref)  # (the app hash leaves heights out)
     refused(E.SNAPSHOT_CHUNK, decode_chunk, chunk_index(outpoint), zlib.compress(later), later_ref, manifest.height)
     other_header = dataclasses.replace(header, app_hash=bytes(32))
@@ -360,7 +364,7 @@ def test_after_a_snapshot_the_heap_is_handed_back_at_the_loops_priority_not_the_
 
 
 def test_the_first_pass_holds_little_memory_beside_its_256_files(tmp_path):
-    """All 256 chunk files are open through the first pass, each with its write buffer on the C heap: at 64 KB
+    """All 256 partition files are open through the first pass, each with its write buffer on the C heap: at 64 KB
     that was 16 MB for every snapshot, most of what a node's heap rose by while one ran."""
     from node.ledger.store_layout import P_UTXO
     from node.memory import heap_usage

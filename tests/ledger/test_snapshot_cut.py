@@ -13,6 +13,8 @@ from node.ledger import errors as E
 from node.ledger.snapshot import (
     CHUNK_OUTPUTS,
     MAX_CHUNK_BYTES,
+    MAX_CHUNK_FILE_BYTES,
+    MAX_CHUNKS,
     PARTITIONS,
     ChunkRef,
     Manifest,
@@ -64,8 +66,10 @@ def test_a_partition_of_a_million_ground_outputs_is_cut_into_chunks_every_node_a
     assert parts == [(k, CHUNK_OUTPUTS) for k in range(15)] + [(15, outputs - 15 * CHUNK_OUTPUTS)]
     assert len(sizes) == PARTITIONS - 1 + 16
     for (partition, part), raw in kept.items():  # the first and the last part check out as the manifest names them
-        ref = ChunkRef(sha256(raw), CHUNK_OUTPUTS if part == 0 else outputs % CHUNK_OUTPUTS, 0, partition, part)
-        decoded = decode_chunk(part, compress_chunk(raw), ref)
+        compressed = compress_chunk(raw)
+        ref = ChunkRef(sha256(raw), CHUNK_OUTPUTS if part == 0 else outputs % CHUNK_OUTPUTS, len(compressed),
+                       partition, part)
+        decoded = decode_chunk(part, compressed, ref)
         assert decoded[0][0] == OutPoint(bytes([7]) + (part * CHUNK_OUTPUTS).to_bytes(31, "big"), 0)
 
 
@@ -92,6 +96,15 @@ def test_manifests_with_another_cut_are_refused():
         return tuple(ChunkRef(bytes(32), n, 1, p, k) for p, k, n in sorted(every + list(layout)))
 
     check_layout(refs((9, 0, CHUNK_OUTPUTS), (9, 1, 0)))
+    most = refs(*[(0, k, CHUNK_OUTPUTS) for k in range(MAX_CHUNKS - PARTITIONS)], (0, MAX_CHUNKS - PARTITIONS, 1))
+    assert len(most) == MAX_CHUNKS
+    check_layout(most)  # 268 million outputs: the most a manifest names
+    too_many = refs(*[(0, k, CHUNK_OUTPUTS) for k in range(MAX_CHUNKS - PARTITIONS + 1)], (0, MAX_CHUNKS, 1))
+    with pytest.raises(E.SnapshotError, match=f"names {MAX_CHUNKS + 1} chunks, more than the {MAX_CHUNKS}"):
+        check_layout(too_many)
+    with pytest.raises(E.SnapshotError, match="at most"):  # a chunk claimed larger than any compressed chunk
+        check_layout(tuple(dataclasses.replace(ref, size=MAX_CHUNK_FILE_BYTES + 1) if ref.partition == 3 else ref
+                           for ref in refs()))
     check_layout(refs((9, 0, CHUNK_OUTPUTS), (9, 1, CHUNK_OUTPUTS), (9, 2, 12)))
     for bad, says in (
             (refs((9, 0, CHUNK_OUTPUTS + 1)), "at most"),  # one chunk over the bound
