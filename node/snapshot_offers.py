@@ -19,6 +19,10 @@ from node.types.validators import ValidatorSet
 
 log = logging.getLogger("ledger.statesync")
 
+_WARNED: set[tuple[str, str]] = set()
+"""(peer, reason) pairs already logged: an older peer's manifests of another format are listed at every look."""
+MAX_WARNED = 1024
+
 
 async def list_offers(reactor, chain_id: str) -> dict[bytes, tuple[Manifest, list[PeerLink]]]:
     """The snapshots the up peers offer, by manifest hash, with the peers offering each."""
@@ -29,14 +33,29 @@ async def list_offers(reactor, chain_id: str) -> dict[bytes, tuple[Manifest, lis
         if not body:
             continue
         try:
-            listed = [Manifest.decode(raw) for raw in snapshot_wire.decode_list(body, MAX_MANIFEST_BYTES)]
-        except (DecodeError, SnapshotError) as exc:
-            log.warning("state sync: %s listed snapshots that do not decode: %s", link.name, exc)
+            raws = snapshot_wire.decode_list(body, MAX_MANIFEST_BYTES)
+        except DecodeError as exc:
+            warn_once(link.name, f"its snapshot list does not decode: {exc}")
             continue
-        for manifest in listed:
+        for raw in raws:  # each on its own: a peer of an earlier release may list some of another format
+            try:
+                manifest = Manifest.decode(raw)
+            except SnapshotError as exc:
+                warn_once(link.name, f"it lists a snapshot that does not decode: {exc}")
+                continue
             if manifest.chain_id == chain_id:
                 offers.setdefault(manifest.hash, (manifest, []))[1].append(link)
     return offers
+
+
+def warn_once(peer: str, reason: str) -> None:
+    """Log ``reason`` about ``peer`` the first time it is seen (state sync looks at the offers every few seconds)."""
+    if (peer, reason) in _WARNED:
+        return
+    if len(_WARNED) >= MAX_WARNED:
+        _WARNED.clear()
+    _WARNED.add((peer, reason))
+    log.warning("state sync: leaving out what %s offers: %s", peer, reason)
 
 
 def blocks_follow(reactor, height: int) -> bool:

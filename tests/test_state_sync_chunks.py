@@ -134,6 +134,28 @@ def test_chunks_a_transfer_left_that_the_next_manifest_does_not_name_are_deleted
     assert reactor.asked == PARTITIONS - 1
 
 
+def test_an_older_peers_snapshot_of_another_format_is_left_out_alone_and_logged_once(caplog):
+    from node.snapshot_offers import list_offers
+
+    current, _ = snapshot(b"current", height=20)
+    format_1 = b"\x00\x00\x00\x0fledger/snapshot\x00\x00\x00\x01" + bytes(100)
+    older = Link("older")
+    older.up = True
+
+    class Listing:
+        links = [older]
+
+        async def request_snapshot(self, link, kind, body=b""):
+            return snapshot_wire.encode_list_body([format_1, current.encoded])
+
+    with caplog.at_level("WARNING", logger="ledger.statesync"):
+        for _ in range(3):
+            offers = asyncio.run(list_offers(Listing(), "c"))
+            assert list(offers) == [current.hash] and offers[current.hash][1] == [older]
+    said = [r.getMessage() for r in caplog.records if "older" in r.getMessage()]
+    assert len(said) == 1 and "snapshot format 1; this release reads 2" in said[0], said
+
+
 def test_the_app_hash_failure_is_the_one_that_distrusts_peers():
     try:
         check_app_hash(snapshot(b"x")[0], [])
