@@ -30,7 +30,7 @@ from __future__ import annotations
 import ctypes
 import logging
 
-from node.memory import _libc_function
+from node.memory import libc_function
 
 log = logging.getLogger("ledger.memory")
 
@@ -44,7 +44,7 @@ threshold kept it at twice the mmap threshold): between the node's periodic ``ma
 top empties gives it back without waiting, and one whose top fills and empties by a few blocks does not
 shrink and grow again at each."""
 
-_MALLOPT = _libc_function("mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
+_MALLOPT = libc_function("mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
 """glibc's ``mallopt``, or None (musl, macOS)."""
 
 

@@ -85,7 +85,7 @@ def _load_libc() -> Any:
 _LIBC = _load_libc()
 
 
-def _libc_function(name: str, argtypes: list, restype) -> Any:
+def libc_function(name: str, argtypes: list, restype) -> Any:
     """The C library's function ``name``, or None where the C library has none."""
     try:
         function = getattr(_LIBC, name)
@@ -96,7 +96,7 @@ def _libc_function(name: str, argtypes: list, restype) -> Any:
     return function
 
 
-_MALLOC_TRIM = _libc_function("malloc_trim", [ctypes.c_size_t], ctypes.c_int)
+_MALLOC_TRIM = libc_function("malloc_trim", [ctypes.c_size_t], ctypes.c_int)
 """glibc's ``malloc_trim``, or None (musl, macOS)."""
 
 
@@ -117,7 +117,7 @@ class _MallInfo2(ctypes.Structure):
                                                       "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
-_MALLINFO2 = _libc_function("mallinfo2", [], _MallInfo2)
+_MALLINFO2 = libc_function("mallinfo2", [], _MallInfo2)
 """glibc's ``mallinfo2`` (2.33 and later), or None."""
 
 
@@ -162,10 +162,10 @@ def _python_malloc_stats() -> Any:
     except AttributeError:
         return None
     stats.argtypes, stats.restype = [ctypes.c_void_p], ctypes.c_int
-    memstream = _libc_function("open_memstream", [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_size_t)],
+    memstream = libc_function("open_memstream", [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_size_t)],
                                ctypes.c_void_p)
-    fclose = _libc_function("fclose", [ctypes.c_void_p], ctypes.c_int)
-    free = _libc_function("free", [ctypes.c_void_p], None)
+    fclose = libc_function("fclose", [ctypes.c_void_p], ctypes.c_int)
+    free = libc_function("free", [ctypes.c_void_p], None)
     if memstream is None or fclose is None or free is None:
         return None
     return stats, memstream, fclose, free
@@ -238,7 +238,7 @@ TABLE_SUFFIXES = (".ldb", ".sst")
 """The names of LevelDB's table files."""
 
 
-_MADVISE = _libc_function("madvise", [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int)
+_MADVISE = libc_function("madvise", [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int)
 
 
 def mapped_tables(folder: str, maps_path: str = "/proc/self/maps") -> list[tuple[int, int]]:
