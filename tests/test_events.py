@@ -12,10 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
+import subprocess
 import threading
 import time
 import types
+import warnings
 
 import httpx
 import pytest
@@ -449,6 +452,14 @@ def test_bad_subscriptions_answer_400_and_too_many_503(net):
     finally:
         for response in held:
             response.close()
+    try:  # (a diagnostic, not the property: in 2 of 6 full CI runs, all 8 were still held 10 s later)
+        wait_until_event_clients_at_most(net, 0)
+    except AssertionError as exc:
+        port = net.url(0).rsplit(":", 1)[1]
+        sockets = subprocess.run(["ss", "-tnp", f"( sport = :{port} or dport = :{port} )"], capture_output=True,
+                                 text=True).stdout
+        warnings.warn(f"{exc}; pytest pid {os.getpid()}; connections of the node's REST port:\n{sockets}",
+                      stacklevel=1)
 
 
 def fan_out(net, wallet: str, outputs: int):
@@ -464,14 +475,22 @@ def fan_out(net, wallet: str, outputs: int):
     return [(OutPoint(tx.txid, i), share) for i in range(outputs)]
 
 
+@pytest.fixture
+def own_net(tmp_path):
+    """A network of this test's own: what the module's other tests' streams hold cannot take its slots."""
+    from netutil import running_network
+    with running_network(tmp_path / "own", validators=1, overrides=OVERRIDES) as network:
+        network.wait_height(1)
+        yield network
+
+
 @processes
-def test_a_client_that_does_not_read_never_slows_commits(net):
+def test_a_client_that_does_not_read_never_slows_commits(own_net):
     """The node's kernel takes megabytes for a stuck socket before its queue fills (the cut-off itself is shown
     in process above); what a stuck client must never do is slow the commits or the other clients."""
+    net = own_net
     coins = fan_out(net, "bob", 999)
-    # this test needs two of the slots; what earlier tests' streams still hold (none, nearly always: their
-    # hang-ups are seen at once) is what the node must be back to once this test's clients hang up
-    before = wait_until_event_clients_at_most(net, OVERRIDES["max_event_clients"] - 2)
+    before = wait_until_event_clients_at_most(net, 0)
     slow = socket.socket()
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)  # before connecting: a small window, never read
     host, port = net.url(0).removeprefix("http://").split(":")
