@@ -165,16 +165,25 @@ def test_the_app_hash_failure_is_the_one_that_distrusts_peers():
         raise AssertionError("a snapshot with no outputs checked out")
 
 
-def test_a_manifest_this_release_cannot_read_is_not_served_and_is_pruned(tmp_path):
-    store = SnapshotStore(tmp_path / "snapshots", keep=1)
+def snapshots_beside_one_unreadable(tmp_path: Path, keep: int, anchor: bytes, format_version: int
+                                    ) -> tuple[SnapshotStore, Manifest]:
+    """A snapshots folder with a readable snapshot at height 10 (with ``anchor``) and, at 20, a manifest of
+    ``format_version`` that this release cannot read."""
+    store = SnapshotStore(tmp_path / "snapshots", keep=keep)
     store.folder.mkdir(parents=True)
     manifest, chunks = snapshot(b"readable", height=10)
     for ref, data in zip(manifest.chunks, chunks, strict=True):
         store.write_chunk(ref.hash, data)
-    store.add(manifest, b"anchor")
-    unreadable = store.folder / "20.manifest"  # of a later format (after an upgrade and a downgrade), or damaged
-    unreadable.write_bytes(b"\x00\x00\x00\x0fledger/snapshot\x00\x00\x00\x63")
+    store.add(manifest, anchor)
+    (store.folder / "20.manifest").write_bytes(b"\x00\x00\x00\x0fledger/snapshot" + format_version.to_bytes(4, "big"))
     (store.folder / "20.anchor").write_bytes(b"anchor")
+    return store, manifest
+
+
+def test_a_manifest_this_release_cannot_read_is_not_served_and_is_pruned(tmp_path):
+    # of a later format (after an upgrade and a downgrade), or damaged
+    store, manifest = snapshots_beside_one_unreadable(tmp_path, keep=1, anchor=b"anchor", format_version=0x63)
+    unreadable = store.folder / "20.manifest"
     assert [info.height for info in store.list()] == [10]
     body = serve_snapshot(store, snapshot_wire.LIST_REQUEST, b"")
     assert snapshot_wire.decode_list(body, 1 << 20) == [manifest.encoded]
@@ -187,14 +196,8 @@ def test_a_manifest_this_release_cannot_read_is_not_served_and_is_pruned(tmp_pat
 def test_export_says_why_a_listed_snapshot_cannot_be_exported(tmp_path):
     from node.snapshot_file import export_snapshot
 
-    store = SnapshotStore(tmp_path / "snapshots", keep=3)
-    store.folder.mkdir(parents=True)
-    manifest, chunks = snapshot(b"readable", height=10)
-    for ref, data in zip(manifest.chunks, chunks, strict=True):
-        store.write_chunk(ref.hash, data)
-    store.add(manifest, b"")  # taken after a start from a snapshot that lacked a set change before it
-    (store.folder / "20.manifest").write_bytes(b"\x00\x00\x00\x0fledger/snapshot\x00\x00\x00\x01")  # format 1
-    (store.folder / "20.anchor").write_bytes(b"anchor")
+    # at 10 without an anchor (taken after a start from a snapshot that lacked a set change before it); at 20 format 1
+    store, _ = snapshots_beside_one_unreadable(tmp_path, keep=3, anchor=b"", format_version=1)
     for height, says in ((20, "cannot be read by this release"), (10, "has no anchor"),
                          (30, r"no snapshot at height 30; this node holds \[10, 20\]")):
         try:
