@@ -16,8 +16,9 @@ table came from the heap and the old one stayed resident as free heap until
 the next ``malloc_trim``: a 60-minute run at 1,000 tx/s showed anonymous memory
 12-14 MB higher for 3-10 s every ~105 s on each validator, which a
 once-a-minute sample of resident memory read as noise of up to 8%.  The same
-churn alone (``tests/test_heap_policy.py``) (a smaller cache) grows by 7 MB at its first rebuild after the warm-up
-with the moving threshold and stays flat with a fixed one.
+churn alone, in a cache of half that size (``tests/test_heap_policy.py``),
+grows by 7 MB at its first rebuild after the warm-up with the moving
+threshold and stays flat with a fixed one.
 
 ``fix_mmap_threshold`` fixes it (which also stops glibc moving its trim
 threshold, set here too).  A block at or over the threshold costs a mapping,

@@ -44,7 +44,6 @@ FILE_VERSION = 2
 MAX_BLOCK_BYTES = 64 * 1024 * 1024
 
 
-
 def encode_anchor(block_bytes: bytes, commit: Commit, changes: list[SetChange]) -> bytes:
     """What ties a snapshot to the genesis: block H, its certificate, and the validator-set changes up to H."""
     w = Writer().var_bytes(block_bytes).var_bytes(commit.encode()).u32(len(changes))
